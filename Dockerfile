@@ -1,0 +1,49 @@
+# syntax=docker/dockerfile:1
+# Otesse key service image.
+#   docker build -t registry.example.com/otesse/otesse-keys:$(git rev-parse --short HEAD) .
+# Both stages are Debian 12 (bookworm, glibc): the prebuilt native package that
+# @node-rs/argon2 installs (linux-x64-gnu) is chosen at `npm ci` time and must match the C
+# library of the runtime image. Bases are pinned by version tag and digest; refresh both
+# together (docs/deploying.md).
+
+# ---- build: all dependencies, TypeScript compile ----
+FROM node:20.19.0-bookworm-slim@sha256:5cfa999422613d3b34f766cbb814d964cbfcb76aaf3607e805da21cccb352bac AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+# --ignore-scripts: the package's own "prepare" script would build before the sources are in.
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json ./
+COPY proto ./proto
+COPY migrations ./migrations
+COPY src ./src
+RUN npm run build
+
+# ---- prod-deps: production dependencies only, same base as the build ----
+FROM node:20.19.0-bookworm-slim@sha256:5cfa999422613d3b34f766cbb814d964cbfcb76aaf3607e805da21cccb352bac AS prod-deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+# typescript and @types/* are runtime "dependencies" only so that `npm install && npm start`
+# works on a developer machine; the image runs the compiled dist/ and drops them.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+ && rm -rf node_modules/typescript node_modules/@types \
+           node_modules/.bin/tsc node_modules/.bin/tsserver
+
+# ---- runtime: distroless Node 20 on Debian 12, no shell, no package manager ----
+FROM gcr.io/distroless/nodejs20-debian12:nonroot@sha256:269e058a0b80a1d8cf8d2586c4370c3de470034d4d22d83ae31da4451a6a3ff8 AS runtime
+WORKDIR /app
+ENV NODE_ENV=production
+# Owned by root and not writable by the service user; the only writable path at run time is
+# /tmp (an emptyDir in Kubernetes; the root filesystem is mounted read-only).
+COPY --from=prod-deps /app/node_modules ./node_modules
+COPY --from=build /app/package.json ./package.json
+COPY --from=build /app/dist ./dist
+COPY --from=build /app/proto ./proto
+COPY --from=build /app/migrations ./migrations
+# distroless "nonroot": numeric so that Kubernetes runAsNonRoot can verify it.
+USER 65532:65532
+EXPOSE 50051 8080
+# No HEALTHCHECK: Kubernetes probes grpc.health.v1.Health (k8s/base/deployment.yaml).
+# Exec form: node is PID 1 and handles SIGTERM itself (graceful shutdown).
+# Migration Job: same image with args ["dist/src/migrate.js"].
+ENTRYPOINT ["/nodejs/bin/node"]
+CMD ["dist/src/main.js"]

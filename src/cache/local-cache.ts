@@ -1,0 +1,70 @@
+import { LRUCache } from 'lru-cache';
+import type { CacheEntry } from './entry.js';
+
+export interface LocalCacheOptions {
+  maxEntries: number;
+  /** How long an entry may live at all (fresh time plus the stale-serve bound), ms. */
+  maxAgeMs: number;
+  /** How long an eviction floor is remembered: longer than any verification can take, ms. */
+  floorTtlMs?: number;
+}
+
+/**
+ * The in-process tier: a bounded LRU keyed by the key's digest, with an index by key id for
+ * eviction and per-key version floors so a verification that read an older version cannot
+ * store it after a change (design invariant 4).
+ */
+export class LocalCache {
+  #entries: LRUCache<string, CacheEntry>;
+  #byKeyId = new Map<string, string>();
+  #floors: LRUCache<string, number>;
+
+  constructor(opts: LocalCacheOptions) {
+    this.#entries = new LRUCache<string, CacheEntry>({
+      max: opts.maxEntries,
+      ttl: opts.maxAgeMs,
+      dispose: (entry, digest) => {
+        if (this.#byKeyId.get(entry.data.keyId) === digest) this.#byKeyId.delete(entry.data.keyId);
+      },
+    });
+    this.#floors = new LRUCache<string, number>({ max: Math.max(1000, opts.maxEntries), ttl: opts.floorTtlMs ?? 600_000 });
+  }
+
+  get(digest: string): CacheEntry | undefined {
+    return this.#entries.get(digest);
+  }
+
+  /** Store unless a change newer than the entry's version has been seen; returns whether stored. */
+  set(entry: CacheEntry): boolean {
+    if (this.superseded(entry.data.keyId, entry.data.version)) return false;
+    const previous = this.#byKeyId.get(entry.data.keyId);
+    if (previous !== undefined && previous !== entry.digest) this.#entries.delete(previous);
+    this.#entries.set(entry.digest, entry);
+    this.#byKeyId.set(entry.data.keyId, entry.digest);
+    return true;
+  }
+
+  /** True when a change newer than `version` of the key has been seen here. */
+  superseded(keyId: string, version: number): boolean {
+    const floor = this.#floors.get(keyId);
+    return floor !== undefined && version < floor;
+  }
+
+  /** Evict the key's entry and refuse later writes of versions older than `version`. */
+  evict(keyId: string, version: number): void {
+    const floor = this.#floors.get(keyId) ?? 0;
+    if (version > floor) this.#floors.set(keyId, version);
+    const digest = this.#byKeyId.get(keyId);
+    if (digest !== undefined) this.#entries.delete(digest);
+  }
+
+  /** Drop every entry (the subscription was lost: we cannot know what we missed). Floors stay. */
+  clear(): void {
+    this.#entries.clear();
+    this.#byKeyId.clear();
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+}

@@ -1,0 +1,58 @@
+import type { Environment } from './key-format.js';
+import type { Address, IpRule } from './ip.js';
+import { ipAllowed } from './ip.js';
+
+export type DenyReason =
+  | 'KEY_MALFORMED'
+  | 'KEY_UNKNOWN'
+  | 'KEY_REVOKED'
+  | 'KEY_EXPIRED'
+  | 'IP_NOT_ALLOWED'
+  | 'SCOPE_NOT_GRANTED'
+  | 'TOO_MANY_FAILURES';
+
+export const DENY_REASONS: readonly DenyReason[] = Object.freeze([
+  'KEY_MALFORMED', 'KEY_UNKNOWN', 'KEY_REVOKED', 'KEY_EXPIRED',
+  'IP_NOT_ALLOWED', 'SCOPE_NOT_GRANTED', 'TOO_MANY_FAILURES',
+]);
+
+/** What a decision needs to know about a verified key (also what caches hold). */
+export interface KeyGrant {
+  keyId: string;
+  accountId: string;
+  environment: Environment;
+  scopes: readonly string[];
+  allowedIps: readonly IpRule[];
+  expiresAt: number | null;
+  revokedAt: number | null;
+  version: number;
+}
+
+/** Who the caller is, when the key was identified. */
+export interface Identity {
+  keyId: string;
+  accountId: string;
+  environment: Environment;
+  scopes: readonly string[];
+}
+
+export type Decision =
+  | { allowed: true; identity: Identity }
+  | { allowed: false; reason: DenyReason; identity?: Identity };
+
+/** Decide from a verified key: revocation, expiry, address, then scope. Pure. */
+export function decide(grant: KeyGrant, ip: Address, scope: string, now: number): Decision {
+  const identity: Identity = {
+    keyId: grant.keyId, accountId: grant.accountId, environment: grant.environment, scopes: grant.scopes,
+  };
+  if (grant.revokedAt !== null && grant.revokedAt <= now) return { allowed: false, reason: 'KEY_REVOKED', identity };
+  if (grant.expiresAt !== null && grant.expiresAt <= now) return { allowed: false, reason: 'KEY_EXPIRED', identity };
+  if (!ipAllowed(grant.allowedIps, ip)) return { allowed: false, reason: 'IP_NOT_ALLOWED', identity };
+  if (!grant.scopes.includes(scope)) return { allowed: false, reason: 'SCOPE_NOT_GRANTED', identity };
+  return { allowed: true, identity };
+}
+
+/** A deny with no identity (the key was never identified). */
+export function deny(reason: DenyReason): Decision {
+  return { allowed: false, reason };
+}

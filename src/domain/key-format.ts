@@ -1,0 +1,102 @@
+import { randomInt } from 'node:crypto';
+import { crc32 } from 'node:zlib';
+
+/** `live` for production keys, `test` for sandbox keys. */
+export type Environment = 'live' | 'test';
+export const ENVIRONMENTS: readonly Environment[] = Object.freeze(['live', 'test']);
+
+const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+/** Public key id: 12 base62 characters (~71 bits), unique per key, not secret. */
+export const PUBLIC_ID_LENGTH = 12;
+/** Secret: 32 base62 characters, ~190 bits from the CSPRNG. */
+export const SECRET_LENGTH = 32;
+/** Checksum: CRC32 of everything before it, 6 base62 characters. */
+export const CHECKSUM_LENGTH = 6;
+export const BODY_LENGTH = PUBLIC_ID_LENGTH + SECRET_LENGTH + CHECKSUM_LENGTH;
+
+const PREFIXES: Record<Environment, string> = { live: 'otesse_live_sk_', test: 'otesse_test_sk_' };
+const PREFIX_LENGTH = PREFIXES.live.length;
+const KEY_LENGTH = PREFIX_LENGTH + BODY_LENGTH;
+const BODY_RE = /^[0-9A-Za-z]+$/;
+
+/** A key that passed the offline checks (prefix, length, alphabet, checksum). */
+export interface ParsedKey {
+  environment: Environment;
+  publicId: string;
+  keyId: string;
+}
+
+/** A freshly generated key: `key` holds the secret and must only reach the create response. */
+export interface GeneratedKey extends ParsedKey {
+  key: string;
+  secret: string;
+  redacted: string;
+}
+
+function randomBase62(length: number): string {
+  let out = '';
+  for (let i = 0; i < length; i++) out += ALPHABET[randomInt(ALPHABET.length)];
+  return out;
+}
+
+function checksum(text: string): string {
+  let n = crc32(text);
+  let out = '';
+  for (let i = 0; i < CHECKSUM_LENGTH; i++) {
+    out = ALPHABET[n % 62] + out;
+    n = Math.floor(n / 62);
+  }
+  return out;
+}
+
+/** The admin-facing id of a key with this public id. */
+export function keyIdOf(publicId: string): string {
+  return `key_${publicId}`;
+}
+
+/** How a key is shown to admins: prefix, public id, last four characters. */
+export function redact(key: string): string {
+  return `${key.slice(0, PREFIX_LENGTH + PUBLIC_ID_LENGTH)}…${key.slice(-4)}`;
+}
+
+/** Make a new key for an environment from the CSPRNG. */
+export function generateKey(environment: Environment): GeneratedKey {
+  const publicId = randomBase62(PUBLIC_ID_LENGTH);
+  const secret = randomBase62(SECRET_LENGTH);
+  const head = PREFIXES[environment] + publicId + secret;
+  const key = head + checksum(head);
+  return { environment, publicId, keyId: keyIdOf(publicId), key, secret, redacted: redact(key) };
+}
+
+function environmentOf(key: string): Environment | undefined {
+  if (key.startsWith(PREFIXES.live)) return 'live';
+  if (key.startsWith(PREFIXES.test)) return 'test';
+  return undefined;
+}
+
+/** Check a key offline, with no I/O: undefined when the prefix, length, alphabet or checksum is wrong. */
+export function parseKey(key: string): ParsedKey | undefined {
+  if (key.length !== KEY_LENGTH) return undefined;
+  const environment = environmentOf(key);
+  if (environment === undefined) return undefined;
+  const body = key.slice(PREFIX_LENGTH);
+  if (!BODY_RE.test(body)) return undefined;
+  const head = key.slice(0, KEY_LENGTH - CHECKSUM_LENGTH);
+  if (checksum(head) !== key.slice(KEY_LENGTH - CHECKSUM_LENGTH)) return undefined;
+  const publicId = body.slice(0, PUBLIC_ID_LENGTH);
+  return { environment, publicId, keyId: keyIdOf(publicId) };
+}
+
+/** The secret part of a well-formed key (what argon2 hashes). */
+export function secretOf(key: string): string {
+  const start = PREFIX_LENGTH + PUBLIC_ID_LENGTH;
+  return key.slice(start, start + SECRET_LENGTH);
+}
+
+/** True when the text is shaped like a key id (`key_` + a public id). */
+export function isKeyId(id: string): boolean {
+  return id.length === 4 + PUBLIC_ID_LENGTH && id.startsWith('key_') && BODY_RE.test(id.slice(4));
+}
+
+/** Every place a key-shaped token appears in text, for log redaction. */
+export const KEY_PATTERN = /otesse_(?:live|test)_sk_[0-9A-Za-z]+/g;

@@ -1,0 +1,50 @@
+import pino, { type DestinationStream, type Logger } from 'pino';
+import { KEY_PATTERN } from '../domain/key-format.js';
+
+const SECRET_FIELDS = ['secret', 'key', 'token', 'authorization', 'x-api-key', 'password', 'secret_hash', 'admin_tokens'];
+
+/** Replace every key-shaped token and bearer credential in a string. */
+export function scrub(text: string): string {
+  return text
+    .replace(KEY_PATTERN, (k) => `${k.slice(0, 19)}…[redacted]`)
+    .replace(/(Bearer\s+)\S+/gi, '$1[redacted]');
+}
+
+/** Deep copy with secrets removed: named secret fields dropped, key-shaped strings scrubbed anywhere. */
+export function redactDeep(value: unknown, depth = 0): unknown {
+  if (typeof value === 'string') return scrub(value);
+  if (depth > 8 || value === null || typeof value !== 'object') return value;
+  if (value instanceof Error) {
+    return { type: value.name, message: scrub(value.message), stack: value.stack && scrub(value.stack), code: (value as { code?: unknown }).code };
+  }
+  if (Array.isArray(value)) return value.map((v) => redactDeep(v, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    out[k] = SECRET_FIELDS.includes(k.toLowerCase()) && v !== undefined ? '[redacted]' : redactDeep(v, depth + 1);
+  }
+  return out;
+}
+
+/**
+ * The service's pino logger: JSON lines, and no key secret or admin token in any field or
+ * message, whatever the level (serializers run first, then the log formatter scrubs the result).
+ */
+export function createLogger(level: string, destination?: DestinationStream): Logger {
+  return pino({
+    level,
+    base: { service: 'otesse-keys' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    serializers: {
+      err: (e: unknown) => redactDeep(e),
+      req: (req: { method?: string; url?: string; id?: string; ip?: string }) => ({ method: req.method, url: req.url && scrub(req.url), ip: req.ip }),
+    },
+    formatters: {
+      log: (obj) => redactDeep(obj) as Record<string, unknown>,
+    },
+    hooks: {
+      logMethod(args, method) {
+        method.apply(this, args.map((a) => (typeof a === 'string' ? scrub(a) : a)) as Parameters<typeof method>);
+      },
+    },
+  }, destination);
+}

@@ -1,0 +1,46 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** The service's Prometheus metrics, on a registry of its own (one per app instance). */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly decisions = new Counter({
+    name: 'otesse_keys_authenticate_total', help: 'Authenticate answers by outcome, deny reason and environment',
+    labelNames: ['outcome', 'reason', 'environment'] as const, registers: [this.registry],
+  });
+  readonly latency = new Histogram({
+    name: 'otesse_keys_authenticate_seconds', help: 'Authenticate latency by the path that answered (parse, memory, redis, storage)',
+    labelNames: ['path'] as const, buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [this.registry],
+  });
+  readonly cacheLookups = new Counter({
+    name: 'otesse_keys_cache_lookups_total', help: 'Authenticate answers by the tier that answered (memory and redis hits, storage misses)',
+    labelNames: ['tier'] as const, registers: [this.registry],
+  });
+  readonly argonQueue = new Gauge({ name: 'otesse_keys_argon2_queue_depth', help: 'argon2 verifications waiting for a slot', registers: [this.registry] });
+  readonly argonRunning = new Gauge({ name: 'otesse_keys_argon2_running', help: 'argon2 operations running', registers: [this.registry] });
+  readonly invalidationLag = new Histogram({
+    name: 'otesse_keys_invalidation_lag_seconds', help: 'From a change being published to its eviction on this replica',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5], registers: [this.registry],
+  });
+  readonly subscribed = new Gauge({ name: 'otesse_keys_invalidation_subscribed', help: '1 when subscribed and caught up', registers: [this.registry] });
+  readonly http = new Histogram({
+    name: 'otesse_keys_http_request_seconds', help: 'Admin API requests by route, method and status',
+    labelNames: ['route', 'method', 'status'] as const, buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [this.registry],
+  });
+  readonly usageFlushes = new Counter({
+    name: 'otesse_keys_usage_flushes_total', help: 'Usage counter flushes by result', labelNames: ['result'] as const, registers: [this.registry],
+  });
+
+  constructor() {
+    // Includes nodejs_eventloop_lag_seconds and the event-loop lag percentiles.
+    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 10 });
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+}

@@ -1,0 +1,166 @@
+import { createHash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
+import { decide, deny, type Decision, type DenyReason } from '../domain/decision.js';
+import { invalid, AppError } from '../domain/errors.js';
+import { parseAddress } from '../domain/ip.js';
+import { parseKey, secretOf, type ParsedKey } from '../domain/key-format.js';
+import { isScope } from '../domain/scopes.js';
+import { toEntry, type CacheEntry, type GrantData } from '../cache/entry.js';
+import type { LocalCache } from '../cache/local-cache.js';
+import type { SharedCache } from '../cache/shared-cache.js';
+import type { Database } from '../store/db.js';
+import { keysRepository, type KeyRow } from '../store/keys-repository.js';
+import type { Hasher } from './hasher.js';
+import type { Invalidator } from './invalidator.js';
+
+/** Which tier answered: for metrics and tests. */
+export type AuthPath = 'parse' | 'memory' | 'redis' | 'storage';
+
+export interface AuthResult {
+  decision: Decision;
+  path: AuthPath;
+}
+
+/** Told about every decision on an identified key id (usage counting). */
+export interface UsageSink {
+  record(keyId: string, ip: string, allowed: boolean, reason: DenyReason | undefined, now: number): void;
+}
+
+export interface AuthenticatorOptions {
+  db: Database;
+  local: LocalCache;
+  shared: SharedCache;
+  hasher: Hasher;
+  invalidator: Invalidator;
+  usage?: UsageSink;
+  /** An entry read from PostgreSQL this long ago is refreshed before use. */
+  freshMs: number;
+  /** Past freshMs, an entry still serves this long when PostgreSQL cannot be reached. */
+  staleServeMs: number;
+  failureLimit: number;
+  failureWindowMs: number;
+  /** How long an unknown key id is remembered. */
+  unknownTtlMs?: number;
+  now?: () => number;
+}
+
+/** A verified entry, or a deny; `known` when the key id exists (the deny is counted against it). */
+type Resolved = { entry: CacheEntry; path: AuthPath } | { reason: DenyReason; path: AuthPath; known: boolean };
+
+/** The Authenticate use case: parse, memory, Redis, then PostgreSQL and argon2 (design: the Authenticate path). */
+export class Authenticator {
+  #o: AuthenticatorOptions;
+  #now: () => number;
+  #inflight = new Map<string, Promise<Resolved>>();
+  #unknown: LRUCache<string, true>;
+  #failures: LRUCache<string, number>;
+
+  constructor(opts: AuthenticatorOptions) {
+    this.#o = opts;
+    this.#now = opts.now ?? Date.now;
+    this.#unknown = new LRUCache({ max: 100_000, ttl: opts.unknownTtlMs ?? 30_000 });
+    this.#failures = new LRUCache({ max: 100_000, ttl: opts.failureWindowMs });
+  }
+
+  /** Decide; throws VALIDATION_FAILED for a bad ip or scope, STORAGE_UNAVAILABLE or OVERLOADED on faults. */
+  async authenticate(key: string, ip: string, scope: string): Promise<AuthResult> {
+    const address = parseAddress(ip);
+    if (!address) throw invalid('ip', 'not an IPv4 or IPv6 address');
+    if (!isScope(scope)) throw invalid('scope', 'not a scope of the catalog');
+    const parsed = parseKey(key);
+    if (!parsed) return { decision: deny('KEY_MALFORMED'), path: 'parse' };
+    const digest = createHash('sha256').update(key).digest('base64url');
+    const now = this.#now();
+    let found = this.#o.local.get(digest);
+    let path: AuthPath = 'memory';
+    if (!found || !this.#o.invalidator.healthy || now - found.refreshedAt >= this.#o.freshMs) {
+      let r = await this.#resolve(parsed, digest, key, found);
+      // A shared resolution may have read the key before a change this call started after.
+      if ('entry' in r && this.#o.local.superseded(r.entry.data.keyId, r.entry.data.version)) {
+        r = await this.#load(parsed, digest, key, undefined);
+      }
+      if ('reason' in r) {
+        if (r.known) this.#o.usage?.record(parsed.keyId, address.toString(), false, r.reason, now);
+        return { decision: deny(r.reason), path: r.path };
+      }
+      found = r.entry;
+      path = r.path;
+    }
+    const decision = decide(found.grant, address, scope, now);
+    this.#o.usage?.record(parsed.keyId, address.toString(), decision.allowed, decision.allowed ? undefined : decision.reason, now);
+    return { decision, path };
+  }
+
+  /** Concurrent misses of one key share one resolution (and so one verification). */
+  #resolve(parsed: ParsedKey, digest: string, key: string, cached: CacheEntry | undefined): Promise<Resolved> {
+    let p = this.#inflight.get(digest);
+    if (!p) {
+      p = this.#load(parsed, digest, key, cached).finally(() => this.#inflight.delete(digest));
+      this.#inflight.set(digest, p);
+    }
+    return p;
+  }
+
+  async #load(parsed: ParsedKey, digest: string, key: string, cached: CacheEntry | undefined): Promise<Resolved> {
+    const trusted = this.#o.invalidator.healthy;
+    if (trusted) {
+      const hit = await this.#o.shared.get(parsed.keyId, digest).catch(() => undefined);
+      if (hit) {
+        const entry = toEntry(digest, hit.data, hit.refreshedAt);
+        if (this.#now() - hit.refreshedAt < this.#o.freshMs && this.#o.local.set(entry)) return { entry, path: 'redis' };
+        // Stale or superseded, but proof that this digest was verified: refresh without hashing.
+        cached ??= entry;
+      }
+    }
+    if (!cached && this.#unknown.has(parsed.keyId)) return { reason: 'KEY_UNKNOWN', path: 'memory', known: false };
+    if (!cached && (this.#failures.get(parsed.keyId) ?? 0) >= this.#o.failureLimit) {
+      return { reason: 'TOO_MANY_FAILURES', path: 'memory', known: true };
+    }
+    let row: KeyRow | undefined;
+    try {
+      row = await keysRepository.byId(this.#o.db, parsed.keyId);
+    } catch (err) {
+      return this.#stale(cached, err);
+    }
+    return this.#verified(row, parsed, digest, key, cached, trusted);
+  }
+
+  /** PostgreSQL unreachable: a verified entry serves within the stale bound, else the fault stands. */
+  #stale(cached: CacheEntry | undefined, err: unknown): Resolved {
+    const usable = cached && this.#o.invalidator.healthy
+      && this.#now() - cached.refreshedAt < this.#o.freshMs + this.#o.staleServeMs;
+    if (usable) return { entry: cached, path: 'memory' };
+    throw err instanceof AppError ? err : new AppError('STORAGE_UNAVAILABLE', 'storage unavailable');
+  }
+
+  async #verified(row: KeyRow | undefined, parsed: ParsedKey, digest: string, key: string,
+    cached: CacheEntry | undefined, trusted: boolean): Promise<Resolved> {
+    if (!row || row.environment !== parsed.environment) {
+      this.#unknown.set(parsed.keyId, true);
+      return { reason: 'KEY_UNKNOWN', path: 'storage', known: false };
+    }
+    // A cached entry for this digest was verified before, and a key's hash never changes.
+    if (!cached && !(await this.#o.hasher.verify(row.secret_hash, secretOf(key)))) {
+      this.#failures.set(parsed.keyId, (this.#failures.get(parsed.keyId) ?? 0) + 1);
+      return { reason: 'KEY_UNKNOWN', path: 'storage', known: true };
+    }
+    const entry = toEntry(digest, grantData(row), this.#now());
+    this.#o.local.set(entry);
+    if (trusted) await this.#o.shared.set(digest, { data: entry.data, refreshedAt: entry.refreshedAt }).catch(() => false);
+    return { entry, path: 'storage' };
+  }
+}
+
+/** The cacheable part of a key row. */
+export function grantData(row: KeyRow): GrantData {
+  return {
+    keyId: row.id,
+    accountId: row.account_id,
+    environment: row.environment,
+    scopes: row.scopes,
+    allowedIps: row.allowed_ips,
+    expiresAt: row.expires_at?.getTime() ?? null,
+    revokedAt: row.revoked_at?.getTime() ?? null,
+    version: Number(row.version),
+  };
+}

@@ -1,0 +1,272 @@
+import { AppError, invalid, type FieldError } from '../domain/errors.js';
+import { normalizeRule, parseRule } from '../domain/ip.js';
+import { generateKey, type Environment } from '../domain/key-format.js';
+import { isScope } from '../domain/scopes.js';
+import type { Database, Queryable } from '../store/db.js';
+import { auditRepository, type AuditRow, type NewAudit } from '../store/audit-repository.js';
+import { changesRepository } from '../store/changes-repository.js';
+import { keysRepository, statusOf, type KeyPatch, type KeyRow, type ListFilter } from '../store/keys-repository.js';
+import type { Hasher } from './hasher.js';
+import type { Invalidator, Propagation } from './invalidator.js';
+
+/** Who asks: the admin token's name (the audit actor) and the request's source address. */
+export interface Actor {
+  name: string;
+  sourceIp: string | null;
+}
+
+export interface CreateInput {
+  label: string;
+  scopes: string[];
+  environment: Environment;
+  allowed_ips?: string[] | undefined;
+  expires_at?: string | undefined;
+}
+
+export interface PatchInput {
+  label?: string | undefined;
+  scopes?: string[] | undefined;
+  allowed_ips?: string[] | undefined;
+  expires_at?: string | null | undefined;
+}
+
+export interface Page<T> {
+  data: T[];
+  nextCursor: string | null;
+}
+
+/** A created key: the row and, once, the full key with its secret. */
+export interface Issued {
+  row: KeyRow;
+  key: string;
+}
+
+export const DEFAULT_GRACE_SECONDS = 24 * 3600;
+export const MAX_GRACE_SECONDS = 7 * 24 * 3600;
+
+export interface KeyServiceOptions {
+  db: Database;
+  hasher: Hasher;
+  invalidator: Invalidator;
+  now?: () => number;
+}
+
+/** The admin use cases: create, list, get, update, revoke, rotate, revoke-all, audit log. */
+export class KeyService {
+  #o: KeyServiceOptions;
+  #now: () => number;
+
+  constructor(opts: KeyServiceOptions) {
+    this.#o = opts;
+    this.#now = opts.now ?? Date.now;
+  }
+
+  /** Issue a new key. */
+  async create(actor: Actor, accountId: string, input: CreateInput): Promise<Issued> {
+    const scopes = checkScopes(input.scopes);
+    const allowedIps = checkIps(input.allowed_ips ?? []);
+    const expiresAt = this.#futureDate('expires_at', input.expires_at);
+    const generated = generateKey(input.environment);
+    const secretHash = await this.#o.hasher.hash(generated.secret);
+    const row = await this.#o.db.transaction(async (tx) => {
+      const inserted = await keysRepository.insert(tx, {
+        id: generated.keyId, account_id: accountId, environment: input.environment, label: input.label, scopes,
+        allowed_ips: allowedIps, secret_hash: secretHash, redacted: generated.redacted, created_by: actor.name,
+        expires_at: expiresAt, replaces: null,
+      });
+      await this.#audit(tx, actor, inserted, 'key.created', {
+        label: inserted.label, environment: inserted.environment, scopes, allowed_ips: allowedIps, expires_at: input.expires_at ?? null,
+      });
+      return inserted;
+    });
+    return { row, key: generated.key };
+  }
+
+  async get(accountId: string, keyId: string): Promise<KeyRow> {
+    const row = await keysRepository.get(this.#o.db, accountId, keyId);
+    if (!row) throw new AppError('NOT_FOUND', `key ${keyId} not found`);
+    return row;
+  }
+
+  async list(accountId: string, filter: Omit<ListFilter, 'after'>, cursor: string | undefined): Promise<Page<KeyRow>> {
+    const after = cursor === undefined ? undefined : decodeKeyCursor(cursor);
+    const rows = await keysRepository.list(this.#o.db, accountId, { ...filter, after, limit: filter.limit + 1 });
+    const data = rows.slice(0, filter.limit);
+    const last = data[data.length - 1];
+    const nextCursor = rows.length > filter.limit && last ? encodeCursor({ c: last.created_at.toISOString(), i: last.id }) : null;
+    return { data, nextCursor };
+  }
+
+  /** Change label, scopes, addresses or expiry; takes effect on every replica before it returns. */
+  async update(actor: Actor, accountId: string, keyId: string, input: PatchInput): Promise<{ row: KeyRow; propagation: Propagation }> {
+    const patch = this.#patch(input);
+    const { row, changes } = await this.#o.db.transaction(async (tx) => {
+      const before = await this.#locked(tx, accountId, keyId);
+      if (before.revoked_at) throw new AppError('CONFLICT', `key ${keyId} is revoked`);
+      const diff = changedFields(before, patch);
+      if (Object.keys(diff).length === 0) return { row: before, changes: [] };
+      const after = await keysRepository.update(tx, keyId, patch);
+      await this.#audit(tx, actor, after, 'key.updated', diff);
+      return { row: after, changes: await changesRepository.record(tx, [{ keyId, version: after.version, kind: 'updated' }]) };
+    });
+    return { row, propagation: await this.#announce(changes) };
+  }
+
+  /** Revoke (idempotent): no Authenticate that starts after it returns is allowed. */
+  async revoke(actor: Actor, accountId: string, keyId: string, reason: string | undefined): Promise<{ row: KeyRow; propagation: Propagation }> {
+    const { row, changes } = await this.#o.db.transaction(async (tx) => {
+      const before = await this.#locked(tx, accountId, keyId);
+      if (before.revoked_at) return { row: before, changes: [] };
+      const after = await keysRepository.revoke(tx, keyId, reason ?? null);
+      await this.#audit(tx, actor, after, 'key.revoked', { reason: reason ?? null, status: { from: statusOf(before), to: 'revoked' } });
+      return { row: after, changes: await changesRepository.record(tx, [{ keyId, version: after.version, kind: 'revoked' }]) };
+    });
+    return { row, propagation: await this.#announce(changes) };
+  }
+
+  /** A new key with the same grant; the old one keeps working for `graceSeconds`. */
+  async rotate(actor: Actor, accountId: string, keyId: string, graceSeconds = DEFAULT_GRACE_SECONDS):
+  Promise<Issued & { previous: KeyRow; propagation: Propagation }> {
+    if (!Number.isInteger(graceSeconds) || graceSeconds < 0 || graceSeconds > MAX_GRACE_SECONDS) {
+      throw invalid('expire_previous_in', `must be an integer from 0 to ${MAX_GRACE_SECONDS} seconds`);
+    }
+    const current = await this.get(accountId, keyId);
+    const generated = generateKey(current.environment);
+    const secretHash = await this.#o.hasher.hash(generated.secret);
+    const graceEnd = new Date(this.#now() + graceSeconds * 1000);
+    const out = await this.#o.db.transaction(async (tx) => {
+      const old = await this.#locked(tx, accountId, keyId);
+      if (statusOf(old, this.#now()) !== 'active') throw new AppError('CONFLICT', `key ${keyId} is ${statusOf(old, this.#now())}`);
+      if (old.replaced_by) throw new AppError('CONFLICT', `key ${keyId} was already rotated to ${old.replaced_by}`);
+      const row = await keysRepository.insert(tx, {
+        id: generated.keyId, account_id: accountId, environment: old.environment, label: old.label, scopes: old.scopes,
+        allowed_ips: old.allowed_ips, secret_hash: secretHash, redacted: generated.redacted, created_by: actor.name,
+        expires_at: old.expires_at, replaces: old.id,
+      });
+      const previous = await keysRepository.markRotated(tx, old.id, row.id, graceEnd);
+      await this.#audit(tx, actor, previous, 'key.rotated', {
+        replaced_by: row.id, expires_at: { from: old.expires_at?.toISOString() ?? null, to: previous.expires_at?.toISOString() ?? null },
+      });
+      await this.#audit(tx, actor, row, 'key.created', { replaces: old.id, label: row.label, scopes: row.scopes, environment: row.environment });
+      const changes = await changesRepository.record(tx, [{ keyId: old.id, version: previous.version, kind: 'rotated' }]);
+      return { row, previous, changes };
+    });
+    return { row: out.row, key: generated.key, previous: out.previous, propagation: await this.#announce(out.changes) };
+  }
+
+  /** Emergency: revoke every active key of the account (optionally one environment) at once. */
+  async revokeAll(actor: Actor, accountId: string, environment: Environment | undefined, reason: string | undefined):
+  Promise<{ revoked: number; propagation: Propagation }> {
+    const changes = await this.#o.db.transaction(async (tx) => {
+      const rows = await keysRepository.revokeAll(tx, accountId, environment, reason ?? null);
+      const entries: NewAudit[] = rows.map((r) => auditEntry(actor, r, 'key.revoked', { reason: reason ?? null, via: 'revoke-all' }));
+      entries.push({ account_id: accountId, key_id: null, actor: actor.name, action: 'keys.revoked_all', source_ip: actor.sourceIp,
+        changes: { environment: environment ?? null, reason: reason ?? null, revoked: rows.length } });
+      await auditRepository.insert(tx, entries);
+      return changesRepository.record(tx, rows.map((r) => ({ keyId: r.id, version: r.version, kind: 'revoked' })));
+    });
+    return { revoked: changes.length, propagation: await this.#announce(changes) };
+  }
+
+  async auditLog(accountId: string, opts: { keyId?: string; limit: number; cursor?: string | undefined }): Promise<Page<AuditRow>> {
+    const before = opts.cursor === undefined ? undefined : decodeAuditCursor(opts.cursor);
+    const rows = await auditRepository.list(this.#o.db, accountId, {
+      ...(opts.keyId ? { keyId: opts.keyId } : {}), ...(before ? { before } : {}), limit: opts.limit + 1,
+    });
+    const data = rows.slice(0, opts.limit);
+    const last = data[data.length - 1];
+    return { data, nextCursor: rows.length > opts.limit && last ? encodeCursor({ b: Number(last.id) }) : null };
+  }
+
+  async #locked(tx: Queryable, accountId: string, keyId: string): Promise<KeyRow> {
+    const row = await keysRepository.get(tx, accountId, keyId, true);
+    if (!row) throw new AppError('NOT_FOUND', `key ${keyId} not found`);
+    return row;
+  }
+
+  #patch(input: PatchInput): KeyPatch {
+    return {
+      label: input.label,
+      scopes: input.scopes === undefined ? undefined : checkScopes(input.scopes),
+      allowed_ips: input.allowed_ips === undefined ? undefined : checkIps(input.allowed_ips),
+      expires_at: input.expires_at === undefined ? undefined : input.expires_at === null ? null : this.#futureDate('expires_at', input.expires_at),
+    };
+  }
+
+  #futureDate(path: string, text: string | undefined): Date | null {
+    if (text === undefined) return null;
+    const date = new Date(text);
+    if (Number.isNaN(date.getTime())) throw invalid(path, 'must be an RFC 3339 date-time');
+    if (date.getTime() <= this.#now()) throw invalid(path, 'must lie in the future');
+    return date;
+  }
+
+  async #audit(tx: Queryable, actor: Actor, row: KeyRow, action: string, changes: Record<string, unknown>): Promise<void> {
+    await auditRepository.insert(tx, [auditEntry(actor, row, action, changes)]);
+  }
+
+  async #announce(changes: { seq: number; key_id: string; version: number }[]): Promise<Propagation> {
+    return this.#o.invalidator.announce(changes.map((c) => ({ seq: c.seq, keyId: c.key_id, version: c.version })));
+  }
+}
+
+function auditEntry(actor: Actor, row: KeyRow, action: string, changes: Record<string, unknown>): NewAudit {
+  return { account_id: row.account_id, key_id: row.id, actor: actor.name, action, source_ip: actor.sourceIp, changes };
+}
+
+/** Scopes from the catalog only, each once, in catalog-independent request order. */
+function checkScopes(scopes: string[]): string[] {
+  const errors: FieldError[] = scopes.flatMap((s, i) => (isScope(s) ? [] : [{ path: `scopes/${i}`, message: `unknown scope "${s.slice(0, 40)}"` }]));
+  if (scopes.length === 0) errors.push({ path: 'scopes', message: 'must hold at least one scope' });
+  if (errors.length > 0) throw new AppError('VALIDATION_FAILED', 'invalid scopes', errors);
+  return [...new Set(scopes)];
+}
+
+/** Addresses and CIDRs (v4 and v6), normalised; at most 100. */
+function checkIps(entries: string[]): string[] {
+  if (entries.length > 100) throw invalid('allowed_ips', 'at most 100 entries');
+  const errors: FieldError[] = [];
+  const out = entries.map((text, i) => {
+    const rule = parseRule(text.trim());
+    if (!rule) errors.push({ path: `allowed_ips/${i}`, message: 'not an IP address or CIDR range' });
+    return rule ? normalizeRule(rule) : '';
+  });
+  if (errors.length > 0) throw new AppError('VALIDATION_FAILED', 'invalid allowed_ips', errors);
+  return [...new Set(out)];
+}
+
+function changedFields(before: KeyRow, patch: KeyPatch): Record<string, { from: unknown; to: unknown }> {
+  const diff: Record<string, { from: unknown; to: unknown }> = {};
+  const show = (v: unknown) => (v instanceof Date ? v.toISOString() : v);
+  for (const [field, to] of Object.entries(patch)) {
+    if (to === undefined) continue;
+    const from = before[field as keyof KeyPatch];
+    if (JSON.stringify(show(from)) !== JSON.stringify(show(to))) diff[field] = { from: show(from), to: show(to) };
+  }
+  return diff;
+}
+
+function encodeCursor(value: object): string {
+  return Buffer.from(JSON.stringify(value)).toString('base64url');
+}
+
+function decodeCursor(cursor: string): Record<string, unknown> {
+  try {
+    const v: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (v && typeof v === 'object') return v as Record<string, unknown>;
+  } catch { /* fall through */ }
+  throw invalid('cursor', 'not a cursor returned by this API');
+}
+
+function decodeKeyCursor(cursor: string): { createdAt: Date; id: string } {
+  const v = decodeCursor(cursor);
+  const createdAt = new Date(String(v.c));
+  if (typeof v.i !== 'string' || Number.isNaN(createdAt.getTime())) throw invalid('cursor', 'not a cursor returned by this API');
+  return { createdAt, id: v.i };
+}
+
+function decodeAuditCursor(cursor: string): number {
+  const v = decodeCursor(cursor);
+  if (typeof v.b !== 'number' || !Number.isSafeInteger(v.b)) throw invalid('cursor', 'not a cursor returned by this API');
+  return v.b;
+}

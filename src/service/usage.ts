@@ -1,0 +1,81 @@
+import type { DenyReason } from '../domain/decision.js';
+import type { Database } from '../store/db.js';
+import { activityRepository, type UsageBatch } from '../store/activity-repository.js';
+import type { UsageSink } from './authenticator.js';
+
+const HOUR = 3_600_000;
+
+export interface UsageRecorderOptions {
+  db: Database;
+  replicaId: string;
+  onFlush?: (ok: boolean) => void;
+}
+
+/**
+ * Counts Authenticate outcomes in memory (per key and hour, per key and address, last use) and
+ * flushes them in batches of a few statements whatever the traffic. A batch has an id recorded in
+ * the same transaction, so a flush retried after an unknown outcome never counts twice.
+ */
+export class UsageRecorder implements UsageSink {
+  #o: UsageRecorderOptions;
+  #hourly = new Map<string, UsageBatch['hourly'][number]>();
+  #addresses = new Map<string, UsageBatch['addresses'][number]>();
+  #lastUsed = new Map<string, UsageBatch['lastUsed'][number]>();
+  #pending: UsageBatch | undefined;
+  #batches = 0;
+  #flushing: Promise<void> = Promise.resolve();
+
+  constructor(opts: UsageRecorderOptions) {
+    this.#o = opts;
+  }
+
+  record(keyId: string, ip: string, allowed: boolean, reason: DenyReason | undefined, now: number): void {
+    const hour = Math.floor(now / HOUR) * HOUR;
+    const outcome = allowed ? 'ALLOWED' : reason ?? 'DENIED';
+    const hk = `${keyId}|${hour}|${outcome}`;
+    const h = this.#hourly.get(hk);
+    if (h) h.count++;
+    else this.#hourly.set(hk, { keyId, hour: new Date(hour), outcome, count: 1 });
+    const ak = `${keyId}|${ip}`;
+    const a = this.#addresses.get(ak);
+    if (a) { a.count++; a.last = new Date(now); } else this.#addresses.set(ak, { keyId, ip, first: new Date(now), last: new Date(now), count: 1 });
+    if (allowed) this.#lastUsed.set(keyId, { keyId, at: new Date(now), ip });
+  }
+
+  /** Counts not yet written (for tests and metrics). */
+  get unflushed(): number {
+    let n = this.#pending ? this.#pending.hourly.reduce((s, h) => s + h.count, 0) : 0;
+    for (const h of this.#hourly.values()) n += h.count;
+    return n;
+  }
+
+  /** Write what was counted; a failed batch is kept and retried, with the same id, first. */
+  flush(): Promise<void> {
+    this.#flushing = this.#flushing.catch(() => {}).then(() => this.#flushOnce());
+    return this.#flushing;
+  }
+
+  async #flushOnce(): Promise<void> {
+    if (this.#pending) await this.#apply(this.#pending);
+    if (this.#hourly.size === 0 && this.#addresses.size === 0) return;
+    this.#pending = {
+      id: `${this.#o.replicaId}:${Date.now()}:${++this.#batches}`,
+      hourly: [...this.#hourly.values()], addresses: [...this.#addresses.values()], lastUsed: [...this.#lastUsed.values()],
+    };
+    this.#hourly = new Map();
+    this.#addresses = new Map();
+    this.#lastUsed = new Map();
+    await this.#apply(this.#pending);
+  }
+
+  async #apply(batch: UsageBatch): Promise<void> {
+    try {
+      await this.#o.db.transaction((tx) => activityRepository.apply(tx, batch));
+      this.#pending = undefined;
+      this.#o.onFlush?.(true);
+    } catch (err) {
+      this.#o.onFlush?.(false);
+      throw err;
+    }
+  }
+}

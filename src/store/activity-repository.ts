@@ -1,0 +1,58 @@
+import type { Queryable } from './db.js';
+
+/** One flush's worth of counts from one replica. */
+export interface UsageBatch {
+  id: string;
+  hourly: { keyId: string; hour: Date; outcome: string; count: number }[];
+  addresses: { keyId: string; ip: string; first: Date; last: Date; count: number }[];
+  lastUsed: { keyId: string; at: Date; ip: string }[];
+}
+
+export interface AddressRow { ip: string; first_seen: Date; last_seen: Date; count: number }
+export interface HourRow { hour: Date; outcome: string; count: number }
+
+/** Usage counters: written by flushes, read by the activity route. */
+export const activityRepository = {
+  /** Apply a batch once: false when a batch with this id was applied before (a retried flush). */
+  async apply(tx: Queryable, b: UsageBatch): Promise<boolean> {
+    const { rows } = await tx.query('INSERT INTO activity_batches (id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING id', [b.id]);
+    if (rows.length === 0) return false;
+    if (b.hourly.length > 0) {
+      await tx.query(
+        `INSERT INTO key_usage_hourly (key_id, hour, outcome, count)
+         SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::bigint[])
+         ON CONFLICT (key_id, hour, outcome) DO UPDATE SET count = key_usage_hourly.count + excluded.count`,
+        [b.hourly.map((h) => h.keyId), b.hourly.map((h) => h.hour), b.hourly.map((h) => h.outcome), b.hourly.map((h) => h.count)]);
+    }
+    if (b.addresses.length > 0) {
+      await tx.query(
+        `INSERT INTO key_addresses (key_id, ip, first_seen, last_seen, count)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::bigint[])
+         ON CONFLICT (key_id, ip) DO UPDATE SET first_seen = LEAST(key_addresses.first_seen, excluded.first_seen),
+           last_seen = GREATEST(key_addresses.last_seen, excluded.last_seen), count = key_addresses.count + excluded.count`,
+        [b.addresses.map((a) => a.keyId), b.addresses.map((a) => a.ip), b.addresses.map((a) => a.first),
+          b.addresses.map((a) => a.last), b.addresses.map((a) => a.count)]);
+    }
+    if (b.lastUsed.length > 0) {
+      await tx.query(
+        `UPDATE api_keys k SET last_used_at = u.at, last_used_ip = u.ip
+         FROM unnest($1::text[], $2::timestamptz[], $3::text[]) AS u(id, at, ip)
+         WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.at)`,
+        [b.lastUsed.map((u) => u.keyId), b.lastUsed.map((u) => u.at), b.lastUsed.map((u) => u.ip)]);
+    }
+    return true;
+  },
+
+  async hours(q: Queryable, keyId: string, from: Date, to: Date): Promise<HourRow[]> {
+    const { rows } = await q.query<HourRow>(
+      'SELECT hour, outcome, count FROM key_usage_hourly WHERE key_id = $1 AND hour >= $2 AND hour < $3 ORDER BY hour',
+      [keyId, new Date(Math.floor(from.getTime() / 3_600_000) * 3_600_000), to]);
+    return rows;
+  },
+
+  async addresses(q: Queryable, keyId: string): Promise<AddressRow[]> {
+    const { rows } = await q.query<AddressRow>(
+      'SELECT ip, first_seen, last_seen, count FROM key_addresses WHERE key_id = $1 ORDER BY last_seen DESC LIMIT 1000', [keyId]);
+    return rows;
+  },
+};

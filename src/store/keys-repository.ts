@@ -1,0 +1,146 @@
+import type { Environment } from '../domain/key-format.js';
+import type { Queryable } from './db.js';
+
+/** A key as stored (never the secret; `secret_hash` never leaves the service layer). */
+export interface KeyRow {
+  id: string;
+  account_id: string;
+  environment: Environment;
+  label: string;
+  scopes: string[];
+  allowed_ips: string[];
+  secret_hash: string;
+  redacted: string;
+  created_at: Date;
+  created_by: string;
+  expires_at: Date | null;
+  revoked_at: Date | null;
+  revoked_reason: string | null;
+  replaces: string | null;
+  replaced_by: string | null;
+  version: number;
+  last_used_at: Date | null;
+  last_used_ip: string | null;
+}
+
+export type NewKey = Pick<KeyRow, 'id' | 'account_id' | 'environment' | 'label' | 'scopes' | 'allowed_ips'
+  | 'secret_hash' | 'redacted' | 'created_by' | 'expires_at' | 'replaces'>;
+
+export type KeyStatus = 'active' | 'revoked' | 'expired';
+
+export interface ListFilter {
+  environment?: Environment | undefined;
+  status?: KeyStatus | undefined;
+  /** `due`: rotation due within 14 days; `overdue`: rotation date passed (active keys only). */
+  rotation?: 'due' | 'overdue' | undefined;
+  /** Only keys that were rotated and still work during their grace period. */
+  inGrace?: boolean | undefined;
+  after?: { createdAt: Date; id: string } | undefined;
+  limit: number;
+}
+
+export interface KeyPatch {
+  label?: string | undefined;
+  scopes?: string[] | undefined;
+  allowed_ips?: string[] | undefined;
+  expires_at?: Date | null | undefined;
+}
+
+const STATUS_SQL: Record<KeyStatus, string> = {
+  active: 'revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())',
+  revoked: 'revoked_at IS NOT NULL',
+  expired: 'revoked_at IS NULL AND expires_at <= now()',
+};
+const ROTATION_SQL = {
+  due: `${STATUS_SQL.active} AND created_at + interval '90 days' <= now() + interval '14 days' AND replaced_by IS NULL`,
+  overdue: `${STATUS_SQL.active} AND created_at + interval '90 days' <= now() AND replaced_by IS NULL`,
+};
+
+/** Key rows: every method takes the connection or transaction to run on. */
+export const keysRepository = {
+  async insert(q: Queryable, k: NewKey): Promise<KeyRow> {
+    const { rows } = await q.query<KeyRow>(
+      `INSERT INTO api_keys (id, account_id, environment, label, scopes, allowed_ips, secret_hash, redacted, created_by, expires_at, replaces)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING *`,
+      [k.id, k.account_id, k.environment, k.label, k.scopes, k.allowed_ips, k.secret_hash, k.redacted, k.created_by, k.expires_at, k.replaces],
+    );
+    return rows[0] as KeyRow;
+  },
+
+  /** The row by key id alone (Authenticate), or undefined. */
+  async byId(q: Queryable, id: string): Promise<KeyRow | undefined> {
+    const { rows } = await q.query<KeyRow>('SELECT * FROM api_keys WHERE id = $1', [id]);
+    return rows[0];
+  },
+
+  /** The account's key, locked for update when `lock` (inside a transaction). */
+  async get(q: Queryable, accountId: string, id: string, lock = false): Promise<KeyRow | undefined> {
+    const { rows } = await q.query<KeyRow>(
+      `SELECT * FROM api_keys WHERE account_id = $1 AND id = $2${lock ? ' FOR UPDATE' : ''}`, [accountId, id]);
+    return rows[0];
+  },
+
+  async list(q: Queryable, accountId: string, f: ListFilter): Promise<KeyRow[]> {
+    const where = ['account_id = $1'];
+    const params: unknown[] = [accountId];
+    if (f.environment) { params.push(f.environment); where.push(`environment = $${params.length}`); }
+    if (f.status) where.push(STATUS_SQL[f.status]);
+    if (f.rotation) where.push(ROTATION_SQL[f.rotation]);
+    if (f.inGrace) where.push(`replaced_by IS NOT NULL AND ${STATUS_SQL.active}`);
+    if (f.after) {
+      params.push(f.after.createdAt, f.after.id);
+      where.push(`(created_at, id) < ($${params.length - 1}, $${params.length})`);
+    }
+    params.push(f.limit);
+    const { rows } = await q.query<KeyRow>(
+      `SELECT * FROM api_keys WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT $${params.length}`, params);
+    return rows;
+  },
+
+  /** Apply a patch and bump the version. */
+  async update(q: Queryable, id: string, p: KeyPatch): Promise<KeyRow> {
+    const sets: string[] = [];
+    const params: unknown[] = [id];
+    for (const [column, value] of Object.entries(p)) {
+      if (value === undefined) continue;
+      params.push(value);
+      sets.push(`${column} = $${params.length}`);
+    }
+    const { rows } = await q.query<KeyRow>(
+      `UPDATE api_keys SET ${[...sets, 'version = version + 1'].join(', ')} WHERE id = $1 RETURNING *`, params);
+    return rows[0] as KeyRow;
+  },
+
+  async revoke(q: Queryable, id: string, reason: string | null): Promise<KeyRow> {
+    const { rows } = await q.query<KeyRow>(
+      'UPDATE api_keys SET revoked_at = now(), revoked_reason = $2, version = version + 1 WHERE id = $1 RETURNING *', [id, reason]);
+    return rows[0] as KeyRow;
+  },
+
+  /** Lock and revoke every active key of the account (optionally one environment), in id order. */
+  async revokeAll(q: Queryable, accountId: string, environment: Environment | undefined, reason: string | null): Promise<KeyRow[]> {
+    const { rows } = await q.query<KeyRow>(
+      `WITH target AS (
+         SELECT id FROM api_keys WHERE account_id = $1 AND ($2::text IS NULL OR environment = $2) AND ${STATUS_SQL.active}
+         ORDER BY id FOR UPDATE)
+       UPDATE api_keys k SET revoked_at = now(), revoked_reason = $3, version = version + 1
+       FROM target WHERE k.id = target.id RETURNING k.*`,
+      [accountId, environment ?? null, reason]);
+    return rows;
+  },
+
+  /** Mark `oldId` as replaced by `newId`, working until `expiresAt`. */
+  async markRotated(q: Queryable, oldId: string, newId: string, expiresAt: Date): Promise<KeyRow> {
+    const { rows } = await q.query<KeyRow>(
+      `UPDATE api_keys SET replaced_by = $2, expires_at = LEAST(COALESCE(expires_at, $3), $3), version = version + 1
+       WHERE id = $1 RETURNING *`, [oldId, newId, expiresAt]);
+    return rows[0] as KeyRow;
+  },
+};
+
+/** The status of a key at `now`. */
+export function statusOf(row: Pick<KeyRow, 'revoked_at' | 'expires_at'>, now = Date.now()): KeyStatus {
+  if (row.revoked_at) return 'revoked';
+  if (row.expires_at && row.expires_at.getTime() <= now) return 'expired';
+  return 'active';
+}

@@ -1,0 +1,151 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
+import type { Decision } from '../../domain/decision.js';
+import { AppError } from '../../domain/errors.js';
+import type { AuthResult } from '../../service/authenticator.js';
+
+/** The proto of the contract, resolved from src/ or dist/src/. */
+export const PROTO_ROOT = fileURLToPath(new URL(
+  import.meta.url.includes('/dist/') ? '../../../../proto/' : '../../../proto/', import.meta.url));
+export const PROTO_FILE = 'otesse/keys/v1/keys.proto';
+export const SERVICE_NAME = 'otesse.keys.v1.KeyService';
+/** Health service name that reports liveness only (does not follow storage). */
+export const LIVENESS = 'liveness';
+
+/** Load the KeyService proto (once per server or client). */
+export function loadProto(): protoLoader.PackageDefinition {
+  return protoLoader.loadSync(PROTO_FILE, { includeDirs: [PROTO_ROOT], keepCase: true, enums: String, defaults: true, longs: Number });
+}
+
+export interface AuthenticateRequest {
+  key: string;
+  ip: string;
+  scope: string;
+}
+
+export interface AuthenticateResponse {
+  allowed: boolean;
+  reason: string;
+  key_id: string;
+  account_id: string;
+  environment: string;
+  scopes: string[];
+}
+
+export interface TlsFiles {
+  cert: string;
+  key: string;
+  /** When set, callers must present a certificate from this CA (mutual TLS). */
+  ca?: string | undefined;
+}
+
+export interface GrpcServerOptions {
+  authenticate(key: string, ip: string, scope: string): Promise<AuthResult>;
+  log: { error(obj: object, msg: string): void };
+  maxConnectionAgeMs: number;
+  tls?: TlsFiles | undefined;
+  /** Observes each call (metrics); `code` is the gRPC status. */
+  onCall?: (result: AuthResult | undefined, code: grpc.status, seconds: number) => void;
+}
+
+const STATUS: Partial<Record<AppError['code'], grpc.status>> = {
+  VALIDATION_FAILED: grpc.status.INVALID_ARGUMENT,
+  STORAGE_UNAVAILABLE: grpc.status.UNAVAILABLE,
+  OVERLOADED: grpc.status.RESOURCE_EXHAUSTED,
+};
+
+/** Map a decision to the contract's response. */
+export function toResponse(d: Decision): AuthenticateResponse {
+  const id = d.identity;
+  return {
+    allowed: d.allowed,
+    reason: d.allowed ? 'DENY_REASON_UNSPECIFIED' : d.reason,
+    key_id: id?.keyId ?? '',
+    account_id: id?.accountId ?? '',
+    environment: id?.environment ?? '',
+    scopes: id ? [...id.scopes] : [],
+  };
+}
+
+/** The gRPC transport: KeyService, grpc.health.v1 and reflection on one server. */
+export class GrpcServer {
+  readonly health = new HealthImplementation({ '': 'NOT_SERVING', [SERVICE_NAME]: 'NOT_SERVING', [LIVENESS]: 'SERVING' });
+  #server: grpc.Server;
+  #o: GrpcServerOptions;
+  #inflight = 0;
+
+  constructor(opts: GrpcServerOptions) {
+    this.#o = opts;
+    this.#server = new grpc.Server({
+      'grpc.max_connection_age_ms': opts.maxConnectionAgeMs,
+      'grpc.max_connection_age_grace_ms': 30_000,
+      'grpc.keepalive_time_ms': 30_000,
+      'grpc.max_receive_message_length': 16 * 1024,
+    });
+    const pkg = loadProto();
+    const proto = grpc.loadPackageDefinition(pkg) as unknown as {
+      otesse: { keys: { v1: { KeyService: grpc.ServiceClientConstructor } } };
+    };
+    this.#server.addService(proto.otesse.keys.v1.KeyService.service, { Authenticate: this.#authenticate.bind(this) });
+    this.health.addToServer(this.#server);
+    new ReflectionService(pkg).addToServer(this.#server);
+  }
+
+  /** Calls being answered now. */
+  get inflight(): number {
+    return this.#inflight;
+  }
+
+  /** Readiness as reported to `grpc.health.v1` (liveness is reported separately). */
+  setReady(ready: boolean): void {
+    const status: ServingStatus = ready ? 'SERVING' : 'NOT_SERVING';
+    this.health.setStatus('', status);
+    this.health.setStatus(SERVICE_NAME, status);
+  }
+
+  #authenticate(call: grpc.ServerUnaryCall<AuthenticateRequest, AuthenticateResponse>, callback: grpc.sendUnaryData<AuthenticateResponse>): void {
+    const started = process.hrtime.bigint();
+    const { key, ip, scope } = call.request;
+    this.#inflight++;
+    this.#o.authenticate(key, ip, scope).then((result) => {
+      this.#inflight--;
+      this.#o.onCall?.(result, grpc.status.OK, Number(process.hrtime.bigint() - started) / 1e9);
+      callback(null, toResponse(result.decision));
+    }, (err: unknown) => {
+      this.#inflight--;
+      const code = err instanceof AppError ? STATUS[err.code] ?? grpc.status.INTERNAL : grpc.status.INTERNAL;
+      if (code === grpc.status.INTERNAL) this.#o.log.error({ err }, 'Authenticate failed');
+      this.#o.onCall?.(undefined, code, Number(process.hrtime.bigint() - started) / 1e9);
+      const details = code === grpc.status.INTERNAL ? 'internal error' : (err as AppError).message;
+      callback({ code, details });
+    });
+  }
+
+  #credentials(): grpc.ServerCredentials {
+    const tls = this.#o.tls;
+    if (!tls) return grpc.ServerCredentials.createInsecure();
+    const ca = tls.ca ? readFileSync(tls.ca) : null;
+    return grpc.ServerCredentials.createSsl(ca, [{ cert_chain: readFileSync(tls.cert), private_key: readFileSync(tls.key) }], ca !== null);
+  }
+
+  /** Bind (port 0 picks a free port) and resolve the bound port. */
+  async listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.#server.bindAsync(`${host}:${port}`, this.#credentials(), (err, bound) => (err ? reject(err) : resolve(bound)));
+    });
+  }
+
+  /** Stop taking calls, let in-flight ones finish (up to `graceMs`), then close. */
+  async close(graceMs: number): Promise<void> {
+    this.health.setStatus(LIVENESS, 'NOT_SERVING');
+    this.setReady(false);
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => { this.#server.forceShutdown(); resolve(); }, graceMs);
+      this.#server.tryShutdown(() => { clearTimeout(timer); resolve(); });
+    });
+  }
+}

@@ -1,0 +1,53 @@
+import { readFileSync } from 'node:fs';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { Logger } from 'pino';
+import { errorHandler, sendProblem } from './problem.js';
+import { keyRoutes, type KeyRoutesOptions } from './routes/keys.js';
+import { systemRoutes, type SystemRoutesOptions } from './routes/system.js';
+
+export interface HttpAppOptions extends KeyRoutesOptions, SystemRoutesOptions {
+  logger: Logger;
+  bodyLimit: number;
+  tls?: { cert: string; key: string } | undefined;
+  onResponse?: (route: string, method: string, status: number, seconds: number) => void;
+}
+
+/** The admin API: Fastify with schemas on every route, problem+json errors and the OpenAPI description. */
+export async function buildHttpApp(opts: HttpAppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: opts.logger,
+    bodyLimit: opts.bodyLimit,
+    requestIdHeader: 'x-request-id',
+    logController: new LogController({ requestIdLogLabel: 'request_id' }),
+    trustProxy: false,
+    ...(opts.tls ? { https: { cert: readFileSync(opts.tls.cert), key: readFileSync(opts.tls.key) } } : {}),
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: true, useDefaults: true } },
+  }) as unknown as FastifyInstance;
+
+  // JSON only: any other body is 415 (Fastify answers that for types without a parser).
+  app.removeContentTypeParser(['text/plain']);
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler((request, reply) => sendProblem(reply, 404, `no route ${request.method} ${request.url.split('?')[0]}`));
+  app.addHook('onSend', async (request, reply) => { reply.header('x-request-id', request.id); });
+  if (opts.onResponse) {
+    const observe = opts.onResponse;
+    app.addHook('onResponse', async (request, reply) => {
+      observe(request.routeOptions.url ?? 'unmatched', request.method, reply.statusCode, reply.elapsedTime / 1000);
+    });
+  }
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'Otesse key service admin API', version: '1.0.0', description: 'Issue, inspect, rotate and revoke Otesse API keys.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'an ADMIN_TOKENS token' } } },
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  await app.register(systemRoutes, { readiness: opts.readiness, metrics: opts.metrics });
+  await app.register(keyRoutes, { keys: opts.keys, activity: opts.activity, auth: opts.auth });
+  return app;
+}

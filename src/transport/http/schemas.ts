@@ -1,0 +1,146 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { SCOPES } from '../../domain/scopes.js';
+
+const DateTime = Type.String({ format: 'date-time' });
+/** A string enum as JSON Schema `enum` (one clear error instead of anyOf noise). */
+const StringEnum = <T extends string>(values: readonly T[], description?: string) =>
+  Type.Unsafe<T>({ type: 'string', enum: [...values], ...(description ? { description } : {}) });
+const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
+export const Scope = StringEnum(SCOPES);
+const Environment = StringEnum(['live', 'test'] as const);
+
+export const AccountParams = Type.Object({
+  accountId: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'the account that owns the keys' }),
+}, { additionalProperties: false });
+export const KeyParams = Type.Object({
+  accountId: AccountParams.properties.accountId,
+  keyId: Type.String({ pattern: '^key_[0-9A-Za-z]{12}$', description: 'key_<public id>' }),
+}, { additionalProperties: false });
+
+const Label = Type.String({ minLength: 1, maxLength: 100 });
+const Scopes = Type.Array(Type.String({ maxLength: 64 }), { minItems: 1, maxItems: 32, description: 'catalog scopes (GET /v1/scopes)' });
+const AllowedIps = Type.Array(Type.String({ maxLength: 64 }), { maxItems: 100, description: 'IPv4/IPv6 addresses and CIDRs; empty = any' });
+const Reason = Type.String({ maxLength: 500 });
+
+export const CreateBody = Type.Object({
+  label: Label,
+  scopes: Scopes,
+  environment: Environment,
+  allowed_ips: Type.Optional(AllowedIps),
+  expires_at: Type.Optional(DateTime),
+}, { additionalProperties: false });
+export type CreateBody = Static<typeof CreateBody>;
+
+export const PatchBody = Type.Object({
+  label: Type.Optional(Label),
+  scopes: Type.Optional(Scopes),
+  allowed_ips: Type.Optional(AllowedIps),
+  expires_at: Type.Optional(Nullable(DateTime)),
+}, { additionalProperties: false, minProperties: 1 });
+export type PatchBody = Static<typeof PatchBody>;
+
+export const RevokeBody = Type.Object({ reason: Type.Optional(Reason) }, { additionalProperties: false });
+export const RevokeAllBody = Type.Object({
+  environment: Type.Optional(Environment),
+  reason: Type.Optional(Reason),
+}, { additionalProperties: false });
+export const RotateBody = Type.Object({
+  expire_previous_in: Type.Optional(Type.Integer({ minimum: 0, maximum: 604_800, description: 'seconds the old key keeps working (default 86400)' })),
+}, { additionalProperties: false });
+
+const Limit = Type.Integer({ minimum: 1, maximum: 100, default: 20 });
+const Cursor = Type.String({ minLength: 1, maxLength: 512 });
+export const ListQuery = Type.Object({
+  limit: Limit,
+  cursor: Type.Optional(Cursor),
+  environment: Type.Optional(Environment),
+  status: Type.Optional(StringEnum(['active', 'revoked', 'expired'] as const)),
+  rotation: Type.Optional(StringEnum(['due', 'overdue'] as const, 'due: rotation date within 14 days or past; overdue: past')),
+  in_grace: Type.Optional(Type.Boolean({ description: 'only rotated keys still working in their grace period' })),
+}, { additionalProperties: false });
+export type ListQuery = Static<typeof ListQuery>;
+export const PageQuery = Type.Object({ limit: Limit, cursor: Type.Optional(Cursor) }, { additionalProperties: false });
+export const WindowQuery = Type.Object({
+  from: Type.Optional(DateTime),
+  to: Type.Optional(DateTime),
+}, { additionalProperties: false });
+
+export const KeyResource = Type.Object({
+  id: Type.String(),
+  account_id: Type.String(),
+  label: Type.String(),
+  environment: Environment,
+  scopes: Type.Array(Type.String()),
+  allowed_ips: Type.Array(Type.String()),
+  status: StringEnum(['active', 'revoked', 'expired'] as const),
+  redacted: Type.String(),
+  created_at: DateTime,
+  created_by: Type.String(),
+  expires_at: Nullable(DateTime),
+  revoked_at: Nullable(DateTime),
+  rotation_due_at: DateTime,
+  last_used_at: Nullable(DateTime),
+  last_used_ip: Nullable(Type.String()),
+  replaces: Nullable(Type.String()),
+  replaced_by: Nullable(Type.String()),
+});
+export type KeyResource = Static<typeof KeyResource>;
+
+export const Propagation = Type.Object({
+  replicas: Type.Integer({ description: 'replicas subscribed when the change was published' }),
+  confirmed: Type.Integer({ description: 'replicas that confirmed the eviction before the response' }),
+  published: Type.Boolean(),
+}, { description: 'how far the change had reached when the response was sent' });
+
+export const KeyWithPropagation = Type.Intersect([KeyResource, Type.Object({ propagation: Propagation })]);
+export const IssuedKey = Type.Intersect([KeyResource, Type.Object({ secret: Type.String({ description: 'the full key: shown once, never again' }) })]);
+export const RotatedKey = Type.Intersect([IssuedKey, Type.Object({
+  previous: Type.Object({ id: Type.String(), expires_at: Nullable(DateTime) }),
+  propagation: Propagation,
+})]);
+
+export const KeyPage = Type.Object({ data: Type.Array(KeyResource), next_cursor: Nullable(Type.String()) });
+
+export const AuditEntry = Type.Object({
+  id: Type.String(),
+  at: DateTime,
+  actor: Type.String(),
+  action: Type.String(),
+  key_id: Nullable(Type.String()),
+  source_ip: Nullable(Type.String()),
+  changes: Type.Record(Type.String(), Type.Unknown()),
+});
+export const AuditPage = Type.Object({ data: Type.Array(AuditEntry), next_cursor: Nullable(Type.String()) });
+
+export const Problem = Type.Object({
+  type: Type.String(),
+  title: Type.String(),
+  status: Type.Integer(),
+  detail: Type.String(),
+  errors: Type.Optional(Type.Array(Type.Object({ path: Type.String(), message: Type.String() }))),
+}, { description: 'RFC 9457 problem details (application/problem+json)' });
+
+const Count = Type.Integer({ minimum: 0 });
+export const ActivityBody = Type.Object({
+  key_id: Type.String(),
+  from: DateTime,
+  to: DateTime,
+  last_used_at: Nullable(DateTime),
+  last_used_ip: Nullable(Type.String()),
+  totals: Type.Object({ allowed: Count, denied: Type.Record(Type.String(), Count) }),
+  series: Type.Array(Type.Object({ start: DateTime, allowed: Count, denied: Count })),
+  addresses: Type.Array(Type.Object({ ip: Type.String(), first_seen: DateTime, last_seen: DateTime, count: Count })),
+  rotation: Type.Object({
+    due_at: DateTime,
+    replaces: Nullable(Type.String()),
+    replaced_by: Nullable(Type.String()),
+    rotated_at: Nullable(DateTime),
+    grace_ends_at: Nullable(DateTime),
+    addresses_since_rotation: Type.Array(Type.String()),
+  }),
+  alerts: Type.Array(Type.Object({ type: Type.String(), message: Type.String(), at: DateTime, ip: Type.Optional(Type.String()) })),
+  events: Type.Array(Type.Object({
+    id: Type.String(), at: DateTime, actor: Type.String(), action: Type.String(),
+    source_ip: Nullable(Type.String()), changes: Type.Record(Type.String(), Type.Unknown()),
+  })),
+});

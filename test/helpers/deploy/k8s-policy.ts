@@ -1,0 +1,284 @@
+// The platform rules for the rendered manifests (beyond schema validity). Each rule returns
+// readable violations; an empty list means the set of objects passes.
+import type { Deployment } from 'kubernetes-types/apps/v1.js';
+import type { Job } from 'kubernetes-types/batch/v1.js';
+import type { HorizontalPodAutoscaler } from 'kubernetes-types/autoscaling/v2.js';
+import type { PodDisruptionBudget } from 'kubernetes-types/policy/v1.js';
+import type { NetworkPolicy, NetworkPolicyPeer } from 'kubernetes-types/networking/v1.js';
+import type {
+  ConfigMap, Container, PodSpec, PodTemplateSpec, Probe, Service, ServiceAccount,
+} from 'kubernetes-types/core/v1.js';
+import type { K8sObject } from './render.js';
+
+export const APP = 'otesse-keys';
+export const GRPC_PORT = 50051;
+export const HTTP_PORT = 8080;
+const READINESS_SERVICE = 'otesse.keys.v1.KeyService';
+const LIVENESS_SERVICE = 'liveness';
+const SECRET_ENV = ['DATABASE_URL', 'REDIS_URL', 'ADMIN_TOKENS'] as const;
+
+function ofKind<T>(objects: readonly K8sObject[], kind: string): T[] {
+  return objects.filter((o) => o.kind === kind) as unknown as T[];
+}
+
+function selects(selector: Record<string, string> | undefined, labels: Record<string, string> | undefined): boolean {
+  if (!selector || Object.keys(selector).length === 0) return false;
+  return Object.entries(selector).every(([k, v]) => labels?.[k] === v);
+}
+
+/** Container env: literal values and ConfigMap values reached through envFrom. */
+function envValue(container: Container, objects: readonly K8sObject[], name: string): string | undefined {
+  const direct = container.env?.find((e) => e.name === name);
+  if (direct) return direct.value;
+  for (const source of container.envFrom ?? []) {
+    const cmName = source.configMapRef?.name;
+    const cm = ofKind<ConfigMap>(objects, 'ConfigMap').find((c) => c.metadata?.name === cmName);
+    const value = cm?.data?.[name];
+    if (value !== undefined) return value;
+  }
+  return undefined;
+}
+
+function checkSecurity(where: string, pod: PodSpec, out: string[]): number | undefined {
+  const psc = pod.securityContext;
+  if (pod.automountServiceAccountToken !== false) out.push(`${where}: automountServiceAccountToken must be false`);
+  if (psc?.runAsNonRoot !== true) out.push(`${where}: pod securityContext.runAsNonRoot must be true`);
+  if (psc?.seccompProfile?.type !== 'RuntimeDefault') out.push(`${where}: pod seccompProfile must be RuntimeDefault`);
+  let uid = psc?.runAsUser;
+  for (const c of [...(pod.initContainers ?? []), ...pod.containers]) {
+    const sc = c.securityContext;
+    const at = `${where} container ${c.name}`;
+    if (sc?.allowPrivilegeEscalation !== false) out.push(`${at}: allowPrivilegeEscalation must be false`);
+    if (sc?.readOnlyRootFilesystem !== true) out.push(`${at}: readOnlyRootFilesystem must be true`);
+    if (sc?.privileged === true) out.push(`${at}: must not be privileged`);
+    if (!sc?.capabilities?.drop?.includes('ALL')) out.push(`${at}: capabilities must drop ALL`);
+    if (sc?.capabilities?.add?.length) out.push(`${at}: must add no capabilities`);
+    if (sc?.runAsUser !== undefined) uid = sc.runAsUser;
+    if (sc?.runAsNonRoot === false) out.push(`${at}: runAsNonRoot must not be false`);
+    const tmp = c.volumeMounts?.find((m) => m.mountPath === '/tmp');
+    const tmpVolume = pod.volumes?.find((v) => v.name === tmp?.name);
+    if (!tmp || !tmpVolume?.emptyDir) out.push(`${at}: /tmp must be an emptyDir mount (read-only root filesystem)`);
+    if (!c.resources?.requests?.['cpu'] || !c.resources.requests['memory']) out.push(`${at}: needs cpu and memory requests`);
+    if (!c.resources?.limits?.['cpu'] || !c.resources.limits['memory']) out.push(`${at}: needs cpu and memory limits`);
+    const image = c.image ?? '';
+    if (!/[:@]/.test(image.split('/').at(-1) ?? '') || image.endsWith(':latest')) {
+      out.push(`${at}: image ${image} must carry a version tag or digest`);
+    }
+  }
+  if (typeof uid !== 'number' || !Number.isInteger(uid) || uid <= 0) out.push(`${where}: runAsUser must be a numeric non-zero uid`);
+  return uid;
+}
+
+function checkProbes(where: string, c: Container, tls: boolean, out: string[]): void {
+  const probes: Array<[string, Probe | undefined, string]> = [
+    ['startupProbe', c.startupProbe, LIVENESS_SERVICE],
+    ['readinessProbe', c.readinessProbe, READINESS_SERVICE],
+    ['livenessProbe', c.livenessProbe, LIVENESS_SERVICE],
+  ];
+  for (const [name, probe, service] of probes) {
+    if (!probe) {
+      out.push(`${where}: ${name} is missing`);
+      continue;
+    }
+    if (tls) {
+      // kubelet's gRPC probe has no TLS: with gRPC mTLS the HTTP health endpoints are used.
+      const path = service === READINESS_SERVICE ? '/readyz' : '/healthz';
+      if (probe.grpc) out.push(`${where}: ${name} uses a gRPC probe but gRPC requires TLS (kubelet probes plaintext)`);
+      if (probe.httpGet?.path !== path || ![HTTP_PORT, 'http'].includes(probe.httpGet.port)) {
+        out.push(`${where}: ${name} must be httpGet ${path} on the http port when gRPC uses TLS`);
+      }
+    } else if (probe.grpc?.port !== GRPC_PORT || probe.grpc.service !== service) {
+      out.push(`${where}: ${name} must be a grpc probe on ${GRPC_PORT} for service "${service}"`);
+    }
+  }
+}
+
+/** A CPU quantity ("500m", "2", 1) in cores. */
+export function cpuCores(quantity: string | number | undefined): number | undefined {
+  if (quantity === undefined) return undefined;
+  const text = String(quantity);
+  const value = text.endsWith('m') ? Number(text.slice(0, -1)) / 1000 : Number(text);
+  return Number.isFinite(value) ? value : undefined;
+}
+
+/** All platform rules over one rendered overlay. */
+export function manifestPolicy(objects: readonly K8sObject[]): string[] {
+  const out: string[] = [];
+  if (objects.some((o) => o.kind === 'Secret')) {
+    out.push('Secret objects must not be committed: reference Secrets created out of band');
+  }
+  for (const sa of ofKind<ServiceAccount>(objects, 'ServiceAccount')) {
+    if (sa.automountServiceAccountToken !== false) out.push(`ServiceAccount ${sa.metadata?.name}: automountServiceAccountToken must be false`);
+  }
+
+  const deployments = ofKind<Deployment>(objects, 'Deployment').filter((d) => d.metadata?.name === APP);
+  const dep = deployments[0];
+  if (deployments.length !== 1 || !dep?.spec) {
+    out.push(`expected exactly one Deployment ${APP}`);
+    return out;
+  }
+  const spec = dep.spec;
+  const template: PodTemplateSpec = spec.template;
+  const pod = template.spec;
+  const podLabels = template.metadata?.labels;
+  const w = `Deployment ${APP}`;
+  if ((spec.replicas ?? 1) < 3) out.push(`${w}: replicas must be at least 3`);
+  if (spec.strategy?.type !== 'RollingUpdate' || spec.strategy.rollingUpdate?.maxUnavailable !== 0) {
+    out.push(`${w}: strategy must be RollingUpdate with maxUnavailable 0`);
+  }
+  if (!selects(spec.selector.matchLabels, podLabels)) out.push(`${w}: selector does not match the pod template labels`);
+  if (!pod) {
+    out.push(`${w}: no pod spec`);
+    return out;
+  }
+  const sa = pod.serviceAccountName;
+  if (!sa || !ofKind<ServiceAccount>(objects, 'ServiceAccount').some((s) => s.metadata?.name === sa)) {
+    out.push(`${w}: serviceAccountName must name a ServiceAccount of this overlay`);
+  }
+  checkSecurity(w, pod, out);
+  const annotations = template.metadata?.annotations ?? {};
+  if (annotations['prometheus.io/scrape'] !== 'true' || annotations['prometheus.io/port'] !== String(HTTP_PORT) ||
+    annotations['prometheus.io/path'] !== '/metrics') {
+    out.push(`${w}: pod template needs prometheus.io/scrape, port ${HTTP_PORT} and path /metrics annotations`);
+  }
+  const keys = (pod.topologySpreadConstraints ?? []).map((t) => t.topologyKey);
+  for (const key of ['topology.kubernetes.io/zone', 'kubernetes.io/hostname']) {
+    if (!keys.includes(key)) out.push(`${w}: topologySpreadConstraints must spread over ${key}`);
+  }
+  for (const tsc of pod.topologySpreadConstraints ?? []) {
+    if (!selects(tsc.labelSelector?.matchLabels, podLabels)) out.push(`${w}: topology spread on ${tsc.topologyKey} does not select the pods`);
+  }
+
+  const main = pod.containers.find((c) => c.name === APP);
+  if (!main) {
+    out.push(`${w}: no container named ${APP}`);
+    return out;
+  }
+  if (main.command) out.push(`${w}: do not override the image's exec-form entrypoint`);
+  for (const name of SECRET_ENV) {
+    const env = main.env?.find((e) => e.name === name);
+    if (!env?.valueFrom?.secretKeyRef?.name || env.value !== undefined) {
+      out.push(`${w}: ${name} must come from a secretKeyRef`);
+    }
+  }
+  const ports = main.ports?.map((p) => p.containerPort) ?? [];
+  if (!ports.includes(GRPC_PORT) || !ports.includes(HTTP_PORT)) out.push(`${w}: container must expose ${GRPC_PORT} and ${HTTP_PORT}`);
+  const tls = envValue(main, objects, 'GRPC_TLS_CERT') !== undefined;
+  checkProbes(w, main, tls, out);
+  if (tls) {
+    for (const v of ['GRPC_TLS_CERT', 'GRPC_TLS_KEY', 'GRPC_TLS_CA']) {
+      const path = envValue(main, objects, v);
+      const mounted = path !== undefined && (main.volumeMounts ?? []).some((m) => path.startsWith(`${m.mountPath}/`) &&
+        pod.volumes?.find((vol) => vol.name === m.name)?.secret?.secretName !== undefined);
+      if (!mounted) out.push(`${w}: ${v}=${path ?? '(unset)'} must point into a mounted Secret volume`);
+    }
+  }
+  const cpuLimit = cpuCores(main.resources?.limits?.['cpu']);
+  const argon2 = Number(envValue(main, objects, 'ARGON2_MAX_CONCURRENCY'));
+  if (!Number.isInteger(argon2) || argon2 < 1 || cpuLimit === undefined || argon2 > Math.max(1, Math.ceil(cpuLimit))) {
+    out.push(`${w}: ARGON2_MAX_CONCURRENCY (${String(argon2)}) must be set, at most the CPU limit (${String(cpuLimit)})`);
+  }
+  const sleep = main.lifecycle?.preStop?.sleep?.seconds;
+  if (typeof sleep !== 'number' || sleep <= 0) out.push(`${w}: preStop must be a native sleep action (no shell in the image)`);
+  const graceMs = Number(envValue(main, objects, 'SHUTDOWN_GRACE_MS') ?? '20000');
+  const termination = pod.terminationGracePeriodSeconds ?? 30;
+  if (!(termination > (sleep ?? 0) + graceMs / 1000)) {
+    out.push(`${w}: terminationGracePeriodSeconds (${termination}) must exceed preStop sleep (${sleep ?? 0}s) + SHUTDOWN_GRACE_MS (${graceMs} ms)`);
+  }
+
+  // Services: one ClusterIP with both ports, one headless with gRPC; both select the pods.
+  const services = ofKind<Service>(objects, 'Service');
+  const clusterIp = services.filter((s) => s.spec?.clusterIP !== 'None' && (s.spec?.type ?? 'ClusterIP') === 'ClusterIP');
+  const headless = services.filter((s) => s.spec?.clusterIP === 'None');
+  if (!clusterIp.some((s) => [GRPC_PORT, HTTP_PORT].every((p) => s.spec?.ports?.some((sp) => sp.port === p)))) {
+    out.push(`a ClusterIP Service must expose ${GRPC_PORT} and ${HTTP_PORT}`);
+  }
+  if (!headless.some((s) => s.metadata?.name === `${APP}-headless` && s.spec?.ports?.some((sp) => sp.port === GRPC_PORT))) {
+    out.push(`a headless Service ${APP}-headless (clusterIP: None) must expose ${GRPC_PORT}`);
+  }
+  for (const s of services) {
+    if (!selects(s.spec?.selector, podLabels)) out.push(`Service ${s.metadata?.name}: selector does not match the pods`);
+  }
+
+  // Migration Job.
+  const jobs = ofKind<Job>(objects, 'Job');
+  const migrate = jobs.find((j) => j.spec?.template.spec?.containers.some((c) => c.args?.includes('dist/src/migrate.js')));
+  if (!migrate?.spec?.template.spec) {
+    out.push('a Job must run dist/src/migrate.js');
+  } else {
+    const jobPod = migrate.spec.template.spec;
+    const jw = `Job ${migrate.metadata?.name}`;
+    checkSecurity(jw, jobPod, out);
+    if (!['Never', 'OnFailure'].includes(jobPod.restartPolicy ?? '')) out.push(`${jw}: restartPolicy must be Never or OnFailure`);
+    if (selects(spec.selector.matchLabels, migrate.spec.template.metadata?.labels)) {
+      out.push(`${jw}: its pods must not match the Deployment/Service selector`);
+    }
+    const image = jobPod.containers[0]?.image;
+    if (image !== main.image) out.push(`${jw}: must use the same image as the Deployment (${main.image})`);
+    if (!jobPod.containers[0]?.env?.some((e) => e.name === 'DATABASE_URL' && e.valueFrom?.secretKeyRef)) {
+      out.push(`${jw}: DATABASE_URL must come from a secretKeyRef`);
+    }
+  }
+
+  const hpas = ofKind<HorizontalPodAutoscaler>(objects, 'HorizontalPodAutoscaler');
+  const hpa = hpas.find((h) => h.spec?.scaleTargetRef.kind === 'Deployment' && h.spec.scaleTargetRef.name === APP);
+  if (!hpa?.spec || hpa.apiVersion !== 'autoscaling/v2') {
+    out.push(`an autoscaling/v2 HorizontalPodAutoscaler must target Deployment ${APP}`);
+  } else {
+    const min = hpa.spec.minReplicas ?? 1;
+    if (min < 3) out.push(`HPA: minReplicas must be at least 3`);
+    if (hpa.spec.maxReplicas < min) out.push(`HPA: maxReplicas below minReplicas`);
+    if ((spec.replicas ?? 1) < min) out.push(`HPA: Deployment replicas (${spec.replicas}) below HPA minReplicas (${min})`);
+  }
+
+  const pdbs = ofKind<PodDisruptionBudget>(objects, 'PodDisruptionBudget');
+  if (!pdbs.some((p) => selects(p.spec?.selector?.matchLabels, podLabels))) {
+    out.push('a PodDisruptionBudget must select the server pods');
+  }
+  for (const p of pdbs) {
+    if (p.spec?.maxUnavailable === undefined && p.spec?.minAvailable === undefined) {
+      out.push(`PodDisruptionBudget ${p.metadata?.name}: set maxUnavailable or minAvailable`);
+    }
+  }
+
+  out.push(...networkPolicyRules(objects, podLabels));
+  return out;
+}
+
+function peerAllows(peer: NetworkPolicyPeer, podLabel: [string, string]): boolean {
+  const [k, v] = podLabel;
+  return peer.podSelector?.matchLabels?.[k] === v;
+}
+
+/** gRPC only from Otesse workloads, admin port only from admin pods and monitoring. */
+function networkPolicyRules(objects: readonly K8sObject[], podLabels: Record<string, string> | undefined): string[] {
+  const out: string[] = [];
+  const policies = ofKind<NetworkPolicy>(objects, 'NetworkPolicy').filter((p) => selects(p.spec?.podSelector.matchLabels, podLabels));
+  if (policies.length === 0) return ['a NetworkPolicy must select the server pods'];
+  const ingress = policies.flatMap((p) => {
+    if (!p.spec?.policyTypes?.includes('Ingress')) out.push(`NetworkPolicy ${p.metadata?.name}: policyTypes must include Ingress`);
+    return p.spec?.ingress ?? [];
+  });
+  for (const rule of ingress) {
+    if (!rule.ports?.length) out.push('NetworkPolicy: every ingress rule must name its ports');
+    if (!rule.from?.length) out.push('NetworkPolicy: every ingress rule must name its sources (no open rule)');
+    for (const port of rule.ports ?? []) {
+      const peers = rule.from ?? [];
+      if (port.port === GRPC_PORT || port.port === 'grpc') {
+        if (!peers.every((p) => peerAllows(p, ['otesse.io/workload', 'true']))) {
+          out.push(`NetworkPolicy: port ${GRPC_PORT} may only admit pods labelled otesse.io/workload="true"`);
+        }
+      } else if (port.port === HTTP_PORT || port.port === 'http') {
+        const ok = peers.every((p) => peerAllows(p, ['otesse.io/role', 'admin']) ||
+          (p.podSelector === undefined && p.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name'] === 'monitoring'));
+        if (!ok) out.push(`NetworkPolicy: port ${HTTP_PORT} may only admit otesse.io/role=admin pods and the monitoring namespace`);
+      } else {
+        out.push(`NetworkPolicy: unexpected ingress port ${String(port.port)}`);
+      }
+    }
+  }
+  const ports = ingress.flatMap((r) => r.ports ?? []).map((p) => p.port);
+  if (!ports.includes(GRPC_PORT)) out.push(`NetworkPolicy: no ingress rule for ${GRPC_PORT}`);
+  if (!ports.includes(HTTP_PORT)) out.push(`NetworkPolicy: no ingress rule for ${HTTP_PORT} (admin, metrics scrape)`);
+  return out;
+}
