@@ -131,6 +131,7 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
     metrics: { contentType: metrics.contentType, render: () => {
       metrics.argonQueue.set(hasher.queued);
       metrics.argonRunning.set(hasher.running);
+      metrics.argonVerifications.set(hasher.verifications);
       metrics.subscribed.set(invalidator.healthy ? 1 : 0);
       return metrics.render();
     } },

@@ -17,6 +17,9 @@ export class Metrics {
     labelNames: ['tier'] as const, registers: [this.registry],
   });
   readonly argonQueue = new Gauge({ name: 'otesse_keys_argon2_queue_depth', help: 'argon2 verifications waiting for a slot', registers: [this.registry] });
+  readonly argonVerifications = new Gauge({
+    name: 'otesse_keys_argon2_verifications', help: 'argon2 verifications performed since start', registers: [this.registry],
+  });
   readonly argonRunning = new Gauge({ name: 'otesse_keys_argon2_running', help: 'argon2 operations running', registers: [this.registry] });
   readonly invalidationLag = new Histogram({
     name: 'otesse_keys_invalidation_lag_seconds', help: 'From a change being published to its eviction on this replica',

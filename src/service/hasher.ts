@@ -19,6 +19,7 @@ export class Hasher {
   #o: HasherOptions;
   #running = 0;
   #queue: (() => void)[] = [];
+  #verifications = 0;
 
   constructor(opts: HasherOptions) {
     this.#o = opts;
@@ -33,6 +34,11 @@ export class Hasher {
     return this.#running;
   }
 
+  /** argon2 verifications performed since start. */
+  get verifications(): number {
+    return this.#verifications;
+  }
+
   /** The argon2id PHC string of a secret. */
   async hash(secret: string): Promise<string> {
     return this.#limit(() => hash(secret, {
@@ -42,7 +48,10 @@ export class Hasher {
 
   /** True when the secret matches the PHC string; OVERLOADED when the queue is full. */
   async verify(phc: string, secret: string): Promise<boolean> {
-    return this.#limit(() => verify(phc, secret).catch(() => false), true);
+    return this.#limit(() => {
+      this.#verifications++;
+      return verify(phc, secret).catch(() => false);
+    }, true);
   }
 
   async #limit<T>(work: () => Promise<T>, shed: boolean): Promise<T> {
