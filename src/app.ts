@@ -31,6 +31,8 @@ import { GrpcServer } from './transport/grpc/server.js';
 export interface App {
   grpcPort: number;
   httpPort: number;
+  /** The plaintext health-only port, when GRPC_HEALTH_PORT is set. */
+  healthPort: number | undefined;
   replicaId: string;
   log: Logger;
   authenticator: Authenticator;
@@ -140,6 +142,7 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
   });
 
   const grpcPort = await grpc.listen(config.HOST, config.GRPC_PORT);
+  const healthPort = config.GRPC_HEALTH_PORT === undefined ? undefined : await grpc.listenHealth(config.HOST, config.GRPC_HEALTH_PORT);
   await http.listen({ host: config.HOST, port: config.HTTP_PORT });
   const httpPort = (http.server.address() as { port: number }).port;
 
@@ -153,7 +156,7 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
   }, config.ACTIVITY_FLUSH_MS);
   flushTimer.unref();
 
-  log.info({ grpcPort, httpPort, replicaId }, 'otesse key service started');
+  log.info({ grpcPort, httpPort, healthPort, replicaId }, 'otesse key service started');
 
   let closing: Promise<void> | undefined;
   const close = () => {
@@ -172,5 +175,5 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
     return closing;
   };
 
-  return { grpcPort, httpPort, replicaId, log, authenticator, keys, usage, invalidator, local, hasher, http, grpc, readiness, close };
+  return { grpcPort, httpPort, healthPort, replicaId, log, authenticator, keys, usage, invalidator, local, hasher, http, grpc, readiness, close };
 }

@@ -37,6 +37,8 @@ const schema = z.object({
   REDIS_URL: url(['redis:', 'rediss:']).optional(),
   GRPC_PORT: int(0, 65535).default(50051),
   HTTP_PORT: int(0, 65535).default(8080),
+  /** A plaintext port serving only grpc.health.v1 (for kubelet probes when gRPC uses mutual TLS); unset: none. */
+  GRPC_HEALTH_PORT: int(0, 65535).optional(),
   HOST: z.string().trim().min(1).default('0.0.0.0'),
   ADMIN_TOKENS: adminTokens.optional(),
   DATA_DIR: z.string().trim().min(1).default('./data'),

@@ -75,6 +75,7 @@ export function toResponse(d: Decision): AuthenticateResponse {
 export class GrpcServer {
   readonly health = new HealthImplementation({ '': 'NOT_SERVING', [SERVICE_NAME]: 'NOT_SERVING', [LIVENESS]: 'SERVING' });
   #server: grpc.Server;
+  #healthServer: grpc.Server | undefined;
   #o: GrpcServerOptions;
   #inflight = 0;
 
@@ -139,13 +140,23 @@ export class GrpcServer {
     });
   }
 
+  /** Serve grpc.health.v1 alone, in plaintext, on another port (kubelet probes cannot do mutual TLS). */
+  async listenHealth(host: string, port: number): Promise<number> {
+    this.#healthServer = new grpc.Server();
+    this.health.addToServer(this.#healthServer);
+    const server = this.#healthServer;
+    return new Promise((resolve, reject) => {
+      server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
+    });
+  }
+
   /** Stop taking calls, let in-flight ones finish (up to `graceMs`), then close. */
   async close(graceMs: number): Promise<void> {
     this.health.setStatus(LIVENESS, 'NOT_SERVING');
     this.setReady(false);
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => { this.#server.forceShutdown(); resolve(); }, graceMs);
-      this.#server.tryShutdown(() => { clearTimeout(timer); resolve(); });
-    });
+    await Promise.all([this.#server, this.#healthServer].map((server) => server && new Promise<void>((resolve) => {
+      const timer = setTimeout(() => { server.forceShutdown(); resolve(); }, graceMs);
+      server.tryShutdown(() => { clearTimeout(timer); resolve(); });
+    })));
   }
 }

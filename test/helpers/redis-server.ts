@@ -1,0 +1,48 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+
+interface TestLike { teardown(fn: () => unknown): void }
+
+/** A free TCP port on loopback. */
+export async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+/** A private redis-server of this test's own (the shared one is never stopped). */
+export interface PrivateRedis {
+  port: number;
+  url: string;
+  kill(): Promise<void>;
+  restart(): Promise<void>;
+}
+
+export async function startRedis(t: TestLike): Promise<PrivateRedis> {
+  const port = await freePort();
+  let proc: ChildProcess | undefined;
+  const launch = async () => {
+    proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    for (let i = 0; i < 100; i++) {
+      const up = await new Promise<boolean>((resolve) => {
+        const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
+        s.on('error', () => resolve(false));
+      });
+      if (up) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error('private redis-server did not start');
+  };
+  const kill = async () => {
+    const p = proc;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    const done = new Promise((r) => p.once('exit', r));
+    p.kill('SIGKILL');
+    await done;
+  };
+  await launch();
+  t.teardown(kill);
+  return { port, url: `redis://127.0.0.1:${port}`, kill, restart: async () => { await kill(); await launch(); } };
+}
