@@ -1,0 +1,51 @@
+import { startApp } from '/work/main/dist/src/app.js';
+import { loadConfig } from '/work/main/dist/src/config.js';
+import { createLogger } from '/work/main/dist/src/observability/logger.js';
+import pg from 'pg';
+import { Writable } from 'node:stream';
+const name = 't_explore_' + Date.now();
+const c = new pg.Client('postgres://postgres@127.0.0.1:5432/test'); await c.connect(); await c.query(`CREATE DATABASE ${name}`); await c.end();
+const lines = [];
+const sink = new Writable({ write(ch, _e, cb) { lines.push(String(ch)); cb(); } });
+const app = await startApp(loadConfig({ DATABASE_URL: `postgres://postgres@127.0.0.1:5432/${name}`, REDIS_URL: 'redis://127.0.0.1:6379', REDIS_PREFIX: 'test:explore:', GRPC_PORT: '0', HTTP_PORT: '0', HOST: '127.0.0.1', ADMIN_TOKENS: 'admin:admin-token-0123456789abcdef', LOG_LEVEL: 'debug', ARGON2_MEMORY_KIB: '1024', ARGON2_TIME_COST: '1', BODY_LIMIT_BYTES: '2048' }), createLogger('debug', sink));
+const url = `http://127.0.0.1:${app.httpPort}`;
+const H = { authorization: 'Bearer admin-token-0123456789abcdef' };
+async function call(method, path, body, headers = {}) {
+  const init = { method, headers: { ...H, ...headers } };
+  if (body !== undefined) { init.body = typeof body === 'string' ? body : JSON.stringify(body); if (!headers['content-type']) init.headers['content-type'] = 'application/json'; }
+  const r = await fetch(url + path, init); const text = await r.text();
+  console.log(method, path, r.status, r.headers.get('content-type'), text.slice(0, 400));
+  try { return JSON.parse(text); } catch { return text; }
+}
+const k = await call('POST', '/v1/accounts/acct_1/keys', { label: 'x', scopes: ['bookings:read'], environment: 'live' });
+await call('POST', `/v1/accounts/acct_1/keys/${k.id}/revoke`);
+await call('POST', `/v1/accounts/acct_1/keys/${k.id}/revoke`, undefined, { 'content-type': 'application/json' });
+await call('POST', `/v1/accounts/acct_1/keys/${k.id}/rotate`);
+const k2 = await call('POST', '/v1/accounts/acct_1/keys', { label: 'x', scopes: ['bookings:read'], environment: 'live' });
+await call('POST', `/v1/accounts/acct_1/keys/${k2.id}/rotate`);
+await call('POST', '/v1/accounts/acct_1/keys/revoke-all');
+await call('POST', '/v1/accounts/acct_1/keys', 'label=x', { 'content-type': 'application/x-www-form-urlencoded' });
+await call('POST', '/v1/accounts/acct_1/keys', 'hello', { 'content-type': 'text/plain' });
+await call('POST', '/v1/accounts/acct_1/keys', '{bad json', {});
+await call('POST', '/v1/accounts/acct_1/keys', { label: 'x'.repeat(3000), scopes: ['bookings:read'], environment: 'live' });
+await call('POST', '/v1/accounts/acct_1/keys', { label: 'x', scopes: ['bookings:read'], environment: 'live', extra: 1 });
+await call('GET', '/v1/accounts/acct_1/keys?limit=0&foo=1');
+await call('GET', '/v1/accounts/acct_1/keys?cursor=zzz');
+await call('GET', '/v1/accounts/acct_1/keys?cursor=' + Buffer.from('{"c":"x","i":"y"}').toString('base64url'));
+await call('GET', '/v1/accounts/acct_1/keys?cursor=' + Buffer.from('[1]').toString('base64url'));
+await call('GET', '/v1/accounts/acct_1/keys/key_000000000000');
+await call('GET', '/v1/accounts/acct_1/keys/nope');
+await call('GET', '/nope');
+await call('GET', '/docs');
+await call('GET', '/readyz');
+await call('GET', '/v1/accounts/acct_1/keys', undefined, { authorization: '' });
+await call('GET', `/v1/accounts/acct_1/keys/${k2.id}/activity?from=2020-01-01T00:00:00Z&to=2019-01-01T00:00:00Z`);
+await call('GET', `/v1/accounts/acct_1/keys/${k2.id}/activity`);
+await call('GET', `/v1/accounts/acct_1/audit-log?limit=2`);
+await call('GET', `/v1/accounts/acct_1/keys`, undefined, { 'x-request-id': k2.secret });
+const oa = await call('GET', '/openapi.json'); console.log(Object.keys(oa.paths));
+await call('GET', '/metrics');
+await app.close();
+console.log(lines.filter(l => l.includes(k2.secret.slice(20))).length, 'leaking lines');
+console.log(lines.filter(l => /request|completed/.test(l)).slice(0, 4).join(""));
+const c2 = new pg.Client('postgres://postgres@127.0.0.1:5432/test'); await c2.connect(); await c2.query(`DROP DATABASE ${name} WITH (FORCE)`); await c2.end();
