@@ -86,8 +86,10 @@ export class Authenticator {
       found = r.entry;
       path = r.path;
     }
-    const decision = decide(found.grant, address, scope, now);
-    this.#o.usage?.record(parsed.keyId, address.toString(), decision.allowed, decision.allowed ? undefined : decision.reason, now);
+    // Decide at the time of the answer: a call that waited must not judge expiry by its start.
+    const at = found === undefined || path === 'memory' ? now : this.#now();
+    const decision = decide(found.grant, address, scope, at);
+    this.#o.usage?.record(parsed.keyId, address.toString(), decision.allowed, decision.allowed ? undefined : decision.reason, at);
     return { decision, path };
   }
 

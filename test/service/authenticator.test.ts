@@ -1,0 +1,139 @@
+import { createHash } from 'node:crypto';
+import { crc32 } from 'node:zlib';
+import * as grpc from '@grpc/grpc-js';
+import { Redis } from 'ioredis';
+import t from 'tap';
+import { MemoryBus } from '../../src/cache/bus.js';
+import type { CacheEntry } from '../../src/cache/entry.js';
+import { LocalCache } from '../../src/cache/local-cache.js';
+import type { SharedEntry } from '../../src/cache/shared-cache.js';
+import { RedisSharedCache } from '../../src/cache/redis-shared-cache.js';
+import { generateKey } from '../../src/domain/key-format.js';
+import { Authenticator } from '../../src/service/authenticator.js';
+import { Hasher } from '../../src/service/hasher.js';
+import { Invalidator } from '../../src/service/invalidator.js';
+import { KeyService } from '../../src/service/key-service.js';
+import type { Database, Queryable } from '../../src/store/db.js';
+import { migrate } from '../../src/store/migrations.js';
+import { PgDatabase } from '../../src/store/pg-database.js';
+import { createKey, grpcClient, startTestApp } from '../helpers/app.js';
+import { createDatabase, redisPrefix, REDIS_URL } from '../helpers/db.js';
+
+t.test('a stampede of 500 concurrent first calls for one key costs one verification', async (t) => {
+  const app = await startTestApp(t, { ARGON2_MEMORY_KIB: '19456', ARGON2_TIME_COST: '2' });
+  const key = await createKey(app);
+  const before = app.hasher.verifications;
+  const answers = await Promise.all(Array.from({ length: 500 }, () => app.authenticate({ key: key.secret })));
+  t.equal(answers.filter((a) => a.allowed).length, 500, 'all 500 allowed');
+  t.equal(app.hasher.verifications - before, 1, 'one argon2 verification for all of them');
+});
+
+t.test('unknown key ids and repeated failures are answered without hashing', async (t) => {
+  const app = await startTestApp(t, { FAILED_ATTEMPTS_LIMIT: '3' });
+  const key = await createKey(app);
+  t.equal((await app.authenticate({ key: key.secret })).allowed, true, 'the real key is verified and cached');
+  // A well-formed key whose id was never created.
+  const stranger = generateKey('live').key;
+  const v0 = app.hasher.verifications;
+  for (let i = 0; i < 5; i++) t.equal((await app.authenticate({ key: stranger })).reason, 'KEY_UNKNOWN');
+  t.equal(app.hasher.verifications, v0, 'an unknown key id never reaches argon2');
+
+  const wrong = forgeSecret(key.secret);
+  for (let i = 0; i < 3; i++) t.equal((await app.authenticate({ key: wrong })).reason, 'KEY_UNKNOWN', 'wrong secret');
+  const v1 = app.hasher.verifications;
+  t.equal((await app.authenticate({ key: wrong })).reason, 'TOO_MANY_FAILURES');
+  t.equal((await app.authenticate({ key: forgeSecret(key.secret, 'B') })).reason, 'TOO_MANY_FAILURES', 'any other secret for that id too');
+  t.equal(app.hasher.verifications, v1, 'refused without hashing');
+  t.equal((await app.authenticate({ key: key.secret })).allowed, true, 'the real key, already verified, keeps working');
+});
+
+t.test('a full verification queue answers RESOURCE_EXHAUSTED instead of stalling', async (t) => {
+  const app = await startTestApp(t, { ARGON2_MEMORY_KIB: '65536', ARGON2_TIME_COST: '3', ARGON2_MAX_CONCURRENCY: '1', ARGON2_MAX_QUEUE: '2' });
+  const keys = [];
+  for (let i = 0; i < 12; i++) keys.push(await createKey(app));
+  const client = grpcClient(t, app.grpcPort);
+  const results = await Promise.all(keys.map((k) => client.authenticate({ key: k.secret }).then(
+    (r) => (r.allowed ? 'allowed' : r.reason), (err: grpc.ServiceError) => grpc.status[err.code])));
+  t.ok(results.includes('RESOURCE_EXHAUSTED'), `some calls were shed: ${results.join(',')}`);
+  t.ok(results.includes('allowed'), 'the ones admitted were verified');
+  t.notOk(results.some((r) => r !== 'allowed' && r !== 'RESOURCE_EXHAUSTED'), 'nothing else');
+});
+
+/** Replace the secret of a key with another of the same shape, recomputing the checksum. */
+function forgeSecret(key: string, fill = 'A'): string {
+  const alphabet = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+  const head = key.slice(0, 15 + 12) + fill.repeat(32);
+  let n = crc32(head);
+  let sum = '';
+  for (let i = 0; i < 6; i++) { sum = alphabet[n % 62] + sum; n = Math.floor(n / 62); }
+  return head + sum;
+}
+
+t.test('a verification that read the key before a change cannot cache it after (forced interleaving)', async (t) => {
+  const url = await createDatabase(t);
+  const pg = new PgDatabase({ connectionString: url });
+  t.teardown(() => pg.close());
+  await migrate(pg);
+  const redis = new Redis(REDIS_URL);
+  t.teardown(() => redis.disconnect());
+  const prefix = redisPrefix();
+  // Both tiers record every write attempt and its outcome.
+  const writes = { local: [] as { version: number; stored: boolean }[], shared: [] as { version: number; stored: boolean }[] };
+  const shared = new (class extends RedisSharedCache {
+    override async set(digest: string, entry: SharedEntry) {
+      const stored = await super.set(digest, entry);
+      writes.shared.push({ version: entry.data.version, stored });
+      return stored;
+    }
+  })({ redis, prefix, ttlMs: 60_000 });
+  const local = new (class extends LocalCache {
+    override set(entry: CacheEntry) {
+      const stored = super.set(entry);
+      writes.local.push({ version: entry.data.version, stored });
+      return stored;
+    }
+  })({ maxEntries: 100, maxAgeMs: 60_000 });
+  const hasher = new Hasher({ memoryCost: 1024, timeCost: 1, parallelism: 1, maxConcurrency: 1, maxQueue: 10 });
+  const log = { warn() {}, info() {} };
+
+  // The verifier's database holds the key row it read until the test lets it go.
+  let hold: Promise<void> | undefined;
+  const gated: Database = {
+    embedded: false,
+    exec: (sql) => pg.exec(sql),
+    transaction: <T>(fn: (tx: Queryable) => Promise<T>) => pg.transaction(fn),
+    close: async () => {},
+    query: async <R>(sql: string, params?: readonly unknown[]) => {
+      const out = await pg.query<R>(sql, params);
+      if (hold && sql.startsWith('SELECT * FROM api_keys WHERE id')) await hold;
+      return out;
+    },
+  };
+  const invalidator = new Invalidator({ db: pg, local, shared, bus: new MemoryBus({ replicaId: 'x' }), pollMs: 60_000, log });
+  await invalidator.start();
+  t.teardown(() => invalidator.close());
+  const keys = new KeyService({ db: pg, hasher, invalidator });
+  const auth = new Authenticator({ db: gated, local, shared, hasher, invalidator, freshMs: 60_000, staleServeMs: 0,
+    failureLimit: 10, failureWindowMs: 60_000 });
+  const actor = { name: 'admin', sourceIp: '127.0.0.1' };
+  const { row, key } = await keys.create(actor, 'acct_1', { label: 'l', scopes: ['bookings:read'], environment: 'live' });
+
+  let release!: () => void;
+  hold = new Promise<void>((r) => { release = r; });
+  const inflight = auth.authenticate(key, '203.0.113.7', 'bookings:read');
+  await new Promise((r) => setTimeout(r, 100)); // the verifier has read the active row and waits
+  await keys.revoke(actor, 'acct_1', row.id, 'leaked');
+  release();
+  hold = undefined;
+  await inflight;
+
+  t.same(writes.local.filter((w) => w.version === 1), [{ version: 1, stored: false }], 'the local cache refused the version read before the revoke');
+  t.same(writes.shared.filter((w) => w.version === 1), [{ version: 1, stored: false }], 'so did the shared cache');
+  const cached = local.get(createHash('sha256').update(key).digest('base64url'));
+  t.ok(cached === undefined || cached.data.revokedAt !== null, 'whatever the local cache holds is the revoked key');
+  const inRedis = Object.values(await redis.hgetall(`${prefix}k:${row.id}`)).map((v) => JSON.parse(v).data.revokedAt);
+  t.notOk(inRedis.includes(null), 'whatever Redis holds is the revoked key');
+  const after = await auth.authenticate(key, '203.0.113.7', 'bookings:read');
+  t.equal(after.decision.allowed, false);
+  t.equal(!after.decision.allowed && after.decision.reason, 'KEY_REVOKED', 'a call after the revoke is denied');
+});
