@@ -28,7 +28,8 @@ async function main(): Promise<number> {
   const res = await new Promise<AuthenticateResponse>((resolve, reject) => {
     client.Authenticate({ key, ip: values.ip ?? '', scope: values.scope ?? '' }, (err, out) => (err || !out ? reject(err) : resolve(out)));
   }).finally(() => client.close());
-  process.stdout.write(`${JSON.stringify(res, null, 2)}\n`);
+  const { allowed, reason, key_id, account_id, environment, scopes } = res;
+  process.stdout.write(`${JSON.stringify({ allowed, reason, key_id, account_id, environment, scopes }, null, 2)}\n`);
   return res.allowed ? 0 : 1;
 }
 

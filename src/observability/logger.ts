@@ -18,6 +18,9 @@ export function redactDeep(value: unknown, depth = 0): unknown {
     return { type: value.name, message: scrub(value.message), stack: value.stack && scrub(value.stack), code: (value as { code?: unknown }).code };
   }
   if (Array.isArray(value)) return value.map((v) => redactDeep(v, depth + 1));
+  // Class instances (requests, replies, sockets) are left to their serializers.
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (proto !== Object.prototype && proto !== null) return value;
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
     out[k] = SECRET_FIELDS.includes(k.toLowerCase()) && v !== undefined ? '[redacted]' : redactDeep(v, depth + 1);
@@ -37,14 +40,20 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
     serializers: {
       err: (e: unknown) => redactDeep(e),
       req: (req: { method?: string; url?: string; id?: string; ip?: string }) => ({ method: req.method, url: req.url && scrub(req.url), ip: req.ip }),
+      res: (res: { statusCode?: number }) => ({ statusCode: res.statusCode }),
     },
     formatters: {
-      log: (obj) => redactDeep(obj) as Record<string, unknown>,
+      // req and res go to their serializers untouched (a deep copy loses their getters: method, url, statusCode).
+      log: ({ req, res, ...rest }) => ({ ...(redactDeep(rest) as Record<string, unknown>), ...(req === undefined ? {} : { req }), ...(res === undefined ? {} : { res }) }),
+      // Child bindings too: Fastify binds the client's x-request-id to every line of a request.
+      bindings: (bindings) => redactDeep(bindings) as Record<string, unknown>,
     },
     hooks: {
       logMethod(args, method) {
         method.apply(this, args.map((a) => (typeof a === 'string' ? scrub(a) : a)) as Parameters<typeof method>);
       },
+      // Last line of defence: pino takes `msg` from an Error's message when none is given, unscrubbed.
+      streamWrite: (line) => line.replace(KEY_PATTERN, (k) => `${k.slice(0, 19)}…[redacted]`),
     },
   }, destination);
 }
