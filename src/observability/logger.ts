@@ -3,10 +3,13 @@ import { KEY_PATTERN } from '../domain/key-format.js';
 
 const SECRET_FIELDS = ['secret', 'key', 'token', 'authorization', 'x-api-key', 'password', 'secret_hash', 'admin_tokens'];
 
+/** A key-shaped token cut to its prefix and 4 id characters (an already cut one stays as it is). */
+const cutKey = (k: string) => (k.length <= 19 ? k : `${k.slice(0, 19)}…[redacted]`);
+
 /** Replace every key-shaped token and bearer credential in a string. */
 export function scrub(text: string): string {
   return text
-    .replace(KEY_PATTERN, (k) => `${k.slice(0, 19)}…[redacted]`)
+    .replace(KEY_PATTERN, cutKey)
     .replace(/(Bearer\s+)\S+/gi, '$1[redacted]');
 }
 
@@ -53,7 +56,7 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
         method.apply(this, args.map((a) => (typeof a === 'string' ? scrub(a) : a)) as Parameters<typeof method>);
       },
       // Last line of defence: pino takes `msg` from an Error's message when none is given, unscrubbed.
-      streamWrite: (line) => line.replace(KEY_PATTERN, (k) => `${k.slice(0, 19)}…[redacted]`),
+      streamWrite: (line) => line.replace(KEY_PATTERN, cutKey),
     },
   }, destination);
 }

@@ -35,7 +35,7 @@ export class PgDatabase implements Database {
       connectionString: opts.connectionString,
       max: opts.max ?? 10,
       connectionTimeoutMillis: opts.connectionTimeoutMillis ?? 2000,
-      query_timeout: 5000,
+      query_timeout: 3000,
       application_name: 'otesse-keys',
     };
     this.#pool = new pg.Pool(config);

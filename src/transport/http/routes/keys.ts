@@ -30,6 +30,8 @@ export async function keyRoutes(app: FastifyInstance, { keys, activity, auth }: 
     (request as FastifyRequest & { actor: Actor }).actor = actor(auth, request);
   });
   const who = (r: FastifyRequest) => (r as FastifyRequest & { actor: Actor }).actor;
+  // Every field of these bodies is optional: a POST with no body at all means `{}`.
+  const optionalBody = async (request: FastifyRequest) => { request.body ??= {}; };
   const tags = ['keys'];
   const security = [{ bearer: [] }];
 
@@ -63,6 +65,7 @@ export async function keyRoutes(app: FastifyInstance, { keys, activity, auth }: 
   });
 
   app.post<{ Params: Params; Body: Static<typeof S.RevokeBody> | undefined }>(`${base}/keys/:keyId/revoke`, {
+    preValidation: optionalBody,
     schema: { tags, security, summary: 'Revoke a key (idempotent; denied everywhere once this returns)',
       params: S.KeyParams, body: S.RevokeBody, response: { 200: S.KeyWithPropagation, ...problems } },
   }, async (request) => {
@@ -71,6 +74,7 @@ export async function keyRoutes(app: FastifyInstance, { keys, activity, auth }: 
   });
 
   app.post<{ Params: Params; Body: Static<typeof S.RotateBody> | undefined }>(`${base}/keys/:keyId/rotate`, {
+    preValidation: optionalBody,
     schema: { tags, security, summary: 'Rotate: a new key; the old one works for the grace period',
       params: S.KeyParams, body: S.RotateBody, response: { 201: S.RotatedKey, ...problems } },
   }, async (request, reply) => {
@@ -82,6 +86,7 @@ export async function keyRoutes(app: FastifyInstance, { keys, activity, auth }: 
   });
 
   app.post<{ Params: Static<typeof S.AccountParams>; Body: Static<typeof S.RevokeAllBody> | undefined }>(`${base}/keys/revoke-all`, {
+    preValidation: optionalBody,
     schema: { tags, security, summary: 'Emergency: revoke every active key of the account', params: S.AccountParams, body: S.RevokeAllBody },
   }, async (request) => {
     const out = await keys.revokeAll(who(request), request.params.accountId, request.body?.environment, request.body?.reason);

@@ -30,6 +30,6 @@ export async function systemRoutes(app: FastifyInstance, opts: SystemRoutesOptio
 
   if (opts.metrics) {
     const metrics = opts.metrics;
-    app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => reply.type(metrics.contentType).send(await metrics.render()));
+    app.get('/metrics', { schema: { tags: ['health'], summary: 'Prometheus metrics (text exposition format)' } }, async (_request, reply) => reply.type(metrics.contentType).send(await metrics.render()));
   }
 }
