@@ -31,6 +31,53 @@ export function redactDeep(value: unknown, depth = 0): unknown {
   return out;
 }
 
+/** A serialized log line with every field redacted (see redactDeep); a line that is not JSON is scrubbed. */
+export function redactLine(line: string): string {
+  try {
+    return `${JSON.stringify(redactDeep(JSON.parse(line)))}\n`;
+  } catch {
+    return scrub(line);
+  }
+}
+
+/** Query parameters of the admin API whose values are never credentials. */
+const PLAIN_QUERY = new Set(['limit', 'cursor', 'environment', 'status', 'rotation', 'in_grace', 'from', 'to']);
+/** Admin tokens are at least 16 characters (config.ts): a shorter text cannot be one. */
+const MIN_TOKEN = 16;
+const KEY_ID = /^key_[0-9A-Za-z]{12}$/;
+
+interface LoggedRequest {
+  method?: string;
+  url?: string;
+  ip?: string;
+  headers?: Record<string, string | string[] | undefined>;
+  routeOptions?: { url?: string | undefined };
+}
+
+/**
+ * A request URL fit for the log. A client may put a credential anywhere, so: its own bearer
+ * credential is cut wherever it is repeated, key-shaped text is scrubbed, query values are
+ * kept only for the API's own parameters, and on an unmatched route any segment long enough
+ * to be a token is cut. (A matched route's segments are its ids: they are kept.)
+ */
+export function safeUrl(url: string, req: LoggedRequest = {}): string {
+  const at = url.indexOf('?');
+  let path = at < 0 ? url : url.slice(0, at);
+  const query = at < 0 ? [] : url.slice(at + 1).split('&').filter(Boolean);
+  if (!req.routeOptions?.url) {
+    path = path.split('/').map((s) => (s.length >= MIN_TOKEN && !KEY_ID.test(s) ? '[redacted]' : s)).join('/');
+  }
+  const params = query.map((pair) => {
+    const name = pair.split('=')[0] ?? '';
+    if (PLAIN_QUERY.has(name)) return pair;
+    return `${name.length < MIN_TOKEN ? name : '[redacted]'}=[redacted]`;
+  });
+  let out = scrub(params.length > 0 ? `${path}?${params.join('&')}` : path);
+  const credential = /^\s*\S+\s+(\S{16,})/.exec(String(req.headers?.authorization ?? ''))?.[1];
+  if (credential) out = out.split(credential).join('[redacted]').split(encodeURIComponent(credential)).join('[redacted]');
+  return out;
+}
+
 /**
  * The service's pino logger: JSON lines, and no key secret or admin token in any field or
  * message, whatever the level (serializers run first, then the log formatter scrubs the result).
@@ -42,7 +89,7 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
     timestamp: pino.stdTimeFunctions.isoTime,
     serializers: {
       err: (e: unknown) => redactDeep(e),
-      req: (req: { method?: string; url?: string; id?: string; ip?: string }) => ({ method: req.method, url: req.url && scrub(req.url), ip: req.ip }),
+      req: (req: LoggedRequest) => ({ method: req.method, url: req.url && safeUrl(req.url, req), ip: req.ip }),
       res: (res: { statusCode?: number }) => ({ statusCode: res.statusCode }),
     },
     formatters: {
@@ -55,8 +102,9 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
       logMethod(args, method) {
         method.apply(this, args.map((a) => (typeof a === 'string' ? scrub(a) : a)) as Parameters<typeof method>);
       },
-      // Last line of defence: pino takes `msg` from an Error's message when none is given, unscrubbed.
-      streamWrite: (line) => line.replace(KEY_PATTERN, cutKey),
+      // Last line of defence, on the finished line: pino takes `msg` from an Error's message
+      // unscrubbed, and child loggers skip the bindings formatter (pino resets it for children).
+      streamWrite: redactLine,
     },
   }, destination);
 }

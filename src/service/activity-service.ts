@@ -62,8 +62,9 @@ export class ActivityService {
     const to = window.to ? new Date(window.to) : new Date(now);
     const from = window.from ? new Date(window.from) : new Date(to.getTime() - 30 * DAY);
     if (from.getTime() >= to.getTime()) throw invalid('from', 'must be before to');
-    const key = await this.#o.keys.get(accountId, keyId);
+    // Flush first: the key row's last_used_at must include the counts this answer shows.
     await this.#o.flush?.().catch(() => {});
+    const key = await this.#o.keys.get(accountId, keyId);
     const [hours, addresses, events] = await Promise.all([
       activityRepository.hours(this.#o.db, keyId, from, to),
       activityRepository.addresses(this.#o.db, keyId),

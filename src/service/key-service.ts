@@ -103,6 +103,9 @@ export class KeyService {
     const { row, changes } = await this.#o.db.transaction(async (tx) => {
       const before = await this.#locked(tx, accountId, keyId);
       if (before.revoked_at) throw new AppError('CONFLICT', `key ${keyId} is revoked`);
+      if (before.replaced_by && patch.expires_at !== undefined && extendsExpiry(before.expires_at, patch.expires_at)) {
+        throw new AppError('CONFLICT', `key ${keyId} was rotated to ${before.replaced_by}: its grace period can be shortened, not extended`);
+      }
       const diff = changedFields(before, patch);
       if (Object.keys(diff).length === 0) return { row: before, changes: [] };
       const after = await keysRepository.update(tx, keyId, patch);
@@ -233,6 +236,10 @@ function checkIps(entries: string[]): string[] {
   });
   if (errors.length > 0) throw new AppError('VALIDATION_FAILED', 'invalid allowed_ips', errors);
   return [...new Set(out)];
+}
+
+function extendsExpiry(current: Date | null, next: Date | null): boolean {
+  return current !== null && (next === null || next.getTime() > current.getTime());
 }
 
 function changedFields(before: KeyRow, patch: KeyPatch): Record<string, { from: unknown; to: unknown }> {

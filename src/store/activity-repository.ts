@@ -11,12 +11,28 @@ export interface UsageBatch {
 export interface AddressRow { ip: string; first_seen: Date; last_seen: Date; count: number }
 export interface HourRow { hour: Date; outcome: string; count: number }
 
+const byText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * The batch's rows sorted by primary key: replicas flushing at once then lock shared rows in the
+ * same order and never deadlock (in map order, concurrent flushes deadlocked about half the time).
+ */
+function inLockOrder(b: UsageBatch): UsageBatch {
+  return {
+    id: b.id,
+    hourly: [...b.hourly].sort((x, y) => byText(x.keyId, y.keyId) || x.hour.getTime() - y.hour.getTime() || byText(x.outcome, y.outcome)),
+    addresses: [...b.addresses].sort((x, y) => byText(x.keyId, y.keyId) || byText(x.ip, y.ip)),
+    lastUsed: [...b.lastUsed].sort((x, y) => byText(x.keyId, y.keyId)),
+  };
+}
+
 /** Usage counters: written by flushes, read by the activity route. */
 export const activityRepository = {
   /** Apply a batch once: false when a batch with this id was applied before (a retried flush). */
-  async apply(tx: Queryable, b: UsageBatch): Promise<boolean> {
-    const { rows } = await tx.query('INSERT INTO activity_batches (id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING id', [b.id]);
+  async apply(tx: Queryable, batch: UsageBatch): Promise<boolean> {
+    const { rows } = await tx.query('INSERT INTO activity_batches (id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING id', [batch.id]);
     if (rows.length === 0) return false;
+    const b = inLockOrder(batch);
     if (b.hourly.length > 0) {
       await tx.query(
         `INSERT INTO key_usage_hourly (key_id, hour, outcome, count)

@@ -33,7 +33,7 @@ export interface ListFilter {
   status?: KeyStatus | undefined;
   /** `due`: rotation due within 14 days; `overdue`: rotation date passed (active keys only). */
   rotation?: 'due' | 'overdue' | undefined;
-  /** Only keys that were rotated and still work during their grace period. */
+  /** true: only rotated keys still working in their grace period; false: all but those. */
   inGrace?: boolean | undefined;
   after?: { createdAt: Date; id: string } | undefined;
   limit: number;
@@ -86,7 +86,7 @@ export const keysRepository = {
     if (f.environment) { params.push(f.environment); where.push(`environment = $${params.length}`); }
     if (f.status) where.push(STATUS_SQL[f.status]);
     if (f.rotation) where.push(ROTATION_SQL[f.rotation]);
-    if (f.inGrace) where.push(`replaced_by IS NOT NULL AND ${STATUS_SQL.active}`);
+    if (f.inGrace !== undefined) where.push(`${f.inGrace ? '' : 'NOT '}(replaced_by IS NOT NULL AND ${STATUS_SQL.active})`);
     if (f.after) {
       params.push(f.after.createdAt, f.after.id);
       where.push(`(created_at, id) < ($${params.length - 1}, $${params.length})`);

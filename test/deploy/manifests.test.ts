@@ -80,6 +80,14 @@ t.test('staging and production differ as intended', async (t) => {
   t.match(prod, /"secretName":"otesse-keys-grpc-tls"/, 'production mounts the gRPC mTLS Secret');
   t.match(prod, /"name":"GRPC_TLS_CA"/, 'production requires client certificates (GRPC_TLS_CA)');
   t.notMatch(staging, /GRPC_TLS/, 'staging serves plaintext gRPC (native grpc probes)');
+  const probes = (dir: string) => {
+    const c = (deployment(dir)?.['spec'] as { template: { spec: { containers: Array<Record<string, { grpc?: { port: number } }>> } } })
+      .template.spec.containers[0] ?? {};
+    return ['startupProbe', 'readinessProbe', 'livenessProbe'].map((p) => c[p]?.grpc?.port);
+  };
+  t.same(probes('overlays/production'), [50052, 50052, 50052], 'production probes the plaintext health port with native grpc probes');
+  t.same(probes('overlays/staging'), [50051, 50051, 50051], 'staging probes the gRPC port itself');
+  t.match(prod, /"name":"GRPC_HEALTH_PORT","value":"50052"/, 'production sets GRPC_HEALTH_PORT');
   const min = (dir: string) => (hpa(dir)?.['spec'] as { minReplicas?: number } | undefined)?.minReplicas ?? 0;
   t.ok(min('overlays/production') > min('overlays/staging'), 'production scales from more replicas than staging');
   const configOf = (dir: string) => rendered.get(dir)?.find((o) => o.kind === 'ConfigMap')?.['data'] as Record<string, string> | undefined;

@@ -122,10 +122,37 @@ t.test('platform rules: each mutation is a violation', async (t) => {
   for (const [name, mutate, expected] of cases) {
     t.match(manifestPolicy(mutate(staging.map((o) => structuredClone(o)))).join('\n'), expected, name);
   }
-  // With gRPC mTLS the kubelet cannot run grpc probes: production must use the HTTP ones.
-  const prod = pick(production, 'Deployment');
-  at(prod, [...container, 'readinessProbe'])['grpc'] = { port: 50051, service: 'otesse.keys.v1.KeyService' };
-  t.match(manifestPolicy(withObject(production, prod)).join('\n'), /gRPC requires TLS/, 'grpc probe with mTLS');
+  // With gRPC mTLS the kubelet (plaintext) can only probe the health-only port.
+  const prodCases: Array<[string, (d: K8sObject) => void, RegExp]> = [
+    ['grpc probe on the mTLS port', (d) => { at(d, [...container, 'readinessProbe', 'grpc'])['port'] = 50051; }, /readinessProbe probes 50051, but gRPC requires TLS/],
+    ['HTTP probes instead of grpc', (d) => {
+      for (const p of ['startupProbe', 'readinessProbe', 'livenessProbe']) at(d, container)[p] = { httpGet: { path: '/healthz', port: 'http' } };
+    }, /livenessProbe must be a native grpc probe/],
+    ['no GRPC_HEALTH_PORT', (d) => {
+      const c = at(d, container);
+      c['env'] = (c['env'] as Json[]).filter((e) => e['name'] !== 'GRPC_HEALTH_PORT');
+    }, /gRPC requires TLS and kubelet probes are plaintext: set GRPC_HEALTH_PORT/],
+    ['health port not declared', (d) => {
+      const c = at(d, container);
+      c['ports'] = (c['ports'] as Json[]).filter((p) => p['name'] !== 'grpc-health');
+    }, /GRPC_HEALTH_PORT 50052 must be a declared containerPort named grpc-health/],
+    ['health port on the gRPC port', (d) => {
+      const c = at(d, container);
+      c['env'] = (c['env'] as Json[]).map((e) => (e['name'] === 'GRPC_HEALTH_PORT' ? { name: 'GRPC_HEALTH_PORT', value: '50051' } : e));
+    }, /GRPC_HEALTH_PORT \(50051\) must be a port of its own/],
+    ['probe on a port that is not the health port', (d) => { at(d, [...container, 'startupProbe', 'grpc'])['port'] = 50053; }, /startupProbe must be a grpc probe on 50052/],
+  ];
+  for (const [name, mutate, expected] of prodCases) {
+    const d = pick(production, 'Deployment');
+    mutate(d);
+    t.match(manifestPolicy(withObject(production, d)).join('\n'), expected, `production: ${name}`);
+  }
+  const httpStaging = pick(staging, 'Deployment');
+  at(httpStaging, container)['readinessProbe'] = { httpGet: { path: '/readyz', port: 8080 } };
+  t.match(manifestPolicy(withObject(staging, httpStaging)).join('\n'), /readinessProbe must be a native grpc probe/, 'staging: an HTTP probe');
+  const opened = pick(production, 'NetworkPolicy');
+  (at(opened, ['spec'])['ingress'] as Json[]).push({ ports: [{ port: 50052, protocol: 'TCP' }], from: [{ podSelector: {} }] });
+  t.match(manifestPolicy(withObject(production, opened)).join('\n'), /unexpected ingress port 50052/, 'the health port is not opened to pods');
   const noVolume = pick(production, 'Deployment');
   at(noVolume, container)['volumeMounts'] = [{ name: 'tmp', mountPath: '/tmp' }];
   t.match(manifestPolicy(withObject(production, noVolume)).join('\n'), /GRPC_TLS_CA=.* must point into a mounted Secret volume/, 'TLS files not mounted');

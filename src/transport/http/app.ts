@@ -1,8 +1,11 @@
 import { readFileSync } from 'node:fs';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import { Ajv, type Options as AjvOptions } from 'ajv';
+import addFormats from 'ajv-formats';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { Logger } from 'pino';
+import { scrub } from '../../observability/logger.js';
 import { errorHandler, sendProblem } from './problem.js';
 import { keyRoutes, type KeyRoutesOptions } from './routes/keys.js';
 import { systemRoutes, type SystemRoutesOptions } from './routes/system.js';
@@ -14,6 +17,19 @@ export interface HttpAppOptions extends KeyRoutesOptions, SystemRoutesOptions {
   onResponse?: (route: string, method: string, status: number, seconds: number) => void;
 }
 
+/**
+ * Bodies are validated as sent (no type coercion: `null` is not 0); querystrings and params are
+ * text, so there numbers and booleans are coerced from their string form.
+ */
+function validators(): { body: Ajv; text: Ajv } {
+  const base: AjvOptions = { removeAdditional: false, allErrors: true, useDefaults: true, strict: false };
+  const body = new Ajv({ ...base, coerceTypes: false });
+  const text = new Ajv({ ...base, coerceTypes: 'array' });
+  addFormats.default(body);
+  addFormats.default(text);
+  return { body, text };
+}
+
 /** The admin API: Fastify with schemas on every route, problem+json errors and the OpenAPI description. */
 export async function buildHttpApp(opts: HttpAppOptions): Promise<FastifyInstance> {
   const app = Fastify({
@@ -23,13 +39,15 @@ export async function buildHttpApp(opts: HttpAppOptions): Promise<FastifyInstanc
     logController: new LogController({ requestIdLogLabel: 'request_id' }),
     trustProxy: false,
     ...(opts.tls ? { https: { cert: readFileSync(opts.tls.cert), key: readFileSync(opts.tls.key) } } : {}),
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: true, useDefaults: true } },
   }) as unknown as FastifyInstance;
 
+  const ajv = validators();
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? ajv.body : ajv.text).compile(schema));
   // JSON only: any other body is 415 (Fastify answers that for types without a parser).
   app.removeContentTypeParser(['text/plain']);
   app.setErrorHandler(errorHandler);
-  app.setNotFoundHandler((request, reply) => sendProblem(reply, 404, `no route ${request.method} ${request.url.split('?')[0]}`));
+  // The path is the client's text (a key pasted in a URL must not come back in an error).
+  app.setNotFoundHandler((request, reply) => sendProblem(reply, 404, `no route ${request.method} ${scrub(request.url.split('?')[0] ?? '')}`));
   app.addHook('onSend', async (request, reply) => { reply.header('x-request-id', request.id); });
   if (opts.onResponse) {
     const observe = opts.onResponse;

@@ -13,6 +13,8 @@ import type { K8sObject } from './render.js';
 export const APP = 'otesse-keys';
 export const GRPC_PORT = 50051;
 export const HTTP_PORT = 8080;
+/** The containerPort name of GRPC_HEALTH_PORT (plaintext grpc.health.v1 only, for kubelet probes). */
+export const HEALTH_PORT_NAME = 'grpc-health';
 const READINESS_SERVICE = 'otesse.keys.v1.KeyService';
 const LIVENESS_SERVICE = 'liveness';
 const SECRET_ENV = ['DATABASE_URL', 'REDIS_URL', 'ADMIN_TOKENS'] as const;
@@ -69,7 +71,28 @@ function checkSecurity(where: string, pod: PodSpec, out: string[]): number | und
   return uid;
 }
 
-function checkProbes(where: string, c: Container, tls: boolean, out: string[]): void {
+/**
+ * Native gRPC probes on grpc.health.v1 everywhere (startup and liveness on "liveness",
+ * readiness on the KeyService name). kubelet probes speak plaintext: when the gRPC port
+ * requires TLS, the probes must use GRPC_HEALTH_PORT, the plaintext health-only port, which
+ * the container must declare.
+ */
+function checkProbes(where: string, c: Container, objects: readonly K8sObject[], out: string[]): void {
+  const tls = envValue(c, objects, 'GRPC_TLS_CERT') !== undefined;
+  const healthText = envValue(c, objects, 'GRPC_HEALTH_PORT');
+  const healthPort = healthText === undefined ? undefined : Number(healthText);
+  if (healthPort !== undefined) {
+    if (!Number.isInteger(healthPort) || healthPort < 1 || healthPort > 65535 || [GRPC_PORT, HTTP_PORT].includes(healthPort)) {
+      out.push(`${where}: GRPC_HEALTH_PORT (${healthText}) must be a port of its own, not ${GRPC_PORT} or ${HTTP_PORT}`);
+    } else if (!c.ports?.some((p) => p.containerPort === healthPort && p.name === HEALTH_PORT_NAME)) {
+      out.push(`${where}: GRPC_HEALTH_PORT ${healthPort} must be a declared containerPort named ${HEALTH_PORT_NAME}`);
+    }
+  }
+  if (tls && healthPort === undefined) {
+    out.push(`${where}: gRPC requires TLS and kubelet probes are plaintext: set GRPC_HEALTH_PORT and probe it`);
+  }
+  // With TLS only the health port can be probed; without, the gRPC port or the health port.
+  const ports = (tls ? [healthPort] : [GRPC_PORT, healthPort]).filter((p): p is number => p !== undefined);
   const probes: Array<[string, Probe | undefined, string]> = [
     ['startupProbe', c.startupProbe, LIVENESS_SERVICE],
     ['readinessProbe', c.readinessProbe, READINESS_SERVICE],
@@ -80,15 +103,12 @@ function checkProbes(where: string, c: Container, tls: boolean, out: string[]): 
       out.push(`${where}: ${name} is missing`);
       continue;
     }
-    if (tls) {
-      // kubelet's gRPC probe has no TLS: with gRPC mTLS the HTTP health endpoints are used.
-      const path = service === READINESS_SERVICE ? '/readyz' : '/healthz';
-      if (probe.grpc) out.push(`${where}: ${name} uses a gRPC probe but gRPC requires TLS (kubelet probes plaintext)`);
-      if (probe.httpGet?.path !== path || ![HTTP_PORT, 'http'].includes(probe.httpGet.port)) {
-        out.push(`${where}: ${name} must be httpGet ${path} on the http port when gRPC uses TLS`);
-      }
-    } else if (probe.grpc?.port !== GRPC_PORT || probe.grpc.service !== service) {
-      out.push(`${where}: ${name} must be a grpc probe on ${GRPC_PORT} for service "${service}"`);
+    if (probe.httpGet || probe.tcpSocket || probe.exec) out.push(`${where}: ${name} must be a native grpc probe (grpc.health.v1), not httpGet/tcpSocket/exec`);
+    if (tls && probe.grpc?.port === GRPC_PORT) {
+      out.push(`${where}: ${name} probes ${GRPC_PORT}, but gRPC requires TLS there (kubelet probes plaintext): probe GRPC_HEALTH_PORT`);
+    }
+    if (!probe.grpc || !ports.includes(probe.grpc.port) || probe.grpc.service !== service) {
+      out.push(`${where}: ${name} must be a grpc probe on ${ports.join(' or ') || 'GRPC_HEALTH_PORT'} for service "${service}"`);
     }
   }
 }
@@ -164,7 +184,7 @@ export function manifestPolicy(objects: readonly K8sObject[]): string[] {
   const ports = main.ports?.map((p) => p.containerPort) ?? [];
   if (!ports.includes(GRPC_PORT) || !ports.includes(HTTP_PORT)) out.push(`${w}: container must expose ${GRPC_PORT} and ${HTTP_PORT}`);
   const tls = envValue(main, objects, 'GRPC_TLS_CERT') !== undefined;
-  checkProbes(w, main, tls, out);
+  checkProbes(w, main, objects, out);
   if (tls) {
     for (const v of ['GRPC_TLS_CERT', 'GRPC_TLS_KEY', 'GRPC_TLS_CA']) {
       const path = envValue(main, objects, v);
