@@ -137,12 +137,13 @@ export class Authenticator {
 
   async #verified(row: KeyRow | undefined, parsed: ParsedKey, digest: string, key: string,
     cached: CacheEntry | undefined, trusted: boolean): Promise<Resolved> {
-    if (!row || row.environment !== parsed.environment) {
+    if (!row) {
       this.#unknown.set(parsed.keyId, true);
       return { reason: 'KEY_UNKNOWN', path: 'storage', known: false };
     }
     // A cached entry for this digest was verified before, and a key's hash never changes.
-    if (!cached && !(await this.#o.hasher.verify(row.secret_hash, secretOf(key)))) {
+    // The other environment's prefix on a real id is a wrong key, not an unknown id (ids are not secret).
+    if (row.environment !== parsed.environment || (!cached && !(await this.#o.hasher.verify(row.secret_hash, secretOf(key))))) {
       this.#failures.set(parsed.keyId, (this.#failures.get(parsed.keyId) ?? 0) + 1);
       return { reason: 'KEY_UNKNOWN', path: 'storage', known: true };
     }

@@ -219,7 +219,8 @@ function auditEntry(actor: Actor, row: KeyRow, action: string, changes: Record<s
 
 /** Scopes from the catalog only, each once, in catalog-independent request order. */
 function checkScopes(scopes: string[]): string[] {
-  const errors: FieldError[] = scopes.flatMap((s, i) => (isScope(s) ? [] : [{ path: `scopes/${i}`, message: `unknown scope "${s.slice(0, 40)}"` }]));
+  // The value is not echoed: whatever was pasted there (a key, say) must not come back.
+  const errors: FieldError[] = scopes.flatMap((s, i) => (isScope(s) ? [] : [{ path: `scopes/${i}`, message: 'not a scope of the catalog (GET /v1/scopes)' }]));
   if (scopes.length === 0) errors.push({ path: 'scopes', message: 'must hold at least one scope' });
   if (errors.length > 0) throw new AppError('VALIDATION_FAILED', 'invalid scopes', errors);
   return [...new Set(scopes)];

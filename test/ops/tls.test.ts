@@ -45,7 +45,7 @@ t.test('gRPC mutual TLS and HTTPS admin API', async (t) => {
 
   // gRPC: who gets through.
   const target = `127.0.0.1:${app.grpcPort}`;
-  const call = (creds: grpc.ChannelCredentials) => keyServiceClient(t, target, creds).authenticate({ key }, 3000);
+  const call = (creds: grpc.ChannelCredentials) => keyServiceClient(t, target, creds).authenticate({ key }, 10_000);
   const trusted = await call(grpc.credentials.createSsl(ca, pki.read(pki.client.key), pki.read(pki.client.cert)));
   t.equal(trusted.code, grpc.status.OK, 'a client with a certificate from the CA is answered');
   t.equal(trusted.res?.allowed, true, 'and authenticated');

@@ -71,6 +71,19 @@ function checkSecurity(where: string, pod: PodSpec, out: string[]): number | und
   return uid;
 }
 
+/** GRPC_HEALTH_PORT, when set: a port of its own, declared on the container; returns it. */
+function checkHealthPort(where: string, c: Container, objects: readonly K8sObject[], out: string[]): number | undefined {
+  const text = envValue(c, objects, 'GRPC_HEALTH_PORT');
+  if (text === undefined) return undefined;
+  const port = Number(text);
+  if (!Number.isInteger(port) || port < 1 || port > 65535 || [GRPC_PORT, HTTP_PORT].includes(port)) {
+    out.push(`${where}: GRPC_HEALTH_PORT (${text}) must be a port of its own, not ${GRPC_PORT} or ${HTTP_PORT}`);
+  } else if (!c.ports?.some((p) => p.containerPort === port && p.name === HEALTH_PORT_NAME)) {
+    out.push(`${where}: GRPC_HEALTH_PORT ${port} must be a declared containerPort named ${HEALTH_PORT_NAME}`);
+  }
+  return port;
+}
+
 /**
  * Native gRPC probes on grpc.health.v1 everywhere (startup and liveness on "liveness",
  * readiness on the KeyService name). kubelet probes speak plaintext: when the gRPC port
@@ -79,15 +92,7 @@ function checkSecurity(where: string, pod: PodSpec, out: string[]): number | und
  */
 function checkProbes(where: string, c: Container, objects: readonly K8sObject[], out: string[]): void {
   const tls = envValue(c, objects, 'GRPC_TLS_CERT') !== undefined;
-  const healthText = envValue(c, objects, 'GRPC_HEALTH_PORT');
-  const healthPort = healthText === undefined ? undefined : Number(healthText);
-  if (healthPort !== undefined) {
-    if (!Number.isInteger(healthPort) || healthPort < 1 || healthPort > 65535 || [GRPC_PORT, HTTP_PORT].includes(healthPort)) {
-      out.push(`${where}: GRPC_HEALTH_PORT (${healthText}) must be a port of its own, not ${GRPC_PORT} or ${HTTP_PORT}`);
-    } else if (!c.ports?.some((p) => p.containerPort === healthPort && p.name === HEALTH_PORT_NAME)) {
-      out.push(`${where}: GRPC_HEALTH_PORT ${healthPort} must be a declared containerPort named ${HEALTH_PORT_NAME}`);
-    }
-  }
+  const healthPort = checkHealthPort(where, c, objects, out);
   if (tls && healthPort === undefined) {
     out.push(`${where}: gRPC requires TLS and kubelet probes are plaintext: set GRPC_HEALTH_PORT and probe it`);
   }
