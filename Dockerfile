@@ -41,7 +41,7 @@ COPY --from=build /app/proto ./proto
 COPY --from=build /app/migrations ./migrations
 # distroless "nonroot": numeric so that Kubernetes runAsNonRoot can verify it.
 USER 65532:65532
-EXPOSE 50051 8080
+EXPOSE 50051 50052 8080
 # No HEALTHCHECK: Kubernetes probes grpc.health.v1.Health (k8s/base/deployment.yaml).
 # Exec form: node is PID 1 and handles SIGTERM itself (graceful shutdown).
 # Migration Job: same image with args ["dist/src/migrate.js"].

@@ -78,6 +78,23 @@ function openRedis(config: Config, replicaId: string, log: Logger): RedisParts {
   };
 }
 
+/** SIGTERM's last write of usage counts: retried with backoff for a few seconds, and a loss is logged as an error. */
+async function finalFlush(usage: UsageRecorder, log: Logger): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await usage.flush();
+      return;
+    } catch (err) {
+      if (attempt === 5) {
+        log.error({ err, lost: usage.unflushed }, 'usage counts could not be written before exit');
+        return;
+      }
+      log.warn({ err, attempt }, 'final usage flush failed; retrying');
+      await new Promise((r) => setTimeout(r, 200 * 2 ** attempt));
+    }
+  }
+}
+
 /** The composition root: build every part from the configuration and start both transports. */
 export async function startApp(config: Config, logger?: Logger): Promise<App> {
   const log = logger ?? createLogger(config.LOG_LEVEL);
@@ -121,11 +138,16 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
     log, maxConnectionAgeMs: config.GRPC_MAX_CONNECTION_AGE_MS,
     tls: config.GRPC_TLS_CERT && config.GRPC_TLS_KEY ? { cert: config.GRPC_TLS_CERT, key: config.GRPC_TLS_KEY, ca: config.GRPC_TLS_CA } : undefined,
     onCall: (result, code, seconds) => {
-      if (!result) { metrics.decisions.inc({ outcome: `error_${code}`, reason: '', environment: '' }); return; }
+      if (!result) {
+        metrics.decisions.inc({ outcome: `error_${code}`, reason: '', environment: '' });
+        metrics.latency.observe({ path: 'error' }, seconds);
+        return;
+      }
       const d = result.decision;
       metrics.decisions.inc({ outcome: d.allowed ? 'allowed' : 'denied', reason: d.allowed ? '' : d.reason, environment: d.identity?.environment ?? '' });
       metrics.latency.observe({ path: result.path }, seconds);
-      if (result.path !== 'parse') metrics.cacheLookups.inc({ tier: result.path });
+      // A tier answered only when it held the key's grant (not for remembered unknown ids).
+      if (result.path !== 'parse' && d.identity) metrics.cacheLookups.inc({ tier: result.path });
     },
   });
   const http = await buildHttpApp({
@@ -164,9 +186,7 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
       clearInterval(readyTimer);
       clearInterval(flushTimer);
       await Promise.all([grpc.close(config.SHUTDOWN_GRACE_MS), http.close()]);
-      for (let attempt = 0; attempt < 3; attempt++) {
-        try { await usage.flush(); break; } catch (err) { log.warn({ err, attempt }, 'final usage flush failed'); }
-      }
+      await finalFlush(usage, log);
       await invalidator.close();
       await redis.close();
       await db.close();

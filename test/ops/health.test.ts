@@ -22,6 +22,10 @@ t.test('readiness follows Redis and PostgreSQL, liveness does not', async (t) =>
   const app = await startTestApp(t, { REDIS_URL: redis.url, DATABASE_URL: pgUrl.toString(), HEARTBEAT_MS: '200' });
   const check = healthChecker(t, `127.0.0.1:${app.grpcPort}`);
   t.same(await healthBecomes(check, READY), READY, 'all SERVING once started');
+  // What the kubelet's liveness probe would have seen throughout.
+  const liveness: string[] = [];
+  const sampler = setInterval(() => { void check('liveness').then((s) => liveness.push(s)); }, 100);
+  t.teardown(() => clearInterval(sampler));
 
   await redis.kill();
   t.same(await healthBecomes(check, UNREADY), UNREADY, 'Redis lost: not ready, still alive');
@@ -33,6 +37,9 @@ t.test('readiness follows Redis and PostgreSQL, liveness does not', async (t) =>
   t.same(await healthBecomes(check, UNREADY), UNREADY, 'PostgreSQL lost: not ready, still alive');
   pg.heal();
   t.same(await healthBecomes(check, READY, 15_000), READY, 'PostgreSQL back: ready again');
+  clearInterval(sampler);
+  t.ok(liveness.length > 20, `liveness sampled ${liveness.length} times through both outages`);
+  t.same([...new Set(liveness)], ['SERVING'], 'liveness never left SERVING');
 });
 
 t.test('with mutual TLS on gRPC, GRPC_HEALTH_PORT serves plaintext health only, and follows Redis', async (t) => {

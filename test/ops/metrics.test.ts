@@ -3,6 +3,7 @@
 import t from 'tap';
 import { createKey, startTestApp, testEnv } from '../helpers/app.js';
 import { metric, has, scrape } from '../helpers/ops/prom.js';
+import { waitFor } from '../helpers/replica.js';
 
 const DECISIONS = 'otesse_keys_authenticate_total';
 const LATENCY = 'otesse_keys_authenticate_seconds_count';
@@ -24,6 +25,7 @@ t.test('decisions by reason and environment, latency by path, cache tiers, HTTP 
   for (let i = 0; i < 2; i++) t.equal((await a.authenticate({ key: live.secret, scope: 'bookings:write' })).reason, 'SCOPE_NOT_GRANTED');
   t.equal((await a.authenticate({ key: 'otesse_live_sk_not-a-key' })).reason, 'KEY_MALFORMED');
   t.equal((await a.authenticate({ key: sandbox.secret })).allowed, true);
+  t.ok(await waitFor(async () => (await b.readiness()).length === 0), 'b subscribed (it trusts Redis only then)');
   t.equal((await b.authenticate({ key: live.secret })).allowed, true, 'b: answered from Redis');
 
   const m = await scrape(a.url);

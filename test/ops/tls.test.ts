@@ -38,9 +38,10 @@ t.test('gRPC mutual TLS and HTTPS admin API', async (t) => {
   });
   t.equal(created.status, 201, 'create over HTTPS');
   const key = created.body.secret as string;
-  t.equal((await https(app.httpPort, 'GET', '/readyz', { ca })).status, 200, 'readiness over HTTPS');
-  await t.rejects(https(app.httpPort, 'GET', '/readyz'), { code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' }, 'a client that does not trust the CA refuses the server');
-  const plainHttp = await fetch(`http://127.0.0.1:${app.httpPort}/readyz`).then((r) => r.status, () => 0);
+  const read = await https(app.httpPort, 'GET', `/v1/accounts/acct_1/keys/${created.body.id}`, { ca });
+  t.same([read.status, read.body.label], [200, 'tls'], 'read it back over HTTPS');
+  await t.rejects(https(app.httpPort, 'GET', '/v1/scopes'), { code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' }, 'a client that does not trust the CA refuses the server');
+  const plainHttp = await fetch(`http://127.0.0.1:${app.httpPort}/v1/scopes`).then((r) => r.status, () => 0);
   t.not(plainHttp, 200, 'plain HTTP to the HTTPS port is not served');
 
   // gRPC: who gets through.

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { Ajv, type Options as AjvOptions } from 'ajv';
@@ -35,7 +36,12 @@ export async function buildHttpApp(opts: HttpAppOptions): Promise<FastifyInstanc
   const app = Fastify({
     loggerInstance: opts.logger,
     bodyLimit: opts.bodyLimit,
-    requestIdHeader: 'x-request-id',
+    // A caller's x-request-id is kept only when it looks like an id (it lands in every log line).
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && /^[A-Za-z0-9._:-]{1,64}$/.test(given) && !/otesse_(live|test)_sk_/.test(given) ? given : randomUUID();
+    },
     logController: new LogController({ requestIdLogLabel: 'request_id' }),
     trustProxy: false,
     ...(opts.tls ? { https: { cert: readFileSync(opts.tls.cert), key: readFileSync(opts.tls.key) } } : {}),

@@ -1,0 +1,526 @@
+/**
+ * `npm run bench`: the Authenticate benchmark of the key service against a no-op gRPC server.
+ *
+ * 1. A fresh PostgreSQL database (bench_<random>) and a Redis prefix of its own.
+ * 2. Processes: the no-op server (bench/noop-server.js), the service (dist/src/main.js, default argon2
+ *    parameters) and the load generator (bench/load.js, driven over IPC).
+ * 3. Keys seeded through the admin REST API; the no-op baseline and every service case run in this one
+ *    run, each a fixed duration, the cold ones at a fixed count or rate.
+ * 4. The cache-hit case again on a service run with --cpu-prof; the profile is summarised.
+ * 5. Three replicas on the same database and Redis: revoke-to-deny time and stale allows.
+ * 6. Results: a table on stdout, bench/results/<date>.json, latest.json and latest.md.
+ * Everything stops at the end (SIGTERM); the database is dropped and the Redis keys deleted.
+ *
+ * Tunables (environment): BENCH_DURATION_MS (5000), BENCH_WARMUP_MS (1000), BENCH_CONCURRENCY (64),
+ * BENCH_CHANNELS (4), BENCH_REVOKE_KEYS (50), BENCH_COLD_RATE (40), BENCH_PG_URL, BENCH_REDIS_URL,
+ * BENCH_SKIP_PROFILE=1, BENCH_STRICT=1 (exit 1 when a target fails).
+ */
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { generateKey } from '../src/domain/key-format.js';
+import { summarizeProfile } from './profile.js';
+import type { BackendUse, Pools, RevokeKeyResult, RevokeResult, RunResult, RunSpec } from './lib/protocol.js';
+import { LoadGenerator, startServer, stopAll, type Server } from './lib/procs.js';
+import {
+  casesTable, machineLine, markdown, revokeTable, targetsTable,
+  type BenchReport, type CaseReport, type Machine, type RevokeReport, type TargetCheck,
+} from './lib/report.js';
+import { machineCpu, percentile, pidsNamed } from './lib/stats.js';
+
+const num = (name: string, fallback: number) => {
+  const v = Number(process.env[name]);
+  return Number.isFinite(v) && v > 0 ? v : fallback;
+};
+const DURATION_MS = num('BENCH_DURATION_MS', 5000);
+const WARMUP_MS = num('BENCH_WARMUP_MS', 1000);
+const CONCURRENCY = num('BENCH_CONCURRENCY', 64);
+const CHANNELS = num('BENCH_CHANNELS', 4);
+const REVOKE_KEYS = num('BENCH_REVOKE_KEYS', 50);
+const COLD_RATE = num('BENCH_COLD_RATE', 40);
+const COLD_PACED_COUNT = Math.round(COLD_RATE * 3);
+const COLD_COUNT = 150;
+const COLD_COUNT_CONCURRENCY = 8;
+const BACKGROUND_COLD_RATE = 50;
+const HIT_KEYS = 4;
+const UNKNOWN_KEYS = 256;
+const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const ACCOUNT = 'acct_bench';
+const IP = '203.0.113.7';
+const SCOPE = 'bookings:read';
+
+const HERE = fileURLToPath(new URL('.', import.meta.url)); // dist/bench/
+const ROOT = join(HERE, '..', '..');
+const MAIN = join(HERE, '..', 'src', 'main.js');
+const LOAD = join(HERE, 'load.js');
+const NOOP = join(HERE, 'noop-server.js');
+const RESULTS = join(ROOT, 'bench', 'results');
+
+const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+
+function dbUrl(name: string): string {
+  const u = new URL(PG_URL);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+async function adminQuery(sql: string): Promise<void> {
+  const c = new pg.Client({ connectionString: PG_URL });
+  await c.connect();
+  try { await c.query(sql); } finally { await c.end(); }
+}
+
+/** Delete every Redis key under the prefix (SCAN, bounded). */
+async function clearRedis(prefix: string): Promise<number> {
+  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  let deleted = 0;
+  try {
+    await redis.connect();
+    let cursor = '0';
+    for (let i = 0; i < 10_000; i++) {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      if (keys.length > 0) deleted += await redis.unlink(...keys);
+      cursor = next;
+      if (cursor === '0') break;
+    }
+  } finally {
+    redis.disconnect();
+  }
+  return deleted;
+}
+
+async function machine(): Promise<Machine> {
+  const info = readFileSync('/proc/cpuinfo', 'utf8');
+  const model = /^model name\s*:\s*(.+)$/m.exec(info)?.[1]?.trim() ?? cpus()[0]?.model ?? 'unknown';
+  const before = machineCpu();
+  await sleep(1000);
+  const after = machineCpu();
+  const dt = after.total - before.total;
+  return {
+    cpu: model, cores: cpus().length, node: process.version, kernel: release(), memoryGiB: Math.round(totalmem() / 2 ** 30),
+    loadavgAtStart: loadavg().map((n) => Math.round(n * 100) / 100),
+    idleBusyPercent: dt > 0 ? Math.round(((after.busy - before.busy) / dt) * 1000) / 10 : Number.NaN,
+  };
+}
+
+/** Counters of the shared backends: Redis commands by name, PostgreSQL transactions of the bench database. */
+class BackendProbe {
+  #redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  #pg = new pg.Client({ connectionString: PG_URL });
+  #db: string;
+
+  constructor(db: string) {
+    this.#db = db;
+  }
+
+  async open(): Promise<void> {
+    await Promise.all([this.#redis.connect(), this.#pg.connect()]);
+  }
+
+  /** The Redis server's pid (INFO server), for its CPU use. */
+  async redisPid(): Promise<number | undefined> {
+    const m = /^process_id:(\d+)/m.exec(await this.#redis.info('server'));
+    return m ? Number(m[1]) : undefined;
+  }
+
+  async snapshot(): Promise<{ redis: Record<string, number>; pgXacts: number }> {
+    const [info, res] = await Promise.all([
+      this.#redis.info('commandstats'),
+      this.#pg.query<{ xacts: string }>('SELECT xact_commit + xact_rollback AS xacts FROM pg_stat_database WHERE datname = $1', [this.#db]),
+    ]);
+    const redis: Record<string, number> = {};
+    for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) redis[m[1] ?? '?'] = Number(m[2]);
+    return { redis, pgXacts: Number(res.rows[0]?.xacts ?? 0) };
+  }
+
+  async close(): Promise<void> {
+    this.#redis.disconnect();
+    await this.#pg.end().catch(() => {});
+  }
+}
+
+function commit(): string {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== '';
+    return dirty ? `${head} (src/ modified)` : head;
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** The admin REST API of one replica. */
+function admin(server: Server, token: string) {
+  const base = `http://127.0.0.1:${server.httpPort}`;
+  return {
+    async createKey(label: string): Promise<{ id: string; key: string }> {
+      const res = await fetch(`${base}/v1/accounts/${ACCOUNT}/keys`, {
+        method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ label, scopes: [SCOPE, 'bookings:write'], environment: 'live' }),
+      });
+      const body = await res.json() as { id?: string; secret?: string };
+      if (res.status !== 201 || !body.id || !body.secret) throw new Error(`create key: HTTP ${res.status} ${JSON.stringify(body)}`);
+      return { id: body.id, key: body.secret };
+    },
+    async ready(timeoutMs = 20_000): Promise<void> {
+      const end = Date.now() + timeoutMs;
+      let last = '';
+      while (Date.now() < end) {
+        try {
+          const res = await fetch(`${base}/readyz`);
+          last = await res.text();
+          if (res.status === 200) return;
+        } catch (err) { last = String(err); }
+        await sleep(100);
+      }
+      throw new Error(`${server.name} not ready after ${timeoutMs} ms: ${last}`);
+    },
+  };
+}
+
+/** Create `n` keys, a few requests at a time (argon2 hashing runs one at a time in the service anyway). */
+async function seed(api: ReturnType<typeof admin>, n: number, label: string): Promise<{ id: string; key: string }[]> {
+  const out: { id: string; key: string }[] = [];
+  let next = 0;
+  await Promise.all(Array.from({ length: 4 }, async () => {
+    while (next < n) {
+      const i = next++;
+      out[i] = await api.createKey(`${label} ${i}`);
+    }
+  }));
+  return out;
+}
+
+/** Keys that fail the offline checks: empty, short, wrong prefix, bad alphabet, wrong checksum. */
+function malformedKeys(): string[] {
+  const out = ['', 'not-a-key', 'otesse_live_sk_', 'otesse_live_sk_tooShort123', 'Bearer otesse_live_sk_x'];
+  for (let i = 0; i < 11; i++) {
+    const k = generateKey(i % 2 ? 'live' : 'test').key;
+    const last = k.at(-1) === 'A' ? 'B' : 'A';
+    if (i < 6) out.push(k.slice(0, -1) + last); // checksum off by one character
+    else if (i < 8) out.push(`otesse_prod_sk_${k.slice(15)}`); // unknown prefix
+    else if (i < 10) out.push(`${k.slice(0, 20)}-${k.slice(21)}`); // character outside the alphabet
+    else out.push(`${k}0`); // one character too long
+  }
+  return out;
+}
+
+function pct(values: number[]): { p50: number; p99: number; max: number } {
+  const sorted = Float64Array.from(values).sort();
+  const r = (n: number) => Math.round(n * 1000) / 1000;
+  return { p50: r(percentile(sorted, 50)), p99: r(percentile(sorted, 99)), max: r(sorted.length ? sorted[sorted.length - 1] ?? Number.NaN : Number.NaN) };
+}
+
+function revokeReport(r: RevokeResult, polled: string[]): RevokeReport {
+  const all: number[] = [];
+  const allSent: number[] = [];
+  const perReplica: RevokeReport['perReplica'] = {};
+  for (const name of polled) {
+    const values = r.keys.map((k) => k.denyMs[name]).filter((v): v is number => typeof v === 'number');
+    all.push(...values);
+    allSent.push(...r.keys.map((k) => k.denySentMs[name]).filter((v): v is number => typeof v === 'number'));
+    perReplica[name] = {
+      ...pct(values),
+      deniedBeforeResponse: r.keys.filter((k) => k.deniedBeforeResponse[name]).length,
+      neverDenied: r.keys.filter((k) => k.denyMs[name] === null || k.denyMs[name] === undefined).length,
+    };
+  }
+  const count = (f: (k: RevokeKeyResult) => string[]) => {
+    const out: Record<string, number> = {};
+    for (const k of r.keys) for (const v of f(k)) out[v] = (out[v] ?? 0) + 1;
+    return out;
+  };
+  return {
+    keys: r.keys.length,
+    revokeMs: pct(r.keys.map((k) => k.revokeMs)),
+    revokeToDenyMs: pct(all),
+    revokeToDenySentMs: pct(allSent),
+    perReplica,
+    staleAllows: r.keys.reduce((s, k) => s + k.staleAllows, 0),
+    callsAfterResponse: r.keys.reduce((s, k) => s + k.callsAfterResponse, 0),
+    pollCalls: r.keys.reduce((s, k) => s + k.pollCalls, 0),
+    propagation: count((k) => [k.propagation ? `{replicas: ${k.propagation.replicas}, confirmed: ${k.propagation.confirmed}}` : 'none']),
+    firstAfterOutcomes: count((k) => Object.values(k.firstAfter)),
+    statuses: count((k) => [String(k.status)]),
+  };
+}
+
+async function main(): Promise<number> {
+  const startedAt = new Date();
+  const t0 = performance.now();
+  const suffix = randomBytes(5).toString('hex');
+  const dbName = `bench_${suffix}`;
+  const prefix = `bench:${suffix}:`;
+  const adminToken = randomBytes(24).toString('hex');
+  const tmp = mkdtempSync(join(tmpdir(), 'otesse-bench-'));
+  const serviceEnv: Record<string, string> = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    DATABASE_URL: dbUrl(dbName), REDIS_URL, REDIS_PREFIX: prefix, GRPC_PORT: '0', HTTP_PORT: '0', HOST: '127.0.0.1',
+    ADMIN_TOKENS: `bench:${adminToken}`, LOG_LEVEL: 'info', SHUTDOWN_GRACE_MS: '5000', DATA_DIR: join(tmp, 'data'),
+  };
+  let dbCreated = false;
+  let load: LoadGenerator | undefined;
+  let cleaning: Promise<void> | undefined;
+  const cleanup = () => (cleaning ??= cleanupOnce());
+  const cleanupOnce = async () => {
+    await load?.stop().catch(() => {});
+    await stopAll();
+    if (dbCreated) await adminQuery(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch((err: unknown) => log(`drop database: ${String(err)}`));
+    const deleted = await clearRedis(prefix).catch(() => -1);
+    rmSync(tmp, { recursive: true, force: true });
+    log(`cleaned up: database ${dbName} dropped, ${deleted} Redis keys under ${prefix} deleted`);
+  };
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => { log(`${signal}: stopping`); void cleanup().finally(() => process.exit(130)); });
+  }
+  const watchdog = setTimeout(() => {
+    log('watchdog: the bench ran over 15 minutes; stopping everything');
+    void cleanup().finally(() => process.exit(3));
+  }, 15 * 60_000);
+  watchdog.unref();
+
+  try {
+    log('measuring the machine (1 s idle sample)');
+    const mach = await machine();
+    log(machineLine(mach));
+    if (mach.idleBusyPercent > 10) log(`warning: the machine is already ${mach.idleBusyPercent}% busy before the bench starts; numbers will be noisy`);
+
+    await adminQuery(`CREATE DATABASE ${dbName}`);
+    dbCreated = true;
+    log(`database ${dbName}, Redis prefix ${prefix}`);
+
+    const noop = await startServer('noop', [NOOP], { PATH: serviceEnv.PATH ?? '' }, 'noop server started');
+    let service = await startServer('service', [MAIN], serviceEnv, 'otesse key service started');
+    const api = admin(service, adminToken);
+    await api.ready();
+    // The load generator's flags: a larger young generation cuts its GC work (about a fifth of its CPU), which on
+    // 2 cores is CPU taken from the server. BENCH_LOAD_EXEC_ARGV adds flags (e.g. "--cpu-prof --cpu-prof-dir=/tmp/p").
+    const loadArgv = ['--max-semi-space-size=32', ...(process.env.BENCH_LOAD_EXEC_ARGV ?? '').split(' ').filter(Boolean)];
+    load = new LoadGenerator(LOAD, { PATH: serviceEnv.PATH ?? '' }, loadArgv);
+    log(`no-op server pid ${noop.pid} :${noop.grpcPort}; service pid ${service.pid} grpc :${service.grpcPort} http :${service.httpPort}; load generator pid ${load.pid}`);
+
+    // Keys. Cold pools are sized for what each case can consume (each cold key is used once).
+    // argon2 at ~15 ms and one at a time caps cold verifications near 70/s, plus what can wait in flight.
+    const mixColdCount = Math.ceil((70 * (WARMUP_MS + DURATION_MS)) / 1000) + CONCURRENCY;
+    const backgroundColdCount = Math.ceil((BACKGROUND_COLD_RATE * (WARMUP_MS + DURATION_MS)) / 1000) + 30;
+    const totalKeys = HIT_KEYS + COLD_PACED_COUNT + COLD_COUNT + mixColdCount + backgroundColdCount;
+    log(`seeding ${totalKeys} keys through the admin API (argon2id hash each, default parameters)`);
+    const seedStart = performance.now();
+    const keys = (await seed(api, totalKeys, 'bench')).map((k) => k.key);
+    const seedSeconds = (performance.now() - seedStart) / 1000;
+    log(`seeded in ${seedSeconds.toFixed(1)} s`);
+    let at = 0;
+    const take = (n: number) => { const out = keys.slice(at, at + n); at += n; return out; };
+    const hit = take(HIT_KEYS);
+    const coldPaced = take(COLD_PACED_COUNT);
+    const coldCount = take(COLD_COUNT);
+    const coldMix = take(mixColdCount);
+    const coldBackground = take(backgroundColdCount);
+    const unknown = Array.from({ length: UNKNOWN_KEYS }, () => generateKey('live').key);
+    const malformed = malformedKeys();
+    const pools = (cold: string[] = []): Pools => ({ hit, malformed, unknown, cold });
+
+    const base = { channels: CHANNELS, ip: IP, scope: SCOPE };
+    const closed = (pattern: RunSpec['main']['pattern']): RunSpec['main'] => (
+      { mode: 'closed', concurrency: CONCURRENCY, warmupMs: WARMUP_MS, durationMs: DURATION_MS, pattern });
+    const closedTimeout = WARMUP_MS + DURATION_MS + 60_000;
+    const probe = new BackendProbe(dbName);
+    await probe.open();
+    type Snapshot = Awaited<ReturnType<BackendProbe['snapshot']>>;
+    const backendUse = (a: Snapshot, b: Snapshot, calls: number): BackendUse => {
+      const redisByCommand: Record<string, number> = {};
+      let redis = 0;
+      for (const [cmd, n] of Object.entries(b.redis)) {
+        const d = n - (a.redis[cmd] ?? 0) - (cmd === 'info' ? 1 : 0); // our own INFO
+        redis += d;
+        if (d / calls > 0.001) redisByCommand[cmd] = Math.round((d / calls) * 1000) / 1000;
+      }
+      return { redisPerCall: Math.round((redis / calls) * 1000) / 1000, redisByCommand, pgXactsPerCall: Math.round(((b.pgXacts - a.pgXacts) / calls) * 1000) / 1000 };
+    };
+    const redisPid = await probe.redisPid();
+    const runCase = async (given: RunSpec, timeoutMs = closedTimeout): Promise<RunResult> => {
+      log(`case ${given.name}`);
+      // PostgreSQL and Redis are measured too, so that "rest" is work outside the system under test.
+      const spec: RunSpec = { ...given, watch: { ...given.watch, postgres: pidsNamed('postgres'), ...(redisPid ? { redis: redisPid } : {}) } };
+      let first: Promise<Snapshot> | undefined;
+      let last: Promise<Snapshot> | undefined;
+      load!.onWindow = (phase) => {
+        const snap = probe.snapshot();
+        snap.catch(() => {});
+        if (phase === 'start') first = snap; else last = snap;
+      };
+      const r = await load!.request<RunResult>({ cmd: 'run', spec }, timeoutMs).finally(() => { load!.onWindow = undefined; });
+      const calls = r.main.calls + (r.background?.calls ?? 0);
+      if (first && last && calls > 0) r.backend = backendUse(await first, await last, calls);
+      const m = r.main;
+      log(`  ${m.throughput.toFixed(0)} calls/s, p50 ${m.latencyMs.p50.toFixed(3)} ms, p99 ${m.latencyMs.p99.toFixed(3)} ms; `
+        + `cpu server ${r.cpu.processes.server ?? '?'}% load ${r.cpu.processes.load ?? '?'}% pg ${r.cpu.processes.postgres ?? '?'}% redis ${r.cpu.processes.redis ?? '?'}% rest ${r.cpu.other}%`
+        + (r.backend ? `; per call: ${r.backend.redisPerCall} Redis commands, ${r.backend.pgXactsPerCall} PG transactions` : '')
+        + (r.background ? `; background ${r.background.throughput.toFixed(1)}/s p99 ${r.background.latencyMs.p99.toFixed(1)} ms` : ''));
+      return r;
+    };
+    const onNoop = { ...base, port: noop.grpcPort, expect: 'allowed' as const, watch: { server: noop.pid } };
+    const onService = (s: Server) => ({ ...base, port: s.grpcPort, expect: 'by-kind' as const, watch: { server: s.pid } });
+
+    // Each group of service cases is preceded by its own no-op run, and its ratios are to that run:
+    // a slow drift of the machine (or other work on it) then weighs on both sides alike.
+    const cases: CaseReport[] = [];
+    let baselineId = '';
+    const add = (id: string, title: string, target: 'noop' | 'service', result: RunResult, ratio = true) => {
+      if (target === 'noop') baselineId = id;
+      cases.push({ id, title, target, result, baselineId: target === 'service' && ratio ? baselineId : undefined });
+    };
+    const noopCase = async (n: number, before: string) => add(`noop-${n}`, `no-op server (baseline for ${before})`, 'noop',
+      await runCase({ ...onNoop, name: `noop ${n}`, pools: pools(), main: closed({ hit: 1 }) }));
+    await noopCase(1, 'the next two rows');
+    add('hit', 'cache hit (4 keys, warmed)', 'service', await runCase({ ...onService(service), name: 'cache hit', pools: pools(), main: closed({ hit: 1 }) }));
+    add('malformed', 'malformed key', 'service', await runCase({ ...onService(service), name: 'malformed key', pools: pools(), main: closed({ malformed: 1 }) }));
+    await noopCase(2, 'the next four rows');
+    add('unknown', `unknown key (${UNKNOWN_KEYS} well-formed ids, remembered)`, 'service',
+      await runCase({ ...onService(service), name: 'unknown key', pools: pools(), main: closed({ unknown: 1 }) }));
+    add('cold-paced', `cold verification, ${COLD_RATE}/s open loop (${COLD_PACED_COUNT} keys)`, 'service',
+      await runCase({ ...onService(service), name: 'cold paced', pools: pools(coldPaced),
+        main: { mode: 'paced', ratePerSec: COLD_RATE, count: COLD_PACED_COUNT, pattern: { cold: 1 } } }, 120_000), false);
+    add('cold-count', `cold verification, ${COLD_COUNT_CONCURRENCY} in flight (${COLD_COUNT} keys)`, 'service',
+      await runCase({ ...onService(service), name: 'cold saturated', pools: pools(coldCount),
+        main: { mode: 'count', concurrency: COLD_COUNT_CONCURRENCY, count: COLD_COUNT, pattern: { cold: 1 } } }, 120_000), false);
+    add('mix', 'mix 90% hit / 5% malformed / 4% unknown / 1% cold', 'service',
+      await runCase({ ...onService(service), name: 'mix', pools: pools(coldMix), main: closed({ hit: 90, malformed: 5, unknown: 4, cold: 1 }) }));
+    await noopCase(3, 'the next row');
+    add('hit-bg', `cache hit while ${BACKGROUND_COLD_RATE} cold verifications/s run`, 'service',
+      await runCase({ ...onService(service), name: 'cache hit + cold background', pools: pools(coldBackground), main: closed({ hit: 1 }),
+        background: { ratePerSec: BACKGROUND_COLD_RATE, pattern: { cold: 1 } } }));
+
+    log(`stopping the service: ${await service.stop()}`);
+
+    // The cache-hit case on a profiled service process.
+    let profile: BenchReport['profile'] = null;
+    if (process.env.BENCH_SKIP_PROFILE !== '1') {
+      const profDir = join(tmp, 'prof');
+      mkdirSync(profDir, { recursive: true });
+      const spawnedAt = performance.timeOrigin + performance.now();
+      service = await startServer('service (profiled)', ['--cpu-prof', `--cpu-prof-dir=${profDir}`, '--cpu-prof-name=service.cpuprofile', MAIN],
+        serviceEnv, 'otesse key service started');
+      await admin(service, adminToken).ready();
+      const result = await runCase({ ...onService(service), name: 'cache hit (profiled)', pools: pools(), main: closed({ hit: 1 }) });
+      log(`stopping the profiled service: ${await service.stop()}`);
+      const file = readdirSync(profDir).map((f) => join(profDir, f)).find((f) => f.endsWith('.cpuprofile'));
+      if (file) {
+        // The profile starts with the process; trim 100 ms at both ends of the measured window for slack.
+        const window = { fromMs: result.windowEpochMs.start - spawnedAt + 100, toMs: result.windowEpochMs.end - spawnedAt - 100 };
+        profile = { caseResult: result, summary: summarizeProfile(file, window) };
+        profile.summary.file = 'service.cpuprofile';
+        log(`profile: ${profile.summary.sampledMs} ms sampled in the window`);
+      } else {
+        log('warning: no .cpuprofile was written');
+      }
+    }
+
+    // Revoke-to-deny on three replicas.
+    log('starting 3 replicas for revoke-to-deny');
+    const replicas: Server[] = [];
+    for (const n of [1, 2, 3]) {
+      replicas.push(await startServer(`replica ${n}`, [MAIN], { ...serviceEnv, REPLICA_ID: `bench-r${n}` }, 'otesse key service started'));
+    }
+    await Promise.all(replicas.map((r) => admin(r, adminToken).ready()));
+    const revokeKeys = await seed(admin(replicas[0] as Server, adminToken), REVOKE_KEYS, 'revoke');
+    const names = replicas.map((r) => r.name);
+    log(`revoking ${revokeKeys.length} keys on replica 1, polling replicas 2 and 3`);
+    const revokeRaw = await load.request<RevokeResult>({ cmd: 'revoke', spec: {
+      replicas: replicas.map((r) => ({ name: r.name, grpcPort: r.grpcPort, httpPort: r.httpPort })),
+      adminToken, accountId: ACCOUNT, keys: revokeKeys, ip: IP, scope: SCOPE, timeoutMs: 10_000,
+    } }, 300_000);
+    const revoke = revokeReport(revokeRaw, names.slice(1));
+    for (const r of replicas) log(`stopping ${r.name}: ${await r.stop()}`);
+    log(`stopping the no-op server: ${await noop.stop()}`);
+    await probe.close();
+
+    // Ratios, targets, report.
+    const byId = (id: string) => cases.find((c) => c.id === id);
+    for (const c of cases) {
+      const b = c.baselineId ? byId(c.baselineId)?.result.main : undefined;
+      if (b) {
+        const m = c.result.main;
+        c.ratio = { throughput: m.throughput / b.throughput, p50: m.latencyMs.p50 / b.latencyMs.p50, p99: m.latencyMs.p99 / b.latencyMs.p99 };
+      }
+    }
+    const noops = cases.filter((c) => c.target === 'noop').map((c) => c.result.main);
+    const r2 = (n: number | undefined) => (n === undefined ? '–' : n.toFixed(2));
+    const check = (name: string, value: number | undefined, target: string, pass: boolean): TargetCheck => ({ name, measured: r2(value), target, pass });
+    const hitR = byId('hit')?.ratio;
+    const malR = byId('malformed')?.ratio;
+    const bgR = byId('hit-bg')?.ratio;
+    const targets: TargetCheck[] = [
+      check('cache hit: throughput / no-op', hitR?.throughput, '≥ 0.90', (hitR?.throughput ?? 0) >= 0.9),
+      check('cache hit: p99 / no-op p99', hitR?.p99, '≤ 1.30', (hitR?.p99 ?? Infinity) <= 1.3),
+      check('malformed key: throughput / no-op', malR?.throughput, '≥ 0.95', (malR?.throughput ?? 0) >= 0.95),
+      check(`cache hit while ${BACKGROUND_COLD_RATE} cold/s run: p99 / no-op p99`, bgR?.p99, '≤ 2.00', (bgR?.p99 ?? Infinity) <= 2),
+      { name: 'stale allows after a revoke response', measured: String(revoke.staleAllows), target: '0', pass: revoke.staleAllows === 0 },
+    ];
+    const bgStream = byId('hit-bg')?.result.background;
+    const correctness: TargetCheck[] = [
+      ...cases.map((c) => ({
+        name: `${c.title}: answers other than expected${c.result.main.unexpectedSamples.length ? ` (${c.result.main.unexpectedSamples.join('; ')})` : ''}`,
+        measured: String(c.result.main.unexpected + (c.result.background?.unexpected ?? 0)), target: '0',
+        pass: c.result.main.unexpected + (c.result.background?.unexpected ?? 0) === 0,
+      })),
+      ...cases.filter((c) => c.result.main.coldExhausted > 0).map((c) => ({
+        name: `${c.title}: cold calls that found the pool empty`, measured: String(c.result.main.coldExhausted), target: '0', pass: false,
+      })),
+      { name: 'background cold stream: calls sent per second', measured: bgStream?.sentPerSec?.toFixed(1) ?? '–',
+        target: `${BACKGROUND_COLD_RATE} ± 10%`, pass: Math.abs((bgStream?.sentPerSec ?? 0) - BACKGROUND_COLD_RATE) <= BACKGROUND_COLD_RATE * 0.1 },
+      { name: 'background cold stream: answers per second (the service kept up)', measured: bgStream?.throughput.toFixed(1) ?? '–',
+        target: `${BACKGROUND_COLD_RATE} ± 10%`, pass: Math.abs((bgStream?.throughput ?? 0) - BACKGROUND_COLD_RATE) <= BACKGROUND_COLD_RATE * 0.1 },
+      { name: 'revoke: every polled replica denied each key', measured: String(Object.values(revoke.perReplica).reduce((s, v) => s + v.neverDenied, 0)),
+        target: '0 never denied', pass: Object.values(revoke.perReplica).every((v) => v.neverDenied === 0) },
+    ];
+    const finishedAt = new Date();
+    const report: BenchReport = {
+      startedAt: startedAt.toISOString(), finishedAt: finishedAt.toISOString(), durationS: (performance.now() - t0) / 1000,
+      commit: commit(), machine: mach,
+      config: { concurrency: CONCURRENCY, channels: CHANNELS, warmupMs: WARMUP_MS, durationMs: DURATION_MS, coldRate: COLD_RATE,
+        coldCount: COLD_COUNT, coldCountConcurrency: COLD_COUNT_CONCURRENCY, backgroundColdRate: BACKGROUND_COLD_RATE, hitKeys: HIT_KEYS,
+        unknownKeys: UNKNOWN_KEYS, revokeKeys: REVOKE_KEYS, argon2: 'service defaults (m=19456 KiB, t=2, p=1)', logLevel: 'info' },
+      seeding: { keys: totalKeys, seconds: seedSeconds, perKeyMs: (seedSeconds * 1000) / totalKeys },
+      cases,
+      baselines: {
+        throughput: { min: Math.min(...noops.map((m) => m.throughput)), max: Math.max(...noops.map((m) => m.throughput)) },
+        p99: { min: Math.min(...noops.map((m) => m.latencyMs.p99)), max: Math.max(...noops.map((m) => m.latencyMs.p99)) },
+      },
+      targets, correctness, revoke, profile,
+    };
+
+    const md = markdown(report);
+    process.stdout.write(`\n${casesTable(report)}\n\n${targetsTable(targets)}\n\n${targetsTable(correctness)}\n\n${revokeTable(revoke)}\n\n`);
+    if (profile) {
+      const top = profile.summary.topSelf.slice(0, 15).map((r) => `  ${r.pct.toFixed(1).padStart(5)}%  ${r.ms.toFixed(0).padStart(6)} ms  ${r.name}`);
+      const mods = profile.summary.byModule.slice(0, 8).map((r) => `  ${r.pct.toFixed(1).padStart(5)}%  ${r.name}`);
+      process.stdout.write(`CPU profile (cache hit, ${profile.summary.sampledMs} ms sampled; % of busy time), top self time:\n${top.join('\n')}\nby module:\n${mods.join('\n')}\n\n`);
+    }
+    mkdirSync(RESULTS, { recursive: true });
+    const stamp = startedAt.toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z');
+    const json = `${JSON.stringify(report, null, 2)}\n`;
+    writeFileSync(join(RESULTS, `${stamp}.json`), json);
+    writeFileSync(join(RESULTS, 'latest.json'), json);
+    writeFileSync(join(RESULTS, 'latest.md'), md);
+    process.stdout.write(`Written: bench/results/${stamp}.json, bench/results/latest.json, bench/results/latest.md\n`);
+    const failed = [...targets, ...correctness].filter((t) => !t.pass);
+    if (failed.length > 0) process.stdout.write(`Missed: ${failed.map((t) => t.name).join('; ')}\n`);
+    return process.env.BENCH_STRICT === '1' && failed.length > 0 ? 1 : 0;
+  } finally {
+    clearTimeout(watchdog);
+    await cleanup();
+  }
+}
+
+main().then((code) => process.exit(code), (err: unknown) => {
+  log(`failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+  process.exit(1);
+});
