@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { crc32 } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
 import t from 'tap';
@@ -8,7 +7,7 @@ import type { CacheEntry } from '../../src/cache/entry.js';
 import { LocalCache } from '../../src/cache/local-cache.js';
 import type { SharedEntry } from '../../src/cache/shared-cache.js';
 import { RedisSharedCache } from '../../src/cache/redis-shared-cache.js';
-import { generateKey } from '../../src/domain/key-format.js';
+import { generateKey, SECRET_LENGTH } from '../../src/domain/key-format.js';
 import { Authenticator } from '../../src/service/authenticator.js';
 import { Hasher } from '../../src/service/hasher.js';
 import { Invalidator } from '../../src/service/invalidator.js';
@@ -18,6 +17,7 @@ import { migrate } from '../../src/store/migrations.js';
 import { PgDatabase } from '../../src/store/pg-database.js';
 import { createKey, grpcClient, startTestApp } from '../helpers/app.js';
 import { createDatabase, redisPrefix, REDIS_URL } from '../helpers/db.js';
+import { forgeKey, partsOf } from '../helpers/keys.js';
 
 t.test('a stampede of 500 concurrent first calls for one key costs one verification', async (t) => {
   const app = await startTestApp(t, { ARGON2_MEMORY_KIB: '19456', ARGON2_TIME_COST: '2' });
@@ -59,14 +59,10 @@ t.test('a full verification queue answers RESOURCE_EXHAUSTED instead of stalling
   t.notOk(results.some((r) => r !== 'allowed' && r !== 'RESOURCE_EXHAUSTED'), 'nothing else');
 });
 
-/** Replace the secret of a key with another of the same shape, recomputing the checksum. */
+/** The key with its secret replaced by `fill` repeated (checksum recomputed). */
 function forgeSecret(key: string, fill = 'A'): string {
-  const alphabet = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
-  const head = key.slice(0, 15 + 12) + fill.repeat(32);
-  let n = crc32(head);
-  let sum = '';
-  for (let i = 0; i < 6; i++) { sum = alphabet[n % 62] + sum; n = Math.floor(n / 62); }
-  return head + sum;
+  const { environment, publicId } = partsOf(key);
+  return forgeKey(environment, publicId, fill.repeat(SECRET_LENGTH));
 }
 
 t.test('a verification that read the key before a change cannot cache it after (forced interleaving)', async (t) => {
