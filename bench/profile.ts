@@ -115,7 +115,7 @@ export function summarizeProfile(file: string, window?: { fromMs: number; toMs: 
   const cats = rows(categories, total, 10);
   return {
     file, sampledMs: Math.round(total / 1000), window: window ?? null,
-    categories: cats, topSelf: rows(self, busy, limit), byModule: rows(modules, busy, 15), topInclusiveService: rows(inclusive, busy, 15),
+    categories: cats, topSelf: rows(self, busy, limit), byModule: rows(modules, busy, 60), topInclusiveService: rows(inclusive, busy, 15),
   };
 }
 
@@ -128,7 +128,7 @@ export function formatProfile(s: ProfileSummary): string {
     `Profile ${s.file}: ${s.sampledMs} ms sampled${s.window ? ` (window ${Math.round(s.window.fromMs)}-${Math.round(s.window.toMs)} ms)` : ''}`, '',
     table('Where the time went:', s.categories, 'sampled'),
     table('Top self time by function (busy = not idle):', s.topSelf, 'busy'),
-    table('Self time by module:', s.byModule, 'busy'),
+    table('Self time by module (top 15):', s.byModule.slice(0, 15), 'busy'),
     table('Inclusive time of the service\'s own functions:', s.topInclusiveService, 'busy'),
   ].join('\n');
 }

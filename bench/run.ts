@@ -6,7 +6,7 @@
  *    parameters) and the load generator (bench/load.js, driven over IPC).
  * 3. Keys seeded through the admin REST API; the no-op baseline and every service case run in this one
  *    run, each a fixed duration, the cold ones at a fixed count or rate.
- * 4. The cache-hit case again on a service run with --cpu-prof; the profile is summarised.
+ * 4. The cache-hit case again on a service run with --cpu-prof (and on a profiled no-op server); the profiles are summarised.
  * 5. Three replicas on the same database and Redis: revoke-to-deny time and stale allows.
  * 6. Results: a table on stdout, bench/results/<date>.json, latest.json and latest.md.
  * Everything stops at the end (SIGTERM); the database is dropped and the Redis keys deleted.
@@ -29,7 +29,7 @@ import { summarizeProfile } from './profile.js';
 import type { BackendUse, Pools, RevokeKeyResult, RevokeResult, RunResult, RunSpec } from './lib/protocol.js';
 import { LoadGenerator, startServer, stopAll, type Server } from './lib/procs.js';
 import {
-  casesTable, machineLine, markdown, revokeTable, targetsTable,
+  casesTable, clientBound, machineLine, markdown, profileComparison, revokeTable, targetsTable,
   type BenchReport, type CaseReport, type Machine, type RevokeReport, type TargetCheck,
 } from './lib/report.js';
 import { machineCpu, percentile, pidsNamed } from './lib/stats.js';
@@ -185,6 +185,17 @@ function admin(server: Server, token: string) {
   };
 }
 
+/** A replica's argon2 verification count and storage-tier lookups, from GET /metrics. */
+async function scrapeMetrics(server: Server): Promise<{ argon2: number; storage: number }> {
+  const text = await fetch(`http://127.0.0.1:${server.httpPort}/metrics`).then((r) => r.text());
+  // A labelled counter has no line until it is first incremented: missing is 0.
+  const value = (re: RegExp) => Number(re.exec(text)?.[1] ?? 0);
+  return {
+    argon2: value(/^otesse_keys_argon2_verifications(?:\{[^}]*\})? (\d+(?:\.\d+)?)/m),
+    storage: value(/^otesse_keys_cache_lookups_total\{tier="storage"\} (\d+(?:\.\d+)?)/m),
+  };
+}
+
 /** Create `n` keys, a few requests at a time (argon2 hashing runs one at a time in the service anyway). */
 async function seed(api: ReturnType<typeof admin>, n: number, label: string): Promise<{ id: string; key: string }[]> {
   const out: { id: string; key: string }[] = [];
@@ -242,6 +253,12 @@ function revokeReport(r: RevokeResult, polled: string[]): RevokeReport {
     revokeMs: pct(r.keys.map((k) => k.revokeMs)),
     revokeToDenyMs: pct(all),
     revokeToDenySentMs: pct(allSent),
+    firstDeniedCallMs: pct(r.keys.flatMap((k) => polled.map((n) => {
+      const a = k.denyMs[n];
+      const b = k.denySentMs[n];
+      return typeof a === 'number' && typeof b === 'number' ? a - b : Number.NaN;
+    })).filter((v) => Number.isFinite(v))),
+    replicaWork: {},
     perReplica,
     staleAllows: r.keys.reduce((s, k) => s + k.staleAllows, 0),
     callsAfterResponse: r.keys.reduce((s, k) => s + k.callsAfterResponse, 0),
@@ -400,27 +417,33 @@ async function main(): Promise<number> {
 
     log(`stopping the service: ${await service.stop()}`);
 
-    // The cache-hit case on a profiled service process.
+    // The cache-hit case on a service process run with --cpu-prof, and the same load on a profiled no-op
+    // server for comparison (what the transport alone costs, and its garbage collection).
     let profile: BenchReport['profile'] = null;
     if (process.env.BENCH_SKIP_PROFILE !== '1') {
-      const profDir = join(tmp, 'prof');
-      mkdirSync(profDir, { recursive: true });
-      const spawnedAt = performance.timeOrigin + performance.now();
-      service = await startServer('service (profiled)', ['--cpu-prof', `--cpu-prof-dir=${profDir}`, '--cpu-prof-name=service.cpuprofile', MAIN],
-        serviceEnv, 'otesse key service started');
-      await admin(service, adminToken).ready();
-      const result = await runCase({ ...onService(service), name: 'cache hit (profiled)', pools: pools(), main: closed({ hit: 1 }) });
-      log(`stopping the profiled service: ${await service.stop()}`);
-      const file = readdirSync(profDir).map((f) => join(profDir, f)).find((f) => f.endsWith('.cpuprofile'));
-      if (file) {
+      const profiled = async (name: string, script: string, env: Record<string, string>, started: string, spec: (s: Server) => RunSpec) => {
+        const dir = join(tmp, `prof-${name}`);
+        mkdirSync(dir, { recursive: true });
+        const spawnedAt = performance.timeOrigin + performance.now();
+        const server = await startServer(`${name} (profiled)`, ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}.cpuprofile`, script],
+          env, started);
+        if (server.httpPort) await admin(server, adminToken).ready();
+        const result = await runCase(spec(server));
+        log(`stopping the profiled ${name}: ${await server.stop()}`);
+        const file = readdirSync(dir).map((f) => join(dir, f)).find((f) => f.endsWith('.cpuprofile'));
+        if (!file) { log(`warning: no .cpuprofile was written by ${name}`); return undefined; }
         // The profile starts with the process; trim 100 ms at both ends of the measured window for slack.
         const window = { fromMs: result.windowEpochMs.start - spawnedAt + 100, toMs: result.windowEpochMs.end - spawnedAt - 100 };
-        profile = { caseResult: result, summary: summarizeProfile(file, window) };
-        profile.summary.file = 'service.cpuprofile';
-        log(`profile: ${profile.summary.sampledMs} ms sampled in the window`);
-      } else {
-        log('warning: no .cpuprofile was written');
-      }
+        const summary = summarizeProfile(file, window);
+        summary.file = `${name}.cpuprofile`;
+        log(`profile of ${name}: ${summary.sampledMs} ms sampled in the window`);
+        return { caseResult: result, summary };
+      };
+      const svc = await profiled('service', MAIN, serviceEnv, 'otesse key service started',
+        (s) => ({ ...onService(s), name: 'cache hit (service profiled)', pools: pools(), main: closed({ hit: 1 }) }));
+      const base = await profiled('noop', NOOP, { PATH: serviceEnv.PATH ?? '' }, 'noop server started',
+        (s) => ({ ...onNoop, port: s.grpcPort, watch: { server: s.pid }, name: 'no-op (profiled)', pools: pools(), main: closed({ hit: 1 }) }));
+      if (svc) profile = { ...svc, noop: base };
     }
 
     // Revoke-to-deny on three replicas.
@@ -433,11 +456,17 @@ async function main(): Promise<number> {
     const revokeKeys = await seed(admin(replicas[0] as Server, adminToken), REVOKE_KEYS, 'revoke');
     const names = replicas.map((r) => r.name);
     log(`revoking ${revokeKeys.length} keys on replica 1, polling replicas 2 and 3`);
+    const before = await Promise.all(replicas.map((r) => scrapeMetrics(r)));
     const revokeRaw = await load.request<RevokeResult>({ cmd: 'revoke', spec: {
       replicas: replicas.map((r) => ({ name: r.name, grpcPort: r.grpcPort, httpPort: r.httpPort })),
       adminToken, accountId: ACCOUNT, keys: revokeKeys, ip: IP, scope: SCOPE, timeoutMs: 10_000,
     } }, 300_000);
+    const after = await Promise.all(replicas.map((r) => scrapeMetrics(r)));
     const revoke = revokeReport(revokeRaw, names.slice(1));
+    revoke.replicaWork = Object.fromEntries(replicas.map((r, i) => [r.name, {
+      argon2Verifications: (after[i]?.argon2 ?? Number.NaN) - (before[i]?.argon2 ?? Number.NaN),
+      storageLookups: (after[i]?.storage ?? Number.NaN) - (before[i]?.storage ?? Number.NaN),
+    }]));
     for (const r of replicas) log(`stopping ${r.name}: ${await r.stop()}`);
     log(`stopping the no-op server: ${await noop.stop()}`);
     await probe.close();
@@ -498,11 +527,13 @@ async function main(): Promise<number> {
     };
 
     const md = markdown(report);
-    process.stdout.write(`\n${casesTable(report)}\n\n${targetsTable(targets)}\n\n${targetsTable(correctness)}\n\n${revokeTable(revoke)}\n\n`);
+    const bound = clientBound(report);
+    process.stdout.write(`\n${casesTable(report)}\n\n${bound ? `${bound}\n\n` : ''}${targetsTable(targets)}\n\n${targetsTable(correctness)}\n\n${revokeTable(revoke)}\n\n`);
     if (profile) {
       const top = profile.summary.topSelf.slice(0, 15).map((r) => `  ${r.pct.toFixed(1).padStart(5)}%  ${r.ms.toFixed(0).padStart(6)} ms  ${r.name}`);
       const mods = profile.summary.byModule.slice(0, 8).map((r) => `  ${r.pct.toFixed(1).padStart(5)}%  ${r.name}`);
       process.stdout.write(`CPU profile (cache hit, ${profile.summary.sampledMs} ms sampled; % of busy time), top self time:\n${top.join('\n')}\nby module:\n${mods.join('\n')}\n\n`);
+      if (profile.noop) process.stdout.write(`${profileComparison(profile, profile.noop)}\n\n`);
     }
     mkdirSync(RESULTS, { recursive: true });
     const stamp = startedAt.toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z');

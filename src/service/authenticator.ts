@@ -104,6 +104,8 @@ export class Authenticator {
   }
 
   async #load(parsed: ParsedKey, digest: string, key: string, cached: CacheEntry | undefined): Promise<Resolved> {
+    // A remembered unknown id cannot have a cached grant: answer before any I/O.
+    if (!cached && this.#unknown.has(parsed.keyId)) return { reason: 'KEY_UNKNOWN', path: 'memory', known: false };
     const trusted = this.#o.invalidator.healthy;
     if (trusted) {
       const hit = await this.#o.shared.get(parsed.keyId, digest).catch(() => undefined);
@@ -114,7 +116,6 @@ export class Authenticator {
         cached ??= entry;
       }
     }
-    if (!cached && this.#unknown.has(parsed.keyId)) return { reason: 'KEY_UNKNOWN', path: 'memory', known: false };
     if (!cached && (this.#failures.get(parsed.keyId) ?? 0) >= this.#o.failureLimit) {
       return { reason: 'TOO_MANY_FAILURES', path: 'memory', known: true };
     }
