@@ -210,8 +210,8 @@ export function markdown(report: BenchReport): string {
     casesTable(report), '',
     'CPU over the measured window, % of one core: the server process (all its threads, argon2 included), the load generator, PostgreSQL and Redis, '
     + 'and the rest of the machine (kernel, anything else running: a high value means the numbers are disturbed). Redis commands and PostgreSQL transactions per call: counter deltas over the window '
-    + '(whole Redis server; pg_stat_database of the bench database, flushed about once a second, so approximate).',
-    clientBound(report),
+    + '(whole Redis server; pg_stat_database of the bench database, flushed about once a second, so approximate).', '',
+    clientBound(report), '',
     `"× no-op" compares with the nearest no-op row above (each group of cases has its own baseline run). `
     + `The no-op runs ranged ${int(report.baselines.throughput.min)}–${int(report.baselines.throughput.max)} calls/s, `
     + `p99 ${f3(report.baselines.p99.min)}–${f3(report.baselines.p99.max)} ms.`,

@@ -23,7 +23,8 @@ export class LocalCache {
     this.#entries = new LRUCache<string, CacheEntry>({
       max: opts.maxEntries,
       ttl: opts.maxAgeMs,
-      dispose: (entry, digest) => {
+      dispose: (entry, digest, reason) => {
+        if (reason === 'set') return; // replaced in place: the index still points at it
         if (this.#byKeyId.get(entry.data.keyId) === digest) this.#byKeyId.delete(entry.data.keyId);
       },
     });
@@ -50,12 +51,17 @@ export class LocalCache {
     return floor !== undefined && version < floor;
   }
 
-  /** Evict the key's entry and refuse later writes of versions older than `version`. */
+  /**
+   * Invalidate the key's entry and refuse later writes of versions older than `version`. The entry
+   * stays only as proof that its digest was verified, marked never fresh: the next call re-reads
+   * the key from PostgreSQL (no argon2) and never decides from the old grant, nor serves it stale.
+   */
   evict(keyId: string, version: number): void {
     const floor = this.#floors.get(keyId) ?? 0;
     if (version > floor) this.#floors.set(keyId, version);
     const digest = this.#byKeyId.get(keyId);
-    if (digest !== undefined) this.#entries.delete(digest);
+    const entry = digest === undefined ? undefined : this.#entries.peek(digest);
+    if (digest !== undefined && entry) this.#entries.set(digest, { ...entry, refreshedAt: Number.NEGATIVE_INFINITY }, { noUpdateTTL: true });
   }
 
   /** Drop every entry (the subscription was lost: we cannot know what we missed). Floors stay. */

@@ -19,8 +19,9 @@ export interface UsageRecorderOptions {
 export class UsageRecorder implements UsageSink {
   #o: UsageRecorderOptions;
   #hourly = new Map<string, UsageBatch['hourly'][number]>();
-  #addresses = new Map<string, UsageBatch['addresses'][number]>();
-  #lastUsed = new Map<string, UsageBatch['lastUsed'][number]>();
+  // Times as epoch ms on the hot path; Dates only when a batch is made.
+  #addresses = new Map<string, { keyId: string; ip: string; first: number; last: number; count: number }>();
+  #lastUsed = new Map<string, { keyId: string; at: number; ip: string }>();
   #pending: UsageBatch | undefined;
   #batches = 0;
   #flushing: Promise<void> = Promise.resolve();
@@ -38,8 +39,11 @@ export class UsageRecorder implements UsageSink {
     else this.#hourly.set(hk, { keyId, hour: new Date(hour), outcome, count: 1 });
     const ak = `${keyId}|${ip}`;
     const a = this.#addresses.get(ak);
-    if (a) { a.count++; a.last = new Date(now); } else this.#addresses.set(ak, { keyId, ip, first: new Date(now), last: new Date(now), count: 1 });
-    if (allowed) this.#lastUsed.set(keyId, { keyId, at: new Date(now), ip });
+    if (a) { a.count++; a.last = now; } else this.#addresses.set(ak, { keyId, ip, first: now, last: now, count: 1 });
+    if (allowed) {
+      const u = this.#lastUsed.get(keyId);
+      if (u) { u.at = now; u.ip = ip; } else this.#lastUsed.set(keyId, { keyId, at: now, ip });
+    }
   }
 
   /** Counts not yet written (for tests and metrics). */
@@ -60,7 +64,9 @@ export class UsageRecorder implements UsageSink {
     if (this.#hourly.size === 0 && this.#addresses.size === 0) return;
     this.#pending = {
       id: `${this.#o.replicaId}:${Date.now()}:${++this.#batches}`,
-      hourly: [...this.#hourly.values()], addresses: [...this.#addresses.values()], lastUsed: [...this.#lastUsed.values()],
+      hourly: [...this.#hourly.values()],
+      addresses: [...this.#addresses.values()].map((a) => ({ ...a, first: new Date(a.first), last: new Date(a.last) })),
+      lastUsed: [...this.#lastUsed.values()].map((u) => ({ ...u, at: new Date(u.at) })),
     };
     this.#hourly = new Map();
     this.#addresses = new Map();

@@ -24,6 +24,7 @@ t.test('a revoke on one replica holds on the others the moment it returns: 100 k
     for (const r of answers) if (r.allowed || r.reason !== 'KEY_REVOKED') stale++;
   }
   t.equal(stale, 0, 'no replica allowed a revoked key after the revoke returned');
+  t.equal(await b.metric('otesse_keys_argon2_verifications'), 100, 'denying the revoked keys re-read them without hashing again');
   t.equal(confirmedAll, 100, 'every revoke was confirmed by all three replicas before it returned');
 });
 
