@@ -11,11 +11,6 @@ export type DenyReason =
   | 'SCOPE_NOT_GRANTED'
   | 'TOO_MANY_FAILURES';
 
-export const DENY_REASONS: readonly DenyReason[] = Object.freeze([
-  'KEY_MALFORMED', 'KEY_UNKNOWN', 'KEY_REVOKED', 'KEY_EXPIRED',
-  'IP_NOT_ALLOWED', 'SCOPE_NOT_GRANTED', 'TOO_MANY_FAILURES',
-]);
-
 /** What a decision needs to know about a verified key (also what caches hold). */
 export interface KeyGrant {
   keyId: string;

@@ -1,5 +1,5 @@
 import pino, { type DestinationStream, type Logger } from 'pino';
-import { KEY_PATTERN } from '../domain/key-format.js';
+import { isKeyId, KEY_PATTERN } from '../domain/key-format.js';
 
 const SECRET_FIELDS = ['secret', 'key', 'token', 'authorization', 'x-api-key', 'password', 'secret_hash', 'admin_tokens'];
 
@@ -44,7 +44,6 @@ export function redactLine(line: string): string {
 const PLAIN_QUERY = new Set(['limit', 'cursor', 'environment', 'status', 'rotation', 'in_grace', 'from', 'to']);
 /** Admin tokens are at least 16 characters (config.ts): a shorter text cannot be one. */
 const MIN_TOKEN = 16;
-const KEY_ID = /^key_[0-9A-Za-z]{12}$/;
 
 interface LoggedRequest {
   method?: string;
@@ -65,7 +64,7 @@ export function safeUrl(url: string, req: LoggedRequest = {}): string {
   let path = at < 0 ? url : url.slice(0, at);
   const query = at < 0 ? [] : url.slice(at + 1).split('&').filter(Boolean);
   if (!req.routeOptions?.url) {
-    path = path.split('/').map((s) => (s.length >= MIN_TOKEN && !KEY_ID.test(s) ? '[redacted]' : s)).join('/');
+    path = path.split('/').map((s) => (s.length >= MIN_TOKEN && !isKeyId(s) ? '[redacted]' : s)).join('/');
   }
   const params = query.map((pair) => {
     const name = pair.split('=')[0] ?? '';

@@ -14,7 +14,5 @@ export interface Database extends Queryable {
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
   /** Run a script of several statements (migrations). */
   exec(sql: string): Promise<void>;
-  /** True when it shares one connection (PGlite): advisory locks then exclude nothing. */
-  readonly embedded: boolean;
   close(): Promise<void>;
 }

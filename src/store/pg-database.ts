@@ -27,7 +27,6 @@ export interface PgDatabaseOptions {
 
 /** PostgreSQL server through a `pg` pool; owns the pool and closes it. */
 export class PgDatabase implements Database {
-  readonly embedded = false;
   #pool: pg.Pool;
 
   constructor(opts: PgDatabaseOptions) {

@@ -4,7 +4,6 @@ import type { Database, Queryable } from './db.js';
 
 /** Embedded PostgreSQL (PGlite) in a directory: the default when no DATABASE_URL is set. One connection. */
 export class PgliteDatabase implements Database {
-  readonly embedded = true;
   #db: PGlite;
 
   private constructor(db: PGlite) {

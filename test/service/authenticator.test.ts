@@ -95,7 +95,6 @@ t.test('a verification that read the key before a change cannot cache it after (
   // The verifier's database holds the key row it read until the test lets it go.
   let hold: Promise<void> | undefined;
   const gated: Database = {
-    embedded: false,
     exec: (sql) => pg.exec(sql),
     transaction: <T>(fn: (tx: Queryable) => Promise<T>) => pg.transaction(fn),
     close: async () => {},
