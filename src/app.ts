@@ -19,10 +19,8 @@ import { Hasher } from './service/hasher.js';
 import { Invalidator } from './service/invalidator.js';
 import { KeyService } from './service/key-service.js';
 import { UsageRecorder } from './service/usage.js';
-import type { Database } from './store/db.js';
 import { migrate } from './store/migrations.js';
-import { PgDatabase } from './store/pg-database.js';
-import { PgliteDatabase } from './store/pglite-database.js';
+import { openDatabase } from './store/open-database.js';
 import { AdminAuth } from './transport/http/auth.js';
 import { buildHttpApp } from './transport/http/app.js';
 import { GrpcServer } from './transport/grpc/server.js';
@@ -47,13 +45,6 @@ export interface App {
   readiness(): Promise<string[]>;
   /** SIGTERM: stop taking work, finish in-flight calls, flush usage, close pools. */
   close(): Promise<void>;
-}
-
-async function openDatabase(config: Config, log: Logger): Promise<Database> {
-  if (config.DATABASE_URL) return new PgDatabase({ connectionString: config.DATABASE_URL });
-  const dir = join(config.DATA_DIR, 'pg');
-  log.info({ dir }, 'no DATABASE_URL: using the embedded PostgreSQL (PGlite)');
-  return PgliteDatabase.open(dir);
 }
 
 interface RedisParts { shared: SharedCache; bus: InvalidationBus; ping(): Promise<boolean>; close(): Promise<void> }
@@ -100,7 +91,8 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
   const log = logger ?? createLogger(config.LOG_LEVEL);
   const replicaId = config.REPLICA_ID ?? `${hostname()}-${randomUUID().slice(0, 8)}`;
   const metrics = new Metrics();
-  const db = await openDatabase(config, log);
+  if (!config.DATABASE_URL) log.info({ dir: join(config.DATA_DIR, 'pg') }, 'no DATABASE_URL: using the embedded PostgreSQL (PGlite)');
+  const db = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR });
   const applied = await migrate(db);
   if (applied.length > 0) log.info({ applied }, 'migrations applied');
 

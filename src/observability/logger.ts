@@ -79,7 +79,7 @@ export function safeUrl(url: string, req: LoggedRequest = {}): string {
 
 /**
  * The service's pino logger: JSON lines, and no key secret or admin token in any field or
- * message, whatever the level (serializers run first, then the log formatter scrubs the result).
+ * message, whatever the level (serializers shape req, res and err; every finished line is redacted).
  */
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   return pino({
@@ -91,18 +91,9 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
       req: (req: LoggedRequest) => ({ method: req.method, url: req.url && safeUrl(req.url, req), ip: req.ip }),
       res: (res: { statusCode?: number }) => ({ statusCode: res.statusCode }),
     },
-    formatters: {
-      // req and res go to their serializers untouched (a deep copy loses their getters: method, url, statusCode).
-      log: ({ req, res, ...rest }) => ({ ...(redactDeep(rest) as Record<string, unknown>), ...(req === undefined ? {} : { req }), ...(res === undefined ? {} : { res }) }),
-      // Child bindings too: Fastify binds the client's x-request-id to every line of a request.
-      bindings: (bindings) => redactDeep(bindings) as Record<string, unknown>,
-    },
     hooks: {
-      logMethod(args, method) {
-        method.apply(this, args.map((a) => (typeof a === 'string' ? scrub(a) : a)) as Parameters<typeof method>);
-      },
-      // Last line of defence, on the finished line: pino takes `msg` from an Error's message
-      // unscrubbed, and child loggers skip the bindings formatter (pino resets it for children).
+      // One redaction, on the finished line: it sees every field, child bindings (Fastify binds the
+      // client's x-request-id), and the `msg` pino takes from an Error, whatever produced them.
       streamWrite: redactLine,
     },
   }, destination);
