@@ -9,6 +9,7 @@ import { MemoryBus, type InvalidationBus } from './cache/bus.js';
 import { LocalCache } from './cache/local-cache.js';
 import { RedisBus } from './cache/redis-bus.js';
 import { RedisSharedCache } from './cache/redis-shared-cache.js';
+import { Signer } from './cache/signer.js';
 import { NoSharedCache, type SharedCache } from './cache/shared-cache.js';
 import type { Config } from './config.js';
 import { createLogger } from './observability/logger.js';
@@ -26,6 +27,13 @@ import { buildHttpApp } from './transport/http/app.js';
 import { GrpcServer } from './transport/grpc/server.js';
 
 /** A running service: its bound ports, its parts (for tests) and an orderly close. */
+/** What /readyz reports. */
+export interface Readiness {
+  ready: boolean;
+  /** Shared dependencies that are degraded, in words (empty when all is well). */
+  degraded: string[];
+}
+
 export interface App {
   grpcPort: number;
   httpPort: number;
@@ -41,16 +49,16 @@ export interface App {
   hasher: Hasher;
   http: FastifyInstance;
   grpc: GrpcServer;
-  /** Why the service is not ready (empty when ready). */
-  readiness(): Promise<string[]>;
+  /** Ready once started and caught up; shared faults show as `degraded`, not as unready (design invariant 11). */
+  readiness(): Promise<Readiness>;
   /** SIGTERM: stop taking work, finish in-flight calls, flush usage, close pools. */
   close(): Promise<void>;
 }
 
 interface RedisParts { shared: SharedCache; bus: InvalidationBus; ping(): Promise<boolean>; close(): Promise<void> }
 
-function openRedis(config: Config, replicaId: string, log: Logger): RedisParts {
-  if (!config.REDIS_URL) {
+function openRedis(config: Config, replicaId: string, log: Logger, metrics: Metrics): RedisParts {
+  if (!config.REDIS_URL || !config.CACHE_SIGNING_KEY) {
     log.info({}, 'no REDIS_URL: in-process cache and bus (run one replica only)');
     return { shared: new NoSharedCache(), bus: new MemoryBus({ replicaId }), ping: async () => true, close: async () => {} };
   }
@@ -60,10 +68,20 @@ function openRedis(config: Config, replicaId: string, log: Logger): RedisParts {
   const subscriber = new Redis(config.REDIS_URL, { ...options, autoResubscribe: false });
   redis.on('error', (err: Error) => log.debug({ err }, 'redis error'));
   const onError = (err: unknown) => log.debug({ err }, 'redis subscriber error');
+  const signer = new Signer(config.CACHE_SIGNING_KEY);
+  const logged = new Set<string>();
+  const onReject = (kind: string) => {
+    metrics.redisRejected.inc({ kind });
+    if (!logged.has(kind)) {
+      logged.add(kind);
+      log.warn({ kind }, 'dropped unreadable or unauthenticated input from Redis (logged once per kind; see otesse_keys_redis_rejected_total)');
+    }
+  };
   return {
-    shared: new RedisSharedCache({ redis, prefix: config.REDIS_PREFIX, ttlMs: (config.CACHE_TTL_SECONDS + config.STALE_SERVE_SECONDS) * 1000 }),
-    bus: new RedisBus({ replicaId, redis, subscriber, prefix: config.REDIS_PREFIX, confirmTimeoutMs: config.REVOKE_CONFIRM_TIMEOUT_MS,
-      heartbeatMs: config.HEARTBEAT_MS, onError }),
+    shared: new RedisSharedCache({ redis, prefix: config.REDIS_PREFIX, signer, skewMs: config.CLOCK_SKEW_MS, onReject,
+      ttlMs: (config.CACHE_TTL_SECONDS + config.STALE_SERVE_SECONDS) * 1000 }),
+    bus: new RedisBus({ replicaId, redis, subscriber, prefix: config.REDIS_PREFIX, signer, leaseMs: config.LEASE_MS,
+      skewMs: config.CLOCK_SKEW_MS, heartbeatMs: config.HEARTBEAT_MS, onError, onReject }),
     ping: async () => (await redis.ping().catch(() => '')) === 'PONG',
     close: async () => { redis.disconnect(); subscriber.disconnect(); },
   };
@@ -103,12 +121,17 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
     log.warn({ path: dev.path }, 'no ADMIN_TOKENS: a development admin token is kept in this file (name "dev")');
   }
 
-  const redis = openRedis(config, replicaId, log);
-  const local = new LocalCache({ maxEntries: config.CACHE_MAX_ENTRIES, maxAgeMs: (config.CACHE_TTL_SECONDS + config.STALE_SERVE_SECONDS) * 1000 });
+  const redis = openRedis(config, replicaId, log, metrics);
+  const maxAgeMs = (config.CACHE_TTL_SECONDS + config.STALE_SERVE_SECONDS) * 1000;
+  // Floors must outlive any entry that Redis may still hold (its TTL) and any verification in flight.
+  const recentMs = maxAgeMs + config.CLOCK_SKEW_MS + 60_000;
+  const local = new LocalCache({ maxEntries: config.CACHE_MAX_ENTRIES, maxAgeMs, floorTtlMs: recentMs + 60_000 });
   const hasher = new Hasher({ memoryCost: config.ARGON2_MEMORY_KIB, timeCost: config.ARGON2_TIME_COST, parallelism: config.ARGON2_PARALLELISM,
     maxConcurrency: config.ARGON2_MAX_CONCURRENCY, maxQueue: config.ARGON2_MAX_QUEUE });
-  const invalidator = new Invalidator({ db, local, shared: redis.shared, bus: redis.bus, pollMs: config.CHANGE_POLL_MS, log,
-    onApplied: (ms) => metrics.invalidationLag.observe(ms / 1000) });
+  const invalidator = new Invalidator({ db, local, shared: redis.shared, bus: redis.bus, pollMs: config.CHANGE_POLL_MS, log, recentMs,
+    publishRetryMs: config.LEASE_MS + config.CLOCK_SKEW_MS,
+    onApplied: (ms) => metrics.invalidationLag.observe(ms / 1000),
+    onPropagated: (outcome, ms) => { metrics.propagations.inc({ outcome }); metrics.propagationWait.observe(ms / 1000); } });
   const usage = new UsageRecorder({ db, replicaId, onFlush: (ok) => metrics.usageFlushes.inc({ result: ok ? 'ok' : 'failed' }) });
   const authenticator = new Authenticator({ db, local, shared: redis.shared, hasher, invalidator, usage,
     freshMs: config.CACHE_TTL_SECONDS * 1000, staleServeMs: config.STALE_SERVE_SECONDS * 1000,
@@ -117,12 +140,13 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
   const activity = new ActivityService({ db, keys, flush: () => usage.flush() });
   await invalidator.start();
 
-  const readiness = async (): Promise<string[]> => {
-    const problems: string[] = [];
-    if (!(await db.query('SELECT 1').then(() => true, () => false))) problems.push('storage unreachable');
-    if (!(await redis.ping())) problems.push('cache unreachable');
-    if (!invalidator.healthy) problems.push('invalidation not subscribed or not caught up');
-    return problems;
+  const readiness = async (): Promise<Readiness> => {
+    const degraded: string[] = [];
+    if (!(await db.query('SELECT 1').then(() => true, () => false))) degraded.push('storage unreachable: serving verified keys within the stale bound');
+    if (!(await redis.ping())) degraded.push('redis unreachable: deciding from PostgreSQL');
+    const bus = invalidator.degraded;
+    if (bus) degraded.push(bus);
+    return { ready: invalidator.everReady, degraded };
   };
 
   const grpc = new GrpcServer({
@@ -148,7 +172,8 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
       metrics.argonQueue.set(hasher.queued);
       metrics.argonRunning.set(hasher.running);
       metrics.argonVerifications.set(hasher.verifications);
-      metrics.subscribed.set(invalidator.healthy ? 1 : 0);
+      metrics.subscribed.set(redis.bus.subscribed ? 1 : 0);
+      metrics.trusted.set(invalidator.healthy ? 1 : 0);
       return metrics.render();
     } },
     tls: config.HTTP_TLS_CERT && config.HTTP_TLS_KEY ? { cert: config.HTTP_TLS_CERT, key: config.HTTP_TLS_KEY } : undefined,
@@ -160,11 +185,10 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
   await http.listen({ host: config.HOST, port: config.HTTP_PORT });
   const httpPort = (http.server.address() as { port: number }).port;
 
-  const readyTimer = setInterval(() => {
-    void readiness().then((p) => grpc.setReady(p.length === 0));
-  }, 1000);
+  // Readiness follows this replica only: once caught up it stays SERVING through shared faults.
+  const readyTimer = setInterval(() => { grpc.setReady(invalidator.everReady); }, 1000);
   readyTimer.unref();
-  grpc.setReady((await readiness()).length === 0);
+  grpc.setReady(invalidator.everReady);
   const flushTimer = setInterval(() => {
     usage.flush().catch((err: unknown) => log.warn({ err }, 'usage flush failed; kept for the next one'));
   }, config.ACTIVITY_FLUSH_MS);

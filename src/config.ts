@@ -54,8 +54,16 @@ const schema = z.object({
   FAILED_ATTEMPTS_LIMIT: int(1, 1000).default(10),
   FAILED_ATTEMPTS_WINDOW_SECONDS: int(1, 86_400).default(300),
   CHANGE_POLL_MS: int(100, 60_000).default(2000),
-  REVOKE_CONFIRM_TIMEOUT_MS: int(0, 5000).default(100),
-  HEARTBEAT_MS: int(50, 60_000).default(1000),
+  /** The explicit way to run without PostgreSQL and Redis (PGlite under DATA_DIR, in-process bus). */
+  EMBEDDED: z.enum(['0', '1']).optional(),
+  NODE_ENV: z.string().trim().min(1).optional(),
+  /** HMAC key for what replicas exchange through Redis (design invariant 12); required with REDIS_URL. */
+  CACHE_SIGNING_KEY: z.string().trim().min(32, 'must be at least 32 characters (e.g. openssl rand -base64 32)').max(512).optional(),
+  /** A replica decides from memory only this long after sending a heartbeat it has heard back (design invariant 2). */
+  LEASE_MS: int(200, 30_000).default(1000),
+  /** Clock difference tolerated between hosts (design invariant 14). */
+  CLOCK_SKEW_MS: int(0, 10_000).default(250),
+  HEARTBEAT_MS: int(20, 60_000).default(200),
   ACTIVITY_FLUSH_MS: int(100, 600_000).default(5000),
   GRPC_MAX_CONNECTION_AGE_MS: int(1000, 86_400_000).default(300_000),
   SHUTDOWN_GRACE_MS: int(0, 600_000).default(20_000),
@@ -82,11 +90,28 @@ function checkPairs(c: z.infer<typeof schema>): void {
     if (Boolean(c[a]) !== Boolean(c[b])) throw new ConfigError(`${c[a] ? b : a}: must be set together with ${c[a] ? a : b}`);
   }
   if (c.GRPC_TLS_CA && !c.GRPC_TLS_CERT) throw new ConfigError('GRPC_TLS_CERT: must be set when GRPC_TLS_CA is set');
+  if (c.HEARTBEAT_MS * 2 > c.LEASE_MS) throw new ConfigError('HEARTBEAT_MS: must be at most half of LEASE_MS (a late beat must not cost the lease)');
+}
+
+/** Which backends run: embedded only when asked for, or when neither URL is present at all. */
+function checkModes(c: z.infer<typeof schema>): void {
+  if (c.EMBEDDED === '1' && (c.DATABASE_URL || c.REDIS_URL)) {
+    throw new ConfigError(`EMBEDDED: cannot be 1 when ${c.DATABASE_URL ? 'DATABASE_URL' : 'REDIS_URL'} is set`);
+  }
+  if (c.REDIS_URL && !c.DATABASE_URL) throw new ConfigError('DATABASE_URL: required when REDIS_URL is set (replicas cannot share an embedded database)');
+  if (c.REDIS_URL && !c.CACHE_SIGNING_KEY) throw new ConfigError('CACHE_SIGNING_KEY: required when REDIS_URL is set');
+  if (c.NODE_ENV === 'production') {
+    if (!c.DATABASE_URL) throw new ConfigError('DATABASE_URL: required when NODE_ENV=production (the embedded database is for development)');
+    if (!c.REDIS_URL) throw new ConfigError('REDIS_URL: required when NODE_ENV=production (the in-process bus serves one replica only)');
+  }
 }
 
 /** Read and validate the environment once into a frozen object; throws ConfigError naming the variable. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
-  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  // An empty value (an empty Kubernetes secret, say) is a mistake, never the same as unset.
+  const empty = Object.keys(schema.shape).find((name) => env[name] !== undefined && env[name]?.trim() === '');
+  if (empty) throw new ConfigError(`${empty}: is empty; unset it or give it a value`);
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined));
   const result = schema.safeParse(present);
   if (!result.success) {
     const issue = result.error.issues[0];
@@ -94,5 +119,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(`${name}: ${issue?.message ?? 'invalid'}`);
   }
   checkPairs(result.data);
+  checkModes(result.data);
   return Object.freeze(result.data);
 }

@@ -26,13 +26,35 @@ t.test('defaults: an empty environment is a valid, frozen configuration', async 
   t.equal(c.DATABASE_URL, undefined, 'no DATABASE_URL: embedded PostgreSQL');
   t.equal(c.REDIS_URL, undefined, 'no REDIS_URL: in-process cache');
   t.equal(c.ADMIN_TOKENS, undefined, 'no ADMIN_TOKENS: development token');
-  t.equal(loadConfig({ GRPC_PORT: '' }).GRPC_PORT, 50051, 'an empty value counts as unset');
+});
+
+t.test('an empty value is an error naming the variable, never the same as unset', async (t) => {
+  for (const name of ['DATABASE_URL', 'REDIS_URL', 'GRPC_PORT', 'ADMIN_TOKENS', 'CACHE_SIGNING_KEY', 'EMBEDDED']) {
+    t.match(configError({ [name]: '' })?.message, new RegExp(`^${name}: is empty`), `${name}=""`);
+    t.match(configError({ [name]: '  ' })?.message, new RegExp(`^${name}: is empty`), `${name}="  "`);
+  }
+});
+
+t.test('backends: embedded only when asked or when neither URL is present; never in production', async (t) => {
+  const pg = 'postgres://u@db:5432/keys';
+  const redis = 'redis://cache:6379';
+  const key = 'k'.repeat(32);
+  t.equal(loadConfig({ EMBEDDED: '1' }).EMBEDDED, '1', 'EMBEDDED=1 alone is the explicit embedded mode');
+  t.match(configError({ EMBEDDED: '1', DATABASE_URL: pg })?.message, /^EMBEDDED: cannot be 1 when DATABASE_URL is set/);
+  t.match(configError({ REDIS_URL: redis, CACHE_SIGNING_KEY: key })?.message, /^DATABASE_URL: required when REDIS_URL is set/);
+  t.match(configError({ DATABASE_URL: pg, REDIS_URL: redis })?.message, /^CACHE_SIGNING_KEY: required when REDIS_URL is set/);
+  t.match(configError({ DATABASE_URL: pg, REDIS_URL: redis, CACHE_SIGNING_KEY: 'short' })?.message, /^CACHE_SIGNING_KEY: must be at least 32/);
+  t.match(configError({ NODE_ENV: 'production' })?.message, /^DATABASE_URL: required when NODE_ENV=production/);
+  t.match(configError({ NODE_ENV: 'production', EMBEDDED: '1' })?.message, /^DATABASE_URL: required when NODE_ENV=production/);
+  t.match(configError({ NODE_ENV: 'production', DATABASE_URL: pg })?.message, /^REDIS_URL: required when NODE_ENV=production/);
+  t.ok(loadConfig({ NODE_ENV: 'production', DATABASE_URL: pg, REDIS_URL: redis, CACHE_SIGNING_KEY: key }), 'production with both is fine');
+  t.match(configError({ LEASE_MS: '1000', HEARTBEAT_MS: '600' })?.message, /^HEARTBEAT_MS: must be at most half of LEASE_MS/);
 });
 
 t.test('valid values are parsed', async (t) => {
   const c = loadConfig({
     GRPC_PORT: '7000', HTTP_PORT: '0', LOG_LEVEL: 'debug', DATABASE_URL: 'postgresql://u@db:5432/keys',
-    REDIS_URL: 'rediss://cache:6380', ADMIN_TOKENS: 'ops:abcdefghijklmnop, ci:0123456789abcdef0123:acct_1|acct_2',
+    REDIS_URL: 'rediss://cache:6380', CACHE_SIGNING_KEY: 'k'.repeat(32), ADMIN_TOKENS: 'ops:abcdefghijklmnop, ci:0123456789abcdef0123:acct_1|acct_2',
   });
   t.equal(c.GRPC_PORT, 7000);
   t.equal(c.HTTP_PORT, 0);

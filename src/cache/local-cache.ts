@@ -18,6 +18,8 @@ export class LocalCache {
   #entries: LRUCache<string, CacheEntry>;
   #byKeyId = new Map<string, string>();
   #floors: LRUCache<string, number>;
+  /** Entries refreshed before this are not fresh (the subscription was lost meanwhile). */
+  #staleBefore = Number.NEGATIVE_INFINITY;
 
   constructor(opts: LocalCacheOptions) {
     this.#entries = new LRUCache<string, CacheEntry>({
@@ -32,7 +34,8 @@ export class LocalCache {
   }
 
   get(digest: string): CacheEntry | undefined {
-    return this.#entries.get(digest);
+    const entry = this.#entries.get(digest);
+    return entry && entry.refreshedAt < this.#staleBefore ? { ...entry, refreshedAt: Number.NEGATIVE_INFINITY } : entry;
   }
 
   /** Store unless a change newer than the entry's version has been seen; returns whether stored. */
@@ -64,7 +67,15 @@ export class LocalCache {
     if (digest !== undefined && entry) this.#entries.set(digest, { ...entry, refreshedAt: Number.NEGATIVE_INFINITY }, { noUpdateTTL: true });
   }
 
-  /** Drop every entry (the subscription was lost: we cannot know what we missed). Floors stay. */
+  /**
+   * The subscription was lost: we cannot know what we missed. Every entry stays as proof that its
+   * digest was verified, but none is fresh: each is re-read from PostgreSQL (no argon2) before use.
+   */
+  markAllStale(now = Date.now()): void {
+    this.#staleBefore = now + 1;
+  }
+
+  /** Drop every entry. Floors stay. */
   clear(): void {
     this.#entries.clear();
     this.#byKeyId.clear();

@@ -6,16 +6,25 @@ export interface SharedEntry {
   refreshedAt: number;
 }
 
+/** A key's new version, for invalidation. */
+export interface KeyVersion {
+  keyId: string;
+  version: number;
+}
+
 /**
  * The tier shared by replicas (Redis), keyed by key id and the key's digest. Contract:
- * - `get` resolves undefined on a miss and rejects on a fault; callers treat a fault as a miss;
+ * - `get` resolves undefined on a miss, and on an entry that fails authentication or parsing
+ *   (design invariant 12: Redis is not an authority); it rejects on a fault; callers treat a
+ *   fault as a miss;
  * - `set` stores unless `invalidate` has recorded a newer version for the key (invariant 4);
- * - `invalidate` removes the key's entries and records the version floor, atomically.
+ * - `invalidate` removes the keys' entries and records their version floors, in batches; it
+ *   rejects when any batch failed.
  */
 export interface SharedCache {
   get(keyId: string, digest: string): Promise<SharedEntry | undefined>;
   set(digest: string, entry: SharedEntry): Promise<boolean>;
-  invalidate(keyId: string, version: number): Promise<void>;
+  invalidate(changes: readonly KeyVersion[]): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -35,12 +35,15 @@ export type Decision =
   | { allowed: true; identity: Identity }
   | { allowed: false; reason: DenyReason; identity?: Identity };
 
-/** Decide from a verified key: revocation, expiry, address, then scope. Pure. */
+/**
+ * Decide from a verified key: revocation, expiry, address, then scope. Pure. A revocation does not
+ * depend on the clock (design invariant 14): `revokedAt` set means revoked.
+ */
 export function decide(grant: KeyGrant, ip: Address, scope: string, now: number): Decision {
   const identity: Identity = {
     keyId: grant.keyId, accountId: grant.accountId, environment: grant.environment, scopes: grant.scopes,
   };
-  if (grant.revokedAt !== null && grant.revokedAt <= now) return { allowed: false, reason: 'KEY_REVOKED', identity };
+  if (grant.revokedAt !== null) return { allowed: false, reason: 'KEY_REVOKED', identity };
   if (grant.expiresAt !== null && grant.expiresAt <= now) return { allowed: false, reason: 'KEY_EXPIRED', identity };
   if (!ipAllowed(grant.allowedIps, ip)) return { allowed: false, reason: 'IP_NOT_ALLOWED', identity };
   if (!grant.scopes.includes(scope)) return { allowed: false, reason: 'SCOPE_NOT_GRANTED', identity };

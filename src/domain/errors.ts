@@ -7,6 +7,8 @@ export type ErrorCode =
   | 'CONFLICT'
   | 'STORAGE_UNAVAILABLE'
   | 'OVERLOADED'
+  /** The change is committed but could not be announced to the replicas yet: the message says when it holds. */
+  | 'PROPAGATION_PENDING'
   | 'INTERNAL';
 
 export interface FieldError {

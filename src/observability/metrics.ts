@@ -26,6 +26,19 @@ export class Metrics {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5], registers: [this.registry],
   });
   readonly subscribed = new Gauge({ name: 'otesse_keys_invalidation_subscribed', help: '1 when subscribed and caught up', registers: [this.registry] });
+  readonly redisRejected = new Counter({
+    name: 'otesse_keys_redis_rejected_total', help: 'Messages and cache entries read from Redis that were dropped (unreadable or failed the HMAC)',
+    labelNames: ['kind'] as const, registers: [this.registry],
+  });
+  readonly propagations = new Counter({
+    name: 'otesse_keys_propagation_total', help: 'Announced changes by outcome (confirmed, lease_expired, single_replica, pending)',
+    labelNames: ['outcome'] as const, registers: [this.registry],
+  });
+  readonly propagationWait = new Histogram({
+    name: 'otesse_keys_propagation_wait_seconds', help: 'How long a write waited for every replica to confirm or lose its lease',
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5], registers: [this.registry],
+  });
+  readonly trusted = new Gauge({ name: 'otesse_keys_cache_trusted', help: '1 while this replica holds its lease and is caught up (decides from memory)', registers: [this.registry] });
   readonly http = new Histogram({
     name: 'otesse_keys_http_request_seconds', help: 'Admin API requests by route, method and status',
     labelNames: ['route', 'method', 'status'] as const, buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [this.registry],

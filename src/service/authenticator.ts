@@ -73,7 +73,7 @@ export class Authenticator {
     const now = this.#now();
     let found = this.#o.local.get(digest);
     let path: AuthPath = 'memory';
-    if (!found || !this.#o.invalidator.healthy || now - found.refreshedAt >= this.#o.freshMs) {
+    if (!found || !this.#o.invalidator.trusted(now) || now - found.refreshedAt >= this.#o.freshMs) {
       let r = await this.#resolve(parsed, digest, key, found);
       // A shared resolution may have read the key before a change this call started after.
       if ('entry' in r && this.#o.local.superseded(r.entry.data.keyId, r.entry.data.version)) {
@@ -106,7 +106,7 @@ export class Authenticator {
   async #load(parsed: ParsedKey, digest: string, key: string, cached: CacheEntry | undefined): Promise<Resolved> {
     // A remembered unknown id cannot have a cached grant: answer before any I/O.
     if (!cached && this.#unknown.has(parsed.keyId)) return { reason: 'KEY_UNKNOWN', path: 'memory', known: false };
-    const trusted = this.#o.invalidator.healthy;
+    const trusted = this.#o.invalidator.trusted(this.#now());
     if (trusted) {
       const hit = await this.#o.shared.get(parsed.keyId, digest).catch(() => undefined);
       if (hit) {
@@ -130,8 +130,8 @@ export class Authenticator {
 
   /** PostgreSQL unreachable: a verified entry serves within the stale bound, else the fault stands. */
   #stale(cached: CacheEntry | undefined, err: unknown): Resolved {
-    const usable = cached && this.#o.invalidator.healthy
-      && this.#now() - cached.refreshedAt < this.#o.freshMs + this.#o.staleServeMs;
+    const now = this.#now();
+    const usable = cached && this.#o.invalidator.trusted(now) && now - cached.refreshedAt < this.#o.freshMs + this.#o.staleServeMs;
     if (usable) return { entry: cached, path: 'memory' };
     throw err instanceof AppError ? err : new AppError('STORAGE_UNAVAILABLE', 'storage unavailable');
   }
@@ -149,8 +149,8 @@ export class Authenticator {
       return { reason: 'KEY_UNKNOWN', path: 'storage', known: true };
     }
     const entry = toEntry(digest, grantData(row), this.#now());
-    this.#o.local.set(entry);
-    if (trusted) await this.#o.shared.set(digest, { data: entry.data, refreshedAt: entry.refreshedAt }).catch(() => false);
+    // A row read before a change this replica has already seen is not cached anywhere (invariant 4).
+    if (this.#o.local.set(entry) && trusted) await this.#o.shared.set(digest, { data: entry.data, refreshedAt: entry.refreshedAt }).catch(() => false);
     return { entry, path: 'storage' };
   }
 }

@@ -33,6 +33,14 @@ export const changesRepository = {
     return rows;
   },
 
+  /** The newest version of every key changed within the last `windowMs` (version floors, Redis repair). */
+  async recent(q: Queryable, windowMs: number): Promise<{ keyId: string; version: number }[]> {
+    const { rows } = await q.query<{ key_id: string; version: string }>(
+      `SELECT key_id, max(version) AS version FROM key_changes
+       WHERE at > now() - make_interval(secs => $1::double precision / 1000) GROUP BY key_id`, [windowMs]);
+    return rows.map((r) => ({ keyId: r.key_id, version: Number(r.version) }));
+  },
+
   async latest(q: Queryable): Promise<number> {
     const { rows } = await q.query<{ seq: number | null }>('SELECT max(seq) AS seq FROM key_changes');
     return Number(rows[0]?.seq ?? 0);

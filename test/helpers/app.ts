@@ -6,6 +6,8 @@ import { createLogger } from '../../src/observability/logger.js';
 import { loadProto, type AuthenticateRequest, type AuthenticateResponse } from '../../src/transport/grpc/server.js';
 import { createDatabase, redisPrefix, REDIS_URL } from './db.js';
 
+/** The HMAC key every test replica shares (design invariant 12). */
+export const TEST_SIGNING_KEY = 'test-signing-key-0123456789abcdef-0123456789';
 export const ADMIN_TOKEN = 'admin-token-0123456789abcdef';
 export const LIMITED_TOKEN = 'limited-token-0123456789abcdef';
 /** `admin` may act on every account; `limited` only on acct_limited. */
@@ -31,6 +33,7 @@ export async function testEnv(t: TestLike, extra: Record<string, string> = {}): 
     DATABASE_URL: await createDatabase(t),
     REDIS_URL,
     REDIS_PREFIX: redisPrefix(),
+    CACHE_SIGNING_KEY: TEST_SIGNING_KEY,
     GRPC_PORT: '0',
     HTTP_PORT: '0',
     HOST: '127.0.0.1',

@@ -25,7 +25,7 @@ t.test('decisions by reason and environment, latency by path, cache tiers, HTTP 
   for (let i = 0; i < 2; i++) t.equal((await a.authenticate({ key: live.secret, scope: 'bookings:write' })).reason, 'SCOPE_NOT_GRANTED');
   t.equal((await a.authenticate({ key: 'otesse_live_sk_not-a-key' })).reason, 'KEY_MALFORMED');
   t.equal((await a.authenticate({ key: sandbox.secret })).allowed, true);
-  t.ok(await waitFor(async () => (await b.readiness()).length === 0), 'b subscribed (it trusts Redis only then)');
+  t.ok(await waitFor(async () => b.invalidator.healthy), 'b subscribed (it trusts Redis only then)');
   t.equal((await b.authenticate({ key: live.secret })).allowed, true, 'b: answered from Redis');
 
   const m = await scrape(a.url);

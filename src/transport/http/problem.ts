@@ -9,6 +9,7 @@ const STATUS: Record<ErrorCode, number> = {
   CONFLICT: 409,
   OVERLOADED: 503,
   STORAGE_UNAVAILABLE: 503,
+  PROPAGATION_PENDING: 503,
   INTERNAL: 500,
 };
 
@@ -49,7 +50,8 @@ export function errorHandler(err: FastifyError | AppError, request: FastifyReque
   if (err instanceof AppError) {
     const status = STATUS[err.code];
     if (status >= 500) request.log.warn({ code: err.code }, err.message);
-    return sendProblem(reply, status, status >= 500 ? 'the service cannot answer right now; retry later' : err.message,
+    const safe = status < 500 || err.code === 'PROPAGATION_PENDING';
+    return sendProblem(reply, status, safe ? err.message : 'the service cannot answer right now; retry later',
       err.errors.length > 0 ? err.errors : undefined);
   }
   if (err.validation) return sendProblem(reply, 400, `invalid ${err.validationContext ?? 'request'}`, validationErrors(err));

@@ -87,10 +87,16 @@ export const KeyResource = Type.Object({
 export type KeyResource = Static<typeof KeyResource>;
 
 export const Propagation = Type.Object({
-  replicas: Type.Integer({ description: 'replicas subscribed when the change was published' }),
+  replicas: Type.Integer({ description: 'replicas that may have been deciding from memory when the change was published' }),
   confirmed: Type.Integer({ description: 'replicas that confirmed the eviction before the response' }),
+  outcome: Type.Union([Type.Literal('confirmed'), Type.Literal('lease_expired'), Type.Literal('single_replica')], {
+    description: '`confirmed`: every replica confirmed; `lease_expired`: the response waited until every replica that did not '
+      + 'confirm had provably stopped deciding from memory; `single_replica`: in-process bus (no other replica)',
+  }),
+  unconfirmed: Type.Array(Type.String(), { description: 'replicas whose lease ran out instead of confirming' }),
+  waited_ms: Type.Integer({ description: 'how long the response waited for the change to hold everywhere' }),
   published: Type.Boolean(),
-}, { description: 'how far the change had reached when the response was sent' });
+}, { description: 'how the change reached every replica before the response was sent (design invariant 2)' });
 
 export const KeyWithPropagation = Type.Intersect([KeyResource, Type.Object({ propagation: Propagation })]);
 export const IssuedKey = Type.Intersect([KeyResource, Type.Object({ secret: Type.String({ description: 'the full key: shown once, never again' }) })]);

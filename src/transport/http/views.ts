@@ -1,3 +1,4 @@
+import type { Propagation } from '../../service/invalidator.js';
 import { statusOf, type KeyRow } from '../../store/keys-repository.js';
 import type { AuditRow } from '../../store/audit-repository.js';
 import type { KeyResource } from './schemas.js';
@@ -33,4 +34,9 @@ export function auditEntry(row: AuditRow) {
     id: String(row.id), at: row.at.toISOString(), actor: row.actor, action: row.action,
     key_id: row.key_id, source_ip: row.source_ip, changes: row.changes,
   };
+}
+
+/** How a change reached the replicas, as the API shows it. */
+export function propagationView(p: Propagation) {
+  return { replicas: p.replicas, confirmed: p.confirmed, outcome: p.outcome, unconfirmed: p.unconfirmed, waited_ms: p.waitedMs, published: p.published };
 }

@@ -4,7 +4,7 @@ import type { ActivityService } from '../../../service/activity-service.js';
 import type { Actor, KeyService } from '../../../service/key-service.js';
 import type { AdminAuth } from '../auth.js';
 import * as S from '../schemas.js';
-import { auditEntry, keyResource } from '../views.js';
+import { auditEntry, keyResource, propagationView } from '../views.js';
 
 export interface KeyRoutesOptions {
   keys: KeyService;
@@ -61,7 +61,7 @@ export async function keyRoutes(app: FastifyInstance, { keys, activity, auth }: 
       params: S.KeyParams, body: S.PatchBody, response: { 200: S.KeyWithPropagation, ...problems } },
   }, async (request) => {
     const { row, propagation } = await keys.update(who(request), request.params.accountId, request.params.keyId, request.body);
-    return { ...keyResource(row), propagation };
+    return { ...keyResource(row), propagation: propagationView(propagation) };
   });
 
   app.post<{ Params: Params; Body: Static<typeof S.RevokeBody> | undefined }>(`${base}/keys/:keyId/revoke`, {
@@ -70,7 +70,7 @@ export async function keyRoutes(app: FastifyInstance, { keys, activity, auth }: 
       params: S.KeyParams, body: S.RevokeBody, response: { 200: S.KeyWithPropagation, ...problems } },
   }, async (request) => {
     const { row, propagation } = await keys.revoke(who(request), request.params.accountId, request.params.keyId, request.body?.reason);
-    return { ...keyResource(row), propagation };
+    return { ...keyResource(row), propagation: propagationView(propagation) };
   });
 
   app.post<{ Params: Params; Body: Static<typeof S.RotateBody> | undefined }>(`${base}/keys/:keyId/rotate`, {
@@ -81,7 +81,7 @@ export async function keyRoutes(app: FastifyInstance, { keys, activity, auth }: 
     const out = await keys.rotate(who(request), request.params.accountId, request.params.keyId, request.body?.expire_previous_in);
     return reply.code(201).send({
       ...keyResource(out.row), secret: out.key,
-      previous: { id: out.previous.id, expires_at: out.previous.expires_at?.toISOString() ?? null }, propagation: out.propagation,
+      previous: { id: out.previous.id, expires_at: out.previous.expires_at?.toISOString() ?? null }, propagation: propagationView(out.propagation),
     });
   });
 
@@ -90,7 +90,7 @@ export async function keyRoutes(app: FastifyInstance, { keys, activity, auth }: 
     schema: { tags, security, summary: 'Emergency: revoke every active key of the account', params: S.AccountParams, body: S.RevokeAllBody },
   }, async (request) => {
     const out = await keys.revokeAll(who(request), request.params.accountId, request.body?.environment, request.body?.reason);
-    return { revoked: out.revoked, propagation: out.propagation };
+    return { revoked: out.revoked, propagation: propagationView(out.propagation) };
   });
 
   app.get<{ Params: Params; Querystring: Static<typeof S.WindowQuery> }>(`${base}/keys/:keyId/activity`, {

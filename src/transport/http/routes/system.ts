@@ -5,8 +5,8 @@ import { sendProblem } from '../problem.js';
 import * as S from '../schemas.js';
 
 export interface SystemRoutesOptions {
-  /** Why the service is not ready, or an empty list when it is. */
-  readiness(): Promise<string[]>;
+  /** Ready once started and caught up; shared faults listed in `degraded` (design invariant 11). */
+  readiness(): Promise<{ ready: boolean; degraded: string[] }>;
   metrics?: { contentType: string; render(): Promise<string> } | undefined;
 }
 
@@ -20,12 +20,17 @@ export async function systemRoutes(app: FastifyInstance, opts: SystemRoutesOptio
     async () => ({ status: 'ok' }));
 
   app.get('/readyz', {
-    schema: { tags: ['health'], summary: 'Ready: storage, cache and subscription reachable',
-      response: { 200: Type.Object({ status: Type.String() }), 503: S.Problem } },
+    schema: {
+      tags: ['health'],
+      summary: 'Ready: started, subscribed and caught up once',
+      description: 'A fault every replica shares (Redis down, PostgreSQL slow) does not make a replica unready: it is named in '
+        + '`degraded` while the replica keeps answering correctly (design invariant 11). 503 only before the first catch-up.',
+      response: { 200: Type.Object({ status: Type.Union([Type.Literal('ready'), Type.Literal('degraded')]), degraded: Type.Array(Type.String()) }), 503: S.Problem },
+    },
   }, async (_request, reply) => {
-    const problems = await opts.readiness();
-    if (problems.length === 0) return { status: 'ready' };
-    return sendProblem(reply, 503, `not ready: ${problems.join(', ')}`);
+    const { ready, degraded } = await opts.readiness();
+    if (!ready) return sendProblem(reply, 503, `not ready: starting (not yet subscribed and caught up)${degraded.length ? `; ${degraded.join('; ')}` : ''}`);
+    return { status: degraded.length === 0 ? 'ready' : 'degraded', degraded };
   });
 
   if (opts.metrics) {
