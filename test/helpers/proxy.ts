@@ -11,6 +11,8 @@ export interface Proxy {
   url(scheme: string, path?: string): string;
   cut(): void;
   stall(): void;
+  /** Every byte from the server to the client passes `ms` late, in order (0: no delay); the other way is untouched. */
+  delay(ms: number): void;
   heal(): void;
   close(): Promise<void>;
 }
@@ -18,14 +20,23 @@ export interface Proxy {
 export async function startProxy(t: TestLike, targetPort: number, targetHost = '127.0.0.1'): Promise<Proxy> {
   const pairs = new Set<[net.Socket, net.Socket]>();
   let mode: 'open' | 'cut' | 'stall' = 'open';
+  let delayMs = 0;
   const server = net.createServer((client) => {
     if (mode === 'cut') { client.destroy(); return; }
     const upstream = net.connect(targetPort, targetHost);
     const pair: [net.Socket, net.Socket] = [client, upstream];
     pairs.add(pair);
-    const forward = (from: net.Socket, to: net.Socket) => from.on('data', (d) => { if (mode === 'open') to.write(d); });
-    forward(client, upstream);
-    forward(upstream, client);
+    const forward = (from: net.Socket, to: net.Socket, delayed: boolean) => {
+      let last = 0; // release times never go backwards, so a shorter delay cannot reorder the stream
+      from.on('data', (d) => {
+        if (mode !== 'open') return;
+        if (!delayed || (delayMs === 0 && last <= Date.now())) { to.write(d); return; }
+        last = Math.max(Date.now() + delayMs, last);
+        setTimeout(() => { if (!to.destroyed) to.write(d); }, last - Date.now());
+      });
+    };
+    forward(client, upstream, false);
+    forward(upstream, client, true);
     const end = () => { client.destroy(); upstream.destroy(); pairs.delete(pair); };
     client.on('close', end).on('error', end);
     upstream.on('close', end).on('error', end);
@@ -39,7 +50,8 @@ export async function startProxy(t: TestLike, targetPort: number, targetHost = '
     cut() { mode = 'cut'; destroyAll(); },
     // Half-open: existing sockets stay connected but nothing passes; new ones connect and hang the same way.
     stall() { mode = 'stall'; },
-    heal() { if (mode === 'stall') destroyAll(); mode = 'open'; },
+    delay(ms) { delayMs = ms; },
+    heal() { if (mode === 'stall') destroyAll(); mode = 'open'; delayMs = 0; },
     close: () => new Promise<void>((resolve) => { destroyAll(); server.close(() => resolve()); }),
   };
   t.teardown(() => proxy.close());

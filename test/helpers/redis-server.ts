@@ -1,5 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 interface TestLike { teardown(fn: () => unknown): void }
 
@@ -17,14 +20,19 @@ export interface PrivateRedis {
   port: number;
   url: string;
   kill(): Promise<void>;
-  restart(): Promise<void>;
+  /** Kill and start again: with its data when persisted, unless `empty`. */
+  restart(opts?: { empty?: boolean }): Promise<void>;
 }
 
-export async function startRedis(t: TestLike): Promise<PrivateRedis> {
+/** `persist`: append-only file in a directory of its own, so a restart comes back with its data. */
+export async function startRedis(t: TestLike, opts: { persist?: boolean } = {}): Promise<PrivateRedis> {
   const port = await freePort();
   let proc: ChildProcess | undefined;
+  const dir = opts.persist ? mkdtempSync(join(tmpdir(), 'otesse-redis-')) : undefined;
+  if (dir) t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const persistence = dir ? ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir] : ['--appendonly', 'no'];
   const launch = async () => {
-    proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence], { stdio: 'ignore' });
     for (let i = 0; i < 100; i++) {
       const up = await new Promise<boolean>((resolve) => {
         const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
@@ -44,5 +52,9 @@ export async function startRedis(t: TestLike): Promise<PrivateRedis> {
   };
   await launch();
   t.teardown(kill);
-  return { port, url: `redis://127.0.0.1:${port}`, kill, restart: async () => { await kill(); await launch(); } };
+  return { port, url: `redis://127.0.0.1:${port}`, kill, restart: async (o = {}) => {
+    await kill();
+    if (o.empty && dir) for (const f of readdirSync(dir)) rmSync(join(dir, f), { recursive: true, force: true });
+    await launch();
+  } };
 }

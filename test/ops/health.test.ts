@@ -1,5 +1,7 @@
-// grpc.health.v1 as the kubelet and load balancers see it: readiness ("" and the KeyService
-// name) follows storage, cache and subscription; "liveness" does not; the plaintext health-only
+// grpc.health.v1 as the kubelet and load balancers see it (design invariant 11): readiness ("" and
+// the KeyService name) says whether this replica can serve: not ready until first subscribed and
+// caught up, then SERVING through faults every replica shares (Redis, PostgreSQL), which show in
+// the body of /readyz instead; "liveness" never follows dependencies; the plaintext health-only
 // port answers the same while the gRPC port requires mutual TLS.
 import net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
@@ -10,39 +12,60 @@ import { makePki } from '../helpers/ops/certs.js';
 import { healthBecomes, healthChecker, keyServiceClient } from '../helpers/ops/clients.js';
 import { startProxy } from '../helpers/proxy.js';
 import { startRedis } from '../helpers/redis-server.js';
+import { waitFor } from '../helpers/replica.js';
 
 const READY = { '': 'SERVING', 'otesse.keys.v1.KeyService': 'SERVING', liveness: 'SERVING' };
 const UNREADY = { '': 'NOT_SERVING', 'otesse.keys.v1.KeyService': 'NOT_SERVING', liveness: 'SERVING' };
 
-t.test('readiness follows Redis and PostgreSQL, liveness does not', async (t) => {
+async function readyz(url: string): Promise<{ status: number; body: { status?: string; degraded?: string[]; detail?: string } }> {
+  const res = await fetch(`${url}/readyz`);
+  return { status: res.status, body: await res.json() as { status?: string; degraded?: string[] } };
+}
+
+t.test('not ready until first subscribed and caught up; then shared faults never flip readiness', async (t) => {
   const redis = await startRedis(t);
+  await redis.kill();
   const pgUrl = new URL(await createDatabase(t));
   const pg = await startProxy(t, Number(pgUrl.port));
   pgUrl.port = String(pg.port);
-  const app = await startTestApp(t, { REDIS_URL: redis.url, DATABASE_URL: pgUrl.toString(), HEARTBEAT_MS: '200' });
+  const app = await startTestApp(t, { REDIS_URL: redis.url, DATABASE_URL: pgUrl.toString(), HEARTBEAT_MS: '100', LEASE_MS: '500' });
   const check = healthChecker(t, `127.0.0.1:${app.grpcPort}`);
-  t.same(await healthBecomes(check, READY), READY, 'all SERVING once started');
-  // What the kubelet's liveness probe would have seen throughout.
-  const liveness: string[] = [];
-  const sampler = setInterval(() => { void check('liveness').then((s) => liveness.push(s)); }, 100);
+  t.same(await healthBecomes(check, UNREADY), UNREADY, 'started without Redis: alive, not ready (never subscribed)');
+  t.equal((await readyz(app.url)).status, 503, '/readyz 503 before the first catch-up');
+  await redis.restart();
+  t.same(await healthBecomes(check, READY, 15_000), READY, 'subscribed and caught up: ready');
+  const key = await createKey(app);
+
+  // What the kubelet's probes would have seen from now on.
+  const seen: string[] = [];
+  const sampler = setInterval(() => { void Promise.all([check(''), check('liveness')]).then((s) => seen.push(...s)); }, 100);
   t.teardown(() => clearInterval(sampler));
 
   await redis.kill();
-  t.same(await healthBecomes(check, UNREADY), UNREADY, 'Redis lost: not ready, still alive');
-  t.equal((await fetch(`${app.url}/readyz`)).status, 503, '/readyz agrees');
+  t.ok(await waitFor(async () => (await readyz(app.url)).body.degraded?.some((d) => d.startsWith('redis unreachable')) ?? false),
+    '/readyz names Redis as degraded');
+  await new Promise((r) => setTimeout(r, 1500));
+  const down = await readyz(app.url);
+  t.equal(down.status, 200, '/readyz stays 200 through a Redis outage');
+  t.equal(down.body.status, 'degraded');
+  t.equal((await app.authenticate({ key: key.secret })).allowed, true, 'and the replica keeps answering from PostgreSQL');
   await redis.restart();
-  t.same(await healthBecomes(check, READY, 15_000), READY, 'Redis back: ready again');
+  t.ok(await waitFor(async () => (await readyz(app.url)).body.status === 'ready', 15_000), 'Redis back: no longer degraded');
 
   pg.cut();
-  t.same(await healthBecomes(check, UNREADY), UNREADY, 'PostgreSQL lost: not ready, still alive');
+  t.ok(await waitFor(async () => (await readyz(app.url)).body.degraded?.some((d) => d.startsWith('storage unreachable')) ?? false),
+    '/readyz names PostgreSQL as degraded');
+  await new Promise((r) => setTimeout(r, 1500));
+  t.equal((await readyz(app.url)).status, 200, 'still 200');
+  t.equal((await app.authenticate({ key: key.secret })).allowed, true, 'the verified key serves within the stale bound');
   pg.heal();
-  t.same(await healthBecomes(check, READY, 15_000), READY, 'PostgreSQL back: ready again');
+  t.ok(await waitFor(async () => (await readyz(app.url)).body.status === 'ready', 15_000), 'PostgreSQL back');
   clearInterval(sampler);
-  t.ok(liveness.length > 20, `liveness sampled ${liveness.length} times through both outages`);
-  t.same([...new Set(liveness)], ['SERVING'], 'liveness never left SERVING');
+  t.ok(seen.length > 20, `probes sampled ${seen.length} times through both outages`);
+  t.same([...new Set(seen)], ['SERVING'], 'readiness and liveness never left SERVING');
 });
 
-t.test('with mutual TLS on gRPC, GRPC_HEALTH_PORT serves plaintext health only, and follows Redis', async (t) => {
+t.test('with mutual TLS on gRPC, GRPC_HEALTH_PORT serves plaintext health only and stays SERVING through a Redis outage', async (t) => {
   const pki = makePki(t);
   const redis = await startRedis(t);
   const app = await startTestApp(t, {
@@ -62,10 +85,9 @@ t.test('with mutual TLS on gRPC, GRPC_HEALTH_PORT serves plaintext health only, 
   t.equal(onProbePort.code, grpc.status.UNIMPLEMENTED, 'Authenticate is not served on the plaintext port');
 
   await redis.kill();
-  t.same(await healthBecomes(probe, UNREADY), UNREADY, 'Redis lost: the probe port says not ready, still alive');
-  t.same(await healthBecomes(inside, UNREADY), UNREADY, 'and so does the mTLS port');
-  await redis.restart();
-  t.same(await healthBecomes(probe, READY, 15_000), READY, 'Redis back: ready again on the probe port');
+  await new Promise((r) => setTimeout(r, 1500));
+  t.same(await healthBecomes(probe, READY), READY, 'Redis lost: the probe port still says SERVING');
+  t.same(await healthBecomes(inside, READY), READY, 'and so does the mTLS port');
 });
 
 /** A TCP forwarder that counts the connections it accepted. */
