@@ -7,7 +7,7 @@
 # together (docs/deploying.md).
 
 # ---- build: all dependencies, TypeScript compile ----
-FROM node:20.19.0-bookworm-slim@sha256:5cfa999422613d3b34f766cbb814d964cbfcb76aaf3607e805da21cccb352bac AS build
+FROM node:24.19.0-bookworm-slim@sha256:3638d9a6fe4030bd716be989438248074489337ba3275657f93595428be4fc03 AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: the package's own "prepare" script would build before the sources are in.
@@ -19,7 +19,7 @@ COPY src ./src
 RUN npm run build
 
 # ---- prod-deps: production dependencies only, same base as the build ----
-FROM node:20.19.0-bookworm-slim@sha256:5cfa999422613d3b34f766cbb814d964cbfcb76aaf3607e805da21cccb352bac AS prod-deps
+FROM node:24.19.0-bookworm-slim@sha256:3638d9a6fe4030bd716be989438248074489337ba3275657f93595428be4fc03 AS prod-deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 # typescript and @types/* are runtime "dependencies" only so that `npm install && npm start`
@@ -28,8 +28,8 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
  && rm -rf node_modules/typescript node_modules/@types \
            node_modules/.bin/tsc node_modules/.bin/tsserver
 
-# ---- runtime: distroless Node 20 on Debian 12, no shell, no package manager ----
-FROM gcr.io/distroless/nodejs20-debian12:nonroot@sha256:269e058a0b80a1d8cf8d2586c4370c3de470034d4d22d83ae31da4451a6a3ff8 AS runtime
+# ---- runtime: distroless Node 24 (the current LTS; Node 20 reached its end of life in April 2026) on Debian 12, no shell, no package manager ----
+FROM gcr.io/distroless/nodejs24-debian12:nonroot@sha256:14d42e2511532589a7c7e01a753667a74fcc96266e137e8125006b87b0c32d0a AS runtime
 WORKDIR /app
 ENV NODE_ENV=production
 # Owned by root and not writable by the service user; the only writable path at run time is

@@ -94,7 +94,7 @@ function checkPairs(c: z.infer<typeof schema>): void {
 }
 
 /** Which backends run: embedded only when asked for, or when neither URL is present at all. */
-function checkModes(c: z.infer<typeof schema>): void {
+function checkModes(c: z.infer<typeof schema>, migrateOnly: boolean): void {
   if (c.EMBEDDED === '1' && (c.DATABASE_URL || c.REDIS_URL)) {
     throw new ConfigError(`EMBEDDED: cannot be 1 when ${c.DATABASE_URL ? 'DATABASE_URL' : 'REDIS_URL'} is set`);
   }
@@ -102,12 +102,15 @@ function checkModes(c: z.infer<typeof schema>): void {
   if (c.REDIS_URL && !c.CACHE_SIGNING_KEY) throw new ConfigError('CACHE_SIGNING_KEY: required when REDIS_URL is set');
   if (c.NODE_ENV === 'production') {
     if (!c.DATABASE_URL) throw new ConfigError('DATABASE_URL: required when NODE_ENV=production (the embedded database is for development)');
-    if (!c.REDIS_URL) throw new ConfigError('REDIS_URL: required when NODE_ENV=production (the in-process bus serves one replica only)');
+    if (!c.REDIS_URL && !migrateOnly) throw new ConfigError('REDIS_URL: required when NODE_ENV=production (the in-process bus serves one replica only)');
   }
 }
 
-/** Read and validate the environment once into a frozen object; throws ConfigError naming the variable. */
-export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+/**
+ * Read and validate the environment once into a frozen object; throws ConfigError naming the variable.
+ * `migrateOnly`: for `npm run migrate` (the migration Job), which needs PostgreSQL and nothing else.
+ */
+export function loadConfig(env: Record<string, string | undefined> = process.env, opts: { migrateOnly?: boolean } = {}): Config {
   // An empty value (an empty Kubernetes secret, say) is a mistake, never the same as unset.
   const empty = Object.keys(schema.shape).find((name) => env[name] !== undefined && env[name]?.trim() === '');
   if (empty) throw new ConfigError(`${empty}: is empty; unset it or give it a value`);
@@ -119,6 +122,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(`${name}: ${issue?.message ?? 'invalid'}`);
   }
   checkPairs(result.data);
-  checkModes(result.data);
+  checkModes(result.data, opts.migrateOnly ?? false);
   return Object.freeze(result.data);
 }

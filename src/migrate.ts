@@ -4,7 +4,7 @@ import { openDatabase } from './store/open-database.js';
 
 /** `npm run migrate`: apply the migrations to DATABASE_URL (or the embedded database) and exit. */
 async function run(): Promise<void> {
-  const config = loadConfig();
+  const config = loadConfig(process.env, { migrateOnly: true });
   const db = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR, max: 1 });
   try {
     const applied = await migrate(db);

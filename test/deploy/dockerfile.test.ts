@@ -42,6 +42,7 @@ t.test('the Dockerfile follows the policy', async (t) => {
   const froms = [...dockerfile.matchAll(/^FROM\s+(\S+)/gm)].map((m) => m[1] ?? '');
   t.ok(froms.length >= 2, 'multi-stage');
   t.ok(froms.every((f) => libcFamily(f) === 'glibc/debian12'), `all stages glibc Debian 12: ${froms.join(', ')}`);
+  t.ok(froms.every((f) => /^node:24\.|nodejs24-/.test(f)), `every stage on Node 24, the current LTS (the .ci/run suite runs on it too): ${froms.join(', ')}`);
   t.match(dockerfile, /npm ci --omit=dev/, 'the runtime gets production dependencies only');
   t.match(dockerfile, /--ignore-scripts/, 'the prepare script is not run by npm ci');
 });

@@ -121,13 +121,14 @@ t.test("the service's own config loader accepts each overlay's environment", {
   skip: existsSync(configModule) ? false : 'src/config.ts is not there yet',
 }, async (t) => {
   const { loadConfig } = (await import(pathToFileURL(configModule).href)) as {
-    loadConfig: (env: Record<string, string | undefined>) => Record<string, unknown>;
+    loadConfig: (env: Record<string, string | undefined>, opts?: { migrateOnly?: boolean }) => Record<string, unknown>;
   };
   // Stand-ins for the values that come from Secrets / the downward API at run time.
   const fromRefs: Record<string, string> = {
     DATABASE_URL: 'postgres://otesse:example@postgres:5432/otesse',
     REDIS_URL: 'redis://redis:6379',
     ADMIN_TOKENS: 'ops:example-token-0123456789abcdef',
+    CACHE_SIGNING_KEY: 'example-signing-key-0123456789abcdef',
     REPLICA_ID: 'otesse-keys-5d9c7b8f6d-x2x7q',
   };
   for (const [dir, objects] of rendered) {
@@ -145,7 +146,8 @@ t.test("the service's own config loader accepts each overlay's environment", {
           t.ok(value !== undefined, `${dir} ${label(o)}: ${e.name} has a value or a known reference`);
           if (value !== undefined) env[e.name] = value;
         }
-        t.doesNotThrow(() => loadConfig(env), `${dir} ${label(o)}: configuration accepted`);
+        // The migration Job runs dist/src/migrate.js, which needs PostgreSQL only.
+        t.doesNotThrow(() => loadConfig(env, { migrateOnly: o.kind === 'Job' }), `${dir} ${label(o)}: configuration accepted`);
       }
     }
   }

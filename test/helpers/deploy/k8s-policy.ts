@@ -17,7 +17,7 @@ export const HTTP_PORT = 8080;
 export const HEALTH_PORT_NAME = 'grpc-health';
 const READINESS_SERVICE = 'otesse.keys.v1.KeyService';
 const LIVENESS_SERVICE = 'liveness';
-const SECRET_ENV = ['DATABASE_URL', 'REDIS_URL', 'ADMIN_TOKENS'] as const;
+const SECRET_ENV = ['DATABASE_URL', 'REDIS_URL', 'ADMIN_TOKENS', 'CACHE_SIGNING_KEY'] as const;
 
 function ofKind<T>(objects: readonly K8sObject[], kind: string): T[] {
   return objects.filter((o) => o.kind === kind) as unknown as T[];
