@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { developmentToken } from './admin-token.js';
 import { MemoryBus, type InvalidationBus } from './cache/bus.js';
+import { MemoryFailureCounter, RedisFailureCounter, type FailureCounter } from './cache/failure-counter.js';
 import { LocalCache } from './cache/local-cache.js';
 import { RedisBus } from './cache/redis-bus.js';
 import { RedisSharedCache } from './cache/redis-shared-cache.js';
@@ -55,12 +56,13 @@ export interface App {
   close(): Promise<void>;
 }
 
-interface RedisParts { shared: SharedCache; bus: InvalidationBus; ping(): Promise<boolean>; close(): Promise<void> }
+interface RedisParts { shared: SharedCache; bus: InvalidationBus; failures: FailureCounter; ping(): Promise<boolean>; close(): Promise<void> }
 
 function openRedis(config: Config, replicaId: string, log: Logger, metrics: Metrics): RedisParts {
   if (!config.REDIS_URL || !config.CACHE_SIGNING_KEY) {
     log.info({}, 'no REDIS_URL: in-process cache and bus (run one replica only)');
-    return { shared: new NoSharedCache(), bus: new MemoryBus({ replicaId }), ping: async () => true, close: async () => {} };
+    return { shared: new NoSharedCache(), bus: new MemoryBus({ replicaId }), ping: async () => true, close: async () => {},
+      failures: new MemoryFailureCounter({ windowMs: config.FAILED_ATTEMPTS_WINDOW_SECONDS * 1000 }) };
   }
   const options = { enableOfflineQueue: false, commandTimeout: 500, maxRetriesPerRequest: 1, connectTimeout: 2000,
     retryStrategy: (n: number) => Math.min(50 * 2 ** n, 1000) };
@@ -82,6 +84,7 @@ function openRedis(config: Config, replicaId: string, log: Logger, metrics: Metr
       ttlMs: (config.CACHE_TTL_SECONDS + config.STALE_SERVE_SECONDS) * 1000 }),
     bus: new RedisBus({ replicaId, redis, subscriber, prefix: config.REDIS_PREFIX, signer, leaseMs: config.LEASE_MS,
       skewMs: config.CLOCK_SKEW_MS, heartbeatMs: config.HEARTBEAT_MS, onError, onReject }),
+    failures: new RedisFailureCounter({ redis, prefix: config.REDIS_PREFIX, windowMs: config.FAILED_ATTEMPTS_WINDOW_SECONDS * 1000 }),
     ping: async () => (await redis.ping().catch(() => '')) === 'PONG',
     close: async () => { redis.disconnect(); subscriber.disconnect(); },
   };
@@ -127,7 +130,7 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
   const recentMs = maxAgeMs + config.CLOCK_SKEW_MS + 60_000;
   const local = new LocalCache({ maxEntries: config.CACHE_MAX_ENTRIES, maxAgeMs, floorTtlMs: recentMs + 60_000 });
   const hasher = new Hasher({ memoryCost: config.ARGON2_MEMORY_KIB, timeCost: config.ARGON2_TIME_COST, parallelism: config.ARGON2_PARALLELISM,
-    maxConcurrency: config.ARGON2_MAX_CONCURRENCY, maxQueue: config.ARGON2_MAX_QUEUE });
+    maxConcurrency: config.ARGON2_MAX_CONCURRENCY, maxQueue: config.ARGON2_MAX_QUEUE, adminConcurrency: config.ARGON2_ADMIN_CONCURRENCY });
   const invalidator = new Invalidator({ db, local, shared: redis.shared, bus: redis.bus, pollMs: config.CHANGE_POLL_MS, log, recentMs,
     publishRetryMs: config.LEASE_MS + config.CLOCK_SKEW_MS,
     onApplied: (ms) => metrics.invalidationLag.observe(ms / 1000),
@@ -135,7 +138,7 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
   const usage = new UsageRecorder({ db, replicaId, onFlush: (ok) => metrics.usageFlushes.inc({ result: ok ? 'ok' : 'failed' }) });
   const authenticator = new Authenticator({ db, local, shared: redis.shared, hasher, invalidator, usage,
     freshMs: config.CACHE_TTL_SECONDS * 1000, staleServeMs: config.STALE_SERVE_SECONDS * 1000,
-    failureLimit: config.FAILED_ATTEMPTS_LIMIT, failureWindowMs: config.FAILED_ATTEMPTS_WINDOW_SECONDS * 1000 });
+    failureLimit: config.FAILED_ATTEMPTS_LIMIT, failures: redis.failures });
   const keys = new KeyService({ db, hasher, invalidator });
   const activity = new ActivityService({ db, keys, flush: () => usage.flush() });
   await invalidator.start();
@@ -150,7 +153,7 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
   };
 
   const grpc = new GrpcServer({
-    authenticate: (k, ip, scope) => authenticator.authenticate(k, ip, scope),
+    authenticate: (k, ip, scope, limits) => authenticator.authenticate(k, ip, scope, limits),
     log, maxConnectionAgeMs: config.GRPC_MAX_CONNECTION_AGE_MS,
     tls: config.GRPC_TLS_CERT && config.GRPC_TLS_KEY ? { cert: config.GRPC_TLS_CERT, key: config.GRPC_TLS_KEY, ca: config.GRPC_TLS_CA } : undefined,
     onCall: (result, code, seconds) => {
@@ -172,6 +175,7 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
       metrics.argonQueue.set(hasher.queued);
       metrics.argonRunning.set(hasher.running);
       metrics.argonVerifications.set(hasher.verifications);
+      metrics.checkRefusals.set(authenticator.refusedByCheck);
       metrics.subscribed.set(redis.bus.subscribed ? 1 : 0);
       metrics.trusted.set(invalidator.healthy ? 1 : 0);
       return metrics.render();

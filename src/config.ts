@@ -48,6 +48,8 @@ const schema = z.object({
   ARGON2_PARALLELISM: int(1, 16).default(1),
   ARGON2_MAX_CONCURRENCY: int(1, 64).default(Math.max(1, availableParallelism() - 1)),
   ARGON2_MAX_QUEUE: int(0, 100000).default(64),
+  /** Admin hashing (create, rotate) has a lane of its own, so a bulk create cannot starve Authenticate. */
+  ARGON2_ADMIN_CONCURRENCY: int(1, 16).default(1),
   CACHE_MAX_ENTRIES: int(1, 10_000_000).default(100_000),
   CACHE_TTL_SECONDS: int(1, 86_400).default(60),
   STALE_SERVE_SECONDS: int(0, 86_400).default(300),

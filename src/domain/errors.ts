@@ -7,6 +7,8 @@ export type ErrorCode =
   | 'CONFLICT'
   | 'STORAGE_UNAVAILABLE'
   | 'OVERLOADED'
+  /** The caller's deadline passed (or it cancelled) before the work could start. */
+  | 'DEADLINE_EXCEEDED'
   /** The change is committed but could not be announced to the replicas yet: the message says when it holds. */
   | 'PROPAGATION_PENDING'
   | 'INTERNAL';

@@ -1,4 +1,4 @@
-import { randomInt } from 'node:crypto';
+import { createHash, randomInt } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 
 /** `live` for production keys, `test` for sandbox keys. */
@@ -100,3 +100,11 @@ export function isKeyId(id: string): boolean {
 
 /** Every place a key-shaped token appears in text, for log redaction. */
 export const KEY_PATTERN = /otesse_(?:live|test)_sk_[0-9A-Za-z]+/g;
+
+/**
+ * A short check value of a secret (the first 4 bytes of its SHA-256, hex), stored beside the
+ * argon2id hash: a wrong secret is refused without hashing. It leaves 158 of 190 bits unknown.
+ */
+export function secretCheck(secret: string): string {
+  return createHash('sha256').update(secret).digest('hex').slice(0, 8);
+}

@@ -20,6 +20,9 @@ export class Metrics {
   readonly argonVerifications = new Gauge({
     name: 'otesse_keys_argon2_verifications', help: 'argon2 verifications performed since start', registers: [this.registry],
   });
+  readonly checkRefusals = new Gauge({
+    name: 'otesse_keys_secret_check_refusals', help: 'Wrong secrets refused by the check value, without argon2, since start', registers: [this.registry],
+  });
   readonly argonRunning = new Gauge({ name: 'otesse_keys_argon2_running', help: 'argon2 operations running', registers: [this.registry] });
   readonly invalidationLag = new Histogram({
     name: 'otesse_keys_invalidation_lag_seconds', help: 'From a change being published to its eviction on this replica',

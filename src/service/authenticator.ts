@@ -3,9 +3,10 @@ import { LRUCache } from 'lru-cache';
 import { decide, deny, type Decision, type DenyReason } from '../domain/decision.js';
 import { invalid, AppError } from '../domain/errors.js';
 import { parseAddress } from '../domain/ip.js';
-import { parseKey, secretOf, type ParsedKey } from '../domain/key-format.js';
+import { parseKey, secretCheck, secretOf, type ParsedKey } from '../domain/key-format.js';
 import { isScope } from '../domain/scopes.js';
 import { toEntry, type CacheEntry, type GrantData } from '../cache/entry.js';
+import type { FailureCounter } from '../cache/failure-counter.js';
 import type { LocalCache } from '../cache/local-cache.js';
 import type { SharedCache } from '../cache/shared-cache.js';
 import type { Database } from '../store/db.js';
@@ -37,11 +38,20 @@ export interface AuthenticatorOptions {
   freshMs: number;
   /** Past freshMs, an entry still serves this long when PostgreSQL cannot be reached. */
   staleServeMs: number;
+  /** Failed attempts from one address on one key id before that address is refused (`TOO_MANY_FAILURES`). */
   failureLimit: number;
-  failureWindowMs: number;
+  /** Shared by replicas when Redis is configured (design invariant 13). */
+  failures: FailureCounter;
   /** How long an unknown key id is remembered. */
   unknownTtlMs?: number;
   now?: () => number;
+}
+
+/** When the caller stops waiting: a verification is not started for a call that has ended. */
+export interface CallLimits {
+  /** Epoch ms after which the caller no longer waits (the gRPC deadline). */
+  deadline?: number | undefined;
+  cancelled?: () => boolean;
 }
 
 /** A verified entry, or a deny; `known` when the key id exists (the deny is counted against it). */
@@ -53,17 +63,27 @@ export class Authenticator {
   #now: () => number;
   #inflight = new Map<string, Promise<Resolved>>();
   #unknown: LRUCache<string, true>;
-  #failures: LRUCache<string, number>;
+  #rows = new Map<string, Promise<KeyRow | undefined>>();
+  /** Check values of key ids seen (they never change): a wrong secret is refused from memory. */
+  #checks = new LRUCache<string, { check: string; environment: string }>({ max: 200_000 });
+  #refusedByCheck = 0;
 
   constructor(opts: AuthenticatorOptions) {
     this.#o = opts;
     this.#now = opts.now ?? Date.now;
     this.#unknown = new LRUCache({ max: 100_000, ttl: opts.unknownTtlMs ?? 30_000 });
-    this.#failures = new LRUCache({ max: 100_000, ttl: opts.failureWindowMs });
   }
 
-  /** Decide; throws VALIDATION_FAILED for a bad ip or scope, STORAGE_UNAVAILABLE or OVERLOADED on faults. */
-  async authenticate(key: string, ip: string, scope: string): Promise<AuthResult> {
+  /** Wrong secrets refused by the check value, without argon2 (metrics). */
+  get refusedByCheck(): number {
+    return this.#refusedByCheck;
+  }
+
+  /**
+   * Decide; throws VALIDATION_FAILED for a bad ip or scope, STORAGE_UNAVAILABLE, OVERLOADED or
+   * DEADLINE_EXCEEDED on faults.
+   */
+  async authenticate(key: string, ip: string, scope: string, limits: CallLimits = {}): Promise<AuthResult> {
     const address = parseAddress(ip);
     if (!address) throw invalid('ip', 'not an IPv4 or IPv6 address');
     if (!isScope(scope)) throw invalid('scope', 'not a scope of the catalog');
@@ -74,10 +94,11 @@ export class Authenticator {
     let found = this.#o.local.get(digest);
     let path: AuthPath = 'memory';
     if (!found || !this.#o.invalidator.trusted(now) || now - found.refreshedAt >= this.#o.freshMs) {
-      let r = await this.#resolve(parsed, digest, key, found);
+      const call: Call = { parsed, digest, key, ip: address.toString(), limits };
+      let r = await this.#resolve(call, found);
       // A shared resolution may have read the key before a change this call started after.
       if ('entry' in r && this.#o.local.superseded(r.entry.data.keyId, r.entry.data.version)) {
-        r = await this.#load(parsed, digest, key, undefined);
+        r = await this.#load(call, undefined);
       }
       if ('reason' in r) {
         if (r.known) this.#o.usage?.record(parsed.keyId, address.toString(), false, r.reason, now);
@@ -94,16 +115,17 @@ export class Authenticator {
   }
 
   /** Concurrent misses of one key share one resolution (and so one verification). */
-  #resolve(parsed: ParsedKey, digest: string, key: string, cached: CacheEntry | undefined): Promise<Resolved> {
-    let p = this.#inflight.get(digest);
+  #resolve(call: Call, cached: CacheEntry | undefined): Promise<Resolved> {
+    let p = this.#inflight.get(call.digest);
     if (!p) {
-      p = this.#load(parsed, digest, key, cached).finally(() => this.#inflight.delete(digest));
-      this.#inflight.set(digest, p);
+      p = this.#load(call, cached).finally(() => this.#inflight.delete(call.digest));
+      this.#inflight.set(call.digest, p);
     }
     return p;
   }
 
-  async #load(parsed: ParsedKey, digest: string, key: string, cached: CacheEntry | undefined): Promise<Resolved> {
+  async #load(call: Call, cached: CacheEntry | undefined): Promise<Resolved> {
+    const { parsed, digest } = call;
     // A remembered unknown id cannot have a cached grant: answer before any I/O.
     if (!cached && this.#unknown.has(parsed.keyId)) return { reason: 'KEY_UNKNOWN', path: 'memory', known: false };
     const trusted = this.#o.invalidator.trusted(this.#now());
@@ -116,16 +138,42 @@ export class Authenticator {
         cached ??= entry;
       }
     }
-    if (!cached && (this.#failures.get(parsed.keyId) ?? 0) >= this.#o.failureLimit) {
+    // Only this address is refused: the owner, elsewhere, is not locked out (design invariant 13).
+    if (!cached && await this.#o.failures.count(parsed.keyId, call.ip) >= this.#o.failureLimit) {
       return { reason: 'TOO_MANY_FAILURES', path: 'memory', known: true };
+    }
+    // A key's check value never changes: a wrong secret for a key id seen before costs no query and no hashing.
+    if (!cached && this.#wrongByCheck(call)) {
+      await this.#o.failures.add(parsed.keyId, call.ip);
+      return { reason: 'KEY_UNKNOWN', path: 'memory', known: true };
     }
     let row: KeyRow | undefined;
     try {
-      row = await keysRepository.byId(this.#o.db, parsed.keyId);
+      row = await this.#row(parsed.keyId);
     } catch (err) {
       return this.#stale(cached, err);
     }
-    return this.#verified(row, parsed, digest, key, cached, trusted);
+    return this.#verified(row, call, cached, trusted);
+  }
+
+  /** Concurrent reads of one key id (a burst of distinct wrong secrets, say) share one query. */
+  #row(keyId: string): Promise<KeyRow | undefined> {
+    let p = this.#rows.get(keyId);
+    if (!p) {
+      p = keysRepository.byId(this.#o.db, keyId).finally(() => this.#rows.delete(keyId));
+      this.#rows.set(keyId, p);
+      void p.then((row) => { if (row?.secret_check) this.#checks.set(keyId, { check: row.secret_check, environment: row.environment }); }, () => {});
+    }
+    return p;
+  }
+
+  /** True when the key id's check value is known here and the secret (or environment) does not match it. */
+  #wrongByCheck(call: Call): boolean {
+    const known = this.#checks.get(call.parsed.keyId);
+    if (!known) return false;
+    const wrong = known.environment !== call.parsed.environment || known.check !== secretCheck(secretOf(call.key));
+    if (wrong) this.#refusedByCheck++;
+    return wrong;
   }
 
   /** PostgreSQL unreachable: a verified entry serves within the stale bound, else the fault stands. */
@@ -136,16 +184,15 @@ export class Authenticator {
     throw err instanceof AppError ? err : new AppError('STORAGE_UNAVAILABLE', 'storage unavailable');
   }
 
-  async #verified(row: KeyRow | undefined, parsed: ParsedKey, digest: string, key: string,
-    cached: CacheEntry | undefined, trusted: boolean): Promise<Resolved> {
+  async #verified(row: KeyRow | undefined, call: Call, cached: CacheEntry | undefined, trusted: boolean): Promise<Resolved> {
+    const { parsed, digest } = call;
     if (!row) {
       this.#unknown.set(parsed.keyId, true);
       return { reason: 'KEY_UNKNOWN', path: 'storage', known: false };
     }
     // A cached entry for this digest was verified before, and a key's hash never changes.
-    // The other environment's prefix on a real id is a wrong key, not an unknown id (ids are not secret).
-    if (row.environment !== parsed.environment || (!cached && !(await this.#o.hasher.verify(row.secret_hash, secretOf(key))))) {
-      this.#failures.set(parsed.keyId, (this.#failures.get(parsed.keyId) ?? 0) + 1);
+    if (!cached && !(await this.#secretMatches(row, call))) {
+      await this.#o.failures.add(parsed.keyId, call.ip);
       return { reason: 'KEY_UNKNOWN', path: 'storage', known: true };
     }
     const entry = toEntry(digest, grantData(row), this.#now());
@@ -153,6 +200,37 @@ export class Authenticator {
     if (this.#o.local.set(entry) && trusted) await this.#o.shared.set(digest, { data: entry.data, refreshedAt: entry.refreshedAt }).catch(() => false);
     return { entry, path: 'storage' };
   }
+
+  /**
+   * The other environment's prefix on a real id is a wrong key, not an unknown id (ids are not
+   * secret); a secret whose check value differs is refused without argon2, so wrong guesses cost
+   * no hashing; argon2 runs only for the right secret (or a one-in-four-billion collision).
+   */
+  async #secretMatches(row: KeyRow, call: Call): Promise<boolean> {
+    if (row.environment !== call.parsed.environment) return false;
+    const secret = secretOf(call.key);
+    const check = secretCheck(secret);
+    if (row.secret_check !== null && row.secret_check !== check) {
+      this.#refusedByCheck++;
+      return false;
+    }
+    const { deadline, cancelled } = call.limits;
+    const ok = await this.#o.hasher.verify(row.secret_hash, secret,
+      () => !cancelled?.() && (deadline === undefined || this.#now() < deadline));
+    // A key made before check values existed gets one on its first successful verification.
+    if (ok && row.secret_check === null) void keysRepository.setSecretCheck(this.#o.db, row.id, check).catch(() => {});
+    return ok;
+  }
+}
+
+/** One Authenticate call as the resolution steps see it. */
+interface Call {
+  parsed: ParsedKey;
+  digest: string;
+  key: string;
+  /** The source address, normalised. */
+  ip: string;
+  limits: CallLimits;
 }
 
 /** The cacheable part of a key row. */

@@ -9,6 +9,36 @@ export interface HasherOptions {
   maxConcurrency: number;
   /** Verifications allowed to wait; beyond that `verify` fails fast with OVERLOADED. */
   maxQueue: number;
+  /** Admin hashing (create, rotate) runs in a lane of its own, this many at a time, so a bulk create cannot starve Authenticate. */
+  adminConcurrency?: number;
+  /** Admin hashes allowed to wait; beyond that `hash` fails fast with OVERLOADED. */
+  adminQueue?: number;
+}
+
+/** One bounded lane of argon2 work. */
+class Lane {
+  running = 0;
+  queue: (() => void)[] = [];
+  constructor(readonly concurrency: number, readonly maxQueue: number) {}
+
+  async run<T>(work: () => Promise<T>, shouldStart?: () => boolean): Promise<T> {
+    if (this.running >= this.concurrency) {
+      if (this.queue.length >= this.maxQueue) throw new AppError('OVERLOADED', 'too many argon2 operations waiting');
+      // The slot is handed over by the finishing call, already counted in `running`.
+      await new Promise<void>((resolve) => this.queue.push(resolve));
+    } else {
+      this.running++;
+    }
+    try {
+      // A caller that gave up (deadline passed, call cancelled) while queued does not start hashing.
+      if (shouldStart && !shouldStart()) throw new AppError('DEADLINE_EXCEEDED', 'the call ended before its verification could start');
+      return await work();
+    } finally {
+      const next = this.queue.shift();
+      if (next) next();
+      else this.running--;
+    }
+  }
 }
 
 /**
@@ -17,21 +47,23 @@ export interface HasherOptions {
  */
 export class Hasher {
   #o: HasherOptions;
-  #running = 0;
-  #queue: (() => void)[] = [];
+  #verify: Lane;
+  #admin: Lane;
   #verifications = 0;
 
   constructor(opts: HasherOptions) {
     this.#o = opts;
+    this.#verify = new Lane(opts.maxConcurrency, opts.maxQueue);
+    this.#admin = new Lane(opts.adminConcurrency ?? 1, opts.adminQueue ?? 256);
   }
 
   /** Verifications waiting for a slot. */
   get queued(): number {
-    return this.#queue.length;
+    return this.#verify.queue.length;
   }
 
   get running(): number {
-    return this.#running;
+    return this.#verify.running + this.#admin.running;
   }
 
   /** argon2 verifications performed since start. */
@@ -41,33 +73,19 @@ export class Hasher {
 
   /** The argon2id PHC string of a secret. */
   async hash(secret: string): Promise<string> {
-    return this.#limit(() => hash(secret, {
+    return this.#admin.run(() => hash(secret, {
       memoryCost: this.#o.memoryCost, timeCost: this.#o.timeCost, parallelism: this.#o.parallelism,
-    }), false);
+    }));
   }
 
-  /** True when the secret matches the PHC string; OVERLOADED when the queue is full. */
-  async verify(phc: string, secret: string): Promise<boolean> {
-    return this.#limit(() => {
+  /**
+   * True when the secret matches the PHC string; OVERLOADED when the queue is full;
+   * DEADLINE_EXCEEDED when `shouldStart` says no once a slot is free.
+   */
+  async verify(phc: string, secret: string, shouldStart?: () => boolean): Promise<boolean> {
+    return this.#verify.run(() => {
       this.#verifications++;
       return verify(phc, secret).catch(() => false);
-    }, true);
-  }
-
-  async #limit<T>(work: () => Promise<T>, shed: boolean): Promise<T> {
-    if (this.#running >= this.#o.maxConcurrency) {
-      if (shed && this.#queue.length >= this.#o.maxQueue) throw new AppError('OVERLOADED', 'too many verifications waiting');
-      // The slot is handed over by the finishing call, already counted in #running.
-      await new Promise<void>((resolve) => this.#queue.push(resolve));
-    } else {
-      this.#running++;
-    }
-    try {
-      return await work();
-    } finally {
-      const next = this.#queue.shift();
-      if (next) next();
-      else this.#running--;
-    }
+    }, shouldStart);
   }
 }

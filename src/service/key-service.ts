@@ -1,6 +1,6 @@
 import { AppError, invalid, type FieldError } from '../domain/errors.js';
 import { normalizeRule, parseRule } from '../domain/ip.js';
-import { generateKey, type Environment } from '../domain/key-format.js';
+import { generateKey, secretCheck, type Environment } from '../domain/key-format.js';
 import { isScope } from '../domain/scopes.js';
 import type { Database, Queryable } from '../store/db.js';
 import { auditRepository, type AuditRow, type NewAudit } from '../store/audit-repository.js';
@@ -71,7 +71,7 @@ export class KeyService {
     const row = await this.#o.db.transaction(async (tx) => {
       const inserted = await keysRepository.insert(tx, {
         id: generated.keyId, account_id: accountId, environment: input.environment, label: input.label, scopes,
-        allowed_ips: allowedIps, secret_hash: secretHash, redacted: generated.redacted, created_by: actor.name,
+        allowed_ips: allowedIps, secret_hash: secretHash, secret_check: secretCheck(generated.secret), redacted: generated.redacted, created_by: actor.name,
         expires_at: expiresAt, replaces: null,
       });
       await this.#audit(tx, actor, inserted, 'key.created', {
@@ -143,7 +143,7 @@ export class KeyService {
       if (old.replaced_by) throw new AppError('CONFLICT', `key ${keyId} was already rotated to ${old.replaced_by}`);
       const row = await keysRepository.insert(tx, {
         id: generated.keyId, account_id: accountId, environment: old.environment, label: old.label, scopes: old.scopes,
-        allowed_ips: old.allowed_ips, secret_hash: secretHash, redacted: generated.redacted, created_by: actor.name,
+        allowed_ips: old.allowed_ips, secret_hash: secretHash, secret_check: secretCheck(generated.secret), redacted: generated.redacted, created_by: actor.name,
         expires_at: old.expires_at, replaces: old.id,
       });
       const previous = await keysRepository.markRotated(tx, old.id, row.id, graceEnd);

@@ -10,6 +10,8 @@ export interface KeyRow {
   scopes: string[];
   allowed_ips: string[];
   secret_hash: string;
+  /** First 4 bytes of SHA-256 of the secret (hex); null for keys made before it existed. */
+  secret_check: string | null;
   redacted: string;
   created_at: Date;
   created_by: string;
@@ -24,7 +26,7 @@ export interface KeyRow {
 }
 
 export type NewKey = Pick<KeyRow, 'id' | 'account_id' | 'environment' | 'label' | 'scopes' | 'allowed_ips'
-  | 'secret_hash' | 'redacted' | 'created_by' | 'expires_at' | 'replaces'>;
+  | 'secret_hash' | 'secret_check' | 'redacted' | 'created_by' | 'expires_at' | 'replaces'>;
 
 export type KeyStatus = 'active' | 'revoked' | 'expired';
 
@@ -60,9 +62,9 @@ const ROTATION_SQL = {
 export const keysRepository = {
   async insert(q: Queryable, k: NewKey): Promise<KeyRow> {
     const { rows } = await q.query<KeyRow>(
-      `INSERT INTO api_keys (id, account_id, environment, label, scopes, allowed_ips, secret_hash, redacted, created_by, expires_at, replaces)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING *`,
-      [k.id, k.account_id, k.environment, k.label, k.scopes, k.allowed_ips, k.secret_hash, k.redacted, k.created_by, k.expires_at, k.replaces],
+      `INSERT INTO api_keys (id, account_id, environment, label, scopes, allowed_ips, secret_hash, secret_check, redacted, created_by, expires_at, replaces)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING *`,
+      [k.id, k.account_id, k.environment, k.label, k.scopes, k.allowed_ips, k.secret_hash, k.secret_check, k.redacted, k.created_by, k.expires_at, k.replaces],
     );
     return rows[0] as KeyRow;
   },
@@ -71,6 +73,11 @@ export const keysRepository = {
   async byId(q: Queryable, id: string): Promise<KeyRow | undefined> {
     const { rows } = await q.query<KeyRow>('SELECT * FROM api_keys WHERE id = $1', [id]);
     return rows[0];
+  },
+
+  /** Fill in the check value of a key made before it existed (after a successful verification). */
+  async setSecretCheck(q: Queryable, id: string, check: string): Promise<void> {
+    await q.query('UPDATE api_keys SET secret_check = $2 WHERE id = $1 AND secret_check IS NULL', [id, check]);
   },
 
   /** The account's key, locked for update when `lock` (inside a transaction). */

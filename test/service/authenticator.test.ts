@@ -8,6 +8,7 @@ import { LocalCache } from '../../src/cache/local-cache.js';
 import type { SharedEntry } from '../../src/cache/shared-cache.js';
 import { RedisSharedCache } from '../../src/cache/redis-shared-cache.js';
 import { Signer } from '../../src/cache/signer.js';
+import { MemoryFailureCounter } from '../../src/cache/failure-counter.js';
 import { generateKey, SECRET_LENGTH } from '../../src/domain/key-format.js';
 import { Authenticator } from '../../src/service/authenticator.js';
 import { Hasher } from '../../src/service/hasher.js';
@@ -18,7 +19,7 @@ import { migrate } from '../../src/store/migrations.js';
 import { PgDatabase } from '../../src/store/pg-database.js';
 import { createKey, grpcClient, startTestApp, TEST_SIGNING_KEY } from '../helpers/app.js';
 import { createDatabase, redisPrefix, REDIS_URL } from '../helpers/db.js';
-import { forgeKey, partsOf } from '../helpers/keys.js';
+import { ALPHABET, forgeKey, partsOf } from '../helpers/keys.js';
 
 t.test('a stampede of 500 concurrent first calls for one key costs one verification', async (t) => {
   const app = await startTestApp(t, { ARGON2_MEMORY_KIB: '19456', ARGON2_TIME_COST: '2' });
@@ -29,23 +30,39 @@ t.test('a stampede of 500 concurrent first calls for one key costs one verificat
   t.equal(app.hasher.verifications - before, 1, 'one argon2 verification for all of them');
 });
 
-t.test('unknown key ids and repeated failures are answered without hashing', async (t) => {
+t.test('unknown key ids and wrong secrets are answered without hashing; failures lock out the address, not the key', async (t) => {
   const app = await startTestApp(t, { FAILED_ATTEMPTS_LIMIT: '3' });
   const key = await createKey(app);
-  t.equal((await app.authenticate({ key: key.secret })).allowed, true, 'the real key is verified and cached');
   // A well-formed key whose id was never created.
   const stranger = generateKey('live').key;
   const v0 = app.hasher.verifications;
   for (let i = 0; i < 5; i++) t.equal((await app.authenticate({ key: stranger })).reason, 'KEY_UNKNOWN');
   t.equal(app.hasher.verifications, v0, 'an unknown key id never reaches argon2');
 
-  const wrong = forgeSecret(key.secret);
-  for (let i = 0; i < 3; i++) t.equal((await app.authenticate({ key: wrong })).reason, 'KEY_UNKNOWN', 'wrong secret');
-  const v1 = app.hasher.verifications;
-  t.equal((await app.authenticate({ key: wrong })).reason, 'TOO_MANY_FAILURES');
-  t.equal((await app.authenticate({ key: forgeSecret(key.secret, 'B') })).reason, 'TOO_MANY_FAILURES', 'any other secret for that id too');
-  t.equal(app.hasher.verifications, v1, 'refused without hashing');
-  t.equal((await app.authenticate({ key: key.secret })).allowed, true, 'the real key, already verified, keeps working');
+  // A stranger who knows the (public) key id guesses secrets from one address, before the owner's first call.
+  const attacker = '198.51.100.66';
+  for (let i = 0; i < 3; i++) t.equal((await app.authenticate({ key: forgeSecret(key.secret, 'ABC'[i]), ip: attacker })).reason, 'KEY_UNKNOWN', 'wrong secret');
+  t.equal((await app.authenticate({ key: forgeSecret(key.secret, 'D'), ip: attacker })).reason, 'TOO_MANY_FAILURES', 'the guessing address is refused');
+  t.equal((await app.authenticate({ key: forgeSecret(key.secret, 'E'), ip: '::ffff:198.51.100.66' })).reason, 'TOO_MANY_FAILURES', 'in IPv4-mapped IPv6 notation too');
+  t.equal(app.hasher.verifications, v0, 'wrong secrets never reached argon2 (refused by the check value)');
+  t.equal(app.authenticator.refusedByCheck, 3, 'refused by the check value, counted');
+  t.equal((await app.authenticate({ key: key.secret, ip: '203.0.113.7' })).allowed, true, "the owner's first call, from elsewhere, is allowed");
+  t.equal(app.hasher.verifications, v0 + 1, 'with one verification');
+  t.equal((await app.authenticate({ key: key.secret, ip: attacker })).allowed, true, 'a verified key is answered from memory even from the refused address');
+});
+
+t.test('3,000 wrong secrets for one key from 3,000 addresses force no argon2 verification', async (t) => {
+  const app = await startTestApp(t);
+  const key = await createKey(app);
+  const v0 = app.hasher.verifications;
+  const answers = await Promise.all(Array.from({ length: 3000 }, (_, i) => app.authenticate({
+    key: forgeSecret(key.secret, ALPHABET[i % 62]! + ALPHABET[Math.floor(i / 62) % 62]!), ip: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`,
+  })));
+  t.ok(answers.every((a) => !a.allowed), 'all denied');
+  t.ok(app.hasher.verifications - v0 <= 1, `${app.hasher.verifications - v0} verifications (at most a one-in-four-billion collision)`);
+  const metrics = await (await fetch(`${app.url}/metrics`)).text();
+  t.match(metrics, /otesse_keys_secret_check_refusals \d+/, 'refusals are a metric');
+  t.equal((await app.authenticate({ key: key.secret })).allowed, true, 'the owner is not locked out');
 });
 
 t.test('a full verification queue answers RESOURCE_EXHAUSTED instead of stalling', async (t) => {
@@ -63,7 +80,7 @@ t.test('a full verification queue answers RESOURCE_EXHAUSTED instead of stalling
 /** The key with its secret replaced by `fill` repeated (checksum recomputed). */
 function forgeSecret(key: string, fill = 'A'): string {
   const { environment, publicId } = partsOf(key);
-  return forgeKey(environment, publicId, fill.repeat(SECRET_LENGTH));
+  return forgeKey(environment, publicId, fill.repeat(SECRET_LENGTH).slice(0, SECRET_LENGTH));
 }
 
 t.test('a verification that read the key before a change cannot cache it after (forced interleaving)', async (t) => {
@@ -111,7 +128,7 @@ t.test('a verification that read the key before a change cannot cache it after (
   t.teardown(() => invalidator.close());
   const keys = new KeyService({ db: pg, hasher, invalidator });
   const auth = new Authenticator({ db: gated, local, shared, hasher, invalidator, freshMs: 60_000, staleServeMs: 0,
-    failureLimit: 10, failureWindowMs: 60_000 });
+    failureLimit: 10, failures: new MemoryFailureCounter({ windowMs: 60_000 }) });
   const actor = { name: 'admin', sourceIp: '127.0.0.1' };
   const { row, key } = await keys.create(actor, 'acct_1', { label: 'l', scopes: ['bookings:read'], environment: 'live' });
 

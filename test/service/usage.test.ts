@@ -70,7 +70,7 @@ async function setup(t: TestLike) {
   for (const id of ['key_AAAAAAAAAAAA', 'key_BBBBBBBBBBBB']) {
     await keysRepository.insert(inner, {
       id, account_id: 'acct_1', environment: 'live', label: id, scopes: ['bookings:read'], allowed_ips: [],
-      secret_hash: 'not-a-real-hash', redacted: 'otesse_live_sk_x…', created_by: 'test', expires_at: null, replaces: null,
+      secret_hash: 'not-a-real-hash', secret_check: null, redacted: 'otesse_live_sk_x…', created_by: 'test', expires_at: null, replaces: null,
     });
   }
   const client = new pg.Client({ connectionString: url });

@@ -6,7 +6,7 @@ import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import type { Decision } from '../../domain/decision.js';
 import { AppError } from '../../domain/errors.js';
-import type { AuthResult } from '../../service/authenticator.js';
+import type { AuthResult, CallLimits } from '../../service/authenticator.js';
 
 /** The proto of the contract, resolved from src/ or dist/src/. */
 export const PROTO_ROOT = fileURLToPath(new URL(
@@ -44,7 +44,7 @@ export interface TlsFiles {
 }
 
 export interface GrpcServerOptions {
-  authenticate(key: string, ip: string, scope: string): Promise<AuthResult>;
+  authenticate(key: string, ip: string, scope: string, limits: CallLimits): Promise<AuthResult>;
   log: { error(obj: object, msg: string): void };
   maxConnectionAgeMs: number;
   tls?: TlsFiles | undefined;
@@ -56,7 +56,15 @@ const STATUS: Partial<Record<AppError['code'], grpc.status>> = {
   VALIDATION_FAILED: grpc.status.INVALID_ARGUMENT,
   STORAGE_UNAVAILABLE: grpc.status.UNAVAILABLE,
   OVERLOADED: grpc.status.RESOURCE_EXHAUSTED,
+  DEADLINE_EXCEEDED: grpc.status.DEADLINE_EXCEEDED,
 };
+
+/** The caller's deadline and cancellation, so no verification starts for a call that has ended. */
+function limitsOf(call: grpc.ServerUnaryCall<unknown, unknown>): CallLimits {
+  const d = call.getDeadline();
+  const deadline = d instanceof Date ? d.getTime() : Number.isFinite(d) && d !== Infinity ? Number(d) : undefined;
+  return { deadline, cancelled: () => call.cancelled };
+}
 
 /** Map a decision to the contract's response. */
 export function toResponse(d: Decision): AuthenticateResponse {
@@ -112,7 +120,7 @@ export class GrpcServer {
     const started = process.hrtime.bigint();
     const { key, ip, scope } = call.request;
     this.#inflight++;
-    this.#o.authenticate(key, ip, scope).then((result) => {
+    this.#o.authenticate(key, ip, scope, limitsOf(call)).then((result) => {
       this.#inflight--;
       this.#o.onCall?.(result, grpc.status.OK, Number(process.hrtime.bigint() - started) / 1e9);
       callback(null, toResponse(result.decision));
