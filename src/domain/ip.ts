@@ -12,8 +12,14 @@ export interface IpRule {
 /** Parse an address; IPv4-mapped IPv6 (::ffff:a.b.c.d) is folded to IPv4. Undefined when not an address. */
 export function parseAddress(text: string): Address | undefined {
   // node:net is strict about notation (no octal, no short forms); ipaddr.js does the arithmetic.
-  if (isIP(text) === 0) return undefined;
-  const addr = ipaddr.parse(text);
+  // A zone id (fe80::1%eth0) names an interface of the sender's host, meaningless here.
+  if (text.length > 64 || text.includes('%') || isIP(text) === 0) return undefined;
+  let addr: Address;
+  try {
+    addr = ipaddr.parse(text);
+  } catch {
+    return undefined;
+  }
   if (addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress()) {
     return (addr as ipaddr.IPv6).toIPv4Address();
   }
@@ -27,12 +33,18 @@ export function parseRule(text: string): IpRule | undefined {
     const address = parseAddress(text);
     return address && { address, prefix: address.kind() === 'ipv4' ? 32 : 128 };
   }
-  if (isIP(text.slice(0, slash)) === 0 || !ipaddr.isValidCIDR(text)) return undefined;
+  if (!/^\d{1,3}$/.test(text.slice(slash + 1)) || parseAddress(text.slice(0, slash)) === undefined || !ipaddr.isValidCIDR(text)) return undefined;
   const [addr, prefix] = ipaddr.parseCIDR(text);
   if (addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress() && prefix >= 96) {
     return { address: (addr as ipaddr.IPv6).toIPv4Address(), prefix: prefix - 96 };
   }
   return { address: addr, prefix };
+}
+
+/** True when the rule's address has bits set beyond its prefix (10.0.0.1/8): a typo more often than not. */
+export function hasHostBits(rule: IpRule): boolean {
+  const full = rule.address.kind() === 'ipv4' ? 32 : 128;
+  return rule.prefix < full && normalizeRule(rule) !== `${rule.address.toString()}/${rule.prefix}`;
 }
 
 /** The canonical text of an allowlist entry, as stored and returned. */
@@ -42,6 +54,11 @@ export function normalizeRule(rule: IpRule): string {
     : ipaddr.IPv6.networkAddressFromCIDR(`${rule.address.toString()}/${rule.prefix}`);
   const full = rule.address.kind() === 'ipv4' ? 32 : 128;
   return rule.prefix === full ? network.toString() : `${network.toString()}/${rule.prefix}`;
+}
+
+/** True when every address of `inner` is also in `outer`. */
+export function ruleWithin(inner: IpRule, outer: IpRule): boolean {
+  return inner.address.kind() === outer.address.kind() && inner.prefix >= outer.prefix && inner.address.match(outer.address, outer.prefix);
 }
 
 /** True when the allowlist is empty (any address) or one rule contains the address. */

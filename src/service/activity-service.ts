@@ -47,6 +47,14 @@ export interface ActivityServiceOptions {
   now?: () => number;
 }
 
+/** An RFC 3339 time that JavaScript and PostgreSQL both represent (a leap second 23:59:60 is not one). */
+function instant(path: string, text: string): Date {
+  const d = new Date(text);
+  const year = d.getUTCFullYear();
+  if (Number.isNaN(d.getTime()) || year < 1970 || year > 9999) throw invalid(path, 'must be an RFC 3339 date-time between 1970 and 9999 (no leap second)');
+  return d;
+}
+
 /** The activity log of a key: usage over time, addresses, alerts and admin events. */
 export class ActivityService {
   #o: ActivityServiceOptions;
@@ -59,9 +67,10 @@ export class ActivityService {
 
   async activity(accountId: string, keyId: string, window: { from?: string | undefined; to?: string | undefined }): Promise<Activity> {
     const now = this.#now();
-    const to = window.to ? new Date(window.to) : new Date(now);
-    const from = window.from ? new Date(window.from) : new Date(to.getTime() - 30 * DAY);
+    const to = window.to ? instant('to', window.to) : new Date(now);
+    const from = window.from ? instant('from', window.from) : new Date(to.getTime() - 30 * DAY);
     if (from.getTime() >= to.getTime()) throw invalid('from', 'must be before to');
+    if (to.getTime() - from.getTime() > 400 * DAY) throw invalid('from', 'the window is at most 400 days');
     // Flush first: the key row's last_used_at must include the counts this answer shows.
     await this.#o.flush?.().catch(() => {});
     const key = await this.#o.keys.get(accountId, keyId);

@@ -1,5 +1,6 @@
 import { AppError, invalid, type FieldError } from '../domain/errors.js';
-import { normalizeRule, parseRule } from '../domain/ip.js';
+import { hasHostBits, normalizeRule, parseRule, ruleWithin, type IpRule } from '../domain/ip.js';
+import { readableText } from '../domain/text.js';
 import { generateKey, secretCheck, type Environment } from '../domain/key-format.js';
 import { isScope } from '../domain/scopes.js';
 import type { Database, Queryable } from '../store/db.js';
@@ -42,6 +43,10 @@ export interface Issued {
 }
 
 export const DEFAULT_GRACE_SECONDS = 24 * 3600;
+/** The furthest a key's expiry may lie ahead (a typo like year 9999 is refused). */
+export const MAX_EXPIRY_MS = 5 * 366 * 24 * 3600 * 1000;
+export const LABEL_MAX = 100;
+export const REASON_MAX = 500;
 export const MAX_GRACE_SECONDS = 7 * 24 * 3600;
 
 export interface KeyServiceOptions {
@@ -63,6 +68,7 @@ export class KeyService {
 
   /** Issue a new key. */
   async create(actor: Actor, accountId: string, input: CreateInput): Promise<Issued> {
+    const label = readableText('label', input.label, LABEL_MAX);
     const scopes = checkScopes(input.scopes);
     const allowedIps = checkIps(input.allowed_ips ?? []);
     const expiresAt = this.#futureDate('expires_at', input.expires_at);
@@ -70,7 +76,7 @@ export class KeyService {
     const secretHash = await this.#o.hasher.hash(generated.secret);
     const row = await this.#o.db.transaction(async (tx) => {
       const inserted = await keysRepository.insert(tx, {
-        id: generated.keyId, account_id: accountId, environment: input.environment, label: input.label, scopes,
+        id: generated.keyId, account_id: accountId, environment: input.environment, label, scopes,
         allowed_ips: allowedIps, secret_hash: secretHash, secret_check: secretCheck(generated.secret), redacted: generated.redacted, created_by: actor.name,
         expires_at: expiresAt, replaces: null,
       });
@@ -89,11 +95,11 @@ export class KeyService {
   }
 
   async list(accountId: string, filter: Omit<ListFilter, 'after'>, cursor: string | undefined): Promise<Page<KeyRow>> {
-    const after = cursor === undefined ? undefined : decodeKeyCursor(cursor);
+    const after = cursor === undefined ? undefined : decodeKeyCursor(cursor, accountId);
     const rows = await keysRepository.list(this.#o.db, accountId, { ...filter, after, limit: filter.limit + 1 });
     const data = rows.slice(0, filter.limit);
     const last = data[data.length - 1];
-    const nextCursor = rows.length > filter.limit && last ? encodeCursor({ c: last.created_at.toISOString(), i: last.id }) : null;
+    const nextCursor = rows.length > filter.limit && last ? encodeCursor({ k: 'keys', a: accountId, c: last.created_at.toISOString(), i: last.id }) : null;
     return { data, nextCursor };
   }
 
@@ -103,9 +109,7 @@ export class KeyService {
     const { row, changes } = await this.#o.db.transaction(async (tx) => {
       const before = await this.#locked(tx, accountId, keyId);
       if (before.revoked_at) throw new AppError('CONFLICT', `key ${keyId} is revoked`);
-      if (before.replaced_by && patch.expires_at !== undefined && extendsExpiry(before.expires_at, patch.expires_at)) {
-        throw new AppError('CONFLICT', `key ${keyId} was rotated to ${before.replaced_by}: its grace period can be shortened, not extended`);
-      }
+      this.#checkEdit(before, patch);
       const diff = changedFields(before, patch);
       if (Object.keys(diff).length === 0) return { row: before, changes: [] };
       const after = await keysRepository.update(tx, keyId, patch);
@@ -116,7 +120,8 @@ export class KeyService {
   }
 
   /** Revoke (idempotent): no Authenticate that starts after it returns is allowed. */
-  async revoke(actor: Actor, accountId: string, keyId: string, reason: string | undefined): Promise<{ row: KeyRow; propagation: Propagation }> {
+  async revoke(actor: Actor, accountId: string, keyId: string, reasonText: string | undefined): Promise<{ row: KeyRow; propagation: Propagation }> {
+    const reason = reasonText === undefined ? undefined : readableText('reason', reasonText, REASON_MAX);
     const { row, changes } = await this.#o.db.transaction(async (tx) => {
       const before = await this.#locked(tx, accountId, keyId);
       if (before.revoked_at) return { row: before, changes: [] };
@@ -158,8 +163,9 @@ export class KeyService {
   }
 
   /** Emergency: revoke every active key of the account (optionally one environment) at once. */
-  async revokeAll(actor: Actor, accountId: string, environment: Environment | undefined, reason: string | undefined):
+  async revokeAll(actor: Actor, accountId: string, environment: Environment | undefined, reasonText: string | undefined):
   Promise<{ revoked: number; propagation: Propagation }> {
+    const reason = reasonText === undefined ? undefined : readableText('reason', reasonText, REASON_MAX);
     const changes = await this.#o.db.transaction(async (tx) => {
       const rows = await keysRepository.revokeAll(tx, accountId, environment, reason ?? null);
       const entries: NewAudit[] = rows.map((r) => auditEntry(actor, r, 'key.revoked', { reason: reason ?? null, via: 'revoke-all' }));
@@ -172,13 +178,29 @@ export class KeyService {
   }
 
   async auditLog(accountId: string, opts: { keyId?: string; limit: number; cursor?: string | undefined }): Promise<Page<AuditRow>> {
-    const before = opts.cursor === undefined ? undefined : decodeAuditCursor(opts.cursor);
+    const before = opts.cursor === undefined ? undefined : decodeAuditCursor(opts.cursor, accountId);
     const rows = await auditRepository.list(this.#o.db, accountId, {
       ...(opts.keyId ? { keyId: opts.keyId } : {}), ...(before ? { before } : {}), limit: opts.limit + 1,
     });
     const data = rows.slice(0, opts.limit);
     const last = data[data.length - 1];
-    return { data, nextCursor: rows.length > opts.limit && last ? encodeCursor({ b: Number(last.id) }) : null };
+    return { data, nextCursor: rows.length > opts.limit && last ? encodeCursor({ k: 'audit', a: accountId, b: Number(last.id) }) : null };
+  }
+
+  /** An edit may not revive an expired key, nor widen a key that is being rotated out. */
+  #checkEdit(before: KeyRow, patch: KeyPatch): void {
+    if (patch.expires_at !== undefined && statusOf(before, this.#now()) === 'expired') {
+      throw new AppError('CONFLICT', `key ${before.id} has expired: it cannot be revived (create or rotate a key instead)`);
+    }
+    if (!before.replaced_by) return;
+    const why = `key ${before.id} was rotated to ${before.replaced_by}`;
+    if (patch.expires_at !== undefined && extendsExpiry(before.expires_at, patch.expires_at)) {
+      throw new AppError('CONFLICT', `${why}: its grace period can be shortened, not extended`);
+    }
+    if (patch.scopes?.some((s) => !before.scopes.includes(s))) throw new AppError('CONFLICT', `${why}: its scopes can be narrowed, not widened`);
+    if (patch.allowed_ips !== undefined && widensAddresses(before.allowed_ips, patch.allowed_ips)) {
+      throw new AppError('CONFLICT', `${why}: its allowed addresses can be narrowed, not widened`);
+    }
   }
 
   async #locked(tx: Queryable, accountId: string, keyId: string): Promise<KeyRow> {
@@ -189,7 +211,7 @@ export class KeyService {
 
   #patch(input: PatchInput): KeyPatch {
     return {
-      label: input.label,
+      label: input.label === undefined ? undefined : readableText('label', input.label, LABEL_MAX),
       scopes: input.scopes === undefined ? undefined : checkScopes(input.scopes),
       allowed_ips: input.allowed_ips === undefined ? undefined : checkIps(input.allowed_ips),
       expires_at: input.expires_at === undefined ? undefined : input.expires_at === null ? null : this.#futureDate('expires_at', input.expires_at),
@@ -201,6 +223,7 @@ export class KeyService {
     const date = new Date(text);
     if (Number.isNaN(date.getTime())) throw invalid(path, 'must be an RFC 3339 date-time');
     if (date.getTime() <= this.#now()) throw invalid(path, 'must lie in the future');
+    if (date.getTime() > this.#now() + MAX_EXPIRY_MS) throw invalid(path, 'must lie within 5 years');
     return date;
   }
 
@@ -217,13 +240,14 @@ function auditEntry(actor: Actor, row: KeyRow, action: string, changes: Record<s
   return { account_id: row.account_id, key_id: row.id, actor: actor.name, action, source_ip: actor.sourceIp, changes };
 }
 
-/** Scopes from the catalog only, each once, in catalog-independent request order. */
+/** Scopes from the catalog only, each once (a duplicate is refused, not merged), in request order. */
 function checkScopes(scopes: string[]): string[] {
   // The value is not echoed: whatever was pasted there (a key, say) must not come back.
   const errors: FieldError[] = scopes.flatMap((s, i) => (isScope(s) ? [] : [{ path: `scopes/${i}`, message: 'not a scope of the catalog (GET /v1/scopes)' }]));
+  scopes.forEach((s, i) => { if (scopes.indexOf(s) < i) errors.push({ path: `scopes/${i}`, message: 'repeats an earlier scope' }); });
   if (scopes.length === 0) errors.push({ path: 'scopes', message: 'must hold at least one scope' });
   if (errors.length > 0) throw new AppError('VALIDATION_FAILED', 'invalid scopes', errors);
-  return [...new Set(scopes)];
+  return scopes;
 }
 
 /** Addresses and CIDRs (v4 and v6), normalised; at most 100. */
@@ -232,11 +256,21 @@ function checkIps(entries: string[]): string[] {
   const errors: FieldError[] = [];
   const out = entries.map((text, i) => {
     const rule = parseRule(text.trim());
-    if (!rule) errors.push({ path: `allowed_ips/${i}`, message: 'not an IP address or CIDR range' });
+    if (!rule) errors.push({ path: `allowed_ips/${i}`, message: 'not an IP address or CIDR range (no zone ids, no leading zeros)' });
+    else if (hasHostBits(rule)) errors.push({ path: `allowed_ips/${i}`, message: `has bits set beyond its prefix: did you mean ${normalizeRule(rule)}?` });
     return rule ? normalizeRule(rule) : '';
   });
+  out.forEach((r, i) => { if (r && out.indexOf(r) < i) errors.push({ path: `allowed_ips/${i}`, message: 'repeats an earlier entry' }); });
   if (errors.length > 0) throw new AppError('VALIDATION_FAILED', 'invalid allowed_ips', errors);
-  return [...new Set(out)];
+  return out;
+}
+
+/** True when `next` lets in an address that `current` did not (an empty list lets in every address). */
+function widensAddresses(current: string[], next: string[]): boolean {
+  if (current.length === 0) return false;
+  if (next.length === 0) return true;
+  const old = current.map(parseRule).filter((r): r is IpRule => r !== undefined);
+  return next.map(parseRule).some((r) => !r || !old.some((o) => ruleWithin(r, o)));
 }
 
 function extendsExpiry(current: Date | null, next: Date | null): boolean {
@@ -258,23 +292,30 @@ function encodeCursor(value: object): string {
   return Buffer.from(JSON.stringify(value)).toString('base64url');
 }
 
-function decodeCursor(cursor: string): Record<string, unknown> {
+const NOT_A_CURSOR = 'not a cursor returned by this list of this account';
+
+/** A cursor's fields, only if it was made for this list (`kind`) of this account. */
+function decodeCursor(cursor: string, kind: string, accountId: string): Record<string, unknown> {
   try {
     const v: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (v && typeof v === 'object') return v as Record<string, unknown>;
+    if (v && typeof v === 'object' && (v as { k?: unknown }).k === kind && (v as { a?: unknown }).a === accountId) return v as Record<string, unknown>;
   } catch { /* fall through */ }
-  throw invalid('cursor', 'not a cursor returned by this API');
+  throw invalid('cursor', NOT_A_CURSOR);
 }
 
-function decodeKeyCursor(cursor: string): { createdAt: Date; id: string } {
-  const v = decodeCursor(cursor);
+function decodeKeyCursor(cursor: string, accountId: string): { createdAt: Date; id: string } {
+  const v = decodeCursor(cursor, 'keys', accountId);
   const createdAt = new Date(String(v.c));
-  if (typeof v.i !== 'string' || Number.isNaN(createdAt.getTime())) throw invalid('cursor', 'not a cursor returned by this API');
+  const year = createdAt.getUTCFullYear();
+  // Within what PostgreSQL stores (a forged "-100000-01-01" would be a 500 there).
+  if (typeof v.i !== 'string' || !/^key_[0-9A-Za-z]{12}$/.test(v.i) || Number.isNaN(year) || year < 2000 || year > 9999) {
+    throw invalid('cursor', NOT_A_CURSOR);
+  }
   return { createdAt, id: v.i };
 }
 
-function decodeAuditCursor(cursor: string): number {
-  const v = decodeCursor(cursor);
-  if (typeof v.b !== 'number' || !Number.isSafeInteger(v.b)) throw invalid('cursor', 'not a cursor returned by this API');
+function decodeAuditCursor(cursor: string, accountId: string): number {
+  const v = decodeCursor(cursor, 'audit', accountId);
+  if (typeof v.b !== 'number' || !Number.isSafeInteger(v.b) || v.b < 1) throw invalid('cursor', NOT_A_CURSOR);
   return v.b;
 }

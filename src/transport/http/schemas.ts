@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { SCOPES } from '../../domain/scopes.js';
+import { READABLE_PATTERN } from '../../domain/text.js';
 
 const DateTime = Type.String({ format: 'date-time' });
 /** A string enum as JSON Schema `enum` (one clear error instead of anyOf noise). */
@@ -17,10 +18,11 @@ export const KeyParams = Type.Object({
   keyId: Type.String({ pattern: '^key_[0-9A-Za-z]{12}$', description: 'key_<public id>' }),
 }, { additionalProperties: false });
 
-const Label = Type.String({ minLength: 1, maxLength: 100 });
-const Scopes = Type.Array(Type.String({ maxLength: 64 }), { minItems: 1, maxItems: 32, description: 'catalog scopes (GET /v1/scopes)' });
-const AllowedIps = Type.Array(Type.String({ maxLength: 64 }), { maxItems: 100, description: 'IPv4/IPv6 addresses and CIDRs; empty = any' });
-const Reason = Type.String({ maxLength: 500 });
+const Label = Type.String({ minLength: 1, maxLength: 100, pattern: READABLE_PATTERN, description: '1 to 100 characters, not only spaces, no control characters' });
+const Scopes = Type.Array(Type.String({ maxLength: 64 }), { minItems: 1, maxItems: 32, uniqueItems: true, description: 'catalog scopes (GET /v1/scopes), each once' });
+const AllowedIps = Type.Array(Type.String({ maxLength: 64 }), { maxItems: 100, uniqueItems: true,
+  description: 'IPv4/IPv6 addresses and CIDRs (no zone ids, no host bits beyond the prefix), each once; empty = any' });
+const Reason = Type.String({ maxLength: 500, pattern: READABLE_PATTERN, description: 'no control characters' });
 
 export const CreateBody = Type.Object({
   label: Label,
