@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { sendProblem } from '../http/problem.js';
 
@@ -13,7 +13,7 @@ export interface MetricsServerOptions {
  * few seconds per scraper says nothing).
  */
 export async function buildMetricsServer(opts: MetricsServerOptions): Promise<FastifyInstance> {
-  const app = Fastify({ loggerInstance: opts.logger, disableRequestLogging: true }) as unknown as FastifyInstance;
+  const app = Fastify({ loggerInstance: opts.logger, logController: new LogController({ disableRequestLogging: true }) }) as unknown as FastifyInstance;
   app.get('/metrics', async (_request, reply) => reply.type(opts.metrics.contentType).send(await opts.metrics.render()));
   app.setNotFoundHandler((_request, reply) => sendProblem(reply, 404, 'this listener serves only GET /metrics'));
   return app;
