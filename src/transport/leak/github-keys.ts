@@ -69,7 +69,7 @@ export class GithubPublicKeys {
   async #refresh(): Promise<void> {
     this.#fetches++;
     try {
-      const res = await fetch(this.#o.url, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(this.#o.timeoutMs ?? 5000) });
+      const res = await fetch(this.#o.url, { headers: { accept: 'application/json', 'user-agent': 'otesse-key-service' }, signal: AbortSignal.timeout(this.#o.timeoutMs ?? 5000) });
       if (!res.ok) throw new Error(`key list answered ${res.status}`);
       const list = KeyList.parse(await res.json());
       const keys = new Map<string, KeyObject>();

@@ -21,7 +21,8 @@ const Report = z.array(z.object({
   token: z.string().max(1024),
   type: Text(128),
   url: Text(2048).optional(),
-  source: Text(128),
+  // Older reports carry no source.
+  source: Text(128).default('unknown'),
 })).max(MAX_ENTRIES);
 
 type Outcome = 'accepted' | 'missing_signature' | 'unknown_key' | 'bad_signature' | 'malformed' | 'too_large'
