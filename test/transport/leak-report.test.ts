@@ -141,6 +141,19 @@ t.test('the admin route: keys of this account only, audit actor = the admin', as
   t.ok(spec.paths['/v1/accounts/{accountId}/keys/leaked']?.post?.responses?.['200'], 'documented in OpenAPI');
 });
 
+t.test('GitHub\'s key list unreachable and nothing cached: 503, nothing changed, counted', async (t) => {
+  const github = signingKey();
+  // Port 9 (discard) refuses connections here: the list cannot be read.
+  const app = await startTestApp(t, { LEAK_REPORT_PORT: '0', GITHUB_SECRET_SCANNING_KEYS_URL: 'http://127.0.0.1:9/meta/public_keys/secret_scanning' });
+  const k = await createKey(app, 'acct_1');
+  sent.add(k.secret);
+  const before = await snapshot(app, [k]);
+  const res = await signedReport(app.leakPort as number, JSON.stringify([entry(k.secret)]), github);
+  assertProblem(t, res, 503);
+  t.same(await snapshot(app, [k]), before, 'nothing changed: GitHub retries later');
+  t.equal(metric(parseMetrics(await (await fetch(`${app.url}/metrics`)).text()), REPORTS, { outcome: 'keys_unavailable' }), 1, 'counted as keys_unavailable');
+});
+
 t.test('METRICS_PORT: /metrics only on its own listener; no token reaches a log line', async (t) => {
   const { app } = await setup(t);
   t.equal((await fetch(`${app.url}/metrics`)).status, 404, 'the admin port does not serve /metrics');

@@ -69,10 +69,6 @@ export async function buildLeakServer(opts: LeakServerOptions): Promise<FastifyI
     logController: new LogController({ requestIdLogLabel: 'request_id' }),
   }) as unknown as FastifyInstance;
   const metrics = leakMetrics(opts.registry);
-  const refuse = (reply: FastifyReply, outcome: Outcome, status: number, detail: string) => {
-    metrics.reports.inc({ outcome });
-    return sendProblem(reply, status, detail);
-  };
 
   // The signature covers the bytes as sent: keep them, parse JSON only once they are verified.
   app.removeAllContentTypeParsers();
@@ -86,7 +82,17 @@ export async function buildLeakServer(opts: LeakServerOptions): Promise<FastifyI
   });
   app.setNotFoundHandler((request, reply) => sendProblem(reply, 404, `this listener serves only POST ${GITHUB_PATH}`));
 
-  app.post(GITHUB_PATH, async (request, reply) => {
+  app.post(GITHUB_PATH, reportHandler(opts, metrics));
+  return app;
+}
+
+/** Signature over the raw bytes first, then the body, then the use case; each refusal counted by outcome. */
+function reportHandler(opts: LeakServerOptions, metrics: ReturnType<typeof leakMetrics>) {
+  const refuse = (reply: FastifyReply, outcome: Outcome, status: number, detail: string) => {
+    metrics.reports.inc({ outcome });
+    return sendProblem(reply, status, detail);
+  };
+  return async (request: FastifyRequest, reply: FastifyReply) => {
     const identifier = header(request, 'github-public-key-identifier');
     const signature = header(request, 'github-public-key-signature');
     if (!identifier || !signature) return refuse(reply, 'missing_signature', 400, 'Github-Public-Key-Identifier and Github-Public-Key-Signature are required');
@@ -100,8 +106,7 @@ export async function buildLeakServer(opts: LeakServerOptions): Promise<FastifyI
     metrics.reports.inc({ outcome: 'accepted' });
     for (const v of verdicts) metrics.tokens.inc({ label: v.label });
     return reply.type('application/json').send(verdicts.map((v, i) => ({ token_hash: v.tokenHash, token_type: entries[i]?.type ?? '', label: v.label })));
-  });
-  return app;
+  };
 }
 
 /** The report, or undefined when it is not JSON of the expected shape (the parser's message may quote the body: never shown). */
