@@ -40,9 +40,9 @@ export interface LeakReportServiceOptions {
   db: Database;
   hasher: Hasher;
   keys: KeyService;
-  /** argon2 verifications this use case keeps in the Hasher at once (Authenticate shares its queue). */
+  /** argon2 verifications this use case keeps in the Hasher at once (Authenticate shares its queue); default 2. */
   verifyConcurrency?: number;
-  /** Revokes at once (each waits for every replica's confirmation). */
+  /** Revokes at once (each waits for every replica's confirmation); default 8. */
   revokeConcurrency?: number;
   /** How long to keep retrying while the Hasher sheds load before giving up with OVERLOADED. */
   overloadWaitMs?: number;
@@ -80,7 +80,7 @@ export class LeakReportService {
     const candidates = candidatesOf(entries);
     const rows = await this.#rows([...new Set([...candidates.values()].map((c) => c.parsed.keyId))]);
     const verified = new Map<string, { row: KeyRow; outcome: 'revoked' | 'already_revoked' }>();
-    const verify = pLimit(this.#o.verifyConcurrency ?? 4);
+    const verify = pLimit(this.#o.verifyConcurrency ?? 2);
     const revoke = pLimit(this.#o.revokeConcurrency ?? 8);
     await Promise.all([...candidates.values()].map(async (c) => {
       const row = rows.get(c.parsed.keyId);
