@@ -20,12 +20,17 @@ import { Authenticator } from './service/authenticator.js';
 import { Hasher } from './service/hasher.js';
 import { Invalidator } from './service/invalidator.js';
 import { KeyService } from './service/key-service.js';
+import { LeakReportService } from './service/leak-report-service.js';
 import { UsageRecorder } from './service/usage.js';
 import { migrate } from './store/migrations.js';
 import { openDatabase } from './store/open-database.js';
 import { AdminAuth } from './transport/http/auth.js';
 import { buildHttpApp } from './transport/http/app.js';
 import { GrpcServer } from './transport/grpc/server.js';
+import { leakedKeyRoutes } from './transport/http/routes/leaked.js';
+import { GithubPublicKeys } from './transport/leak/github-keys.js';
+import { buildLeakServer } from './transport/leak/server.js';
+import { buildMetricsServer } from './transport/metrics/server.js';
 
 /** A running service: its bound ports, its parts (for tests) and an orderly close. */
 /** What /readyz reports. */
@@ -40,6 +45,10 @@ export interface App {
   httpPort: number;
   /** The plaintext health-only port, when GRPC_HEALTH_PORT is set. */
   healthPort: number | undefined;
+  /** GitHub secret scanning's listener, when LEAK_REPORT_PORT is set. */
+  leakPort: number | undefined;
+  /** The /metrics listener, when METRICS_PORT is set. */
+  metricsPort: number | undefined;
   replicaId: string;
   log: Logger;
   authenticator: Authenticator;
@@ -107,6 +116,12 @@ async function finalFlush(usage: UsageRecorder, log: Logger): Promise<void> {
   }
 }
 
+/** Listen and return the bound port (0 picks a free one). */
+async function listenOn(server: FastifyInstance, host: string, port: number | undefined): Promise<number> {
+  await server.listen({ host, port: port ?? 0 });
+  return (server.server.address() as { port: number }).port;
+}
+
 /** The composition root: build every part from the configuration and start both transports. */
 export async function startApp(config: Config, logger?: Logger): Promise<App> {
   const log = logger ?? createLogger(config.LOG_LEVEL);
@@ -169,25 +184,38 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
       if (result.path !== 'parse' && d.identity) metrics.cacheLookups.inc({ tier: result.path });
     },
   });
+  const metricsEndpoint = { contentType: metrics.contentType, render: () => {
+    metrics.argonQueue.set(hasher.queued);
+    metrics.argonRunning.set(hasher.running);
+    metrics.argonVerifications.set(hasher.verifications);
+    metrics.checkRefusals.set(authenticator.refusedByCheck);
+    metrics.subscribed.set(redis.bus.subscribed ? 1 : 0);
+    metrics.trusted.set(invalidator.healthy ? 1 : 0);
+    return metrics.render();
+  } };
+  const auth = new AdminAuth(tokens);
+  const leaks = new LeakReportService({ db, hasher, keys });
   const http = await buildHttpApp({
-    logger: log, bodyLimit: config.BODY_LIMIT_BYTES, keys, activity, auth: new AdminAuth(tokens), readiness,
-    metrics: { contentType: metrics.contentType, render: () => {
-      metrics.argonQueue.set(hasher.queued);
-      metrics.argonRunning.set(hasher.running);
-      metrics.argonVerifications.set(hasher.verifications);
-      metrics.checkRefusals.set(authenticator.refusedByCheck);
-      metrics.subscribed.set(redis.bus.subscribed ? 1 : 0);
-      metrics.trusted.set(invalidator.healthy ? 1 : 0);
-      return metrics.render();
-    } },
+    logger: log, bodyLimit: config.BODY_LIMIT_BYTES, keys, activity, auth, readiness,
+    // With METRICS_PORT, /metrics lives there only: the admin port (and whoever reaches it) does not serve it.
+    metrics: config.METRICS_PORT === undefined ? metricsEndpoint : undefined,
     tls: config.HTTP_TLS_CERT && config.HTTP_TLS_KEY ? { cert: config.HTTP_TLS_CERT, key: config.HTTP_TLS_KEY } : undefined,
     onResponse: (route, method, status, seconds) => metrics.http.observe({ route, method, status: String(status) }, seconds),
   });
+  await http.register(leakedKeyRoutes, { leaks, auth });
+  const leakServer = config.LEAK_REPORT_PORT === undefined ? undefined : await buildLeakServer({
+    logger: log, leaks, registry: metrics.registry,
+    publicKeys: new GithubPublicKeys({ url: config.GITHUB_SECRET_SCANNING_KEYS_URL,
+      onFetchError: (err) => log.warn({ err }, 'GitHub secret-scanning public keys could not be fetched') }),
+  });
+  const metricsServer = config.METRICS_PORT === undefined ? undefined : await buildMetricsServer({ logger: log, metrics: metricsEndpoint });
 
   const grpcPort = await grpc.listen(config.HOST, config.GRPC_PORT);
   const healthPort = config.GRPC_HEALTH_PORT === undefined ? undefined : await grpc.listenHealth(config.HOST, config.GRPC_HEALTH_PORT);
   await http.listen({ host: config.HOST, port: config.HTTP_PORT });
   const httpPort = (http.server.address() as { port: number }).port;
+  const leakPort = leakServer && await listenOn(leakServer, config.HOST, config.LEAK_REPORT_PORT);
+  const metricsPort = metricsServer && await listenOn(metricsServer, config.HOST, config.METRICS_PORT);
 
   // Readiness follows this replica only: once caught up it stays SERVING through shared faults.
   const readyTimer = setInterval(() => { grpc.setReady(invalidator.everReady); }, 1000);
@@ -198,14 +226,14 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
   }, config.ACTIVITY_FLUSH_MS);
   flushTimer.unref();
 
-  log.info({ grpcPort, httpPort, healthPort, replicaId }, 'otesse key service started');
+  log.info({ grpcPort, httpPort, healthPort, leakPort, metricsPort, replicaId }, 'otesse key service started');
 
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
       clearInterval(readyTimer);
       clearInterval(flushTimer);
-      await Promise.all([grpc.close(config.SHUTDOWN_GRACE_MS), http.close()]);
+      await Promise.all([grpc.close(config.SHUTDOWN_GRACE_MS), http.close(), leakServer?.close(), metricsServer?.close()]);
       await finalFlush(usage, log);
       await invalidator.close();
       await redis.close();
@@ -215,5 +243,5 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
     return closing;
   };
 
-  return { grpcPort, httpPort, healthPort, replicaId, log, authenticator, keys, usage, invalidator, local, hasher, http, grpc, readiness, close };
+  return { grpcPort, httpPort, healthPort, leakPort, metricsPort, replicaId, log, authenticator, keys, usage, invalidator, local, hasher, http, grpc, readiness, close };
 }

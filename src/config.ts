@@ -77,6 +77,12 @@ const schema = z.object({
   HTTP_TLS_KEY: optionalText,
   REDIS_PREFIX: z.string().trim().regex(/^[A-Za-z0-9:._-]{1,64}$/).default('otesse:keys:'),
   REPLICA_ID: z.string().trim().regex(/^[A-Za-z0-9._-]{1,64}$/).optional(),
+  /** GitHub secret scanning's endpoint, on a listener of its own (nothing else is served there); unset: off. */
+  LEAK_REPORT_PORT: int(0, 65535).optional(),
+  /** Where GitHub publishes the keys that sign its reports (http only for tests). */
+  GITHUB_SECRET_SCANNING_KEYS_URL: url(['https:', 'http:']).default('https://api.github.com/meta/public_keys/secret_scanning'),
+  /** /metrics on a listener of its own (and then not on the admin port); unset: /metrics on HTTP_PORT. */
+  METRICS_PORT: int(0, 65535).optional(),
 });
 
 export type Config = Readonly<z.infer<typeof schema>>;

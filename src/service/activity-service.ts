@@ -3,6 +3,7 @@ import type { Database } from '../store/db.js';
 import { activityRepository, type AddressRow, type HourRow } from '../store/activity-repository.js';
 import { auditRepository, type AuditRow } from '../store/audit-repository.js';
 import type { KeyRow } from '../store/keys-repository.js';
+import { leaksRepository, type LeakRow } from '../store/leaks-repository.js';
 import type { KeyService } from './key-service.js';
 
 const HOUR = 3_600_000;
@@ -11,7 +12,7 @@ const DAY = 24 * HOUR;
 export const DENIAL_BURST = 20;
 
 export interface Alert {
-  type: 'new_address' | 'denial_burst' | 'rotated_key_in_use' | 'rotation_due' | 'rotation_overdue';
+  type: 'new_address' | 'denial_burst' | 'rotated_key_in_use' | 'rotation_due' | 'rotation_overdue' | 'leaked';
   message: string;
   at: string;
   ip?: string;
@@ -74,10 +75,11 @@ export class ActivityService {
     // Flush first: the key row's last_used_at must include the counts this answer shows.
     await this.#o.flush?.().catch(() => {});
     const key = await this.#o.keys.get(accountId, keyId);
-    const [hours, addresses, events] = await Promise.all([
+    const [hours, addresses, events, leaks] = await Promise.all([
       activityRepository.hours(this.#o.db, keyId, from, to),
       activityRepository.addresses(this.#o.db, keyId),
       auditRepository.list(this.#o.db, accountId, { keyId, limit: 100 }),
+      leaksRepository.forKey(this.#o.db, keyId),
     ]);
     const rotatedAt = events.find((e) => e.action === 'key.rotated')?.at ?? null;
     const sinceRotation = rotatedAt ? addresses.filter((a) => a.last_seen > rotatedAt).map((a) => a.ip) : [];
@@ -92,10 +94,17 @@ export class ActivityService {
         rotated_at: rotatedAt?.toISOString() ?? null, grace_ends_at: key.replaced_by ? key.expires_at?.toISOString() ?? null : null,
         addresses_since_rotation: sinceRotation,
       },
-      alerts: alerts(key, hours, addresses, rotatedAt, now),
+      alerts: [...leaks.map(leakAlert), ...alerts(key, hours, addresses, rotatedAt, now)],
       events: events.map((e: AuditRow) => ({ id: String(e.id), at: e.at.toISOString(), actor: e.actor, action: e.action, source_ip: e.source_ip, changes: e.changes })),
     };
   }
+}
+
+/** A report that the key was seen in public (the URL and the time, never the token). */
+function leakAlert(l: LeakRow): Alert {
+  const where = l.url ? ` at ${l.url}` : '';
+  const done = l.outcome === 'revoked' ? 'the key was revoked' : 'the key was already revoked';
+  return { type: 'leaked', at: l.reported_at.toISOString(), message: `leaked: reported by ${l.reporter} (${l.source})${where}; ${done}` };
 }
 
 function totals(hours: HourRow[]): Activity['totals'] {

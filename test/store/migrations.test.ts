@@ -7,7 +7,7 @@ import { PgDatabase } from '../../src/store/pg-database.js';
 import { createDatabase } from '../helpers/db.js';
 
 const FILES = readdirSync(MIGRATIONS_DIR).filter((f) => f.endsWith('.sql')).sort();
-const TABLES = ['activity_batches', 'api_keys', 'audit_log', 'key_addresses', 'key_changes', 'key_usage_hourly', 'schema_migrations'];
+const TABLES = ['activity_batches', 'api_keys', 'audit_log', 'key_addresses', 'key_changes', 'key_denied_addresses', 'key_leaks', 'key_usage_hourly', 'schema_migrations'];
 
 function open(t: { teardown(fn: () => unknown): void }, url: string): PgDatabase {
   const db = new PgDatabase({ connectionString: url, max: 2 });

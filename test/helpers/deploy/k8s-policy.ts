@@ -15,6 +15,11 @@ export const GRPC_PORT = 50051;
 export const HTTP_PORT = 8080;
 /** The containerPort name of GRPC_HEALTH_PORT (plaintext grpc.health.v1 only, for kubelet probes). */
 export const HEALTH_PORT_NAME = 'grpc-health';
+/** The namespace of the dashboard (the admin API's only caller in production) and of the ingress controller. */
+export const DASHBOARD_NAMESPACE = 'otesse-dashboard';
+export const INGRESS_NAMESPACE = 'ingress-nginx';
+/** containerPort names of the optional listeners. */
+export const PORT_NAMES = { FORWARD_AUTH_PORT: 'forward-auth', LEAK_REPORT_PORT: 'leak-report', METRICS_PORT: 'metrics' } as const;
 const READINESS_SERVICE = 'otesse.keys.v1.KeyService';
 const LIVENESS_SERVICE = 'liveness';
 const SECRET_ENV = ['DATABASE_URL', 'REDIS_URL', 'ADMIN_TOKENS', 'CACHE_SIGNING_KEY'] as const;
@@ -29,7 +34,7 @@ function selects(selector: Record<string, string> | undefined, labels: Record<st
 }
 
 /** Container env: literal values and ConfigMap values reached through envFrom. */
-function envValue(container: Container, objects: readonly K8sObject[], name: string): string | undefined {
+export function envValue(container: Container, objects: readonly K8sObject[], name: string): string | undefined {
   const direct = container.env?.find((e) => e.name === name);
   if (direct) return direct.value;
   for (const source of container.envFrom ?? []) {
@@ -69,6 +74,17 @@ function checkSecurity(where: string, pod: PodSpec, out: string[]): number | und
   }
   if (typeof uid !== 'number' || !Number.isInteger(uid) || uid <= 0) out.push(`${where}: runAsUser must be a numeric non-zero uid`);
   return uid;
+}
+
+/** The optional listeners' ports, when their variables are set. */
+export interface ListenerPorts { forwardAuth?: number | undefined; leakReport?: number | undefined; metrics?: number | undefined }
+
+export function listenerPorts(c: Container, objects: readonly K8sObject[]): ListenerPorts {
+  const port = (name: string) => {
+    const text = envValue(c, objects, name);
+    return text === undefined ? undefined : Number(text);
+  };
+  return { forwardAuth: port('FORWARD_AUTH_PORT'), leakReport: port('LEAK_REPORT_PORT'), metrics: port('METRICS_PORT') };
 }
 
 /** GRPC_HEALTH_PORT, when set: a port of its own, declared on the container; returns it. */
@@ -161,11 +177,6 @@ export function manifestPolicy(objects: readonly K8sObject[]): string[] {
     out.push(`${w}: serviceAccountName must name a ServiceAccount of this overlay`);
   }
   checkSecurity(w, pod, out);
-  const annotations = template.metadata?.annotations ?? {};
-  if (annotations['prometheus.io/scrape'] !== 'true' || annotations['prometheus.io/port'] !== String(HTTP_PORT) ||
-    annotations['prometheus.io/path'] !== '/metrics') {
-    out.push(`${w}: pod template needs prometheus.io/scrape, port ${HTTP_PORT} and path /metrics annotations`);
-  }
   const keys = (pod.topologySpreadConstraints ?? []).map((t) => t.topologyKey);
   for (const key of ['topology.kubernetes.io/zone', 'kubernetes.io/hostname']) {
     if (!keys.includes(key)) out.push(`${w}: topologySpreadConstraints must spread over ${key}`);
@@ -179,6 +190,14 @@ export function manifestPolicy(objects: readonly K8sObject[]): string[] {
     out.push(`${w}: no container named ${APP}`);
     return out;
   }
+  // /metrics is on METRICS_PORT when set, else on the admin port.
+  const ports = listenerPorts(main, objects);
+  const scrapePort = ports.metrics ?? HTTP_PORT;
+  const annotations = template.metadata?.annotations ?? {};
+  if (annotations['prometheus.io/scrape'] !== 'true' || annotations['prometheus.io/port'] !== String(scrapePort) ||
+    annotations['prometheus.io/path'] !== '/metrics') {
+    out.push(`${w}: pod template needs prometheus.io/scrape, port ${scrapePort} and path /metrics annotations`);
+  }
   if (main.command) out.push(`${w}: do not override the image's exec-form entrypoint`);
   for (const name of SECRET_ENV) {
     const env = main.env?.find((e) => e.name === name);
@@ -186,8 +205,14 @@ export function manifestPolicy(objects: readonly K8sObject[]): string[] {
       out.push(`${w}: ${name} must come from a secretKeyRef`);
     }
   }
-  const ports = main.ports?.map((p) => p.containerPort) ?? [];
-  if (!ports.includes(GRPC_PORT) || !ports.includes(HTTP_PORT)) out.push(`${w}: container must expose ${GRPC_PORT} and ${HTTP_PORT}`);
+  const declared = main.ports?.map((p) => p.containerPort) ?? [];
+  if (!declared.includes(GRPC_PORT) || !declared.includes(HTTP_PORT)) out.push(`${w}: container must expose ${GRPC_PORT} and ${HTTP_PORT}`);
+  for (const [variable, port] of [['FORWARD_AUTH_PORT', ports.forwardAuth], ['LEAK_REPORT_PORT', ports.leakReport], ['METRICS_PORT', ports.metrics]] as const) {
+    const name = PORT_NAMES[variable];
+    if (port !== undefined && !main.ports?.some((p) => p.containerPort === port && p.name === name)) {
+      out.push(`${w}: ${variable} ${port} must be a declared containerPort named ${name}`);
+    }
+  }
   const tls = envValue(main, objects, 'GRPC_TLS_CERT') !== undefined;
   checkProbes(w, main, objects, out);
   if (tls) {
@@ -266,7 +291,7 @@ export function manifestPolicy(objects: readonly K8sObject[]): string[] {
     }
   }
 
-  out.push(...networkPolicyRules(objects, podLabels));
+  out.push(...networkPolicyRules(objects, podLabels, ports));
   return out;
 }
 
@@ -275,8 +300,37 @@ function peerAllows(peer: NetworkPolicyPeer, podLabel: [string, string]): boolea
   return peer.podSelector?.matchLabels?.[k] === v;
 }
 
-/** gRPC only from Otesse workloads, admin port only from admin pods and monitoring. */
-function networkPolicyRules(objects: readonly K8sObject[], podLabels: Record<string, string> | undefined): string[] {
+/** A peer that is a whole namespace, by name. */
+function namespacePeer(peer: NetworkPolicyPeer, name: string): boolean {
+  return peer.podSelector === undefined && peer.ipBlock === undefined && peer.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name'] === name;
+}
+
+/** Who may reach each port (production narrows these further: production-posture.ts). */
+const PEER_RULES: Record<'grpc' | 'admin' | 'metrics' | 'leak', { test: (p: NetworkPolicyPeer) => boolean; says: string }> = {
+  grpc: { test: (p) => peerAllows(p, ['otesse.io/workload', 'true']), says: 'pods labelled otesse.io/workload="true"' },
+  admin: {
+    test: (p) => peerAllows(p, ['otesse.io/role', 'admin']) || namespacePeer(p, 'monitoring') || namespacePeer(p, DASHBOARD_NAMESPACE),
+    says: `otesse.io/role=admin pods, the ${DASHBOARD_NAMESPACE} namespace and the monitoring namespace`,
+  },
+  metrics: { test: (p) => namespacePeer(p, 'monitoring'), says: 'the monitoring namespace' },
+  leak: {
+    test: (p) => p.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name'] === INGRESS_NAMESPACE &&
+      p.podSelector?.matchLabels?.['app.kubernetes.io/name'] === INGRESS_NAMESPACE,
+    says: `the ${INGRESS_NAMESPACE} controller pods`,
+  },
+};
+
+/** Which rule applies to a NetworkPolicy port (number or container port name). */
+function ruleOf(port: number | string | undefined, ports: ListenerPorts): keyof typeof PEER_RULES | undefined {
+  if (port === GRPC_PORT || port === 'grpc' || port === 'forward-auth' || (port !== undefined && port === ports.forwardAuth)) return 'grpc';
+  if (port === HTTP_PORT || port === 'http') return 'admin';
+  if (port === 'metrics' || (port !== undefined && port === ports.metrics)) return 'metrics';
+  if (port === 'leak-report' || (port !== undefined && port === ports.leakReport)) return 'leak';
+  return undefined;
+}
+
+/** gRPC and forward auth only from Otesse workloads, admin port only from admins, metrics only from monitoring, leak reports only from the ingress controller. */
+function networkPolicyRules(objects: readonly K8sObject[], podLabels: Record<string, string> | undefined, ports: ListenerPorts): string[] {
   const out: string[] = [];
   const policies = ofKind<NetworkPolicy>(objects, 'NetworkPolicy').filter((p) => selects(p.spec?.podSelector.matchLabels, podLabels));
   if (policies.length === 0) return ['a NetworkPolicy must select the server pods'];
@@ -288,22 +342,19 @@ function networkPolicyRules(objects: readonly K8sObject[], podLabels: Record<str
     if (!rule.ports?.length) out.push('NetworkPolicy: every ingress rule must name its ports');
     if (!rule.from?.length) out.push('NetworkPolicy: every ingress rule must name its sources (no open rule)');
     for (const port of rule.ports ?? []) {
-      const peers = rule.from ?? [];
-      if (port.port === GRPC_PORT || port.port === 'grpc') {
-        if (!peers.every((p) => peerAllows(p, ['otesse.io/workload', 'true']))) {
-          out.push(`NetworkPolicy: port ${GRPC_PORT} may only admit pods labelled otesse.io/workload="true"`);
-        }
-      } else if (port.port === HTTP_PORT || port.port === 'http') {
-        const ok = peers.every((p) => peerAllows(p, ['otesse.io/role', 'admin']) ||
-          (p.podSelector === undefined && p.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name'] === 'monitoring'));
-        if (!ok) out.push(`NetworkPolicy: port ${HTTP_PORT} may only admit otesse.io/role=admin pods and the monitoring namespace`);
-      } else {
+      const which = ruleOf(port.port, ports);
+      if (!which) {
         out.push(`NetworkPolicy: unexpected ingress port ${String(port.port)}`);
+        continue;
       }
+      if (!(rule.from ?? []).every(PEER_RULES[which].test)) out.push(`NetworkPolicy: port ${String(port.port)} may only admit ${PEER_RULES[which].says}`);
     }
   }
-  const ports = ingress.flatMap((r) => r.ports ?? []).map((p) => p.port);
-  if (!ports.includes(GRPC_PORT)) out.push(`NetworkPolicy: no ingress rule for ${GRPC_PORT}`);
-  if (!ports.includes(HTTP_PORT)) out.push(`NetworkPolicy: no ingress rule for ${HTTP_PORT} (admin, metrics scrape)`);
+  const admitted = ingress.flatMap((r) => r.ports ?? []).map((p) => p.port);
+  if (!admitted.includes(GRPC_PORT)) out.push(`NetworkPolicy: no ingress rule for ${GRPC_PORT}`);
+  if (!admitted.includes(HTTP_PORT)) out.push(`NetworkPolicy: no ingress rule for ${HTTP_PORT} (admin API)`);
+  for (const [what, port] of [['metrics scrape', ports.metrics ?? HTTP_PORT], ['forward auth', ports.forwardAuth], ['leak reports', ports.leakReport]] as const) {
+    if (port !== undefined && !admitted.includes(port)) out.push(`NetworkPolicy: no ingress rule for ${port} (${what})`);
+  }
   return out;
 }

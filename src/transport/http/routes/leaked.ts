@@ -1,0 +1,50 @@
+import type { FastifyInstance } from 'fastify';
+import { Type, type Static } from '@sinclair/typebox';
+import type { LeakReportService } from '../../../service/leak-report-service.js';
+import type { AdminAuth } from '../auth.js';
+import * as S from '../schemas.js';
+
+export interface LeakedRoutesOptions {
+  leaks: LeakReportService;
+  auth: AdminAuth;
+}
+
+const Readable = (max: number, description: string) =>
+  Type.String({ minLength: 1, maxLength: max, pattern: '^[^\\u0000-\\u001f\\u007f]*$', description });
+const LeakedBody = Type.Object({
+  keys: Type.Array(Type.String({ maxLength: 1024 }), { minItems: 1, maxItems: 1000, description: 'the tokens found (any text: only real keys of this account count)' }),
+  source: Readable(100, 'what found them (the scanner, or "incident-1234"); goes into the revoke reason'),
+  url: Type.Optional(Readable(2048, 'where they were published')),
+}, { additionalProperties: false });
+const LeakedResult = Type.Object({
+  token_hash: Type.String({ description: 'SHA-256 hex of the token as sent (never the token)' }),
+  token_type: Type.String({ description: 'always otesse_api_key' }),
+  label: Type.Unsafe<'true_positive' | 'false_positive'>({ type: 'string', enum: ['true_positive', 'false_positive'],
+    description: 'true_positive: a key of this account, now revoked or revoked before' }),
+  key_id: Type.Union([Type.String(), Type.Null()], { description: 'the key, for a true positive' }),
+  outcome: Type.Union([Type.Literal('revoked'), Type.Literal('already_revoked'), Type.Null()]),
+});
+const LeakedResponse = Type.Object({ results: Type.Array(LeakedResult, { description: 'one per entry of keys, in order' }) });
+const problems = { 400: S.Problem, 401: S.Problem, 403: S.Problem, 413: S.Problem, 503: S.Problem };
+/** 1,000 keys of ~70 characters do not fit the admin API's default body limit. */
+const BODY_LIMIT = 262_144;
+
+/** `POST /v1/accounts/:accountId/keys/leaked`: other scanners and incident responders report keys of an account. */
+export async function leakedKeyRoutes(app: FastifyInstance, { leaks, auth }: LeakedRoutesOptions): Promise<void> {
+  app.post<{ Params: Static<typeof S.AccountParams>; Body: Static<typeof LeakedBody> }>('/v1/accounts/:accountId/keys/leaked', {
+    bodyLimit: BODY_LIMIT,
+    preValidation: async (request) => {
+      auth.authorize(auth.authenticate(request.headers.authorization), (request.params as { accountId: string }).accountId);
+    },
+    schema: {
+      tags: ['keys'], security: [{ bearer: [] }], params: S.AccountParams, body: LeakedBody, response: { 200: LeakedResponse, ...problems },
+      summary: 'Report leaked keys: each real key of this account is verified, revoked everywhere (reason "leaked: <source> <url>") and marked leaked in its activity',
+    },
+  }, async (request) => {
+    const admin = auth.authenticate(request.headers.authorization);
+    const { keys, source, url } = request.body;
+    const verdicts = await leaks.report({ name: admin.name, sourceIp: request.ip }, keys.map((token) => ({ token, source, url })),
+      { accountId: request.params.accountId, channel: source });
+    return { results: verdicts.map((v) => ({ token_hash: v.tokenHash, token_type: 'otesse_api_key', label: v.label, key_id: v.keyId, outcome: v.outcome })) };
+  });
+}
