@@ -21,6 +21,7 @@ import { Hasher } from './service/hasher.js';
 import { Invalidator } from './service/invalidator.js';
 import { KeyService } from './service/key-service.js';
 import { LeakReportService } from './service/leak-report-service.js';
+import { RetentionJob } from './service/retention.js';
 import { UsageRecorder } from './service/usage.js';
 import { migrate } from './store/migrations.js';
 import { openDatabase } from './store/open-database.js';
@@ -150,7 +151,18 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
     publishRetryMs: config.LEASE_MS + config.CLOCK_SKEW_MS,
     onApplied: (ms) => metrics.invalidationLag.observe(ms / 1000),
     onPropagated: (outcome, ms) => { metrics.propagations.inc({ outcome }); metrics.propagationWait.observe(ms / 1000); } });
-  const usage = new UsageRecorder({ db, replicaId, onFlush: (ok) => metrics.usageFlushes.inc({ result: ok ? 'ok' : 'failed' }) });
+  let lastDropLog = 0;
+  const usage = new UsageRecorder({ db, replicaId, maxEntries: config.USAGE_MAX_ENTRIES,
+    onFlush: (ok) => metrics.usageFlushes.inc({ result: ok ? 'ok' : 'failed' }),
+    onDrop: (n) => {
+      metrics.usageDropped.inc(n);
+      if (Date.now() - lastDropLog > 60_000) {
+        lastDropLog = Date.now();
+        log.error({ dropped: n }, 'usage counts dropped: flushes keep failing and the in-memory bound is reached (logged once a minute)');
+      }
+    } });
+  const retention = new RetentionJob({ db, policy: { changesDays: config.RETENTION_CHANGES_DAYS,
+    activityBatchesDays: config.RETENTION_ACTIVITY_BATCHES_DAYS, usageDays: config.RETENTION_USAGE_DAYS, auditDays: config.RETENTION_AUDIT_DAYS } });
   const authenticator = new Authenticator({ db, local, shared: redis.shared, hasher, invalidator, usage,
     freshMs: config.CACHE_TTL_SECONDS * 1000, staleServeMs: config.STALE_SERVE_SECONDS * 1000,
     failureLimit: config.FAILED_ATTEMPTS_LIMIT, failures: redis.failures });
@@ -225,6 +237,11 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
     usage.flush().catch((err: unknown) => log.warn({ err }, 'usage flush failed; kept for the next one'));
   }, config.ACTIVITY_FLUSH_MS);
   flushTimer.unref();
+  const retentionTimer = setInterval(() => {
+    retention.runOnce().then((r) => { if (r.ran) log.info({ deleted: r.deleted }, 'retention: old records pruned'); },
+      (err: unknown) => log.warn({ err }, 'retention run failed; retried at the next interval'));
+  }, config.RETENTION_INTERVAL_MS);
+  retentionTimer.unref();
 
   log.info({ grpcPort, httpPort, healthPort, leakPort, metricsPort, replicaId }, 'otesse key service started');
 
@@ -233,6 +250,7 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
     closing ??= (async () => {
       clearInterval(readyTimer);
       clearInterval(flushTimer);
+      clearInterval(retentionTimer);
       await Promise.all([grpc.close(config.SHUTDOWN_GRACE_MS), http.close(), leakServer?.close(), metricsServer?.close()]);
       await finalFlush(usage, log);
       await invalidator.close();

@@ -67,6 +67,14 @@ const schema = z.object({
   CLOCK_SKEW_MS: int(0, 10_000).default(250),
   HEARTBEAT_MS: int(20, 60_000).default(200),
   ACTIVITY_FLUSH_MS: int(100, 600_000).default(5000),
+  /** Usage entries kept in memory per kind while flushes fail; the oldest are dropped beyond it. */
+  USAGE_MAX_ENTRIES: int(1000, 10_000_000).default(100_000),
+  /** Retention, in days: the change log (at least a day: far beyond any cache entry's life), flush ids, usage counts, audit log (at least a year). */
+  RETENTION_CHANGES_DAYS: int(1, 3650).default(7),
+  RETENTION_ACTIVITY_BATCHES_DAYS: int(1, 3650).default(7),
+  RETENTION_USAGE_DAYS: int(1, 3650).default(400),
+  RETENTION_AUDIT_DAYS: int(365, 36_500).default(730),
+  RETENTION_INTERVAL_MS: int(1000, 86_400_000).default(3_600_000),
   GRPC_MAX_CONNECTION_AGE_MS: int(1000, 86_400_000).default(300_000),
   SHUTDOWN_GRACE_MS: int(0, 600_000).default(20_000),
   BODY_LIMIT_BYTES: int(1024, 10_485_760).default(65_536),

@@ -27,6 +27,8 @@ export interface Activity {
   totals: { allowed: number; denied: Record<string, number> };
   series: { start: string; allowed: number; denied: number }[];
   addresses: { ip: string; first_seen: string; last_seen: string; count: number }[];
+  /** A bounded sample (newest 50) of the addresses denied calls came from; denials are counted per reason in `totals`. */
+  denied_addresses: { ip: string; reason: string; last_seen: string; count: number }[];
   rotation: {
     due_at: string;
     replaces: string | null;
@@ -75,11 +77,12 @@ export class ActivityService {
     // Flush first: the key row's last_used_at must include the counts this answer shows.
     await this.#o.flush?.().catch(() => {});
     const key = await this.#o.keys.get(accountId, keyId);
-    const [hours, addresses, events, leaks] = await Promise.all([
+    const [hours, addresses, events, leaks, denied] = await Promise.all([
       activityRepository.hours(this.#o.db, keyId, from, to),
       activityRepository.addresses(this.#o.db, keyId),
       auditRepository.list(this.#o.db, accountId, { keyId, limit: 100 }),
       leaksRepository.forKey(this.#o.db, keyId),
+      activityRepository.denied(this.#o.db, keyId),
     ]);
     const rotatedAt = events.find((e) => e.action === 'key.rotated')?.at ?? null;
     const sinceRotation = rotatedAt ? addresses.filter((a) => a.last_seen > rotatedAt).map((a) => a.ip) : [];
@@ -89,6 +92,7 @@ export class ActivityService {
       totals: totals(hours),
       series: series(hours),
       addresses: addresses.map((a) => ({ ip: a.ip, first_seen: a.first_seen.toISOString(), last_seen: a.last_seen.toISOString(), count: Number(a.count) })),
+      denied_addresses: denied.map((d) => ({ ip: d.ip, reason: d.reason, last_seen: d.last_seen.toISOString(), count: Number(d.count) })),
       rotation: {
         due_at: new Date(key.created_at.getTime() + 90 * DAY).toISOString(), replaces: key.replaces, replaced_by: key.replaced_by,
         rotated_at: rotatedAt?.toISOString() ?? null, grace_ends_at: key.replaced_by ? key.expires_at?.toISOString() ?? null : null,

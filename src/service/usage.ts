@@ -9,7 +9,14 @@ export interface UsageRecorderOptions {
   db: Database;
   replicaId: string;
   onFlush?: (ok: boolean) => void;
+  /** Entries each in-memory map may hold while flushes fail; beyond it the oldest are dropped. */
+  maxEntries?: number;
+  /** Told how many entries were dropped (metrics and a log line). */
+  onDrop?: (dropped: number) => void;
 }
+
+/** Denied calls' addresses kept per key between flushes: a sample, never one per stranger. */
+const DENIED_SAMPLE = 10;
 
 /**
  * Counts Authenticate outcomes in memory (per key and hour, per key and address, last use) and
@@ -22,6 +29,9 @@ export class UsageRecorder implements UsageSink {
   // Times as epoch ms on the hot path; Dates only when a batch is made.
   #addresses = new Map<string, { keyId: string; ip: string; first: number; last: number; count: number }>();
   #lastUsed = new Map<string, { keyId: string; at: number; ip: string }>();
+  #denied = new Map<string, { keyId: string; ip: string; reason: string; last: number; count: number }>();
+  #deniedPerKey = new Map<string, number>();
+  #dropped = 0;
   #pending: UsageBatch | undefined;
   #batches = 0;
   #flushing: Promise<void> = Promise.resolve();
@@ -38,12 +48,48 @@ export class UsageRecorder implements UsageSink {
     if (h) h.count++;
     else this.#hourly.set(hk, { keyId, hour: new Date(hour), outcome, count: 1 });
     const ak = `${keyId}|${ip}`;
+    if (!allowed) {
+      this.#sampleDenied(ak, keyId, ip, outcome, now);
+      this.#bound();
+      return;
+    }
+    // Addresses are recorded for allowed calls only: a stranger cannot grow the table or raise alerts.
     const a = this.#addresses.get(ak);
     if (a) { a.count++; a.last = now; } else this.#addresses.set(ak, { keyId, ip, first: now, last: now, count: 1 });
-    if (allowed) {
-      const u = this.#lastUsed.get(keyId);
-      if (u) { u.at = now; u.ip = ip; } else this.#lastUsed.set(keyId, { keyId, at: now, ip });
+    const u = this.#lastUsed.get(keyId);
+    if (u) { u.at = now; u.ip = ip; } else this.#lastUsed.set(keyId, { keyId, at: now, ip });
+    this.#bound();
+  }
+
+  #sampleDenied(ak: string, keyId: string, ip: string, reason: string, now: number): void {
+    const d = this.#denied.get(ak);
+    if (d) { d.count++; d.last = now; d.reason = reason; return; }
+    const n = this.#deniedPerKey.get(keyId) ?? 0;
+    if (n >= DENIED_SAMPLE) return;
+    this.#deniedPerKey.set(keyId, n + 1);
+    this.#denied.set(ak, { keyId, ip, reason, last: now, count: 1 });
+  }
+
+  /** While flushes fail the maps keep growing: past the bound the oldest entries go, counted. */
+  #bound(): void {
+    const max = this.#o.maxEntries ?? 100_000;
+    let dropped = 0;
+    for (const map of [this.#hourly, this.#addresses, this.#denied] as Map<string, unknown>[]) {
+      while (map.size > max) {
+        const oldest = map.keys().next().value as string;
+        map.delete(oldest);
+        dropped++;
+      }
     }
+    if (dropped > 0) {
+      this.#dropped += dropped;
+      this.#o.onDrop?.(dropped);
+    }
+  }
+
+  /** Entries dropped since start because flushes kept failing. */
+  get dropped(): number {
+    return this.#dropped;
   }
 
   /** Counts not yet written (for tests and metrics). */
@@ -61,16 +107,19 @@ export class UsageRecorder implements UsageSink {
 
   async #flushOnce(): Promise<void> {
     if (this.#pending) await this.#apply(this.#pending);
-    if (this.#hourly.size === 0 && this.#addresses.size === 0) return;
+    if (this.#hourly.size === 0 && this.#addresses.size === 0 && this.#denied.size === 0) return;
     this.#pending = {
       id: `${this.#o.replicaId}:${Date.now()}:${++this.#batches}`,
       hourly: [...this.#hourly.values()],
       addresses: [...this.#addresses.values()].map((a) => ({ ...a, first: new Date(a.first), last: new Date(a.last) })),
       lastUsed: [...this.#lastUsed.values()].map((u) => ({ ...u, at: new Date(u.at) })),
+      denied: [...this.#denied.values()].map((d) => ({ ...d, last: new Date(d.last) })),
     };
     this.#hourly = new Map();
     this.#addresses = new Map();
     this.#lastUsed = new Map();
+    this.#denied = new Map();
+    this.#deniedPerKey = new Map();
     await this.#apply(this.#pending);
   }
 

@@ -6,7 +6,13 @@ export interface UsageBatch {
   hourly: { keyId: string; hour: Date; outcome: string; count: number }[];
   addresses: { keyId: string; ip: string; first: Date; last: Date; count: number }[];
   lastUsed: { keyId: string; at: Date; ip: string }[];
+  /** A sample of the addresses denied calls came from (bounded per key). */
+  denied?: { keyId: string; ip: string; reason: string; last: Date; count: number }[];
 }
+
+/** Denied addresses kept per key in the database (the newest). */
+export const DENIED_KEPT = 50;
+export interface DeniedRow { ip: string; reason: string; last_seen: Date; count: number }
 
 export interface AddressRow { ip: string; first_seen: Date; last_seen: Date; count: number }
 export interface HourRow { hour: Date; outcome: string; count: number }
@@ -23,6 +29,7 @@ function inLockOrder(b: UsageBatch): UsageBatch {
     hourly: [...b.hourly].sort((x, y) => byText(x.keyId, y.keyId) || x.hour.getTime() - y.hour.getTime() || byText(x.outcome, y.outcome)),
     addresses: [...b.addresses].sort((x, y) => byText(x.keyId, y.keyId) || byText(x.ip, y.ip)),
     lastUsed: [...b.lastUsed].sort((x, y) => byText(x.keyId, y.keyId)),
+    denied: [...(b.denied ?? [])].sort((x, y) => byText(x.keyId, y.keyId) || byText(x.ip, y.ip)),
   };
 }
 
@@ -49,6 +56,22 @@ export const activityRepository = {
         [b.addresses.map((a) => a.keyId), b.addresses.map((a) => a.ip), b.addresses.map((a) => a.first),
           b.addresses.map((a) => a.last), b.addresses.map((a) => a.count)]);
     }
+    const denied = b.denied ?? [];
+    if (denied.length > 0) {
+      await tx.query(
+        `INSERT INTO key_denied_addresses (key_id, ip, reason, last_seen, count)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[])
+         ON CONFLICT (key_id, ip) DO UPDATE SET reason = excluded.reason,
+           last_seen = GREATEST(key_denied_addresses.last_seen, excluded.last_seen), count = key_denied_addresses.count + excluded.count`,
+        [denied.map((d) => d.keyId), denied.map((d) => d.ip), denied.map((d) => d.reason), denied.map((d) => d.last), denied.map((d) => d.count)]);
+      // Keep the newest DENIED_KEPT per key: a stranger rotating addresses replaces rows, never adds them.
+      await tx.query(
+        `DELETE FROM key_denied_addresses d USING (
+           SELECT key_id, ip, row_number() OVER (PARTITION BY key_id ORDER BY last_seen DESC, ip) AS n
+           FROM key_denied_addresses WHERE key_id = ANY($1::text[])) r
+         WHERE d.key_id = r.key_id AND d.ip = r.ip AND r.n > $2`,
+        [[...new Set(denied.map((d) => d.keyId))], DENIED_KEPT]);
+    }
     if (b.lastUsed.length > 0) {
       await tx.query(
         `UPDATE api_keys k SET last_used_at = u.at, last_used_ip = u.ip
@@ -63,6 +86,12 @@ export const activityRepository = {
     const { rows } = await q.query<HourRow>(
       'SELECT hour, outcome, count FROM key_usage_hourly WHERE key_id = $1 AND hour >= $2 AND hour < $3 ORDER BY hour',
       [keyId, new Date(Math.floor(from.getTime() / 3_600_000) * 3_600_000), to]);
+    return rows;
+  },
+
+  async denied(q: Queryable, keyId: string): Promise<DeniedRow[]> {
+    const { rows } = await q.query<DeniedRow>(
+      'SELECT ip, reason, last_seen, count FROM key_denied_addresses WHERE key_id = $1 ORDER BY last_seen DESC', [keyId]);
     return rows;
   },
 

@@ -14,6 +14,7 @@ const activity = async (app: TestApp, id: string, query = '') => {
     totals: { allowed: number; denied: Record<string, number> };
     series: { start: string; allowed: number; denied: number }[];
     addresses: { ip: string; first_seen: string; last_seen: string; count: number }[];
+    denied_addresses: { ip: string; reason: string; last_seen: string; count: number }[];
     rotation: { due_at: string; replaces: string | null; replaced_by: string | null; rotated_at: string | null;
       grace_ends_at: string | null; addresses_since_rotation: string[] };
     alerts: Alert[];
@@ -37,7 +38,9 @@ t.test('activity: exact totals by reason, per-hour series, addresses, last use a
   t.equal(a.series.reduce((s, h) => s + h.denied, 0), 5);
   for (const h of a.series) t.equal(Date.parse(h.start) % 3_600_000, 0, 'series buckets start on the hour');
   t.same(Object.fromEntries(a.addresses.map((x) => [x.ip, x.count])),
-    { '198.51.100.1': 7, '2001:db8::5': 4, '203.0.113.9': 3, '198.51.100.2': 2 }, 'addresses with their counts, denied ones too');
+    { '198.51.100.1': 7, '2001:db8::5': 4 }, 'addresses of allowed calls with their counts');
+  t.same(Object.fromEntries(a.denied_addresses.map((x) => [x.ip, [x.reason, x.count]])),
+    { '203.0.113.9': ['IP_NOT_ALLOWED', 3], '198.51.100.2': ['SCOPE_NOT_GRANTED', 2] }, 'denied calls: a sample of addresses, with the reason');
   t.ok(a.last_used_at !== null && Date.parse(a.last_used_at) >= started, 'last use is shown as soon as the calls are (this replica flushes first)');
   t.equal(a.last_used_ip, '2001:db8::5', 'the last allowed call');
   t.equal((await app.api('GET', keyPath(key.id))).body.last_used_at, a.last_used_at, 'the key resource shows the same last use');

@@ -137,7 +137,10 @@ export const ActivityBody = Type.Object({
   last_used_ip: Nullable(Type.String()),
   totals: Type.Object({ allowed: Count, denied: Type.Record(Type.String(), Count) }),
   series: Type.Array(Type.Object({ start: DateTime, allowed: Count, denied: Count })),
-  addresses: Type.Array(Type.Object({ ip: Type.String(), first_seen: DateTime, last_seen: DateTime, count: Count })),
+  addresses: Type.Array(Type.Object({ ip: Type.String(), first_seen: DateTime, last_seen: DateTime, count: Count }), {
+    description: 'addresses of allowed calls' }),
+  denied_addresses: Type.Array(Type.Object({ ip: Type.String(), reason: Type.String(), last_seen: DateTime, count: Count }), {
+    description: 'a bounded sample (the newest 50) of the addresses denied calls came from; denials are counted per reason in totals' }),
   rotation: Type.Object({
     due_at: DateTime,
     replaces: Nullable(Type.String()),
