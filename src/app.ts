@@ -66,7 +66,7 @@ export interface App {
   close(): Promise<void>;
 }
 
-interface RedisParts { shared: SharedCache; bus: InvalidationBus; failures: FailureCounter; ping(): Promise<boolean>; close(): Promise<void> }
+interface RedisParts { shared: SharedCache; bus: InvalidationBus; failures: FailureCounter; client?: Redis; ping(): Promise<boolean>; close(): Promise<void> }
 
 function openRedis(config: Config, replicaId: string, log: Logger, metrics: Metrics): RedisParts {
   if (!config.REDIS_URL || !config.CACHE_SIGNING_KEY) {
@@ -94,6 +94,7 @@ function openRedis(config: Config, replicaId: string, log: Logger, metrics: Metr
       ttlMs: (config.CACHE_TTL_SECONDS + config.STALE_SERVE_SECONDS) * 1000 }),
     bus: new RedisBus({ replicaId, redis, subscriber, prefix: config.REDIS_PREFIX, signer, leaseMs: config.LEASE_MS,
       skewMs: config.CLOCK_SKEW_MS, heartbeatMs: config.HEARTBEAT_MS, onError, onReject }),
+    client: redis,
     failures: new RedisFailureCounter({ redis, prefix: config.REDIS_PREFIX, windowMs: config.FAILED_ATTEMPTS_WINDOW_SECONDS * 1000 }),
     ping: async () => (await redis.ping().catch(() => '')) === 'PONG',
     close: async () => { redis.disconnect(); subscriber.disconnect(); },
@@ -208,7 +209,9 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
   const auth = new AdminAuth(tokens);
   const leaks = new LeakReportService({ db, hasher, keys });
   const http = await buildHttpApp({
-    logger: log, bodyLimit: config.BODY_LIMIT_BYTES, keys, activity, auth, readiness,
+    logger: log, bodyLimit: config.BODY_LIMIT_BYTES, keys, activity, auth, readiness, trustProxy: config.TRUST_PROXY,
+    onRefused: (status) => metrics.adminRefused.inc({ status: String(status) }),
+    rateLimit: { perToken: config.ADMIN_RATE_LIMIT_PER_TOKEN, perAddress: config.ADMIN_RATE_LIMIT_PER_ADDRESS, redis: redis.client, prefix: config.REDIS_PREFIX },
     // With METRICS_PORT, /metrics lives there only: the admin port (and whoever reaches it) does not serve it.
     metrics: config.METRICS_PORT === undefined ? metricsEndpoint : undefined,
     tls: config.HTTP_TLS_CERT && config.HTTP_TLS_KEY ? { cert: config.HTTP_TLS_CERT, key: config.HTTP_TLS_KEY } : undefined,

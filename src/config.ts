@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
+import { normalizeRule, parseRule } from './domain/ip.js';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const optionalText = z.string().trim().min(1).optional();
@@ -29,6 +30,20 @@ const adminTokens = z.string().trim().transform((text, ctx) => {
     out.push({ name, token, accounts: accounts === undefined ? undefined : accounts.split('|').filter(Boolean) });
   }
   if (out.length === 0) ctx.addIssue({ code: 'custom', message: 'no name:token entry' });
+  return out;
+});
+
+/** Comma-separated addresses and CIDRs (v4 and v6), parsed by the domain's rules. */
+const cidrList = z.string().trim().transform((text, ctx) => {
+  const out: string[] = [];
+  for (const entry of text.split(',').map((e) => e.trim()).filter(Boolean)) {
+    const rule = parseRule(entry);
+    if (!rule) {
+      ctx.addIssue({ code: 'custom', message: 'entries must be IP addresses or CIDRs, comma separated' });
+      return z.NEVER;
+    }
+    out.push(normalizeRule(rule));
+  }
   return out;
 });
 
@@ -67,6 +82,11 @@ const schema = z.object({
   CLOCK_SKEW_MS: int(0, 10_000).default(250),
   HEARTBEAT_MS: int(20, 60_000).default(200),
   ACTIVITY_FLUSH_MS: int(100, 600_000).default(5000),
+  /** Proxies whose X-Forwarded-For is believed for the source address (audit log, rate limits); unset: none. */
+  TRUST_PROXY: cidrList.optional(),
+  /** Admin API requests per minute, per token and per source address (shared in Redis when configured). */
+  ADMIN_RATE_LIMIT_PER_TOKEN: int(1, 1_000_000).default(600),
+  ADMIN_RATE_LIMIT_PER_ADDRESS: int(1, 1_000_000).default(1200),
   /** Usage entries kept in memory per kind while flushes fail; the oldest are dropped beyond it. */
   USAGE_MAX_ENTRIES: int(1000, 10_000_000).default(100_000),
   /** Retention, in days: the change log (at least a day: far beyond any cache entry's life), flush ids, usage counts, audit log (at least a year). */

@@ -31,7 +31,7 @@ t.test('first start: PGlite, in-process cache, a development token', async (t) =
   t.match(logs, /migrations applied/);
 
   const ready = await app.api('GET', '/readyz');
-  t.same(ready.body, { status: 'ready' }, 'ready without Redis');
+  t.same(ready.body, { status: 'ready', degraded: [] }, 'ready without Redis');
   t.equal((await app.api('GET', '/v1/accounts/acct_e/keys')).status, 401, 'the test admin token is not configured here');
   const created = await app.api('POST', '/v1/accounts/acct_e/keys', { label: 'embedded', scopes: ['services:read'], environment: 'test' }, token);
   t.equal(created.status, 201, 'the development token administers keys');

@@ -46,6 +46,10 @@ export class Metrics {
     name: 'otesse_keys_http_request_seconds', help: 'Admin API requests by route, method and status',
     labelNames: ['route', 'method', 'status'] as const, buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [this.registry],
   });
+  readonly adminRefused = new Counter({
+    name: 'otesse_keys_admin_refused_total', help: 'Refused admin API attempts by status (401 wrong or missing token, 403 another account)',
+    labelNames: ['status'] as const, registers: [this.registry],
+  });
   readonly usageDropped = new Counter({
     name: 'otesse_keys_usage_dropped_total', help: 'Usage entries dropped from memory because flushes kept failing', registers: [this.registry],
   });

@@ -177,6 +177,15 @@ export class KeyService {
     return { revoked: changes.length, propagation: await this.#announce(changes) };
   }
 
+  /**
+   * A refused admin attempt (401, 403) on an account's routes, for its audit log: who (when the
+   * token was valid), from where, what; never the presented token.
+   */
+  async recordRefusal(accountId: string, actor: Actor | undefined, sourceIp: string | null, detail: { status: number; method: string; route: string }): Promise<void> {
+    await auditRepository.insert(this.#o.db, [{ account_id: accountId, key_id: null, actor: actor?.name ?? 'unauthenticated',
+      action: detail.status === 401 ? 'admin.unauthenticated' : 'admin.forbidden', source_ip: sourceIp, changes: detail }]);
+  }
+
   async auditLog(accountId: string, opts: { keyId?: string; limit: number; cursor?: string | undefined }): Promise<Page<AuditRow>> {
     const before = opts.cursor === undefined ? undefined : decodeAuditCursor(opts.cursor, accountId);
     const rows = await auditRepository.list(this.#o.db, accountId, {

@@ -8,12 +8,16 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { Logger } from 'pino';
 import { scrub } from '../../observability/logger.js';
 import { errorHandler, sendProblem } from './problem.js';
+import adminRateLimit, { type AdminRateLimitOptions } from './rate-limit.js';
 import { keyRoutes, type KeyRoutesOptions } from './routes/keys.js';
 import { systemRoutes, type SystemRoutesOptions } from './routes/system.js';
 
 export interface HttpAppOptions extends KeyRoutesOptions, SystemRoutesOptions {
   logger: Logger;
   bodyLimit: number;
+  /** Proxies (addresses, CIDRs) whose X-Forwarded-For is believed for the source address; none by default. */
+  trustProxy?: readonly string[] | undefined;
+  rateLimit?: AdminRateLimitOptions | undefined;
   tls?: { cert: string; key: string } | undefined;
   onResponse?: (route: string, method: string, status: number, seconds: number) => void;
 }
@@ -43,7 +47,7 @@ export async function buildHttpApp(opts: HttpAppOptions): Promise<FastifyInstanc
       return typeof given === 'string' && /^[A-Za-z0-9._:-]{1,64}$/.test(given) && !/otesse_(live|test)_sk_/.test(given) ? given : randomUUID();
     },
     logController: new LogController({ requestIdLogLabel: 'request_id' }),
-    trustProxy: false,
+    trustProxy: opts.trustProxy && opts.trustProxy.length > 0 ? [...opts.trustProxy] : false,
     ...(opts.tls ? { https: { cert: readFileSync(opts.tls.cert), key: readFileSync(opts.tls.key) } } : {}),
   }) as unknown as FastifyInstance;
 
@@ -71,7 +75,8 @@ export async function buildHttpApp(opts: HttpAppOptions): Promise<FastifyInstanc
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
+  if (opts.rateLimit) await app.register(adminRateLimit, opts.rateLimit);
   await app.register(systemRoutes, { readiness: opts.readiness, metrics: opts.metrics });
-  await app.register(keyRoutes, { keys: opts.keys, activity: opts.activity, auth: opts.auth });
+  await app.register(keyRoutes, { keys: opts.keys, activity: opts.activity, auth: opts.auth, onRefused: opts.onRefused });
   return app;
 }

@@ -30,6 +30,7 @@ export class AdminAuth {
 
   /** FORBIDDEN unless the admin may act on the account. */
   authorize(admin: Admin, accountId: string): void {
-    if (admin.accounts && !admin.accounts.has(accountId)) throw new AppError('FORBIDDEN', `this token may not act on account ${accountId}`);
+    // The account id is not echoed: whatever was put in the path must not come back.
+    if (admin.accounts && !admin.accounts.has(accountId)) throw new AppError('FORBIDDEN', 'this token may not act on this account');
   }
 }

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Static } from '@sinclair/typebox';
 import type { ActivityService } from '../../../service/activity-service.js';
 import type { Actor, KeyService } from '../../../service/key-service.js';
-import type { AdminAuth } from '../auth.js';
+import type { Admin, AdminAuth } from '../auth.js';
 import * as S from '../schemas.js';
 import { auditEntry, keyResource, propagationView } from '../views.js';
 
@@ -10,24 +10,41 @@ export interface KeyRoutesOptions {
   keys: KeyService;
   activity: ActivityService;
   auth: AdminAuth;
+  /** Told of every refused admin attempt (metrics). */
+  onRefused?: ((status: number) => void) | undefined;
 }
 
 type Params = Static<typeof S.KeyParams>;
 const problems = { 400: S.Problem, 401: S.Problem, 403: S.Problem, 404: S.Problem, 409: S.Problem, 503: S.Problem };
 
-/** Every /v1/accounts/:accountId route is admin-only and account-scoped. */
-function actor(auth: AdminAuth, request: FastifyRequest): Actor {
-  const admin = auth.authenticate(request.headers.authorization);
-  auth.authorize(admin, (request.params as { accountId: string }).accountId);
-  return { name: admin.name, sourceIp: request.ip };
-}
+const ACCOUNT_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
-/** The key routes: thin, each one schema, one use case, one mapping. */
-export async function keyRoutes(app: FastifyInstance, { keys, activity, auth }: KeyRoutesOptions): Promise<void> {
+/**
+ * Every /v1/accounts/:accountId route is admin-only and account-scoped: the token is checked first
+ * (401), then the parameters are validated (400: a key pasted as an account id never comes back
+ * in an error), then the account is authorized (403).
+ */
+export async function keyRoutes(app: FastifyInstance, { keys, activity, auth, onRefused }: KeyRoutesOptions): Promise<void> {
   const base = '/v1/accounts/:accountId';
   app.decorateRequest('actor', null);
+  app.decorateRequest('admin', null);
   app.addHook('preValidation', async (request) => {
-    (request as FastifyRequest & { actor: Actor }).actor = actor(auth, request);
+    const admin = auth.authenticate(request.headers.authorization);
+    (request as FastifyRequest & { admin: Admin }).admin = admin;
+    (request as FastifyRequest & { actor: Actor }).actor = { name: admin.name, sourceIp: request.ip };
+  });
+  app.addHook('preHandler', async (request) => {
+    auth.authorize((request as FastifyRequest & { admin: Admin }).admin, (request.params as { accountId: string }).accountId);
+  });
+  // Refused attempts are counted and, when the account id is a valid one, written to its audit log.
+  app.addHook('onResponse', async (request, reply) => {
+    if (reply.statusCode !== 401 && reply.statusCode !== 403) return;
+    onRefused?.(reply.statusCode);
+    const accountId = (request.params as { accountId?: string }).accountId;
+    if (!accountId || !ACCOUNT_ID.test(accountId)) return;
+    const actor = (request as FastifyRequest & { actor: Actor | null }).actor ?? undefined;
+    await keys.recordRefusal(accountId, actor, request.ip, { status: reply.statusCode, method: request.method, route: request.routeOptions.url ?? '' })
+      .catch((err: unknown) => request.log.warn({ err }, 'refused attempt not written to the audit log'));
   });
   const who = (r: FastifyRequest) => (r as FastifyRequest & { actor: Actor }).actor;
   // Every field of these bodies is optional: a POST with no body at all means `{}`.
