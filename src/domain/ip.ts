@@ -9,20 +9,26 @@ export interface IpRule {
   prefix: number;
 }
 
-/** Parse an address; IPv4-mapped IPv6 (::ffff:a.b.c.d) is folded to IPv4. Undefined when not an address. */
-export function parseAddress(text: string): Address | undefined {
+/** Strict parse, no folding: undefined when not an address. */
+function parseRaw(text: string): Address | undefined {
   // node:net is strict about notation (no octal, no short forms); ipaddr.js does the arithmetic.
   // A zone id (fe80::1%eth0) names an interface of the sender's host, meaningless here.
   if (text.length > 64 || text.includes('%') || isIP(text) === 0) return undefined;
-  let addr: Address;
   try {
-    addr = ipaddr.parse(text);
+    // ipaddr.js reads the deprecated IPv4-compatible form ::a.b.c.d as IPv4-mapped ::ffff:a.b.c.d,
+    // which would fold it into an IPv4 address it is not: build it from its bytes instead.
+    const compatible = /^::(\d{1,3}(?:\.\d{1,3}){3})$/.exec(text);
+    if (compatible?.[1]) return ipaddr.fromByteArray([...new Array<number>(12).fill(0), ...ipaddr.IPv4.parse(compatible[1]).toByteArray()]);
+    return ipaddr.parse(text);
   } catch {
     return undefined;
   }
-  if (addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress()) {
-    return (addr as ipaddr.IPv6).toIPv4Address();
-  }
+}
+
+/** Parse an address; IPv4-mapped IPv6 (::ffff:a.b.c.d) is folded to IPv4. Undefined when not an address. */
+export function parseAddress(text: string): Address | undefined {
+  const addr = parseRaw(text);
+  if (addr?.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress()) return (addr as ipaddr.IPv6).toIPv4Address();
   return addr;
 }
 
@@ -33,12 +39,15 @@ export function parseRule(text: string): IpRule | undefined {
     const address = parseAddress(text);
     return address && { address, prefix: address.kind() === 'ipv4' ? 32 : 128 };
   }
-  if (!/^\d{1,3}$/.test(text.slice(slash + 1)) || parseAddress(text.slice(0, slash)) === undefined || !ipaddr.isValidCIDR(text)) return undefined;
-  const [addr, prefix] = ipaddr.parseCIDR(text);
-  if (addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress() && prefix >= 96) {
-    return { address: (addr as ipaddr.IPv6).toIPv4Address(), prefix: prefix - 96 };
+  const prefixText = text.slice(slash + 1);
+  const raw = parseRaw(text.slice(0, slash));
+  if (!raw || !/^\d{1,3}$/.test(prefixText)) return undefined;
+  const prefix = Number(prefixText);
+  if (prefix > (raw.kind() === 'ipv4' ? 32 : 128)) return undefined;
+  if (raw.kind() === 'ipv6' && (raw as ipaddr.IPv6).isIPv4MappedAddress() && prefix >= 96) {
+    return { address: (raw as ipaddr.IPv6).toIPv4Address(), prefix: prefix - 96 };
   }
-  return { address: addr, prefix };
+  return { address: raw, prefix };
 }
 
 /** True when the rule's address has bits set beyond its prefix (10.0.0.1/8): a typo more often than not. */

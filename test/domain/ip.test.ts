@@ -88,3 +88,12 @@ t.test('IPv4-mapped callers match IPv4 rules, and mapped rules match IPv4 caller
   t.ok(allowed(rules('::ffff:192.0.2.5'), '::ffff:192.0.2.5'), 'mapped address, mapped caller');
   t.notOk(allowed(rules('::ffff:192.0.2.5'), '192.0.2.6'));
 });
+
+t.test('IPv4-compatible ::a.b.c.d is an IPv6 address, not folded into IPv4 (ipaddr.js reads it as mapped)', async (t) => {
+  t.equal(parseAddress('::203.0.113.7')?.kind(), 'ipv6');
+  t.equal(parseAddress('::203.0.113.7')?.toString(), '::cb00:7107');
+  t.equal(parseAddress('::ffff:203.0.113.7')?.toString(), '203.0.113.7', 'mapped is folded');
+  t.equal(parseAddress('fe80::1%eth0'), undefined, 'zone ids are refused');
+  t.equal(parseRule('10.0.0.0/+8'), undefined);
+  t.equal(parseRule('::ffff:10.0.0.0/104')?.prefix, 8, 'a mapped CIDR folds to IPv4');
+});
