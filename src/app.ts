@@ -10,7 +10,7 @@ import { LocalCache } from './cache/local-cache.js';
 import { RedisBus } from './cache/redis-bus.js';
 import { RedisSharedCache } from './cache/redis-shared-cache.js';
 import { NoSharedCache, type SharedCache } from './cache/shared-cache.js';
-import type { Config } from './config.js';
+import type { AdminToken, Config } from './config.js';
 import { createLogger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { ActivityService } from './service/activity-service.js';
@@ -21,8 +21,10 @@ import { KeyService } from './service/key-service.js';
 import { UsageRecorder } from './service/usage.js';
 import { migrate } from './store/migrations.js';
 import { openDatabase } from './store/open-database.js';
-import { AdminAuth } from './transport/http/auth.js';
+import { FirstOfAuth, StaticTokenAuth, type AdminAuthenticator } from './transport/http/auth.js';
 import { buildHttpApp } from './transport/http/app.js';
+import { consoleBundleDir } from './transport/http/console.js';
+import { JwtAdminAuth } from './transport/http/jwt-auth.js';
 import { GrpcServer } from './transport/grpc/server.js';
 
 /** A running service: its bound ports, its parts (for tests) and an orderly close. */
@@ -67,6 +69,15 @@ function openRedis(config: Config, replicaId: string, log: Logger): RedisParts {
     ping: async () => (await redis.ping().catch(() => '')) === 'PONG',
     close: async () => { redis.disconnect(); subscriber.disconnect(); },
   };
+}
+
+/** Admin identity: ADMIN_TOKENS first, then (when configured) JWTs of signed-in people. */
+function adminAuth(config: Config, tokens: readonly AdminToken[]): AdminAuthenticator {
+  const backends: AdminAuthenticator[] = [new StaticTokenAuth(tokens)];
+  if (config.ADMIN_JWKS_URL && config.ADMIN_JWT_ISSUER && config.ADMIN_JWT_AUDIENCE) {
+    backends.push(new JwtAdminAuth({ jwksUrl: config.ADMIN_JWKS_URL, issuer: config.ADMIN_JWT_ISSUER, audience: config.ADMIN_JWT_AUDIENCE }));
+  }
+  return new FirstOfAuth(backends);
 }
 
 /** SIGTERM's last write of usage counts: retried with backoff for a few seconds, and a loss is logged as an error. */
@@ -143,7 +154,7 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
     },
   });
   const http = await buildHttpApp({
-    logger: log, bodyLimit: config.BODY_LIMIT_BYTES, keys, activity, auth: new AdminAuth(tokens), readiness,
+    logger: log, bodyLimit: config.BODY_LIMIT_BYTES, keys, activity, auth: adminAuth(config, tokens), consoleDir: consoleBundleDir(), readiness,
     metrics: { contentType: metrics.contentType, render: () => {
       metrics.argonQueue.set(hasher.queued);
       metrics.argonRunning.set(hasher.running);

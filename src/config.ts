@@ -67,6 +67,10 @@ const schema = z.object({
   HTTP_TLS_KEY: optionalText,
   REDIS_PREFIX: z.string().trim().regex(/^[A-Za-z0-9:._-]{1,64}$/).default('otesse:keys:'),
   REPLICA_ID: z.string().trim().regex(/^[A-Za-z0-9._-]{1,64}$/).optional(),
+  /** Signed-in admins: JWTs (RS256/ES256) checked against this JWKS; unset: ADMIN_TOKENS only. */
+  ADMIN_JWKS_URL: url(['https:', 'http:']).optional(),
+  ADMIN_JWT_ISSUER: optionalText,
+  ADMIN_JWT_AUDIENCE: optionalText,
 });
 
 export type Config = Readonly<z.infer<typeof schema>>;
@@ -82,6 +86,9 @@ function checkPairs(c: z.infer<typeof schema>): void {
     if (Boolean(c[a]) !== Boolean(c[b])) throw new ConfigError(`${c[a] ? b : a}: must be set together with ${c[a] ? a : b}`);
   }
   if (c.GRPC_TLS_CA && !c.GRPC_TLS_CERT) throw new ConfigError('GRPC_TLS_CERT: must be set when GRPC_TLS_CA is set');
+  const jwt = ['ADMIN_JWKS_URL', 'ADMIN_JWT_ISSUER', 'ADMIN_JWT_AUDIENCE'] as const;
+  const missing = jwt.find((v) => !c[v]);
+  if (missing && jwt.some((v) => c[v])) throw new ConfigError(`${missing}: must be set together with ${jwt.filter((v) => v !== missing).join(' and ')}`);
 }
 
 /** Read and validate the environment once into a frozen object; throws ConfigError naming the variable. */

@@ -2,23 +2,23 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Static } from '@sinclair/typebox';
 import type { ActivityService } from '../../../service/activity-service.js';
 import type { Actor, KeyService } from '../../../service/key-service.js';
-import type { AdminAuth } from '../auth.js';
+import { authorize, type AdminAuthenticator } from '../auth.js';
 import * as S from '../schemas.js';
 import { auditEntry, keyResource } from '../views.js';
 
 export interface KeyRoutesOptions {
   keys: KeyService;
   activity: ActivityService;
-  auth: AdminAuth;
+  auth: AdminAuthenticator;
 }
 
 type Params = Static<typeof S.KeyParams>;
 const problems = { 400: S.Problem, 401: S.Problem, 403: S.Problem, 404: S.Problem, 409: S.Problem, 503: S.Problem };
 
-/** Every /v1/accounts/:accountId route is admin-only and account-scoped. */
-function actor(auth: AdminAuth, request: FastifyRequest): Actor {
-  const admin = auth.authenticate(request.headers.authorization);
-  auth.authorize(admin, (request.params as { accountId: string }).accountId);
+/** Every /v1/accounts/:accountId route is admin-only and account-scoped; anything but a read needs the `admin` role. */
+async function actor(auth: AdminAuthenticator, request: FastifyRequest): Promise<Actor> {
+  const admin = await auth.authenticate(request.headers.authorization);
+  authorize(admin, (request.params as { accountId: string }).accountId, request.method !== 'GET' && request.method !== 'HEAD');
   return { name: admin.name, sourceIp: request.ip };
 }
 
@@ -27,7 +27,7 @@ export async function keyRoutes(app: FastifyInstance, { keys, activity, auth }: 
   const base = '/v1/accounts/:accountId';
   app.decorateRequest('actor', null);
   app.addHook('preValidation', async (request) => {
-    (request as FastifyRequest & { actor: Actor }).actor = actor(auth, request);
+    (request as FastifyRequest & { actor: Actor }).actor = await actor(auth, request);
   });
   const who = (r: FastifyRequest) => (r as FastifyRequest & { actor: Actor }).actor;
   // Every field of these bodies is optional: a POST with no body at all means `{}`.
