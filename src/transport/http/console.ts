@@ -47,4 +47,5 @@ export async function consolePlugin(app: FastifyInstance, opts: { dir: string })
       res.setHeader('cache-control', path.endsWith('.html') ? 'no-store' : 'public, max-age=31536000, immutable');
     },
   });
+  app.get('/console', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/console/', 301));
 }
