@@ -1,3 +1,4 @@
+import { useEffect, useRef } from 'preact/hooks';
 import type { Activity as Data } from './api.js';
 import { when } from './format.js';
 
@@ -45,12 +46,16 @@ export function UsageChart(props: { series: Data['series']; now?: number }) {
 }
 
 /** The key's activity: chart, denials by reason, addresses, alerts and admin events. */
-export function ActivityPanel(props: { label: string; data: Data }) {
+export function ActivityPanel(props: { label: string; data: Data; onClose: () => void }) {
   const d = props.data;
+  const heading = useRef<HTMLHeadingElement>(null);
+  // Keyboard and screen-reader users land on what they asked for, not at the top of the table.
+  useEffect(() => { heading.current?.focus(); heading.current?.scrollIntoView({ block: 'start' }); }, [props.data]);
   const denials = Object.entries(d.totals.denied);
   return (
     <section aria-labelledby="activity-title" class="panel">
-      <h2 id="activity-title">Activity of {props.label}</h2>
+      <h2 id="activity-title" ref={heading} tabIndex={-1}>Activity of {props.label}</h2>
+      <button type="button" class="secondary" onClick={props.onClose}>Close activity</button>
       <UsageChart series={d.series} />
       <p>Over 30 days: {d.totals.allowed} allowed{denials.length > 0 ? `; denied ${denials.map(([r, n]) => `${r} ${n}`).join(', ')}` : ', none denied'}.</p>
       <h3>Alerts</h3>

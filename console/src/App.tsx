@@ -18,6 +18,7 @@ export function App(props: { api: Api; me: Me; account: string; scopes: string[]
   const canWrite = props.me.role === 'admin';
   const [env, setEnv] = useState('');
   const [status, setStatus] = useState('');
+  const [rotation, setRotation] = useState('');
   const [cursors, setCursors] = useState<string[]>([]); // the cursors of the pages before this one
   const [cursor, setCursor] = useState<string | undefined>();
   const [page, setPage] = useState<{ data: Key[]; next: string | null }>({ data: [], next: null });
@@ -31,6 +32,7 @@ export function App(props: { api: Api; me: Me; account: string; scopes: string[]
     const q = new URLSearchParams({ limit: '10' });
     if (env) q.set('environment', env);
     if (status) q.set('status', status);
+    if (rotation) q.set('rotation', rotation);
     if (cursor) q.set('cursor', cursor);
     try {
       const res = await api.keys(account, q);
@@ -41,7 +43,7 @@ export function App(props: { api: Api; me: Me; account: string; scopes: string[]
     } catch (err) {
       setError(err instanceof ApiError ? err.message : String(err));
     }
-  }, [api, account, env, status, cursor]);
+  }, [api, account, env, status, rotation, cursor]);
   useEffect(() => { void load(); }, [load]);
 
   const showActivity = async (key: Key) => {
@@ -87,6 +89,10 @@ export function App(props: { api: Api; me: Me; account: string; scopes: string[]
           <select id="filter-status" value={status} onChange={filter(setStatus)}>
             <option value="">All</option><option value="active">Active</option><option value="revoked">Revoked</option><option value="expired">Expired</option>
           </select>
+          <label for="filter-rotation">Rotation</label>
+          <select id="filter-rotation" value={rotation} onChange={filter(setRotation)}>
+            <option value="">Any</option><option value="due">Due (within 14 days)</option><option value="overdue">Overdue</option>
+          </select>
           {canWrite && <button type="button" class="primary" onClick={() => setOpen({ kind: 'create' })}>Generate New Key</button>}
         </div>
         <KeysTable keys={page.data} canWrite={canWrite} actions={{
@@ -100,7 +106,7 @@ export function App(props: { api: Api; me: Me; account: string; scopes: string[]
             onClick={() => { setCursors([...cursors, cursor ?? '']); setCursor(page.next ?? undefined); }}>Next page</button>
         </nav>
 
-        {selected && <ActivityPanel label={selected.key.label} data={selected.data} />}
+        {selected && <ActivityPanel label={selected.key.label} data={selected.data} onClose={() => setSelected(undefined)} />}
 
         <section aria-labelledby="audit-title" class="panel">
           <h2 id="audit-title">Audit log</h2>

@@ -8,9 +8,12 @@ export class ApiError extends Error {
     super(message);
   }
 
-  /** The messages for one field: `allowed_ips` also collects `allowed_ips/3`. */
+  /** The messages for one field: `allowed_ips` also collects `allowed_ips/3`, said as "entry 4". */
   about(field: string): string[] {
-    return this.errors.filter((e) => e.path === field || e.path.startsWith(`${field}/`)).map((e) => e.message);
+    return this.errors.filter((e) => e.path === field || e.path.startsWith(`${field}/`)).map((e) => {
+      const index = /^[^/]+\/(\d+)$/.exec(e.path)?.[1];
+      return index === undefined ? e.message : `Entry ${Number(index) + 1}: ${e.message}`;
+    });
   }
 }
 

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import pg from 'pg';
 import t, { type Test } from 'tap';
 import type { Page } from 'playwright-core';
 import { consoleBundleDir } from '../../src/transport/http/console.js';
@@ -133,6 +134,7 @@ t.test('errors from the API are shown in words next to the fields that caused th
   await dialog().getByLabel(/Allowed IPs/).fill('198.51.100.0/24\nnot-an-address');
   await dialog().getByRole('button', { name: 'Create', exact: true }).click();
   await page.locator('#err-allowed_ips').waitFor();
+  t.match(await page.locator('#err-allowed_ips').textContent(), /^Entry 2: /, 'the bad entry is named');
   await shot('form-errors');
   await accessible(t, 'form with errors');
   await page.keyboard.press('Escape');
@@ -153,6 +155,7 @@ t.test('Edit scopes; the activity chart shows the calls just made', async (t) =>
   await row(id).getByRole('button', { name: 'Activity' }).click();
   const chart = page.getByRole('img', { name: /Calls per hour/ });
   await chart.waitFor();
+  t.equal(await page.evaluate(() => document.activeElement?.id), 'activity-title', 'focus moves to the activity');
   t.equal(await chart.getAttribute('data-allowed'), '2', 'two allowed calls in the chart');
   t.equal(await chart.getAttribute('data-denied'), '1', 'one denied call in the chart');
   t.equal(await page.getByTestId('allowed-total').textContent(), '2');
@@ -209,6 +212,24 @@ t.test('filters, paging and the audit log', async (t) => {
   for (const action of ['key.created', 'key.updated', 'key.rotated', 'key.revoked']) t.match(audit, action, `the audit log shows ${action}`);
   await shot('keys');
   await accessible(t, 'keys table');
+});
+
+t.test('rotation due and overdue are highlighted, and filtered', async (t) => {
+  const db = new pg.Client({ connectionString: app.env.DATABASE_URL });
+  await db.connect();
+  t.teardown(() => db.end());
+  // Age two keys: 95 days (overdue) and 80 days (due within 14 days); rotation is due 90 days after creation.
+  await db.query(`UPDATE api_keys SET created_at = now() - interval '95 days' WHERE account_id = $1 AND label = 'batch 0'`, [ACCOUNT]);
+  await db.query(`UPDATE api_keys SET created_at = now() - interval '80 days' WHERE account_id = $1 AND label = 'batch 1'`, [ACCOUNT]);
+  await page.getByLabel('Rotation').selectOption('due');
+  await page.waitForFunction(() => document.querySelectorAll('table.keys tbody tr').length === 2);
+  t.match(await page.locator('td.rotation-overdue').textContent(), /overdue/, 'overdue: highlighted and said');
+  t.match(await page.locator('td.rotation-due').textContent(), /due soon/, 'due within 14 days: highlighted and said');
+  await shot('rotation-due');
+  await page.getByLabel('Rotation').selectOption('overdue');
+  await page.waitForFunction(() => document.querySelectorAll('table.keys tbody tr').length === 1);
+  t.match(await page.locator('table.keys tbody th').textContent(), 'batch 0');
+  await page.getByLabel('Rotation').selectOption('');
 });
 
 t.test('Revoke all keys of one environment behind a typed confirmation', async (t) => {
