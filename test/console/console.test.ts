@@ -273,6 +273,39 @@ t.test('a viewer signed in through the URL fragment sees no write buttons, and i
   await viewer.close();
 });
 
+t.test('an admin JWT handed over by postMessage from the page that opened the console', async (t) => {
+  const token = await adminJwt(signer, { sub: 'alice@otesse.test', otesse_accounts: [ACCOUNT], otesse_role: 'admin' });
+  const host = await openPage();
+  await host.goto(`${app.url}/healthz`); // any page: the host dashboard of another origin in production
+  const opened = context.waitForEvent('page');
+  // The host opens the console and keeps the window that says it is ready.
+  await host.evaluate((url) => {
+    const w = globalThis as unknown as { addEventListener: Function; open: Function; consoleWindow?: unknown };
+    w.addEventListener('message', (e: { data?: { type?: string }; source: unknown }) => {
+      if (e.data?.type === 'otesse-console:ready') w.consoleWindow = e.source;
+    });
+    w.open(url);
+  }, `${app.url}/console/`);
+  const popup = await opened;
+  popup.on('console', (m) => consoleMessages.push(m.text()));
+  await popup.getByLabel('Admin token').waitFor();
+  await host.waitForFunction(() => Boolean((globalThis as unknown as { consoleWindow?: unknown }).consoleWindow));
+  // A message that does not come from the opener (here: the console's own window) is ignored.
+  await popup.evaluate(([tok, acct]) => (globalThis as unknown as { postMessage: Function }).postMessage({ type: 'otesse-console:token', token: tok, account: acct }, '*'), [token, ACCOUNT]);
+  await popup.waitForTimeout(500);
+  t.equal(await popup.getByLabel('Admin token').count(), 1, 'a token from another window does not sign in');
+  await host.evaluate(([tok, acct]) => {
+    const w = globalThis as unknown as { consoleWindow: { postMessage: Function } };
+    w.consoleWindow.postMessage({ type: 'otesse-console:token', token: tok, account: acct }, '*');
+  }, [token, ACCOUNT]);
+  await popup.getByText('alice@otesse.test').waitFor();
+  t.match(await popup.locator('header').textContent(), ACCOUNT, 'the account named by the host');
+  t.equal(await popup.getByRole('button', { name: 'Generate New Key', exact: true }).count(), 1, 'an admin JWT may write');
+  t.equal(new URL(popup.url()).hash, '', 'the token never was in the URL');
+  await popup.close();
+  await host.close();
+});
+
 t.test('no secret or token in a log, the storage or a CSP violation', async (t) => {
   const stored = await page.evaluate(() => JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage)]));
   t.equal(stored, '[[],[]]');
