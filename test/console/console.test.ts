@@ -33,7 +33,9 @@ async function openPage(): Promise<Page> {
 const page = await openPage();
 const dialog = () => page.getByRole('dialog');
 const row = (id: string) => page.locator(`tr[data-key-id="${id}"]`);
-const shot = (name: string, p: Page = page) => p.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+/** A screen as a person sees it: the whole page, or the viewport while a modal dialog is open. */
+const shot = async (name: string, p: Page = page) =>
+  p.screenshot({ path: join(shots, `${name}.png`), fullPage: (await p.getByRole('dialog').count()) === 0 });
 const allowed = async (key: string, scope = 'bookings:read') => (await app.authenticate({ key, ip: '198.51.100.7', scope }));
 
 /** axe on the screen as it is now: nothing serious or critical. */
