@@ -13,7 +13,7 @@ type Open =
   | { kind: 'revoke-all' } | { kind: 'secret'; secret: string; title: string };
 
 /** Settings › Integrations › API Keys for one account. */
-export function App(props: { api: Api; me: Me; account: string; scopes: string[]; onSignOut: () => void }) {
+export function App(props: { api: Api; me: Me; account: string; scopes: string[]; onSignOut: (why?: ApiError) => void }) {
   const { api, account } = props;
   const canWrite = props.me.role === 'admin';
   const [env, setEnv] = useState('');
@@ -41,7 +41,9 @@ export function App(props: { api: Api; me: Me; account: string; scopes: string[]
       setAudit({ data: log.data, next: log.next_cursor });
       setError(undefined);
     } catch (err) {
-      setError(err instanceof ApiError ? err.message : String(err));
+      // An expired or withdrawn token: back to sign-in (the host page can hand over a fresh one).
+      if (err instanceof ApiError && err.status === 401) props.onSignOut(err);
+      else setError(err instanceof ApiError ? err.message : String(err));
     }
   }, [api, account, env, status, rotation, cursor]);
   useEffect(() => { void load(); }, [load]);
@@ -74,7 +76,7 @@ export function App(props: { api: Api; me: Me; account: string; scopes: string[]
       <header class="top">
         <p class="crumbs">Settings › Integrations › <strong>API Keys</strong></p>
         <p>Account <code>{account}</code> · signed in as <strong>{props.me.name}</strong> ({props.me.role}){' '}
-          <button type="button" class="link" onClick={props.onSignOut}>Sign out</button></p>
+          <button type="button" class="link" onClick={() => props.onSignOut()}>Sign out</button></p>
       </header>
       <main>
         <h1>API Keys</h1>

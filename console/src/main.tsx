@@ -53,7 +53,11 @@ function Root() {
     listenToOpener(attempt);
   }, []);
   if (!session) return <SignInForm error={error} onSubmit={attempt} />;
-  return <App key={session.account} {...session} onSignOut={() => setSession(undefined)} />;
+  const signOut = (why?: ApiError) => {
+    setSession(undefined);
+    setError(why && new ApiError(why.status, `Signed out: ${why.message}. Sign in again.`));
+  };
+  return <App key={session.account} {...session} onSignOut={signOut} />;
 }
 
 const root = document.getElementById('root');

@@ -308,6 +308,20 @@ t.test('an admin JWT handed over by postMessage from the page that opened the co
   await host.close();
 });
 
+t.test('an expired token returns the page to sign-in, saying why', async (t) => {
+  // exp 24 s ago: accepted for about 6 s more (30 s clock tolerance), then refused.
+  const exp = Math.floor(Date.now() / 1000) - 24;
+  const token = await adminJwt(signer, { sub: 'brief@otesse.test', otesse_accounts: [ACCOUNT], otesse_role: 'admin' }, { expiresIn: exp });
+  const p = await openPage();
+  await p.goto(`${app.url}/console/#token=${token}&account=${ACCOUNT}`);
+  await p.getByText('brief@otesse.test').waitFor();
+  await p.waitForTimeout(Math.max(0, (exp + 31) * 1000 - Date.now()));
+  await p.getByLabel('Status').selectOption('active'); // the next call to the API
+  await p.getByLabel('Admin token').waitFor();
+  t.match(await p.locator('#err-token').textContent(), /^Signed out: a valid admin bearer token is required/);
+  await p.close();
+});
+
 t.test('no secret or token in a log, the storage or a CSP violation', async (t) => {
   const stored = await page.evaluate(() => JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage)]));
   t.equal(stored, '[[],[]]');
