@@ -1,12 +1,12 @@
 import { useCallback, useEffect, useState } from 'preact/hooks';
-import { Api, ApiError, type Activity, type AuditEntry, type Issued, type Key, type Me } from './api.js';
+import { Api, ApiError, type Activity, type Issued, type Key, type Me } from './api.js';
+import { AuditLog } from './AuditLog.js';
 import { ActivityPanel } from './Activity.js';
 import { RevokeAllDialog, RevokeDialog, RotateDialog } from './Confirm.js';
 import { ErrorText } from './Dialog.js';
 import { KeyForm, type KeyFormValues } from './KeyForm.js';
 import { KeysTable } from './KeysTable.js';
 import { SecretDialog } from './SecretDialog.js';
-import { when } from './format.js';
 
 type Open =
   | { kind: 'create' } | { kind: 'edit'; key: Key } | { kind: 'rotate'; key: Key } | { kind: 'revoke'; key: Key }
@@ -25,7 +25,7 @@ export function App(props: { api: Api; me: Me; account: string; scopes: string[]
   const [error, setError] = useState<string | undefined>();
   const [open, setOpen] = useState<Open | undefined>();
   const [selected, setSelected] = useState<{ key: Key; data: Activity } | undefined>();
-  const [audit, setAudit] = useState<{ data: AuditEntry[]; next: string | null }>({ data: [], next: null });
+  const [version, setVersion] = useState(0); // bumped by every change made here: the audit log re-reads
   const [notice, setNotice] = useState('');
 
   const load = useCallback(async () => {
@@ -37,8 +37,6 @@ export function App(props: { api: Api; me: Me; account: string; scopes: string[]
     try {
       const res = await api.keys(account, q);
       setPage({ data: res.data, next: res.next_cursor });
-      const log = await api.audit(account);
-      setAudit({ data: log.data, next: log.next_cursor });
       setError(undefined);
     } catch (err) {
       // An expired or withdrawn token: back to sign-in (the host page can hand over a fresh one).
@@ -52,7 +50,7 @@ export function App(props: { api: Api; me: Me; account: string; scopes: string[]
     try { setSelected({ key, data: await api.activity(account, key.id) }); } catch (err) { setError(err instanceof ApiError ? err.message : String(err)); }
   };
   const filter = (set: (v: string) => void) => (e: Event) => { set((e.currentTarget as HTMLSelectElement).value); setCursors([]); setCursor(undefined); };
-  const afterChange = async (text: string, next?: Open) => { setOpen(next); setNotice(text); await load(); };
+  const afterChange = async (text: string, next?: Open) => { setOpen(next); setNotice(text); setVersion((v) => v + 1); await load(); };
   const issued = (k: Issued, title: string) => afterChange(`${title}: ${k.redacted}`, { kind: 'secret', secret: k.secret, title });
 
   const create = async (v: KeyFormValues) => {
@@ -110,17 +108,7 @@ export function App(props: { api: Api; me: Me; account: string; scopes: string[]
 
         {selected && <ActivityPanel label={selected.key.label} data={selected.data} onClose={() => setSelected(undefined)} />}
 
-        <section aria-labelledby="audit-title" class="panel">
-          <h2 id="audit-title">Audit log</h2>
-          <table>
-            <thead><tr><th scope="col">When</th><th scope="col">Who</th><th scope="col">Action</th><th scope="col">Key</th><th scope="col">From</th></tr></thead>
-            <tbody>{audit.data.map((a) => (
-              <tr key={a.id}><td>{when(a.at)}</td><td>{a.actor}</td><td>{a.action}</td><td><code>{a.key_id ?? '—'}</code></td><td>{a.source_ip ?? '—'}</td></tr>
-            ))}</tbody>
-          </table>
-          {audit.next && <button type="button" class="secondary" onClick={() => void api.audit(account, audit.next ?? undefined)
-            .then((more) => setAudit({ data: [...audit.data, ...more.data], next: more.next_cursor }), (err: unknown) => setError(String(err)))}>Load more</button>}
-        </section>
+        <AuditLog api={api} account={account} version={version} />
 
         {canWrite && (
           <section aria-labelledby="danger-title" class="panel danger-zone">
