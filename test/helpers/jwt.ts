@@ -15,7 +15,7 @@ export async function signingKey(alg: 'RS256' | 'ES256', kid = `${alg.toLowerCas
 }
 
 /** An identity provider's JWKS on 127.0.0.1, port 0; `requests` counts fetches (to see the cache work). */
-export async function jwksServer(t: TestLike, keys: SigningKey[]): Promise<{ url: string; requests: () => number }> {
+export async function jwksServer(t: TestLike, keys: SigningKey[]): Promise<{ url: string; requests: () => number; keys: SigningKey[] }> {
   let requests = 0;
   const server: Server = createServer((req, res) => {
     requests++;
@@ -24,7 +24,7 @@ export async function jwksServer(t: TestLike, keys: SigningKey[]): Promise<{ url
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.teardown(() => new Promise((resolve) => { server.closeAllConnections(); server.close(resolve); }));
   const { port } = server.address() as { port: number };
-  return { url: `http://127.0.0.1:${port}/.well-known/jwks.json`, requests: () => requests };
+  return { url: `http://127.0.0.1:${port}/.well-known/jwks.json`, requests: () => requests, keys };
 }
 
 export interface Claims { sub?: string; otesse_accounts?: unknown; otesse_role?: unknown; [k: string]: unknown }

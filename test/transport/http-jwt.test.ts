@@ -1,6 +1,7 @@
 import t from 'tap';
 import { SignJWT, base64url } from 'jose';
 import { loadConfig } from '../../src/config.js';
+import { JwtAdminAuth } from '../../src/transport/http/jwt-auth.js';
 import { createKey, startTestApp, type TestApp } from '../helpers/app.js';
 import { accountState, assertProblem } from '../helpers/http.js';
 import { adminJwt, jwksServer, jwtEnv, signingKey, AUDIENCE, ISSUER } from '../helpers/jwt.js';
@@ -95,6 +96,20 @@ t.test('a key set that cannot be fetched is 503 (the service cannot check), neve
   const token = await adminJwt(rsa, { sub: 'alice', otesse_accounts: [A], otesse_role: 'admin' });
   assertProblem(t, await down.api('GET', keys(A), undefined, token), 503);
   t.equal((await down.api('GET', keys(A))).status, 200, 'static tokens are unaffected');
+});
+
+t.test('the key set is cached, and re-read when the provider rotates in a new key', async (t) => {
+  const old = await signingKey('ES256');
+  const idp = await jwksServer(t, [old]);
+  const auth = new JwtAdminAuth({ jwksUrl: idp.url, issuer: ISSUER, audience: AUDIENCE, cooldownMs: 0 });
+  const bearer = async (key: typeof old) => `Bearer ${await adminJwt(key, { sub: 'alice', otesse_accounts: [A], otesse_role: 'viewer' })}`;
+  for (let i = 0; i < 5; i++) t.equal((await auth.authenticate(await bearer(old))).name, 'alice');
+  t.equal(idp.requests(), 1, 'five tokens, one fetch');
+  const fresh = await signingKey('RS256');
+  await t.rejects(auth.authenticate(await bearer(fresh)), { code: 'UNAUTHENTICATED' }, 'a kid the provider does not publish');
+  idp.keys.push(fresh);
+  t.same(await auth.authenticate(await bearer(fresh)), { name: 'alice', role: 'viewer', accounts: new Set([A]) }, 'published: re-read and accepted');
+  t.equal(idp.requests(), 3, 'one fetch per unknown kid');
 });
 
 t.test('configuration: the three JWT variables go together; a bad URL names the variable', async (t) => {

@@ -7,8 +7,8 @@ export interface JwtAuthOptions {
   jwksUrl: string;
   issuer: string;
   audience: string;
-  /** A key source other than the remote JWKS (tests). */
-  keys?: JWTVerifyGetKey | undefined;
+  /** The least time between two fetches of the JWKS (an unknown `kid` cannot make the service hammer the provider); default 30 s. */
+  cooldownMs?: number | undefined;
 }
 
 const ALGORITHMS = ['RS256', 'ES256'];
@@ -23,7 +23,7 @@ export class JwtAdminAuth implements AdminAuthenticator {
   readonly #audience: string;
 
   constructor(opts: JwtAuthOptions) {
-    this.#keys = opts.keys ?? createRemoteJWKSet(new URL(opts.jwksUrl), { cooldownDuration: 30_000, cacheMaxAge: 600_000, timeoutDuration: 5000 });
+    this.#keys = createRemoteJWKSet(new URL(opts.jwksUrl), { cooldownDuration: opts.cooldownMs ?? 30_000, cacheMaxAge: 600_000, timeoutDuration: 5000 });
     this.#issuer = opts.issuer;
     this.#audience = opts.audience;
   }
