@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
@@ -7,13 +7,11 @@ import fastifyStatic from '@fastify/static';
 
 /** Where `npm run build` puts the dashboard bundle: `<package root>/dist/console` (the same from src/ under tap and from dist/). */
 export function consoleBundleDir(from = dirname(fileURLToPath(import.meta.url))): string {
-  let dir = from;
-  while (!existsSync(join(dir, 'package.json')) || !isThisPackage(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) return join(from, 'console');
-    dir = up;
+  for (let dir = from; ; dir = dirname(dir)) {
+    if (isThisPackage(join(dir, 'package.json'))) return join(dir, 'dist', 'console');
+    // Not found: a folder without index.html, so /console is simply off.
+    if (dirname(dir) === dir) return join(from, 'console');
   }
-  return join(dir, 'dist', 'console');
 }
 
 function isThisPackage(file: string): boolean {
