@@ -47,7 +47,12 @@ export function App(props: { api: Api; me: Me; account: string; scopes: string[]
   useEffect(() => { void load(); }, [load]);
 
   const showActivity = async (key: Key) => {
-    try { setSelected({ key, data: await api.activity(account, key.id) }); } catch (err) { setError(err instanceof ApiError ? err.message : String(err)); }
+    try {
+      setSelected({ key, data: await api.activity(account, key.id) });
+      await load(); // reading activity writes the pending usage counts: the table's "last used" catches up
+    } catch (err) {
+      setError(err instanceof ApiError ? err.message : String(err));
+    }
   };
   const filter = (set: (v: string) => void) => (e: Event) => { set((e.currentTarget as HTMLSelectElement).value); setCursors([]); setCursor(undefined); };
   const afterChange = async (text: string, next?: Open) => { setOpen(next); setNotice(text); setVersion((v) => v + 1); await load(); };

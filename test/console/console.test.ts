@@ -162,6 +162,8 @@ t.test('Edit scopes; the activity chart shows the calls just made', async (t) =>
   t.equal(await chart.getAttribute('data-denied'), '1', 'one denied call in the chart');
   t.equal(await page.getByTestId('allowed-total').textContent(), '2');
   t.match(await page.locator('section', { has: page.getByRole('heading', { name: /Activity of/ }) }).textContent(), /198\.51\.100\.7/, 'the address seen');
+  await row(id).getByText('from 198.51.100.7').waitFor();
+  t.match(await row(id).textContent(), /from 198\.51\.100\.7/, 'the table shows the last use and where it came from');
   await shot('activity');
   await accessible(t, 'activity');
 });
