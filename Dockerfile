@@ -16,6 +16,8 @@ COPY tsconfig.json ./
 COPY proto ./proto
 COPY migrations ./migrations
 COPY src ./src
+# The dashboard's sources: npm run build bundles them into dist/console (served at /console).
+COPY console ./console
 RUN npm run build
 
 # ---- prod-deps: production dependencies only, same base as the build ----

@@ -12,7 +12,7 @@ import { RedisBus } from './cache/redis-bus.js';
 import { RedisSharedCache } from './cache/redis-shared-cache.js';
 import { Signer } from './cache/signer.js';
 import { NoSharedCache, type SharedCache } from './cache/shared-cache.js';
-import type { Config } from './config.js';
+import type { AdminToken, Config } from './config.js';
 import { createLogger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { ActivityService } from './service/activity-service.js';
@@ -25,15 +25,16 @@ import { RetentionJob } from './service/retention.js';
 import { UsageRecorder } from './service/usage.js';
 import { migrate } from './store/migrations.js';
 import { openDatabase } from './store/open-database.js';
-import { AdminAuth } from './transport/http/auth.js';
+import { FirstOfAuth, StaticTokenAuth, type AdminAuthenticator } from './transport/http/auth.js';
 import { buildHttpApp } from './transport/http/app.js';
+import { consoleBundleDir } from './transport/http/console.js';
+import { JwtAdminAuth } from './transport/http/jwt-auth.js';
 import { GrpcServer } from './transport/grpc/server.js';
 import { leakedKeyRoutes } from './transport/http/routes/leaked.js';
 import { GithubPublicKeys } from './transport/leak/github-keys.js';
 import { buildLeakServer } from './transport/leak/server.js';
 import { buildMetricsServer } from './transport/metrics/server.js';
 
-/** A running service: its bound ports, its parts (for tests) and an orderly close. */
 /** What /readyz reports. */
 export interface Readiness {
   ready: boolean;
@@ -41,6 +42,7 @@ export interface Readiness {
   degraded: string[];
 }
 
+/** A running service: its bound ports, its parts (for tests) and an orderly close. */
 export interface App {
   grpcPort: number;
   httpPort: number;
@@ -99,6 +101,15 @@ function openRedis(config: Config, replicaId: string, log: Logger, metrics: Metr
     ping: async () => (await redis.ping().catch(() => '')) === 'PONG',
     close: async () => { redis.disconnect(); subscriber.disconnect(); },
   };
+}
+
+/** Admin identity: ADMIN_TOKENS first, then (when configured) JWTs of signed-in people. */
+function adminAuth(config: Config, tokens: readonly AdminToken[]): AdminAuthenticator {
+  const backends: AdminAuthenticator[] = [new StaticTokenAuth(tokens)];
+  if (config.ADMIN_JWKS_URL && config.ADMIN_JWT_ISSUER && config.ADMIN_JWT_AUDIENCE) {
+    backends.push(new JwtAdminAuth({ jwksUrl: config.ADMIN_JWKS_URL, issuer: config.ADMIN_JWT_ISSUER, audience: config.ADMIN_JWT_AUDIENCE }));
+  }
+  return new FirstOfAuth(backends);
 }
 
 /** SIGTERM's last write of usage counts: retried with backoff for a few seconds, and a loss is logged as an error. */
@@ -206,10 +217,10 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
     metrics.trusted.set(invalidator.healthy ? 1 : 0);
     return metrics.render();
   } };
-  const auth = new AdminAuth(tokens);
+  const auth = adminAuth(config, tokens);
   const leaks = new LeakReportService({ db, hasher, keys });
   const http = await buildHttpApp({
-    logger: log, bodyLimit: config.BODY_LIMIT_BYTES, keys, activity, auth, readiness, trustProxy: config.TRUST_PROXY,
+    logger: log, bodyLimit: config.BODY_LIMIT_BYTES, keys, activity, auth, consoleDir: consoleBundleDir(), readiness, trustProxy: config.TRUST_PROXY,
     onRefused: (status) => metrics.adminRefused.inc({ status: String(status) }),
     rateLimit: { perToken: config.ADMIN_RATE_LIMIT_PER_TOKEN, perAddress: config.ADMIN_RATE_LIMIT_PER_ADDRESS, redis: redis.client, prefix: config.REDIS_PREFIX },
     // With METRICS_PORT, /metrics lives there only: the admin port (and whoever reaches it) does not serve it.

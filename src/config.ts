@@ -111,6 +111,10 @@ const schema = z.object({
   GITHUB_SECRET_SCANNING_KEYS_URL: url(['https:', 'http:']).default('https://api.github.com/meta/public_keys/secret_scanning'),
   /** /metrics on a listener of its own (and then not on the admin port); unset: /metrics on HTTP_PORT. */
   METRICS_PORT: int(0, 65535).optional(),
+  /** Signed-in admins: JWTs (RS256/ES256) checked against this JWKS; unset: ADMIN_TOKENS only. */
+  ADMIN_JWKS_URL: url(['https:', 'http:']).optional(),
+  ADMIN_JWT_ISSUER: optionalText,
+  ADMIN_JWT_AUDIENCE: optionalText,
 });
 
 export type Config = Readonly<z.infer<typeof schema>>;
@@ -127,6 +131,9 @@ function checkPairs(c: z.infer<typeof schema>): void {
   }
   if (c.GRPC_TLS_CA && !c.GRPC_TLS_CERT) throw new ConfigError('GRPC_TLS_CERT: must be set when GRPC_TLS_CA is set');
   if (c.HEARTBEAT_MS * 2 > c.LEASE_MS) throw new ConfigError('HEARTBEAT_MS: must be at most half of LEASE_MS (a late beat must not cost the lease)');
+  const jwt = ['ADMIN_JWKS_URL', 'ADMIN_JWT_ISSUER', 'ADMIN_JWT_AUDIENCE'] as const;
+  const missing = jwt.find((v) => !c[v]);
+  if (missing && jwt.some((v) => c[v])) throw new ConfigError(`${missing}: must be set together with ${jwt.filter((v) => v !== missing).join(' and ')}`);
 }
 
 /** Which backends run: embedded only when asked for, or when neither URL is present at all. */

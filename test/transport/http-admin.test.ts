@@ -525,7 +525,9 @@ t.test('activity: usage, denials by reason, addresses and admin events', async (
   const sum = (a.series as { allowed: number; denied: number }[]).reduce((s, h) => ({ allowed: s.allowed + h.allowed, denied: s.denied + h.denied }), { allowed: 0, denied: 0 });
   t.same(sum, { allowed: 4, denied: 3 }, 'the hourly series adds up to the totals');
   const byIp = Object.fromEntries((a.addresses as { ip: string; count: number }[]).map((x) => [x.ip, x.count]));
-  t.same(byIp, { '203.0.113.7': 5, '203.0.113.8': 1, '198.51.100.1': 1 });
+  t.same(byIp, { '203.0.113.7': 3, '203.0.113.8': 1 }, 'addresses of allowed calls');
+  const denied = Object.fromEntries((a.denied_addresses as { ip: string; reason: string; count: number }[]).map((x) => [x.ip, [x.reason, x.count]]));
+  t.same(denied, { '203.0.113.7': ['SCOPE_NOT_GRANTED', 2], '198.51.100.1': ['IP_NOT_ALLOWED', 1] }, 'a sample of denied addresses, with the reason');
   t.equal(a.last_used_ip, '203.0.113.8');
   t.same(a.events.map((e: { action: string }) => e.action), ['key.created']);
   t.ok(Array.isArray(a.alerts));

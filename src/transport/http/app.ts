@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { Ajv, type Options as AjvOptions } from 'ajv';
 import addFormats from 'ajv-formats';
@@ -7,9 +8,11 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { Logger } from 'pino';
 import { scrub } from '../../observability/logger.js';
+import { consolePlugin } from './console.js';
 import { errorHandler, sendProblem } from './problem.js';
 import adminRateLimit, { type AdminRateLimitOptions } from './rate-limit.js';
 import { keyRoutes, type KeyRoutesOptions } from './routes/keys.js';
+import { sessionRoutes } from './routes/session.js';
 import { systemRoutes, type SystemRoutesOptions } from './routes/system.js';
 
 export interface HttpAppOptions extends KeyRoutesOptions, SystemRoutesOptions {
@@ -20,6 +23,8 @@ export interface HttpAppOptions extends KeyRoutesOptions, SystemRoutesOptions {
   rateLimit?: AdminRateLimitOptions | undefined;
   tls?: { cert: string; key: string } | undefined;
   onResponse?: (route: string, method: string, status: number, seconds: number) => void;
+  /** The built dashboard (index.html and assets), served at /console/; unset or missing: no dashboard. */
+  consoleDir?: string | undefined;
 }
 
 /**
@@ -69,7 +74,7 @@ export async function buildHttpApp(opts: HttpAppOptions): Promise<FastifyInstanc
   await app.register(swagger, {
     openapi: {
       info: { title: 'Otesse key service admin API', version: '1.0.0', description: 'Issue, inspect, rotate and revoke Otesse API keys.' },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'an ADMIN_TOKENS token' } } },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'an ADMIN_TOKENS token, or a JWT from the admin identity provider (ADMIN_JWKS_URL)' } } },
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
@@ -78,5 +83,8 @@ export async function buildHttpApp(opts: HttpAppOptions): Promise<FastifyInstanc
   if (opts.rateLimit) await app.register(adminRateLimit, opts.rateLimit);
   await app.register(systemRoutes, { readiness: opts.readiness, metrics: opts.metrics });
   await app.register(keyRoutes, { keys: opts.keys, activity: opts.activity, auth: opts.auth, onRefused: opts.onRefused });
+  await app.register(sessionRoutes, { auth: opts.auth });
+  if (opts.consoleDir && existsSync(join(opts.consoleDir, 'index.html'))) await app.register(consolePlugin, { dir: opts.consoleDir });
+  else if (opts.consoleDir) opts.logger.warn({ dir: opts.consoleDir }, 'the dashboard is not built (npm run build): /console is off');
   return app;
 }

@@ -2,14 +2,14 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Static } from '@sinclair/typebox';
 import type { ActivityService } from '../../../service/activity-service.js';
 import type { Actor, KeyService } from '../../../service/key-service.js';
-import type { Admin, AdminAuth } from '../auth.js';
+import { authorize, type Admin, type AdminAuthenticator } from '../auth.js';
 import * as S from '../schemas.js';
 import { auditEntry, keyResource, propagationView } from '../views.js';
 
 export interface KeyRoutesOptions {
   keys: KeyService;
   activity: ActivityService;
-  auth: AdminAuth;
+  auth: AdminAuthenticator;
   /** Told of every refused admin attempt (metrics). */
   onRefused?: ((status: number) => void) | undefined;
 }
@@ -29,12 +29,14 @@ export async function keyRoutes(app: FastifyInstance, { keys, activity, auth, on
   app.decorateRequest('actor', null);
   app.decorateRequest('admin', null);
   app.addHook('preValidation', async (request) => {
-    const admin = auth.authenticate(request.headers.authorization);
+    const admin = await auth.authenticate(request.headers.authorization);
     (request as FastifyRequest & { admin: Admin }).admin = admin;
     (request as FastifyRequest & { actor: Actor }).actor = { name: admin.name, sourceIp: request.ip };
   });
+  // Anything but a read needs the `admin` role.
   app.addHook('preHandler', async (request) => {
-    auth.authorize((request as FastifyRequest & { admin: Admin }).admin, (request.params as { accountId: string }).accountId);
+    authorize((request as FastifyRequest & { admin: Admin }).admin, (request.params as { accountId: string }).accountId,
+      request.method !== 'GET' && request.method !== 'HEAD');
   });
   // Refused attempts are counted and, when the account id is a valid one, written to its audit log.
   app.addHook('onResponse', async (request, reply) => {

@@ -1,12 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import type { LeakReportService } from '../../../service/leak-report-service.js';
-import type { AdminAuth } from '../auth.js';
+import { authorize, type Admin, type AdminAuthenticator } from '../auth.js';
 import * as S from '../schemas.js';
 
 export interface LeakedRoutesOptions {
   leaks: LeakReportService;
-  auth: AdminAuth;
+  auth: AdminAuthenticator;
 }
 
 const Readable = (max: number, description: string) =>
@@ -33,15 +33,19 @@ const BODY_LIMIT = 262_144;
 export async function leakedKeyRoutes(app: FastifyInstance, { leaks, auth }: LeakedRoutesOptions): Promise<void> {
   app.post<{ Params: Static<typeof S.AccountParams>; Body: Static<typeof LeakedBody> }>('/v1/accounts/:accountId/keys/leaked', {
     bodyLimit: BODY_LIMIT,
+    // 401 first, then the parameters and body are validated, then the account and the role are authorized.
     preValidation: async (request) => {
-      auth.authorize(auth.authenticate(request.headers.authorization), (request.params as { accountId: string }).accountId);
+      (request as typeof request & { leakAdmin?: Admin }).leakAdmin = await auth.authenticate(request.headers.authorization);
+    },
+    preHandler: async (request) => {
+      authorize((request as typeof request & { leakAdmin: Admin }).leakAdmin, (request.params as { accountId: string }).accountId, true);
     },
     schema: {
       tags: ['keys'], security: [{ bearer: [] }], params: S.AccountParams, body: LeakedBody, response: { 200: LeakedResponse, ...problems },
       summary: 'Report leaked keys: each real key of this account is verified, revoked everywhere (reason "leaked: <source> <url>") and marked leaked in its activity',
     },
   }, async (request) => {
-    const admin = auth.authenticate(request.headers.authorization);
+    const admin = (request as typeof request & { leakAdmin: Admin }).leakAdmin;
     const { keys, source, url } = request.body;
     const verdicts = await leaks.report({ name: admin.name, sourceIp: request.ip }, keys.map((token) => ({ token, source, url })),
       { accountId: request.params.accountId, channel: source });

@@ -1,0 +1,28 @@
+import { useState } from 'preact/hooks';
+import { Dialog } from './Dialog.js';
+
+/** The secret, once: kept in this dialog's props only, gone when it closes (never stored, logged or put in the URL). */
+export function SecretDialog(props: { secret: string; title: string; onClose: () => void }) {
+  const [copied, setCopied] = useState<string>('');
+  const copy = async () => {
+    try {
+      await navigator.clipboard.writeText(props.secret);
+      setCopied('Copied to the clipboard.');
+    } catch {
+      setCopied('The browser did not allow copying: select the key and copy it by hand.');
+    }
+  };
+  return (
+    <Dialog id="secret" title={props.title} onClose={props.onClose}>
+      <p class="warning" role="note"><strong>Copy this key now. It will not be shown again.</strong> Store it in your secret manager.</p>
+      <label for="secret-value">API key</label>
+      <input id="secret-value" class="secret" readOnly value={props.secret} autoComplete="off" spellcheck={false}
+        onFocus={(e) => (e.currentTarget as HTMLInputElement).select()} />
+      <div class="actions">
+        <button type="button" onClick={() => void copy()}>Copy</button>
+        <button type="button" class="secondary" onClick={props.onClose}>Done</button>
+      </div>
+      <p aria-live="polite" class="hint">{copied}</p>
+    </Dialog>
+  );
+}
