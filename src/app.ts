@@ -24,6 +24,9 @@ import { openDatabase } from './store/open-database.js';
 import { AdminAuth } from './transport/http/auth.js';
 import { buildHttpApp } from './transport/http/app.js';
 import { GrpcServer } from './transport/grpc/server.js';
+import { EnvoyCheck } from './transport/envoy-check.js';
+import { buildForwardAuth } from './transport/forward-auth.js';
+import { RouteMap } from './transport/route-map.js';
 
 /** A running service: its bound ports, its parts (for tests) and an orderly close. */
 export interface App {
@@ -31,6 +34,8 @@ export interface App {
   httpPort: number;
   /** The plaintext health-only port, when GRPC_HEALTH_PORT is set. */
   healthPort: number | undefined;
+  /** The forward auth port for gateways, when FORWARD_AUTH_PORT is set. */
+  forwardAuthPort: number | undefined;
   replicaId: string;
   log: Logger;
   authenticator: Authenticator;
@@ -91,6 +96,7 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
   const log = logger ?? createLogger(config.LOG_LEVEL);
   const replicaId = config.REPLICA_ID ?? `${hostname()}-${randomUUID().slice(0, 8)}`;
   const metrics = new Metrics();
+  const routes = config.FORWARD_AUTH_ROUTES ? RouteMap.load(config.FORWARD_AUTH_ROUTES) : undefined;
   if (!config.DATABASE_URL) log.info({ dir: join(config.DATA_DIR, 'pg') }, 'no DATABASE_URL: using the embedded PostgreSQL (PGlite)');
   const db = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR });
   const applied = await migrate(db);
@@ -125,8 +131,10 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
     return problems;
   };
 
+  const authenticate = (k: string, ip: string, scope: string) => authenticator.authenticate(k, ip, scope);
   const grpc = new GrpcServer({
-    authenticate: (k, ip, scope) => authenticator.authenticate(k, ip, scope),
+    authenticate,
+    services: [new EnvoyCheck({ authenticate, routes, log })],
     log, maxConnectionAgeMs: config.GRPC_MAX_CONNECTION_AGE_MS,
     tls: config.GRPC_TLS_CERT && config.GRPC_TLS_KEY ? { cert: config.GRPC_TLS_CERT, key: config.GRPC_TLS_KEY, ca: config.GRPC_TLS_CA } : undefined,
     onCall: (result, code, seconds) => {
@@ -159,6 +167,10 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
   const healthPort = config.GRPC_HEALTH_PORT === undefined ? undefined : await grpc.listenHealth(config.HOST, config.GRPC_HEALTH_PORT);
   await http.listen({ host: config.HOST, port: config.HTTP_PORT });
   const httpPort = (http.server.address() as { port: number }).port;
+  const forwardAuth = config.FORWARD_AUTH_PORT === undefined ? undefined
+    : await buildForwardAuth({ authenticate, routes, trustProxy: config.TRUST_PROXY, logger: log });
+  await forwardAuth?.listen({ host: config.HOST, port: config.FORWARD_AUTH_PORT });
+  const forwardAuthPort = forwardAuth && (forwardAuth.server.address() as { port: number }).port;
 
   const readyTimer = setInterval(() => {
     void readiness().then((p) => grpc.setReady(p.length === 0));
@@ -170,14 +182,14 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
   }, config.ACTIVITY_FLUSH_MS);
   flushTimer.unref();
 
-  log.info({ grpcPort, httpPort, healthPort, replicaId }, 'otesse key service started');
+  log.info({ grpcPort, httpPort, healthPort, forwardAuthPort, replicaId }, 'otesse key service started');
 
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
       clearInterval(readyTimer);
       clearInterval(flushTimer);
-      await Promise.all([grpc.close(config.SHUTDOWN_GRACE_MS), http.close()]);
+      await Promise.all([grpc.close(config.SHUTDOWN_GRACE_MS), http.close(), forwardAuth?.close()]);
       await finalFlush(usage, log);
       await invalidator.close();
       await redis.close();
@@ -187,5 +199,5 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
     return closing;
   };
 
-  return { grpcPort, httpPort, healthPort, replicaId, log, authenticator, keys, usage, invalidator, local, hasher, http, grpc, readiness, close };
+  return { grpcPort, httpPort, healthPort, forwardAuthPort, replicaId, log, authenticator, keys, usage, invalidator, local, hasher, http, grpc, readiness, close };
 }

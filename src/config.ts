@@ -1,4 +1,5 @@
 import { availableParallelism } from 'node:os';
+import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -30,6 +31,17 @@ const adminTokens = z.string().trim().transform((text, ctx) => {
   }
   if (out.length === 0) ctx.addIssue({ code: 'custom', message: 'no name:token entry' });
   return out;
+});
+
+/** Comma-separated IPs and CIDRs (v4 and v6), each checked by ipaddr.js. */
+const cidrList = z.string().trim().transform((text, ctx) => {
+  const entries = text.split(',').map((e) => e.trim()).filter(Boolean);
+  const bad = entries.find((e) => !(e.includes('/') ? ipaddr.isValidCIDR(e) : ipaddr.isValid(e)));
+  if (bad !== undefined || entries.length === 0) {
+    ctx.addIssue({ code: 'custom', message: 'must be IPs or CIDRs, comma separated' });
+    return z.NEVER;
+  }
+  return entries;
 });
 
 const schema = z.object({
@@ -67,6 +79,12 @@ const schema = z.object({
   HTTP_TLS_KEY: optionalText,
   REDIS_PREFIX: z.string().trim().regex(/^[A-Za-z0-9:._-]{1,64}$/).default('otesse:keys:'),
   REPLICA_ID: z.string().trim().regex(/^[A-Za-z0-9._-]{1,64}$/).optional(),
+  /** Forward auth for gateways (nginx auth_request, Traefik ForwardAuth) on its own port; unset: off. */
+  FORWARD_AUTH_PORT: int(0, 65535).optional(),
+  /** A YAML route map (method, path pattern, scope) for forward auth and Envoy Check; read at start. */
+  FORWARD_AUTH_ROUTES: optionalText,
+  /** Proxies (IPs, CIDRs) whose X-Forwarded-For is believed by forward auth; unset: none. */
+  TRUST_PROXY: cidrList.optional(),
 });
 
 export type Config = Readonly<z.infer<typeof schema>>;

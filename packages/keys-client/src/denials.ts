@@ -11,11 +11,11 @@ export const DENY_REASONS = [
 ] as const;
 export type DenyReason = (typeof DENY_REASONS)[number];
 
-/** Outcomes decided before (or instead of) the key service: no key sent, or no answer to be had. */
-export type LocalOutcome = 'KEY_MISSING' | 'SERVICE_UNAVAILABLE';
+/** Outcomes decided before (or instead of) the key service: no key (or two) sent, no scope for the route, no answer to be had. */
+export type LocalOutcome = 'KEY_MISSING' | 'KEY_CONFLICT' | 'ROUTE_NOT_MAPPED' | 'SERVICE_UNAVAILABLE';
 
 export interface Denial {
-  status: 401 | 403 | 429 | 503;
+  status: 400 | 401 | 403 | 429 | 503;
   /** Last segment of the problem `type` URL. */
   slug: string;
   title: string;
@@ -28,6 +28,8 @@ const tooMany = (slug: string, detail: string): Denial => ({ status: 429, slug, 
 
 export const DENIALS: Readonly<Record<DenyReason | LocalOutcome, Denial>> = Object.freeze({
   KEY_MISSING: unauthorized('key-missing', 'No API key: send it as "Authorization: Bearer <key>" or "X-API-Key: <key>".'),
+  // Both headers carry a key and they differ: which one the client meant is unknown.
+  KEY_CONFLICT: { status: 400, slug: 'key-conflict', title: 'Bad Request', detail: 'Authorization and X-API-Key carry different keys: send one.' },
   KEY_MALFORMED: unauthorized('key-malformed', 'The API key is not a well-formed Otesse key.'),
   KEY_UNKNOWN: unauthorized('key-unknown', 'The API key is not valid.'),
   KEY_REVOKED: unauthorized('key-revoked', 'The API key has been revoked.'),
@@ -39,6 +41,8 @@ export const DENIALS: Readonly<Record<DenyReason | LocalOutcome, Denial>> = Obje
   RATE_LIMITED: tooMany('rate-limited', 'The API key is over its rate limit; retry later.'),
   // 429 rather than 403: usage is refilled, so the same request can succeed later.
   USAGE_EXCEEDED: tooMany('usage-exceeded', 'The API key has used up its allowed requests.'),
+  // A gateway asked about a route its route map does not name: nothing grants it.
+  ROUTE_NOT_MAPPED: forbidden('route-not-mapped', 'No scope is configured for this route.'),
   SERVICE_UNAVAILABLE: { status: 503, slug: 'key-service-unavailable', title: 'Service Unavailable',
     detail: 'The API key cannot be checked right now; retry later.' },
 });

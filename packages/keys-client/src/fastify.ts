@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { KeyServiceClient, type ApiKeyIdentity, type KeyServiceClientOptions } from './client.js';
-import { denialResponse, PROBLEM_BASE, PROBLEM_CONTENT_TYPE, type DenialResponse } from './denials.js';
+import { denialResponse, type DenialResponse } from './denials.js';
 import { KeyServiceUnavailableError } from './errors.js';
 import { keyFromHeaders } from './headers.js';
 
@@ -31,19 +31,12 @@ function send(reply: FastifyReply, answer: DenialResponse): FastifyReply {
   return reply.code(answer.status).headers(answer.headers).send(answer.body);
 }
 
-const CONFLICT: DenialResponse = {
-  status: 400,
-  headers: { 'content-type': PROBLEM_CONTENT_TYPE },
-  body: { type: `${PROBLEM_BASE}key-conflict`, title: 'Bad Request', status: 400,
-    detail: 'Authorization and X-API-Key carry different keys: send one.' },
-};
-
 /** The check run before a route with `config.scope`: the key's identity on request.apiKey, or a problem+json answer. */
 async function check(client: KeyServiceClient, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
   const scope = request.routeOptions.config.scope;
   if (scope === undefined) return undefined;
   const found = keyFromHeaders(request.headers);
-  if (found.kind === 'conflict') return send(reply, CONFLICT);
+  if (found.kind === 'conflict') return send(reply, denialResponse('KEY_CONFLICT'));
   if (found.kind === 'missing') return send(reply, denialResponse('KEY_MISSING'));
   let result;
   try {
