@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { scrub } from '../observability/logger.js';
 import { checkGatewayRequest, identityHeaders, type Authenticate, type GatewayOutcome } from './gateway-check.js';
@@ -44,7 +44,7 @@ export async function buildForwardAuth(opts: ForwardAuthOptions): Promise<Fastif
   const app = Fastify({
     loggerInstance: opts.logger.child({ transport: 'forward-auth' }),
     // One line per gateway subrequest would double the log of every request behind it; denials are logged below.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     trustProxy: opts.trustProxy ?? false,
     bodyLimit: 65_536,
   }) as unknown as FastifyInstance;
