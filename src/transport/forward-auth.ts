@@ -19,23 +19,31 @@ export interface ForwardAuthOptions {
 const PREFIX = '/authorize';
 const text = (v: string | string[] | undefined) => (typeof v === 'string' && v !== '' ? v : undefined);
 
+type Original = { method: string; target: string } | 'conflict' | undefined;
+
 /**
- * The client's original method and target: nginx sends X-Original-Method/-URI (when told to),
- * Traefik X-Forwarded-Method/-Uri; Envoy's HTTP ext_authz calls `<method> /authorize<path>`.
+ * The client's original method and target. Envoy's HTTP ext_authz calls `<method> /authorize<path>`;
+ * nginx sends X-Original-Method/-URI (as configured), Traefik X-Forwarded-Method/-Uri. A gateway
+ * passes the client's own headers along, so a client could add the other pair to pick a cheaper
+ * scope: both pairs present and different is refused.
  */
-function originalRequest(request: FastifyRequest): { method: string; target: string } | undefined {
-  const h = request.headers;
-  const method = text(h['x-original-method']) ?? text(h['x-forwarded-method']);
-  const target = text(h['x-original-uri']) ?? text(h['x-forwarded-uri']);
-  if (method && target) return { method, target };
+function originalRequest(request: FastifyRequest): Original {
   if (request.url.startsWith(`${PREFIX}/`)) return { method: request.method, target: request.url.slice(PREFIX.length) };
-  return undefined;
+  const h = request.headers;
+  const pairs = [[h['x-original-method'], h['x-original-uri']], [h['x-forwarded-method'], h['x-forwarded-uri']]]
+    .map(([m, u]) => ({ method: text(m), target: text(u) }))
+    .filter((p): p is { method: string; target: string } => p.method !== undefined && p.target !== undefined);
+  const [first, second] = pairs;
+  if (first && second && (first.method.toUpperCase() !== second.method.toUpperCase() || first.target !== second.target)) return 'conflict';
+  return first;
 }
 
-function scopeOf(request: FastifyRequest, routes: RouteMap | undefined): string | undefined {
+/** X-Otesse-Scope (set by the gateway's configuration), else the route map's scope for the original request. */
+function scopeOf(request: FastifyRequest, routes: RouteMap | undefined): string | undefined | 'conflict' {
   const given = text(request.headers['x-otesse-scope']);
   if (given) return given;
   const original = originalRequest(request);
+  if (original === 'conflict') return original;
   return original && routes?.scopeFor(original.method, original.target);
 }
 
@@ -55,7 +63,9 @@ export async function buildForwardAuth(opts: ForwardAuthOptions): Promise<Fastif
   app.addContentTypeParser('*', (_request, _payload, done) => done(null, undefined));
 
   const authorize = async (request: FastifyRequest, reply: FastifyReply) => {
-    const outcome = await checkGatewayRequest(opts.authenticate, { headers: request.headers, ip: request.ip, scope: scopeOf(request, opts.routes) });
+    const scope = scopeOf(request, opts.routes);
+    if (scope === 'conflict') return sendProblem(reply, 400, 'X-Original-Method/-URI and X-Forwarded-Method/-Uri disagree');
+    const outcome = await checkGatewayRequest(opts.authenticate, { headers: request.headers, ip: request.ip, scope });
     opts.onOutcome?.(outcome);
     if (outcome.allowed) return reply.code(204).headers(identityHeaders(outcome.identity)).send();
     request.log.info({ reason: outcome.reason, keyId: outcome.identity?.keyId, ip: request.ip }, 'forward auth denied');

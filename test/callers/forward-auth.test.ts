@@ -45,6 +45,7 @@ const nginxHttp = (bookingsPort: number, authPort: number) => (port: number) => 
       proxy_pass http://otesse_auth/authorize;
       proxy_pass_request_body off;
       proxy_set_header Content-Length "";
+      proxy_set_header X-Otesse-Scope "";
       proxy_set_header X-Original-Method $request_method;
       proxy_set_header X-Original-URI $request_uri;
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
@@ -100,6 +101,12 @@ t.test('nginx auth_request in front of the bookings API', async (t) => {
   t.equal((await fetch(`${host}/v1/invoices`, { headers: { 'X-API-Key': key.secret } })).status, 403, 'wrong scope (route map): 403');
   t.equal((await fetch(`${host}/v1/bookings/bk_1001`, { headers: { 'X-API-Key': key.secret } })).status, 404, 'a pattern route is mapped (then the API has no such route)');
   t.equal((await fetch(`${host}/v1/services`, { headers: { 'X-API-Key': key.secret } })).status, 403, 'a route the map does not name: 403');
+
+  const spoofed = await fetch(`${host}/v1/invoices`, { headers: { 'X-API-Key': key.secret, 'X-Otesse-Scope': 'bookings:read',
+    'X-Forwarded-Method': 'GET', 'X-Forwarded-Uri': '/v1/bookings' } });
+  t.equal(spoofed.status, 500, 'a client cannot pick its scope: its X-Otesse-Scope is cleared, and X-Forwarded-* that disagree are refused (400, 500 in nginx)');
+  const spoofedScope = await fetch(`${host}/v1/invoices`, { headers: { 'X-API-Key': key.secret, 'X-Otesse-Scope': 'bookings:read' } });
+  t.equal(spoofedScope.status, 403, "the client's own X-Otesse-Scope is not believed");
 
   const guesses: number[] = [];
   for (let i = 0; i < 4; i++) guesses.push((await fetch(`${host}/v1/bookings`, { headers: { 'X-API-Key': wrongSecret(key.secret) } })).status);
