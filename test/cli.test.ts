@@ -49,30 +49,31 @@ t.test('every command against a running service', async (t) => {
   t.equal(created.code, 0, `create: ${created.stderr}`);
   const key = JSON.parse(created.stdout) as { id: string; secret: string; scopes: string[]; allowed_ips: string[] };
   t.same([key.scopes, key.allowed_ips], [['bookings:read', 'customers:read'], ['203.0.113.0/24']], 'create sent the scopes and addresses');
-  const human = await cli(['create', '--account', 'acct_cli', '-l', 'second', '-s', 'invoices:read', '-e', 'test'], { OTESSE_ADMIN_URL: app.url, OTESSE_ADMIN_TOKEN: ADMIN_TOKEN });
-  t.match(human.stdout, /secret: +otesse_test_sk_/, 'human output shows the secret once');
 
-  const listed = await cli(['list', '--token-file', join(dir, 'token')], { OTESSE_ADMIN_URL: app.url, OTESSE_ACCOUNT: 'acct_cli' });
+  // Independent reads at once (each run is a process start).
+  const authEnv = { ...env, OTESSE_KEY: key.secret, KEY_SERVICE_ADDR: `127.0.0.1:${app.grpcPort}` };
+  const [human, listed, listedJson, got, allowed, wrongScope, activity, activityJson] = await Promise.all([
+    cli(['create', '--account', 'acct_cli', '-l', 'second', '-s', 'invoices:read', '-e', 'test'], { OTESSE_ADMIN_URL: app.url, OTESSE_ADMIN_TOKEN: ADMIN_TOKEN }),
+    cli(['list', '--token-file', join(dir, 'token')], { OTESSE_ADMIN_URL: app.url, OTESSE_ACCOUNT: 'acct_cli' }),
+    cli(['--json', 'list', '--environment', 'live'], env),
+    cli(['get', key.id], env),
+    cli(['--json', 'authenticate', '--ip', '203.0.113.7', '--scope', 'bookings:read'], authEnv),
+    cli(['authenticate', '--ip', '203.0.113.7', '--scope', 'invoices:read'], authEnv),
+    cli(['activity', key.id], env),
+    cli(['--json', 'activity', key.id], env),
+  ]);
+  t.match(human.stdout, /secret: +otesse_test_sk_/, 'human output shows the secret once');
   t.equal(listed.code, 0, `list with --token-file: ${listed.stderr}`);
   t.match(listed.stdout, /^ID +LABEL +ENVIRONMENT/, 'a table');
   t.match(listed.stdout, new RegExp(key.id), 'listing the key');
   t.same(leaksIn(listed.stdout, [key.secret]), [], 'list never shows the secret');
-  const listedJson = JSON.parse((await cli(['--json', 'list', '--environment', 'live'], env)).stdout) as { data: { id: string }[] };
-  t.same(listedJson.data.map((k) => k.id), [key.id], '--json list with a filter');
-
-  const got = await cli(['get', key.id], env);
+  t.same((JSON.parse(listedJson.stdout) as { data: { id: string }[] }).data.map((k) => k.id), [key.id], '--json list with a filter');
   t.match(got.stdout, /label: +cli key/, 'get');
-
-  const authEnv = { ...env, OTESSE_KEY: key.secret, KEY_SERVICE_ADDR: `127.0.0.1:${app.grpcPort}` };
-  const allowed = await cli(['--json', 'authenticate', '--ip', '203.0.113.7', '--scope', 'bookings:read'], authEnv);
   t.same([allowed.code, JSON.parse(allowed.stdout).allowed], [0, true], 'authenticate allowed: exit 0');
-  const wrongScope = await cli(['authenticate', '--ip', '203.0.113.7', '--scope', 'invoices:read'], authEnv);
   t.same([wrongScope.code, wrongScope.stdout.trim()], [1, 'denied: SCOPE_NOT_GRANTED'], 'denied: exit 1');
-
-  const activity = await cli(['activity', key.id], env);
   t.equal(activity.code, 0, `activity: ${activity.stderr}`);
   t.match(activity.stdout, /allowed: \d+\ndenied: /, 'activity summary');
-  t.match(JSON.parse((await cli(['--json', 'activity', key.id], env)).stdout), { totals: {}, addresses: [], events: [] }, '--json activity');
+  t.match(JSON.parse(activityJson.stdout), { totals: {}, addresses: [], events: [] }, '--json activity');
 
   const rotated = await cli(['--json', 'rotate', key.id, '--expire-previous-in', '60'], env);
   const next = JSON.parse(rotated.stdout) as { id: string; secret: string; previous: { id: string } };
