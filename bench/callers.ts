@@ -11,9 +11,11 @@
  * Processes: the key service (dist/src/main.js on PostgreSQL and Redis, a fresh database and prefix),
  * the route servers (bench/callers-server.js), nginx, and this load generator (undici, closed loop).
  * Tunables: BENCH_DURATION_MS (5000), BENCH_WARMUP_MS (1000), BENCH_CONCURRENCY (64),
- * BENCH_NGINX_CONCURRENCY (8), BENCH_PG_URL, BENCH_REDIS_URL.
+ * BENCH_NGINX_CONCURRENCY (8), BENCH_PG_URL, BENCH_REDIS_URL, BENCH_CALLERS_PROFILE (a directory: CPU profile of the plugin server).
  */
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
@@ -119,6 +121,7 @@ const nginxConf = (upstream: number, auth: number) => (port: number) => `
 `;
 
 async function main(): Promise<void> {
+  const loadAtStart = loadavg().map((l) => l.toFixed(2)).join(' ');
   const dbName = `bench_callers_${randomBytes(4).toString('hex')}`;
   const admin = new pg.Client({ connectionString: PG_URL });
   await admin.connect();
@@ -131,7 +134,8 @@ async function main(): Promise<void> {
     const { server: keys, forwardAuthPort } = await startKeyService(url.toString(), prefix);
     const key = await createKey(keys.httpPort);
     const plain = await startServer('plain route', [join(HERE, 'callers-server.js'), 'plain'], { PATH: process.env.PATH ?? '' }, 'bench server started');
-    const plugin = await startServer('plugin route', [join(HERE, 'callers-server.js'), 'plugin'],
+    const profile = process.env.BENCH_CALLERS_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CALLERS_PROFILE}`] : [];
+    const plugin = await startServer('plugin route', [...profile, join(HERE, 'callers-server.js'), 'plugin'],
       { PATH: process.env.PATH ?? '', KEY_SERVICE_ADDR: `127.0.0.1:${keys.grpcPort}` }, 'bench server started');
     const auth = { authorization: `Bearer ${key}` };
 
@@ -146,7 +150,7 @@ async function main(): Promise<void> {
     const ratio = withPlugin.rps / without.rps;
     const added = checked.p50 - proxied.p50;
     const out = [
-      `Callers' surfaces (${new Date().toISOString()}): ${DURATION_MS} ms per case after ${WARMUP_MS} ms warm-up`,
+      `Callers' surfaces (${new Date().toISOString()}): ${DURATION_MS} ms per case after ${WARMUP_MS} ms warm-up; load average at start ${loadAtStart}`,
       '',
       '| case | requests/s | p50 ms | p99 ms | answers |',
       '| --- | ---: | ---: | ---: | --- |',
@@ -159,6 +163,7 @@ async function main(): Promise<void> {
       `forward auth through nginx: +${added.toFixed(3)} ms p50 over nginx alone (target <= 1 ms: ${added <= 1 ? 'met' : 'NOT met'})`,
     ].join('\n');
     process.stdout.write(`${out}\n`);
+    writeFileSync(join(ROOT, 'bench', 'results', 'callers-latest.md'), `${out}\n`);
   } finally {
     for (const fn of teardowns.reverse()) await fn();
     await stopAll();
