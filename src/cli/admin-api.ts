@@ -39,8 +39,9 @@ export class AdminApi {
     try {
       res = await fetch(`${this.#url}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(15_000) });
     } catch (err) {
-      const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).name;
-      throw new CliError(EXIT.UNAVAILABLE, `cannot reach the admin API at ${this.#url}: ${cause}`);
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      const why = cause?.code ?? cause?.message ?? (err as Error).message;
+      throw new CliError(EXIT.UNAVAILABLE, `cannot reach the admin API at ${this.#url}: ${why}`);
     }
     const text = await res.text();
     let parsed: unknown;

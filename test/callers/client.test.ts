@@ -25,6 +25,10 @@ t.test('TLS and mutual TLS options', async (t) => {
   const denied = await mtls.authenticate({ ...input, scope: 'invoices:read' });
   t.match(denied, { allowed: false, reason: 'SCOPE_NOT_GRANTED', identity: { keyId: key.id } }, 'a deny is a result');
 
+  const named = keysClient(t, { address, deadlineMs: 3000, tls: { ca: pki.read(pki.ca), cert: pki.read(pki.client.cert), key: pki.read(pki.client.key), serverName: 'localhost' } });
+  t.equal((await named.authenticate(input)).allowed, true, 'serverName: the certificate is checked for that name');
+  const wrongName = keysClient(t, { address, deadlineMs: 500, tls: { ca: pki.read(pki.ca), cert: pki.read(pki.client.cert), key: pki.read(pki.client.key), serverName: 'otesse-keys.example' } });
+  t.ok(await wrongName.authenticate(input).catch((e: unknown) => e) instanceof KeyServiceUnavailableError, 'a certificate for another name is refused');
   const noCert = keysClient(t, { address, deadlineMs: 500, tls: { ca: pki.read(pki.ca) } });
   const err = await noCert.authenticate(input).catch((e: unknown) => e);
   t.ok(err instanceof KeyServiceUnavailableError, 'without a client certificate: KeyServiceUnavailableError, not a deny');

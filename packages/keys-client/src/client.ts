@@ -30,6 +30,8 @@ export interface TlsOptions {
   ca?: string | Buffer;
   cert?: string | Buffer;
   key?: string | Buffer;
+  /** The name the server's certificate must carry, when it differs from the address's host. */
+  serverName?: string;
 }
 
 export interface KeyServiceClientOptions {
@@ -107,6 +109,7 @@ export class KeyServiceClient {
       // A replica that went away is retried soon, not after grpc's default second or more.
       'grpc.initial_reconnect_backoff_ms': 100,
       'grpc.max_reconnect_backoff_ms': 5_000,
+      ...(opts.tls?.serverName ? { 'grpc.ssl_target_name_override': opts.tls.serverName, 'grpc.default_authority': opts.tls.serverName } : {}),
       ...opts.channelOptions,
     });
   }
