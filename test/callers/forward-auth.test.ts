@@ -122,6 +122,10 @@ t.test('nginx auth_request in front of the bookings API', async (t) => {
   assertProblem(t, { status: deny.status, headers: deny.headers, body: await deny.json() }, 403);
   const bad = await fetch(`${direct}/authorize`, { headers: { 'x-api-key': key.secret, 'x-otesse-scope': 'bookings:delete' } });
   assertProblem(t, { status: bad.status, headers: bad.headers, body: await bad.json() }, 400);
+  // Envoy's HTTP ext_authz: `<original method> /authorize<original path>`, scope from the route map.
+  const envoyHttp = (method: string, path: string) => fetch(`${direct}/authorize${path}`, { method, headers: { 'x-api-key': key.secret } });
+  t.equal((await envoyHttp('GET', '/v1/bookings?page=2')).status, 204, 'Envoy HTTP mode: GET /v1/bookings is bookings:read');
+  t.equal((await envoyHttp('POST', '/v1/bookings')).status, 403, 'Envoy HTTP mode: POST /v1/bookings needs bookings:write');
   t.equal((await fetch(`http://127.0.0.1:${svc.httpPort}/authorize`, { headers: { 'x-api-key': key.secret } })).status, 404, 'not on the admin port');
 
   // X-Forwarded-For is believed from TRUST_PROXY only.
