@@ -10,6 +10,8 @@
 FROM node:24.19.0-bookworm-slim@sha256:3638d9a6fe4030bd716be989438248074489337ba3275657f93595428be4fc03 AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
+# The npm workspace @otesse/keys-client (its deny-reason table is shared with forward auth and Envoy Check).
+COPY packages ./packages
 # --ignore-scripts: the package's own "prepare" script would build before the sources are in.
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json ./
@@ -24,6 +26,7 @@ RUN npm run build
 FROM node:24.19.0-bookworm-slim@sha256:3638d9a6fe4030bd716be989438248074489337ba3275657f93595428be4fc03 AS prod-deps
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY packages ./packages
 # typescript and @types/* are runtime "dependencies" only so that `npm install && npm start`
 # works on a developer machine; the image runs the compiled dist/ and drops them.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
@@ -37,6 +40,10 @@ ENV NODE_ENV=production
 # Owned by root and not writable by the service user; the only writable path at run time is
 # /tmp (an emptyDir in Kubernetes; the root filesystem is mounted read-only).
 COPY --from=prod-deps /app/node_modules ./node_modules
+# node_modules/@otesse/keys-client links here: the built workspace package only.
+COPY --from=build /app/packages/keys-client/package.json ./packages/keys-client/package.json
+COPY --from=build /app/packages/keys-client/dist ./packages/keys-client/dist
+COPY --from=build /app/packages/keys-client/proto ./packages/keys-client/proto
 COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/proto ./proto

@@ -16,7 +16,7 @@ import type { AdminToken, Config } from './config.js';
 import { createLogger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { ActivityService } from './service/activity-service.js';
-import { Authenticator } from './service/authenticator.js';
+import { Authenticator, type CallLimits } from './service/authenticator.js';
 import { Hasher } from './service/hasher.js';
 import { Invalidator } from './service/invalidator.js';
 import { KeyService } from './service/key-service.js';
@@ -30,6 +30,9 @@ import { buildHttpApp } from './transport/http/app.js';
 import { consoleBundleDir } from './transport/http/console.js';
 import { JwtAdminAuth } from './transport/http/jwt-auth.js';
 import { GrpcServer } from './transport/grpc/server.js';
+import { EnvoyCheck } from './transport/envoy-check.js';
+import { buildForwardAuth } from './transport/forward-auth.js';
+import { RouteMap } from './transport/route-map.js';
 import { leakedKeyRoutes } from './transport/http/routes/leaked.js';
 import { GithubPublicKeys } from './transport/leak/github-keys.js';
 import { buildLeakServer } from './transport/leak/server.js';
@@ -52,6 +55,8 @@ export interface App {
   leakPort: number | undefined;
   /** The /metrics listener, when METRICS_PORT is set. */
   metricsPort: number | undefined;
+  /** The forward auth port for gateways, when FORWARD_AUTH_PORT is set. */
+  forwardAuthPort: number | undefined;
   replicaId: string;
   log: Logger;
   authenticator: Authenticator;
@@ -140,6 +145,7 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
   const log = logger ?? createLogger(config.LOG_LEVEL);
   const replicaId = config.REPLICA_ID ?? `${hostname()}-${randomUUID().slice(0, 8)}`;
   const metrics = new Metrics();
+  const routes = config.FORWARD_AUTH_ROUTES ? RouteMap.load(config.FORWARD_AUTH_ROUTES) : undefined;
   if (!config.DATABASE_URL) log.info({ dir: join(config.DATA_DIR, 'pg') }, 'no DATABASE_URL: using the embedded PostgreSQL (PGlite)');
   const db = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR });
   const applied = await migrate(db);
@@ -191,8 +197,10 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
     return { ready: invalidator.everReady, degraded };
   };
 
+  const authenticate = (k: string, ip: string, scope: string, limits?: CallLimits) => authenticator.authenticate(k, ip, scope, limits);
   const grpc = new GrpcServer({
-    authenticate: (k, ip, scope, limits) => authenticator.authenticate(k, ip, scope, limits),
+    authenticate,
+    services: [new EnvoyCheck({ authenticate, routes, log })],
     log, maxConnectionAgeMs: config.GRPC_MAX_CONNECTION_AGE_MS,
     tls: config.GRPC_TLS_CERT && config.GRPC_TLS_KEY ? { cert: config.GRPC_TLS_CERT, key: config.GRPC_TLS_KEY, ca: config.GRPC_TLS_CA } : undefined,
     onCall: (result, code, seconds) => {
@@ -242,6 +250,10 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
   const httpPort = (http.server.address() as { port: number }).port;
   const leakPort = leakServer && await listenOn(leakServer, config.HOST, config.LEAK_REPORT_PORT);
   const metricsPort = metricsServer && await listenOn(metricsServer, config.HOST, config.METRICS_PORT);
+  const forwardAuth = config.FORWARD_AUTH_PORT === undefined ? undefined
+    : await buildForwardAuth({ authenticate, routes, trustProxy: config.TRUST_PROXY, logger: log });
+  await forwardAuth?.listen({ host: config.HOST, port: config.FORWARD_AUTH_PORT });
+  const forwardAuthPort = forwardAuth && (forwardAuth.server.address() as { port: number }).port;
 
   // Readiness follows this replica only: once caught up it stays SERVING through shared faults.
   const readyTimer = setInterval(() => { grpc.setReady(invalidator.everReady); }, 1000);
@@ -257,7 +269,7 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
   }, config.RETENTION_INTERVAL_MS);
   retentionTimer.unref();
 
-  log.info({ grpcPort, httpPort, healthPort, leakPort, metricsPort, replicaId }, 'otesse key service started');
+  log.info({ grpcPort, httpPort, healthPort, leakPort, metricsPort, forwardAuthPort, replicaId }, 'otesse key service started');
 
   let closing: Promise<void> | undefined;
   const close = () => {
@@ -265,7 +277,7 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
       clearInterval(readyTimer);
       clearInterval(flushTimer);
       clearInterval(retentionTimer);
-      await Promise.all([grpc.close(config.SHUTDOWN_GRACE_MS), http.close(), leakServer?.close(), metricsServer?.close()]);
+      await Promise.all([grpc.close(config.SHUTDOWN_GRACE_MS), http.close(), leakServer?.close(), metricsServer?.close(), forwardAuth?.close()]);
       await finalFlush(usage, log);
       await invalidator.close();
       await redis.close();
@@ -275,5 +287,5 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
     return closing;
   };
 
-  return { grpcPort, httpPort, healthPort, leakPort, metricsPort, replicaId, log, authenticator, keys, usage, invalidator, local, hasher, http, grpc, readiness, close };
+  return { grpcPort, httpPort, healthPort, leakPort, metricsPort, forwardAuthPort, replicaId, log, authenticator, keys, usage, invalidator, local, hasher, http, grpc, readiness, close };
 }

@@ -1,4 +1,5 @@
 import { availableParallelism } from 'node:os';
+import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 import { normalizeRule, parseRule } from './domain/ip.js';
 
@@ -115,6 +116,10 @@ const schema = z.object({
   ADMIN_JWKS_URL: url(['https:', 'http:']).optional(),
   ADMIN_JWT_ISSUER: optionalText,
   ADMIN_JWT_AUDIENCE: optionalText,
+  /** Forward auth for gateways (nginx auth_request, Traefik ForwardAuth) on its own port; unset: off. */
+  FORWARD_AUTH_PORT: int(0, 65535).optional(),
+  /** A YAML route map (method, path pattern, scope) for forward auth and Envoy Check; read at start. */
+  FORWARD_AUTH_ROUTES: optionalText,
 });
 
 export type Config = Readonly<z.infer<typeof schema>>;

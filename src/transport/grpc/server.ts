@@ -44,10 +44,12 @@ export interface TlsFiles {
 }
 
 export interface GrpcServerOptions {
-  authenticate(key: string, ip: string, scope: string, limits: CallLimits): Promise<AuthResult>;
+  authenticate(key: string, ip: string, scope: string, limits?: CallLimits): Promise<AuthResult>;
   log: { error(obj: object, msg: string): void };
   maxConnectionAgeMs: number;
   tls?: TlsFiles | undefined;
+  /** More services on the same server (Envoy's Check), listed by reflection too. */
+  services?: { definition: protoLoader.PackageDefinition; addToServer(server: grpc.Server): void }[];
   /** Observes each call (metrics); `code` is the gRPC status. */
   onCall?: (result: AuthResult | undefined, code: grpc.status, seconds: number) => void;
 }
@@ -101,7 +103,9 @@ export class GrpcServer {
     };
     this.#server.addService(proto.otesse.keys.v1.KeyService.service, { Authenticate: this.#authenticate.bind(this) });
     this.health.addToServer(this.#server);
-    new ReflectionService(pkg).addToServer(this.#server);
+    for (const extra of opts.services ?? []) extra.addToServer(this.#server);
+    const described = Object.assign({}, pkg, ...(opts.services ?? []).map((s) => s.definition)) as protoLoader.PackageDefinition;
+    new ReflectionService(described).addToServer(this.#server);
   }
 
   /** Calls being answered now. */

@@ -1,0 +1,182 @@
+/**
+ * `npm run bench:callers` (also the last part of `npm run bench`): the two targets of the callers'
+ * surfaces, each measured against its own baseline in the same run.
+ *
+ * 1. Plugin overhead: GET /v1/bookings on Fastify without the plugin, then with
+ *    @otesse/keys-client/fastify (key cached in the key service), 64 requests in flight.
+ *    Target: with / without >= 0.85 of the requests per second.
+ * 2. Forward auth through nginx: nginx proxying alone, then nginx with auth_request to the key
+ *    service's FORWARD_AUTH_PORT, same upstream (the plain route). Target: p50 added <= 1 ms.
+ *
+ * Processes: the key service (dist/src/main.js on PostgreSQL and Redis, a fresh database and prefix),
+ * the route servers (bench/callers-server.js), nginx, and this load generator (undici, closed loop).
+ * Tunables: BENCH_DURATION_MS (5000), BENCH_WARMUP_MS (1000), BENCH_CONCURRENCY (64),
+ * BENCH_NGINX_CONCURRENCY (8), BENCH_PG_URL, BENCH_REDIS_URL, BENCH_CALLERS_PROFILE (a directory: CPU profile of the plugin server).
+ */
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { Pool } from 'undici';
+import { startServer, stopAll, type Server } from './lib/procs.js';
+import { percentile } from './lib/stats.js';
+import { startNginx } from '../test/helpers/nginx.js';
+
+const num = (name: string, fallback: number) => {
+  const v = Number(process.env[name]);
+  return Number.isFinite(v) && v > 0 ? v : fallback;
+};
+const DURATION_MS = num('BENCH_DURATION_MS', 5000);
+const WARMUP_MS = num('BENCH_WARMUP_MS', 1000);
+const CONCURRENCY = num('BENCH_CONCURRENCY', 64);
+const NGINX_CONCURRENCY = num('BENCH_NGINX_CONCURRENCY', 8);
+const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const HERE = fileURLToPath(new URL('.', import.meta.url)); // dist/bench/
+const ROOT = join(HERE, '..', '..');
+const ADMIN_TOKEN = `bench-${randomBytes(16).toString('hex')}`;
+
+interface Measure { rps: number; p50: number; p99: number; errors: number; statuses: Record<number, number> }
+
+/** Closed loop: `concurrency` requests in flight for `ms`; latency of each in ms. */
+async function closedLoop(origin: string, path: string, headers: Record<string, string>, concurrency: number, ms: number): Promise<Measure> {
+  const pool = new Pool(origin, { connections: concurrency, pipelining: 1 });
+  const latencies: number[] = [];
+  const statuses: Record<number, number> = {};
+  let errors = 0;
+  const end = performance.now() + ms;
+  const worker = async () => {
+    while (performance.now() < end) {
+      const started = performance.now();
+      try {
+        const res = await pool.request({ method: 'GET', path, headers });
+        await res.body.dump();
+        statuses[res.statusCode] = (statuses[res.statusCode] ?? 0) + 1;
+        latencies.push(performance.now() - started);
+      } catch {
+        errors++;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  await pool.close();
+  latencies.sort((a, b) => a - b);
+  return { rps: latencies.length / (ms / 1000), p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors, statuses };
+}
+
+async function measure(origin: string, path: string, headers: Record<string, string>, concurrency: number): Promise<Measure> {
+  await closedLoop(origin, path, headers, concurrency, WARMUP_MS);
+  return closedLoop(origin, path, headers, concurrency, DURATION_MS);
+}
+
+const line = (name: string, m: Measure) =>
+  `| ${name} | ${Math.round(m.rps).toLocaleString('en')} | ${m.p50.toFixed(3)} | ${m.p99.toFixed(3)} | ${JSON.stringify(m.statuses)}${m.errors ? `, ${m.errors} errors` : ''} |`;
+
+async function startKeyService(db: string, prefix: string): Promise<{ server: Server; forwardAuthPort: number }> {
+  const env = {
+    PATH: process.env.PATH ?? '', DATABASE_URL: db, REDIS_URL, REDIS_PREFIX: prefix, GRPC_PORT: '0', HTTP_PORT: '0', FORWARD_AUTH_PORT: '0',
+    HOST: '127.0.0.1', ADMIN_TOKENS: `bench:${ADMIN_TOKEN}`, LOG_LEVEL: 'info', TRUST_PROXY: '127.0.0.1',
+  };
+  const server = await startServer('key service', [join(ROOT, 'dist', 'src', 'main.js')], env, 'otesse key service started');
+  const started = server.tail().split('\n').find((l) => l.includes('otesse key service started')) ?? '{}';
+  return { server, forwardAuthPort: (JSON.parse(started) as { forwardAuthPort: number }).forwardAuthPort };
+}
+
+async function createKey(httpPort: number): Promise<string> {
+  const res = await fetch(`http://127.0.0.1:${httpPort}/v1/accounts/acct_bench/keys`, {
+    method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ label: 'bench callers', scopes: ['bookings:read'], environment: 'live' }),
+  });
+  if (res.status !== 201) throw new Error(`create key: ${res.status}`);
+  return ((await res.json()) as { secret: string }).secret;
+}
+
+const nginxConf = (upstream: number, auth: number) => (port: number) => `
+  upstream app { server 127.0.0.1:${upstream}; keepalive 64; }
+  upstream otesse_auth { server 127.0.0.1:${auth}; keepalive 64; }
+  server {
+    listen 127.0.0.1:${port};
+    location /plain/ {
+      proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_pass http://app/;
+    }
+    location /auth/ {
+      auth_request /_otesse_auth;
+      proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_pass http://app/;
+    }
+    location = /_otesse_auth {
+      internal;
+      proxy_pass http://otesse_auth/authorize;
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header X-Otesse-Scope "bookings:read";
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_http_version 1.1; proxy_set_header Connection "";
+    }
+  }
+`;
+
+async function main(): Promise<void> {
+  const loadAtStart = loadavg().map((l) => l.toFixed(2)).join(' ');
+  const dbName = `bench_callers_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: PG_URL });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${dbName}`);
+  const prefix = `bench:${randomBytes(4).toString('hex')}:`;
+  const teardowns: (() => unknown)[] = [];
+  try {
+    const url = new URL(PG_URL);
+    url.pathname = `/${dbName}`;
+    const { server: keys, forwardAuthPort } = await startKeyService(url.toString(), prefix);
+    const key = await createKey(keys.httpPort);
+    const plain = await startServer('plain route', [join(HERE, 'callers-server.js'), 'plain'], { PATH: process.env.PATH ?? '' }, 'bench server started');
+    const profile = process.env.BENCH_CALLERS_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CALLERS_PROFILE}`] : [];
+    const plugin = await startServer('plugin route', [...profile, join(HERE, 'callers-server.js'), 'plugin'],
+      { PATH: process.env.PATH ?? '', KEY_SERVICE_ADDR: `127.0.0.1:${keys.grpcPort}` }, 'bench server started');
+    const auth = { authorization: `Bearer ${key}` };
+
+    const without = await measure(`http://127.0.0.1:${plain.httpPort}`, '/v1/bookings', auth, CONCURRENCY);
+    const withPlugin = await measure(`http://127.0.0.1:${plugin.httpPort}`, '/v1/bookings', auth, CONCURRENCY);
+
+    const nginx = await startNginx({ teardown: (fn) => teardowns.push(fn) }, nginxConf(plain.httpPort, forwardAuthPort));
+    const origin = `http://127.0.0.1:${nginx.port}`;
+    const proxied = await measure(origin, '/plain/v1/bookings', auth, NGINX_CONCURRENCY);
+    const checked = await measure(origin, '/auth/v1/bookings', auth, NGINX_CONCURRENCY);
+
+    const ratio = withPlugin.rps / without.rps;
+    const added = checked.p50 - proxied.p50;
+    const out = [
+      `Callers' surfaces (${new Date().toISOString()}): ${DURATION_MS} ms per case after ${WARMUP_MS} ms warm-up; load average at start ${loadAtStart}`,
+      '',
+      '| case | requests/s | p50 ms | p99 ms | answers |',
+      '| --- | ---: | ---: | ---: | --- |',
+      line(`Fastify route, no plugin, ${CONCURRENCY} in flight`, without),
+      line(`same route behind @otesse/keys-client/fastify (key cached), ${CONCURRENCY} in flight`, withPlugin),
+      line(`nginx proxying alone, ${NGINX_CONCURRENCY} in flight`, proxied),
+      line(`nginx + auth_request to forward auth, ${NGINX_CONCURRENCY} in flight`, checked),
+      '',
+      `plugin: ${ratio.toFixed(2)} of the route without it (target >= 0.85: ${ratio >= 0.85 ? 'met' : 'NOT met'})`,
+      `forward auth through nginx: +${added.toFixed(3)} ms p50 over nginx alone (target <= 1 ms: ${added <= 1 ? 'met' : 'NOT met'})`,
+    ].join('\n');
+    process.stdout.write(`${out}\n`);
+    writeFileSync(join(ROOT, 'bench', 'results', 'callers-latest.md'), `${out}\n`);
+  } finally {
+    for (const fn of teardowns.reverse()) await fn();
+    await stopAll();
+    await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => undefined);
+    await admin.end();
+    const redis = new Redis(REDIS_URL);
+    const stale = await redis.keys(`${prefix}*`);
+    if (stale.length > 0) await redis.del(...stale);
+    redis.disconnect();
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench:callers failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});

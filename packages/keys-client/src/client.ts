@@ -1,0 +1,146 @@
+import * as grpc from '@grpc/grpc-js';
+import type { DenyReason } from './denials.js';
+import { KeyServiceError, KeyServiceUnavailableError } from './errors.js';
+import { loadKeysProto, SERVICE_NAME } from './proto.js';
+
+/** Who the caller is, as the key service identified the key. */
+export interface ApiKeyIdentity {
+  keyId: string;
+  accountId: string;
+  environment: 'live' | 'test';
+  scopes: string[];
+}
+
+export interface AuthenticateInput {
+  /** The key exactly as the client sent it (the token after `Bearer `, or the `X-API-Key` value). */
+  key: string;
+  /** The client's address, IPv4 or IPv6. */
+  ip: string;
+  /** The scope the request needs, e.g. `bookings:read`. */
+  scope: string;
+}
+
+export type AuthenticateResult =
+  | { allowed: true; identity: ApiKeyIdentity }
+  /** `reason` is a DenyReason, or the name (or number) of a reason newer than this client. */
+  | { allowed: false; reason: DenyReason | (string & {}); identity?: ApiKeyIdentity };
+
+/** PEM contents (not paths): `ca` alone is TLS; with `cert` and `key` it is mutual TLS. */
+export interface TlsOptions {
+  ca?: string | Buffer;
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  /** The name the server's certificate must carry, when it differs from the address's host. */
+  serverName?: string;
+}
+
+export interface KeyServiceClientOptions {
+  /** `host:port`, or `dns:///otesse-keys-headless:50051` to spread calls over every address of a headless Service. */
+  address: string;
+  /** Per call, retries included (default 250 ms). */
+  deadlineMs?: number;
+  /** Attempts per call when the service answers UNAVAILABLE (default 3, at most 5). */
+  maxAttempts?: number;
+  /** TLS (or mutual TLS); unset: plaintext, as inside a service mesh. */
+  tls?: TlsOptions;
+  /** HTTP/2 ping interval on idle-looking connections (default 30 s). */
+  keepaliveMs?: number;
+  /** Extra grpc-js channel options (they win over the defaults). */
+  channelOptions?: grpc.ChannelOptions;
+}
+
+interface RawResponse {
+  allowed: boolean;
+  reason: string | number;
+  key_id: string;
+  account_id: string;
+  environment: string;
+  scopes: string[];
+}
+
+type RawClient = grpc.Client & {
+  Authenticate(req: AuthenticateInput, meta: grpc.Metadata, opts: grpc.CallOptions,
+    cb: (err: grpc.ServiceError | null, res?: RawResponse) => void): void;
+};
+
+/** Statuses that mean "no decision could be had", as opposed to a caller's bug. */
+const UNAVAILABLE = new Set([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.RESOURCE_EXHAUSTED, grpc.status.CANCELLED]);
+
+/** Round robin over every resolved address; UNAVAILABLE retried with jittered exponential backoff (grpc-js's retry policy). */
+function serviceConfig(maxAttempts: number): string {
+  return JSON.stringify({
+    loadBalancingConfig: [{ round_robin: {} }],
+    methodConfig: [{
+      name: [{ service: SERVICE_NAME }],
+      retryPolicy: { maxAttempts, initialBackoff: '0.01s', maxBackoff: '0.08s', backoffMultiplier: 2, retryableStatusCodes: ['UNAVAILABLE'] },
+    }],
+  });
+}
+
+function credentials(tls: TlsOptions | undefined): grpc.ChannelCredentials {
+  if (!tls) return grpc.credentials.createInsecure();
+  const buf = (v: string | Buffer | undefined) => (v === undefined ? null : Buffer.from(v));
+  return grpc.credentials.createSsl(buf(tls.ca), buf(tls.key), buf(tls.cert));
+}
+
+function toResult(res: RawResponse): AuthenticateResult {
+  const identity: ApiKeyIdentity | undefined = res.key_id
+    ? { keyId: res.key_id, accountId: res.account_id, environment: res.environment as 'live' | 'test', scopes: [...res.scopes] }
+    : undefined;
+  if (res.allowed && identity) return { allowed: true, identity };
+  const reason = res.allowed ? 'KEY_UNKNOWN' : String(res.reason);
+  return identity ? { allowed: false, reason, identity } : { allowed: false, reason };
+}
+
+/** A client of `otesse.keys.v1.KeyService`: one per process, shared by every request. */
+export class KeyServiceClient {
+  #client: RawClient;
+  #deadlineMs: number;
+
+  constructor(opts: KeyServiceClientOptions) {
+    this.#deadlineMs = opts.deadlineMs ?? 250;
+    const proto = grpc.loadPackageDefinition(loadKeysProto()) as unknown as {
+      otesse: { keys: { v1: { KeyService: new (a: string, c: grpc.ChannelCredentials, o: grpc.ChannelOptions) => RawClient } } };
+    };
+    this.#client = new proto.otesse.keys.v1.KeyService(opts.address, credentials(opts.tls), {
+      'grpc.service_config': serviceConfig(Math.min(5, Math.max(1, opts.maxAttempts ?? 3))),
+      'grpc.keepalive_time_ms': opts.keepaliveMs ?? 30_000,
+      'grpc.keepalive_timeout_ms': 10_000,
+      // A replica that went away is retried soon, not after grpc's default second or more.
+      'grpc.initial_reconnect_backoff_ms': 100,
+      'grpc.max_reconnect_backoff_ms': 5_000,
+      ...(opts.tls?.serverName ? { 'grpc.ssl_target_name_override': opts.tls.serverName, 'grpc.default_authority': opts.tls.serverName } : {}),
+      ...opts.channelOptions,
+    });
+  }
+
+  /**
+   * May this key, from this address, do this scope? A deny is a result; a fault throws
+   * KeyServiceUnavailableError (no decision: fail closed) or KeyServiceError (a bad ip or scope).
+   */
+  authenticate(input: AuthenticateInput, opts: { deadlineMs?: number } = {}): Promise<AuthenticateResult> {
+    const deadline = new Date(Date.now() + (opts.deadlineMs ?? this.#deadlineMs));
+    const req = { key: input.key, ip: input.ip, scope: input.scope };
+    return new Promise((resolve, reject) => {
+      this.#client.Authenticate(req, new grpc.Metadata(), { deadline }, (err, res) => {
+        if (!err && res) return resolve(toResult(res));
+        const code = err?.code ?? grpc.status.UNKNOWN;
+        const name = grpc.status[code] ?? 'UNKNOWN';
+        // `details` is the server's text (it never holds the key); the request is not quoted.
+        const message = `key service: ${name}${err?.details ? `: ${err.details}` : ''}`;
+        reject(UNAVAILABLE.has(code) ? new KeyServiceUnavailableError(name, message) : new KeyServiceError(name, message));
+      });
+    });
+  }
+
+  /** Wait until the channel is connected (optional: calls connect on their own). */
+  waitForReady(timeoutMs = 5_000): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#client.waitForReady(Date.now() + timeoutMs, (err) => (err ? reject(err) : resolve()));
+    });
+  }
+
+  close(): void {
+    this.#client.close();
+  }
+}

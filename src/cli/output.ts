@@ -1,0 +1,32 @@
+/** Human-readable output of the CLI (`--json` prints the API's JSON instead). */
+
+type Key = Record<string, unknown>;
+
+const text = (v: unknown) => (v === null || v === undefined ? '-' : Array.isArray(v) ? v.join(',') || '-' : String(v));
+
+/** One key as `field: value` lines. */
+export function keyLines(key: Key): string {
+  const fields = ['id', 'account_id', 'label', 'environment', 'status', 'scopes', 'allowed_ips', 'redacted', 'created_at', 'created_by',
+    'expires_at', 'revoked_at', 'rotation_due_at', 'last_used_at', 'last_used_ip', 'replaces', 'replaced_by'];
+  return fields.filter((f) => f in key).map((f) => `${`${f}:`.padEnd(17)}${text(key[f])}`).join('\n');
+}
+
+/** Keys as an aligned table. */
+export function keyTable(keys: Key[]): string {
+  const columns = ['id', 'label', 'environment', 'status', 'scopes', 'last_used_at'];
+  const rows = [columns.map((c) => c.toUpperCase()), ...keys.map((k) => columns.map((c) => text(k[c])))];
+  const widths = columns.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+}
+
+/** The activity summary: totals, denials by reason, addresses, alerts. */
+export function activityLines(a: { totals?: { allowed?: number; denied?: Record<string, number> }; addresses?: { ip: string; count: number; last_seen: string }[];
+  alerts?: { type?: string; message?: string }[]; events?: unknown[] }): string {
+  const denied = Object.entries(a.totals?.denied ?? {}).map(([r, n]) => `${r}=${n}`).join(' ') || 'none';
+  const lines = [`allowed: ${a.totals?.allowed ?? 0}`, `denied:  ${denied}`, 'addresses:'];
+  for (const ad of a.addresses ?? []) lines.push(`  ${ad.ip.padEnd(40)} ${String(ad.count).padStart(8)}  last ${ad.last_seen}`);
+  lines.push(`alerts: ${(a.alerts ?? []).length === 0 ? 'none' : ''}`);
+  for (const al of a.alerts ?? []) lines.push(`  ${al.type ?? ''} ${al.message ?? ''}`.trimEnd());
+  lines.push(`admin events: ${(a.events ?? []).length}`);
+  return lines.join('\n');
+}
