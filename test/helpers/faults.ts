@@ -52,9 +52,10 @@ export type WriteKind = 'revoke' | 'narrow';
  * Returns the response status (503 PROPAGATION_PENDING is checked once its stated time has passed).
  */
 export async function writeAndCheck(writer: Node, checkers: Node[], key: { id: string; secret: string }, kind: WriteKind,
-  tally: Tally, account = 'acct_1'): Promise<number> {
+  tally: Tally, opts: { warm?: boolean } = {}): Promise<number> {
+  const account = 'acct_1';
   const scope = kind === 'revoke' ? 'bookings:read' : 'bookings:write';
-  await Promise.all(checkers.map((c) => c.tryAuthenticate({ key: key.secret, scope })));
+  if (opts.warm ?? true) await Promise.all(checkers.map((c) => c.tryAuthenticate({ key: key.secret, scope })));
   const started = performance.now();
   const res = kind === 'revoke'
     ? await writer.api('POST', `/v1/accounts/${account}/keys/${key.id}/revoke`, {})

@@ -98,7 +98,7 @@ t.test('every admin action writes one audit entry: actor, action, key, source ad
   t.equal((await auditLog(app, account))[0]?.key_id, admin.id);
 });
 
-t.test('refused requests write no audit entry', async (t) => {
+t.test('refused requests change nothing: no entry for a 400 or 409; a 401 or 403 is recorded as a refusal only', async (t) => {
   const app = await startTestApp(t);
   const key = await createKey(app);
   await app.api('POST', `/v1/accounts/acct_1/keys/${key.id}/revoke`, {});
@@ -126,7 +126,12 @@ t.test('refused requests write no audit entry', async (t) => {
     const res = await app.api(method, path, body, token);
     t.equal(res.status, status, `${method} ${path.split('/').slice(-1)[0]} ${JSON.stringify(body)} → ${status}`);
   }
-  t.equal((await auditLog(app, 'acct_1')).length, baseline, 'no entry for a 400, 401, 403, 409, a repeated revoke or a PATCH that changes nothing');
+  const after = await auditLog(app, 'acct_1');
+  const added = after.slice(0, after.length - baseline) as { action: string; actor: string; source_ip: string | null }[];
+  t.same(added.map((a) => a.action).sort(), ['admin.forbidden', 'admin.unauthenticated'],
+    'no entry for a 400, 409, a repeated revoke or a PATCH that changes nothing; the 401 and 403 are recorded as refusals (issue 9)');
+  t.ok(added.every((a) => a.source_ip === '127.0.0.1'), 'with their source address');
+  t.notOk(JSON.stringify(added).includes('not-a-token-at-all') || JSON.stringify(added).includes(LIMITED_TOKEN), 'never the presented token');
   t.equal((await app.authenticate({ key: other.secret })).allowed, true, 'and the key they aimed at is untouched');
 });
 
