@@ -3,6 +3,7 @@
 import t from 'tap';
 import { ADMIN_TOKEN, createKey, startTestApp } from '../helpers/app.js';
 import { assertProblem, rawRequest } from '../helpers/http.js';
+import { waitFor } from '../helpers/replica.js';
 
 t.test('rate limits: per token and per source address, 429 with Retry-After, shared by replicas through Redis', async (t) => {
   const app = await startTestApp(t, { ADMIN_RATE_LIMIT_PER_TOKEN: '5', ADMIN_RATE_LIMIT_PER_ADDRESS: '8' });
@@ -14,6 +15,8 @@ t.test('rate limits: per token and per source address, 429 with Retry-After, sha
   t.ok(Number(limited.headers.get('retry-after')) > 0, `Retry-After: ${limited.headers.get('retry-after')} s`);
   // Another replica on the same Redis prefix sees the same budget.
   const twin = await startTestApp(t, {}, { ...app.env });
+  // Its Redis connection must be up (a store fault lets requests through: skipOnError).
+  t.ok(await waitFor(() => twin.invalidator.healthy, 10_000), 'the other replica is connected');
   t.equal((await twin.api('GET', '/v1/accounts/acct_rl/keys')).status, 429, 'the other replica refuses the same token too');
   // Wrong tokens from this address run into the per-address limit.
   const wrong: number[] = [];
