@@ -26,6 +26,8 @@ const MINUTES = Number(args.minutes);
 const RATE = Number(args.rate);
 const ACTIVE_KEYS = Number(args.keys);
 const REPLICAS = 5;
+/** Every minute; a shorter run (a try-out) restarts every 20 s so that it sees restarts too. */
+const RESTART_EVERY_MS = MINUTES >= 2 ? 60_000 : 20_000;
 const ACCOUNT = 'acct_soak';
 const log = (msg: string) => logAs('soak', msg);
 
@@ -37,13 +39,13 @@ interface Instance { replica: string; pid: number; startedAtS: number; stoppedAt
   rssEndKiB?: number; argon2?: number; drainMs?: number; exit?: string }
 
 const counts = {
-  calls: 0, ok: 0, errorsInDrain: 0, errorsElsewhere: 0, deniedActive: 0, skippedWhileDown: 0,
+  calls: 0, ok: 0, errorsInDrain: 0, errorsElsewhere: 0, deniedActive: 0, skippedWhileDown: 0, skippedFullPipe: 0,
   errorCodes: {} as Record<string, number>,
 };
 const writes = { attempted: 0, committed: 0, status503: 0, failed: [] as { at: number; status: number; detail: string }[],
   revokes: 0, narrows: 0, checks: 0, staleAllows: 0, staleAfter503: 0, checkErrors: 0, waitMs: [] as number[],
   outcomes: {} as Record<string, number>, staleDetails: [] as unknown[] };
-const series: { t: number; calls: number; errors: number; rssKiB: Record<string, number> }[] = [];
+const series: { t: number; calls: number; errors: number; rssKiB: Record<string, number>; heapMiB: Record<string, number> }[] = [];
 
 let t0 = Date.now();
 const since = () => Math.round((Date.now() - t0) / 100) / 10;
@@ -68,13 +70,16 @@ function load(slot: Slot, keys: SeededKey[], perSecond: number, running: () => b
   let inflight = 0;
   let i = Math.floor(Math.random() * keys.length);
   let debt = 0;
+  let last = performance.now();
   return (async () => {
     while (running()) {
-      debt += perSecond / 50;
+      const now = performance.now();
+      debt += (perSecond * (now - last)) / 1000; // by elapsed time: a late timer does not lower the rate
+      last = now;
       while (debt >= 1) {
         debt--;
         if (slot.state === 'down') { counts.skippedWhileDown++; continue; }
-        if (inflight >= 64) continue;
+        if (inflight >= 64) { counts.skippedFullPipe++; continue; }
         inflight++;
         const generation = slot.generation;
         const key = keys[i++ % keys.length]!;
@@ -159,24 +164,28 @@ async function main(): Promise<number> {
         await sleep(1000);
         if (n % 10 !== 0) continue;
         const rssKiB = Object.fromEntries(slots.map((s) => [s.replica.id, s.replica.rssKiB()]));
+        const heapMiB = Object.fromEntries(await Promise.all(slots.map(async (s) => [s.replica.id,
+          Math.round((await s.replica.metric('nodejs_heap_size_used_bytes').catch(() => Number.NaN)) / 2 ** 20 * 10) / 10])));
         const errors = counts.errorsElsewhere + counts.errorsInDrain;
-        series.push({ t: since(), calls: counts.calls - last.calls, errors: errors - last.errors, rssKiB });
+        series.push({ t: since(), calls: counts.calls - last.calls, errors: errors - last.errors, rssKiB, heapMiB });
         last = { calls: counts.calls, errors };
         if (!baselineTaken && n >= 20) {
           baselineTaken = true;
           for (const s of slots) { const inst = instanceOf.get(s.replica.id); if (inst) inst.rssBaselineKiB = rssKiB[s.replica.id]; }
         }
         log(`t=${since()}s calls ${counts.calls} (${series.at(-1)?.calls}/10 s) errors ${counts.errorsElsewhere} elsewhere, ${counts.errorsInDrain} in drain; `
-          + `writes ${writes.committed} stale ${writes.staleAllows}; rss MiB ${slots.map((s) => `${s.replica.id}=${Math.round((rssKiB[s.replica.id] ?? 0) / 1024)}`).join(' ')}`);
+          + `writes ${writes.committed} stale ${writes.staleAllows}; rss/heap MiB ${slots.map((s) => `${s.replica.id}=${Math.round((rssKiB[s.replica.id] ?? 0) / 1024)}/${heapMiB[s.replica.id]}`).join(' ')}`);
       }
     })();
 
     let current: Promise<void> = Promise.resolve();
+    /** The slot about to be restarted: no new write round uses it. */
+    let restarting: Slot | undefined;
     let keyIndex = 0;
     const writer = (async () => {
       while (running && Date.now() < endAt) {
         const next = Date.now() + 1000;
-        const up = slots.filter((s) => s.state === 'up');
+        const up = slots.filter((s) => s.state === 'up' && s !== restarting);
         const key = writeKeys[keyIndex++];
         if (up.length >= 2 && key) {
           const w = up[Math.floor(Math.random() * up.length)]!;
@@ -188,9 +197,9 @@ async function main(): Promise<number> {
     })();
 
     const restarter = (async () => {
-      const redisAt = t0 + (MINUTES * 60_000) / 2 + 25_000;
+      const redisAt = t0 + (MINUTES * 60_000) / 2 + (MINUTES >= 2 ? 15_000 : 5_000);
       for (let k = 0; ; k++) {
-        const due = t0 + (k + 1) * 60_000;
+        const due = t0 + (k + 1) * RESTART_EVERY_MS;
         while (Date.now() < Math.min(due, endAt) && running) {
           if (!redisRestart && Date.now() >= redisAt) {
             log('Redis: SIGKILL, down 2 s, started again with its data');
@@ -205,6 +214,8 @@ async function main(): Promise<number> {
         }
         if (Date.now() >= endAt || !running) return;
         const slot = slots[1 + (k % (REPLICAS - 1))]!;
+        restarting = slot;
+        await sleep(0);
         await current; // never in the middle of a write round
         const inst = instanceOf.get(slot.replica.id)!;
         inst.argon2 = await slot.replica.argon2().catch(() => Number.NaN);
@@ -224,8 +235,9 @@ async function main(): Promise<number> {
         begin(slot);
         slot.generation++;
         slot.state = 'up';
+        restarting = undefined;
         restartLog = [...restartLog, { at, replica: slot.replica.id, drainMs, downMs: Date.now() - stopped, exit }];
-        log(`${slot.replica.id} back (pid ${slot.replica.pid}) after ${Date.now() - stopped} ms (drain ${drainMs} ms, exit ${exit})`);
+        log(`${slot.replica.id} back (pid ${slot.replica.pid}) after ${Date.now() - stopped} ms (drain ${drainMs} ms, exit ${exit}; start ${JSON.stringify(slot.replica.startTimes.at(-1))})`);
         // A fresh process's baseline: after 15 s of load.
         setTimeout(() => { const i = instanceOf.get(slot.replica.id); if (i && i.rssBaselineKiB === undefined) i.rssBaselineKiB = slot.replica.rssKiB(); }, 15_000).unref();
       }
@@ -255,6 +267,7 @@ async function main(): Promise<number> {
       kind: 'soak', startedAt: new Date(t0).toISOString(), minutes: MINUTES, replicas: REPLICAS, rate: RATE, activeKeys: ACTIVE_KEYS,
       calls: counts, writes: { ...writes, waitMs: percentiles(writes.waitMs) }, argon2: { afterWarmUp: argon2AfterWarm, total: argon2Total },
       restarts: restartLog, redisRestart, memory, instances, series,
+      startTimes: Object.fromEntries(slots.map((s) => [s.replica.id, s.replica.startTimes])),
       targets: { staleAllows0: writes.staleAllows === 0, failedOutsideDrain0: counts.errorsElsewhere === 0 && counts.deniedActive === 0, memoryFlat10: flat },
     };
     const file = writeResult('soak', result);

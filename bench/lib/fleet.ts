@@ -2,7 +2,7 @@
 // revoke-all.ts): a database of their own on the shared PostgreSQL, a private redis-server, replica
 // processes that can be restarted under the same REPLICA_ID, keys seeded straight into api_keys.
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { hash } from '@node-rs/argon2';
@@ -63,7 +63,8 @@ export function fleetEnv(databaseUrl: string, redisUrl: string, extra: Record<st
     HOST: '127.0.0.1',
     ARGON2_MEMORY_KIB: process.env.BENCH_ARGON2_MEMORY_KIB ?? '1024',
     ARGON2_TIME_COST: process.env.BENCH_ARGON2_TIME_COST ?? '1',
-    LOG_LEVEL: 'warn',
+    // info: the "started" line carries the ports bound to port 0 (only admin requests log at info).
+    LOG_LEVEL: 'info',
     SHUTDOWN_GRACE_MS: '5000',
     ...extra,
   };
@@ -89,10 +90,30 @@ export class Replica {
 
   /** Start the process and wait until /readyz answers 200. */
   async start(): Promise<void> {
+    const spawned = performance.now();
     this.server = await startServer(this.id, [MAIN], this.env, 'otesse key service started');
     this.starts++;
+    this.logTo(this.server);
     this.client = new KeyClient(this.server.grpcPort, this.starts);
+    const listening = performance.now();
     await this.waitReady();
+    this.startTimes.push({ listeningMs: Math.round(listening - spawned), readyMs: Math.round(performance.now() - spawned) });
+  }
+
+  /** Spawn-to-listening and spawn-to-ready of each start. */
+  startTimes: { listeningMs: number; readyMs: number }[] = [];
+
+  /** Every line the process prints after its start line goes to BENCH_LOG_DIR/<id>-<n>.log when set. */
+  private logTo(server: Server): void {
+    const dir = process.env.BENCH_LOG_DIR;
+    if (!dir) return;
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, `${this.id}-${this.starts}.log`);
+    writeFileSync(file, `${server.tail()}\n`);
+    const out = createWriteStream(file, { flags: 'a' });
+    server.proc.stdout?.on('data', (c: Buffer) => out.write(c));
+    server.proc.stderr?.on('data', (c: Buffer) => out.write(c));
+    server.proc.once('exit', () => out.end());
   }
 
   async waitReady(timeoutMs = 30_000): Promise<void> {
@@ -120,7 +141,11 @@ export class Replica {
 
   authenticate(request: Buffer): Promise<CallResult> {
     if (!this.client) return Promise.resolve({ code: 14, details: 'not started' });
-    return this.client.call(request, 5000);
+    try {
+      return this.client.call(request, 5000);
+    } catch (err) { // the channel was closed (the process is being stopped)
+      return Promise.resolve({ code: 14, details: String(err) });
+    }
   }
 
   async api(method: string, path: string, body?: unknown): Promise<{ status: number; body: any; ms: number }> {
