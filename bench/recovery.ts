@@ -6,7 +6,8 @@
  * replica keeps authenticating all the hot keys, and after the heal until each replica has asked for
  * every key again. Counts argon2 verifications (target 0) and failed calls (target 0) in each phase.
  *
- * Options: --keys (10000), --replicas (3), --cut-seconds (5), --concurrency in flight per replica (16).
+ * Options: --keys (10000), --replicas (3), --cut-seconds (5), --concurrency in flight per replica (16),
+ * --cache-ttl CACHE_TTL_SECONDS of the replicas (600, so that nothing ages out between the warm-up and the cut).
  */
 import { parseArgs } from 'node:util';
 import { startProxy } from '../test/helpers/proxy.js';
@@ -19,11 +20,14 @@ import {
 const { values: args } = parseArgs({ options: {
   keys: { type: 'string', default: '10000' }, replicas: { type: 'string', default: '3' },
   'cut-seconds': { type: 'string', default: '5' }, concurrency: { type: 'string', default: '16' },
+  'cache-ttl': { type: 'string', default: '600' },
 } });
 const KEYS = Number(args.keys);
 const REPLICAS = Number(args.replicas);
 const CUT_MS = Number(args['cut-seconds']) * 1000;
 const CONCURRENCY = Number(args.concurrency);
+/** CACHE_TTL_SECONDS of the replicas: 10 min by default, so that no entry ages out during the warm-up or the run. */
+const CACHE_TTL = args['cache-ttl'];
 const log = (msg: string) => logAs('recovery', msg);
 
 interface Tally { calls: number; failed: number; denied: number; codes: Record<string, number>; latencyMs: number[] }
@@ -48,7 +52,7 @@ async function main(): Promise<number> {
     const db = await createDatabase(td, 'recovery');
     const redis = await startRedis(td);
     const proxy = await startProxy(td, redis.port);
-    const replicas = await startFleet(td, REPLICAS, fleetEnv(db, proxy.url('redis')));
+    const replicas = await startFleet(td, REPLICAS, fleetEnv(db, proxy.url('redis'), { CACHE_TTL_SECONDS: CACHE_TTL }));
     const keys = await seedKeys(db, 'acct_recovery', KEYS);
     log(`${REPLICAS} replicas, ${KEYS} keys seeded; warming every key on every replica`);
     const warmStarted = performance.now();
@@ -139,13 +143,13 @@ async function main(): Promise<number> {
     const recovery = phases.find((p) => p.phase === 'recovery')!;
     const failed = phases.reduce((a, p) => a + Number(p.failed), 0);
     const result = {
-      kind: 'recovery', at: new Date().toISOString(), keys: KEYS, replicas: REPLICAS, cutMs: CUT_MS, concurrencyPerReplica: CONCURRENCY,
+      kind: 'recovery', at: new Date().toISOString(), cacheTtlSeconds: Number(CACHE_TTL), keys: KEYS, replicas: REPLICAS, cutMs: CUT_MS, concurrencyPerReplica: CONCURRENCY,
       warmUp: { seconds: Math.round(warmMs / 100) / 10, argon2: afterWarm.argon2, fromRedis: afterWarm.redis },
       phases, trustedAfterHealMs: trustedAfterMs,
       targets: { argon2DuringOutageAndRecovery0: Number(outage.argon2) + Number(recovery.argon2) === 0, failedCalls0: failed === 0 },
     };
     const file = writeResult('recovery', result);
-    console.log(`recovery: ${KEYS} hot keys on ${REPLICAS} replicas, Redis cut for ${CUT_MS / 1000} s`);
+    console.log(`recovery: ${KEYS} hot keys on ${REPLICAS} replicas (CACHE_TTL_SECONDS=${CACHE_TTL}), Redis cut for ${CUT_MS / 1000} s`);
     console.log(`warm-up ${result.warmUp.seconds} s, ${afterWarm.argon2} argon2 verifications (${afterWarm.redis} entries found in Redis)`);
     for (const p of phases) {
       console.log(`${String(p.phase).padEnd(8)} ${String(p.seconds).padStart(6)} s  calls ${p.calls}  failed ${p.failed}  argon2 ${p.argon2}  `
