@@ -9,7 +9,8 @@
  * killed and started again once, mid-run.
  *
  * Options: --minutes N (10), --rate calls/s over all replicas (200), --keys active keys (300).
- * Targets: 0 stale allows, 0 failed calls outside the restarted replica's own drain, memory flat (±10 %).
+ * Targets: 0 stale allows, 0 failed calls outside the restarted replica's own drain, memory flat (±10 %): the mean RSS
+ * of each process over the last quarter of the run against the first quarter (start and end samples are printed too).
  */
 import { parseArgs } from 'node:util';
 import { startRedis } from '../test/helpers/redis-server.js';
@@ -36,7 +37,7 @@ interface Slot { replica: Replica; state: State; generation: number }
 
 /** What one replica process did and used. */
 interface Instance { replica: string; pid: number; startedAtS: number; stoppedAtS?: number; rssAtReadyKiB: number; rssBaselineKiB?: number;
-  rssEndKiB?: number; argon2?: number; drainMs?: number; exit?: string }
+  rssEndKiB?: number; argon2?: number; drainMs?: number; exit?: string; rssSamplesKiB: number[] }
 
 const counts = {
   calls: 0, ok: 0, errorsInDrain: 0, errorsElsewhere: 0, deniedActive: 0, skippedWhileDown: 0, skippedFullPipe: 0,
@@ -140,7 +141,7 @@ async function main(): Promise<number> {
     const slots: Slot[] = replicas.map((replica) => ({ replica, state: 'up', generation: 1 }));
     const instanceOf = new Map<string, Instance>();
     const begin = (s: Slot) => {
-      const inst: Instance = { replica: s.replica.id, pid: s.replica.pid, startedAtS: since(), rssAtReadyKiB: s.replica.rssKiB() };
+      const inst: Instance = { replica: s.replica.id, pid: s.replica.pid, startedAtS: since(), rssAtReadyKiB: s.replica.rssKiB(), rssSamplesKiB: [] };
       instances.push(inst);
       instanceOf.set(s.replica.id, inst);
     };
@@ -166,6 +167,7 @@ async function main(): Promise<number> {
         const rssKiB = Object.fromEntries(slots.map((s) => [s.replica.id, s.replica.rssKiB()]));
         const heapMiB = Object.fromEntries(await Promise.all(slots.map(async (s) => [s.replica.id,
           Math.round((await s.replica.metric('nodejs_heap_size_used_bytes').catch(() => Number.NaN)) / 2 ** 20 * 10) / 10])));
+        for (const s of slots) if (s.state === 'up' && Number.isFinite(rssKiB[s.replica.id])) instanceOf.get(s.replica.id)?.rssSamplesKiB.push(rssKiB[s.replica.id]!);
         const errors = counts.errorsElsewhere + counts.errorsInDrain;
         series.push({ t: since(), calls: counts.calls - last.calls, errors: errors - last.errors, rssKiB, heapMiB });
         last = { calls: counts.calls, errors };
@@ -262,11 +264,22 @@ async function main(): Promise<number> {
         startKiB: first.rssBaselineKiB ?? first.rssAtReadyKiB, endKiB: last.rssEndKiB ?? Number.NaN,
         changeSameProcess: change === undefined ? null : Math.round(change * 1000) / 10 };
     });
-    const flat = memory.every((m) => m.changeSameProcess === null || Math.abs(m.changeSameProcess) <= 10);
+    // RSS saw-tooths by 20-30 MiB as V8 grows and returns its heap, so one sample at each end says little:
+    // each process's mean over the first quarter of its samples (after 20 s) against the last quarter.
+    const trend = instances.filter((i) => i.rssSamplesKiB.length >= 8).map((i) => {
+      const xs = i.rssSamplesKiB.slice(2);
+      const q = Math.max(1, Math.floor(xs.length / 4));
+      const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+      const first = mean(xs.slice(0, q));
+      const last = mean(xs.slice(-q));
+      return { replica: i.replica, pid: i.pid, samples: xs.length, firstQuarterMiB: Math.round(first / 1024), lastQuarterMiB: Math.round(last / 1024),
+        changePercent: Math.round(((last - first) / first) * 1000) / 10, minMiB: Math.round(Math.min(...xs) / 1024), maxMiB: Math.round(Math.max(...xs) / 1024) };
+    });
+    const flat = trend.length > 0 && trend.every((m) => Math.abs(m.changePercent) <= 10);
     const result = {
       kind: 'soak', startedAt: new Date(t0).toISOString(), minutes: MINUTES, replicas: REPLICAS, rate: RATE, activeKeys: ACTIVE_KEYS,
       calls: counts, writes: { ...writes, waitMs: percentiles(writes.waitMs) }, argon2: { afterWarmUp: argon2AfterWarm, total: argon2Total },
-      restarts: restartLog, redisRestart, memory, instances, series,
+      restarts: restartLog, redisRestart, memory, memoryTrend: trend, instances, series,
       startTimes: Object.fromEntries(slots.map((s) => [s.replica.id, s.replica.startTimes])),
       targets: { staleAllows0: writes.staleAllows === 0, failedOutsideDrain0: counts.errorsElsewhere === 0 && counts.deniedActive === 0, memoryFlat10: flat },
     };
@@ -278,6 +291,7 @@ async function main(): Promise<number> {
     console.log(`argon2 verifications ${argon2Total} (${argon2AfterWarm} in the warm-up)`);
     console.log(`replica restarts ${restartLog.map((r) => `${r.replica}@${r.at}s drain ${r.drainMs} ms`).join(', ') || 'none'}; Redis restart ${redisRestart ? `@${redisRestart.at}s, down ${redisRestart.downMs} ms` : 'none'}`);
     for (const m of memory) console.log(`memory ${m.replica}: ${Math.round(m.startKiB / 1024)} MiB -> ${Math.round(m.endKiB / 1024)} MiB${m.changeSameProcess === null ? ` (${m.restarts} restart(s): end is a newer process)` : ` (${m.changeSameProcess}% same process)`}`);
+    for (const m of trend) console.log(`memory trend ${m.replica} (pid ${m.pid}, ${m.samples} samples every 10 s): mean ${m.firstQuarterMiB} MiB in the first quarter, ${m.lastQuarterMiB} MiB in the last (${m.changePercent}%), range ${m.minMiB}-${m.maxMiB} MiB`);
     console.log(`targets: ${JSON.stringify(result.targets)}`);
     console.log(`written ${file}`);
     return Object.values(result.targets).every(Boolean) ? 0 : 1;
