@@ -12,6 +12,9 @@
  * Targets: 0 stale allows, 0 failed calls outside the restarted replica's own drain, memory flat (±10 %): the mean RSS
  * of each process over the last quarter of the run against the first quarter (start and end samples are printed too).
  */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startRedis } from '../test/helpers/redis-server.js';
 import type { CallResult } from './lib/client.js';
@@ -129,6 +132,9 @@ async function writeAndCheck(writer: Slot, checkers: Slot[], key: SeededKey): Pr
 async function main(): Promise<number> {
   const td = new Teardown();
   guard(td, 'soak', (MINUTES + 10) * 60_000);
+  // Every replica process's log is kept (a failure is only worth as much as what explains it).
+  process.env.BENCH_LOG_DIR ??= mkdtempSync(join(tmpdir(), 'otesse-soak-'));
+  log(`replica logs in ${process.env.BENCH_LOG_DIR}`);
   const instances: Instance[] = [];
   let restartLog: { at: number; replica: string; drainMs: number; downMs: number; exit: string }[] = [];
   let redisRestart: { at: number; downMs: number } | undefined;
@@ -279,7 +285,7 @@ async function main(): Promise<number> {
     const whole = trend.filter((m) => m.wholeRun);
     const flat = whole.length > 0 && whole.every((m) => Math.abs(m.changePercent) <= 10);
     const result = {
-      kind: 'soak', startedAt: new Date(t0).toISOString(), minutes: MINUTES, replicas: REPLICAS, rate: RATE, activeKeys: ACTIVE_KEYS,
+      kind: 'soak', startedAt: new Date(t0).toISOString(), logs: process.env.BENCH_LOG_DIR, minutes: MINUTES, replicas: REPLICAS, rate: RATE, activeKeys: ACTIVE_KEYS,
       calls: counts, writes: { ...writes, waitMs: percentiles(writes.waitMs) }, argon2: { afterWarmUp: argon2AfterWarm, total: argon2Total },
       restarts: restartLog, redisRestart, memory, memoryTrend: trend, instances, series,
       startTimes: Object.fromEntries(slots.map((s) => [s.replica.id, s.replica.startTimes])),
