@@ -8,7 +8,8 @@
  * with the same REPLICA_ID; r0 is never restarted, so it shows memory over the whole run); Redis
  * killed and started again once, mid-run.
  *
- * Options: --minutes N (10), --rate calls/s over all replicas (200), --keys active keys (300).
+ * Options: --minutes N (10), --rate calls/s over all replicas (200), --keys active keys (300), --redis-at seconds
+ * into the load when Redis is killed (default: half-way plus 15 s, or 5 s for runs under 2 minutes).
  * Targets: 0 stale allows, 0 failed calls outside the restarted replica's own drain, memory flat (±10 %): the mean RSS
  * of each process over the last quarter of the run against the first quarter (start and end samples are printed too).
  */
@@ -25,6 +26,7 @@ import {
 
 const { values: args } = parseArgs({ options: {
   minutes: { type: 'string', default: '10' }, rate: { type: 'string', default: '200' }, keys: { type: 'string', default: '300' },
+  'redis-at': { type: 'string' },
 } });
 const MINUTES = Number(args.minutes);
 const RATE = Number(args.rate);
@@ -205,7 +207,8 @@ async function main(): Promise<number> {
     })();
 
     const restarter = (async () => {
-      const redisAt = t0 + (MINUTES * 60_000) / 2 + (MINUTES >= 2 ? 15_000 : 5_000);
+      const redisAt = args['redis-at'] !== undefined ? t0 + Number(args['redis-at']) * 1000
+        : t0 + (MINUTES * 60_000) / 2 + (MINUTES >= 2 ? 15_000 : 5_000);
       for (let k = 0; ; k++) {
         const due = t0 + (k + 1) * RESTART_EVERY_MS;
         while (Date.now() < Math.min(due, endAt) && running) {
