@@ -133,7 +133,10 @@ export class Authenticator {
       const hit = await this.#o.shared.get(parsed.keyId, digest).catch(() => undefined);
       if (hit) {
         const entry = toEntry(digest, hit.data, hit.refreshedAt);
-        if (this.#now() - hit.refreshedAt < this.#o.freshMs && this.#o.local.set(entry)) return { entry, path: 'redis' };
+        // Only an entry memory will hold as fresh answers from Redis: one refreshed before this replica last lost its
+        // subscription (markAllStale) is re-read below once, else every call would go to Redis until the entry ages out.
+        if (this.#now() - hit.refreshedAt < this.#o.freshMs && this.#o.local.set(entry)
+          && this.#o.local.get(digest)?.refreshedAt === hit.refreshedAt) return { entry, path: 'redis' };
         // Stale or superseded, but proof that this digest was verified: refresh without hashing.
         cached ??= entry;
       }
