@@ -79,6 +79,7 @@ async function startKeyService(db: string, prefix: string): Promise<{ server: Se
   const env = {
     PATH: process.env.PATH ?? '', DATABASE_URL: db, REDIS_URL, REDIS_PREFIX: prefix, GRPC_PORT: '0', HTTP_PORT: '0', FORWARD_AUTH_PORT: '0',
     HOST: '127.0.0.1', ADMIN_TOKENS: `bench:${ADMIN_TOKEN}`, LOG_LEVEL: 'info', TRUST_PROXY: '127.0.0.1',
+    CACHE_SIGNING_KEY: 'bench-signing-key-0123456789abcdef-0123456789', ADMIN_RATE_LIMIT_PER_TOKEN: '1000000', ADMIN_RATE_LIMIT_PER_ADDRESS: '1000000',
   };
   const server = await startServer('key service', [join(ROOT, 'dist', 'src', 'main.js')], env, 'otesse key service started');
   const started = server.tail().split('\n').find((l) => l.includes('otesse key service started')) ?? '{}';
