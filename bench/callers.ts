@@ -23,12 +23,9 @@ import pg from 'pg';
 import { Pool } from 'undici';
 import { startServer, stopAll, type Server } from './lib/procs.js';
 import { percentile } from './lib/stats.js';
+import { num } from './lib/env.js';
 import { startNginx } from '../test/helpers/nginx.js';
 
-const num = (name: string, fallback: number) => {
-  const v = Number(process.env[name]);
-  return Number.isFinite(v) && v > 0 ? v : fallback;
-};
 const DURATION_MS = num('BENCH_DURATION_MS', 5000);
 const WARMUP_MS = num('BENCH_WARMUP_MS', 1000);
 const CONCURRENCY = num('BENCH_CONCURRENCY', 64);

@@ -33,11 +33,8 @@ import {
   type BenchReport, type CaseReport, type Machine, type RevokeReport, type TargetCheck,
 } from './lib/report.js';
 import { machineCpu, percentile, pidsNamed } from './lib/stats.js';
+import { num } from './lib/env.js';
 
-const num = (name: string, fallback: number) => {
-  const v = Number(process.env[name]);
-  return Number.isFinite(v) && v > 0 ? v : fallback;
-};
 const DURATION_MS = num('BENCH_DURATION_MS', 5000);
 const WARMUP_MS = num('BENCH_WARMUP_MS', 1000);
 const CONCURRENCY = num('BENCH_CONCURRENCY', 64);

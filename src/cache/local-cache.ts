@@ -38,9 +38,13 @@ export class LocalCache {
     return entry && entry.refreshedAt < this.#staleBefore ? { ...entry, refreshedAt: Number.NEGATIVE_INFINITY } : entry;
   }
 
-  /** Store unless a change newer than the entry's version has been seen; returns whether stored. */
+  /**
+   * Store unless a change newer than the entry's version has been seen, or the entry was refreshed
+   * before the subscription was last lost (it would never be fresh here: the caller re-reads it once
+   * from PostgreSQL instead); returns whether stored.
+   */
   set(entry: CacheEntry): boolean {
-    if (this.superseded(entry.data.keyId, entry.data.version)) return false;
+    if (this.superseded(entry.data.keyId, entry.data.version) || entry.refreshedAt < this.#staleBefore) return false;
     const previous = this.#byKeyId.get(entry.data.keyId);
     if (previous !== undefined && previous !== entry.digest) this.#entries.delete(previous);
     this.#entries.set(entry.digest, entry);

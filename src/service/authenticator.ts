@@ -94,7 +94,7 @@ export class Authenticator {
     let found = this.#o.local.get(digest);
     let path: AuthPath = 'memory';
     if (!found || !this.#o.invalidator.trusted(now) || now - found.refreshedAt >= this.#o.freshMs) {
-      const call: Call = { parsed, digest, key, ip: address.toString(), limits };
+      const call: Call = { parsed, digest, key, ip: address.toString(), check: secretCheck(secretOf(key)), limits };
       let r = await this.#resolve(call, found);
       // A shared resolution may have read the key before a change this call started after.
       if ('entry' in r && this.#o.local.superseded(r.entry.data.keyId, r.entry.data.version)) {
@@ -133,10 +133,7 @@ export class Authenticator {
       const hit = await this.#o.shared.get(parsed.keyId, digest).catch(() => undefined);
       if (hit) {
         const entry = toEntry(digest, hit.data, hit.refreshedAt);
-        // Only an entry memory will hold as fresh answers from Redis: one refreshed before this replica last lost its
-        // subscription (markAllStale) is re-read below once, else every call would go to Redis until the entry ages out.
-        if (this.#now() - hit.refreshedAt < this.#o.freshMs && this.#o.local.set(entry)
-          && this.#o.local.get(digest)?.refreshedAt === hit.refreshedAt) return { entry, path: 'redis' };
+        if (this.#now() - hit.refreshedAt < this.#o.freshMs && this.#o.local.set(entry)) return { entry, path: 'redis' };
         // Stale or superseded, but proof that this digest was verified: refresh without hashing.
         cached ??= entry;
       }
@@ -174,7 +171,7 @@ export class Authenticator {
   #wrongByCheck(call: Call): boolean {
     const known = this.#checks.get(call.parsed.keyId);
     if (!known) return false;
-    const wrong = known.environment !== call.parsed.environment || known.check !== secretCheck(secretOf(call.key));
+    const wrong = known.environment !== call.parsed.environment || known.check !== call.check;
     if (wrong) this.#refusedByCheck++;
     return wrong;
   }
@@ -211,17 +208,15 @@ export class Authenticator {
    */
   async #secretMatches(row: KeyRow, call: Call): Promise<boolean> {
     if (row.environment !== call.parsed.environment) return false;
-    const secret = secretOf(call.key);
-    const check = secretCheck(secret);
-    if (row.secret_check !== null && row.secret_check !== check) {
+    if (row.secret_check !== null && row.secret_check !== call.check) {
       this.#refusedByCheck++;
       return false;
     }
     const { deadline, cancelled } = call.limits;
-    const ok = await this.#o.hasher.verify(row.secret_hash, secret,
+    const ok = await this.#o.hasher.verify(row.secret_hash, secretOf(call.key),
       () => !cancelled?.() && (deadline === undefined || this.#now() < deadline));
     // A key made before check values existed gets one on its first successful verification.
-    if (ok && row.secret_check === null) void keysRepository.setSecretCheck(this.#o.db, row.id, check).catch(() => {});
+    if (ok && row.secret_check === null) void keysRepository.setSecretCheck(this.#o.db, row.id, call.check).catch(() => {});
     return ok;
   }
 }
@@ -233,6 +228,8 @@ interface Call {
   key: string;
   /** The source address, normalised. */
   ip: string;
+  /** The secret's check value (computed once: the wrong-secret refusals and the backfill use it). */
+  check: string;
   limits: CallLimits;
 }
 

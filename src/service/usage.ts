@@ -73,6 +73,8 @@ export class UsageRecorder implements UsageSink {
   /** While flushes fail the maps keep growing: past the bound the oldest entries go, counted. */
   #bound(): void {
     const max = this.#o.maxEntries ?? 100_000;
+    // On every call: the common case (within bounds) allocates nothing.
+    if (this.#hourly.size <= max && this.#addresses.size <= max && this.#denied.size <= max) return;
     let dropped = 0;
     for (const map of [this.#hourly, this.#addresses, this.#denied] as Map<string, unknown>[]) {
       while (map.size > max) {
