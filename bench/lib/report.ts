@@ -20,8 +20,8 @@ export interface CaseReport {
   result: RunResult;
   /** The no-op run this case is compared with (the nearest one before it); absent for the cold cases. */
   baselineId?: string | undefined;
-  /** Ratios to that no-op run (throughput, p50, p99). */
-  ratio?: { throughput: number; p50: number; p99: number } | undefined;
+  /** Ratios to that no-op run (throughput, p50, p99, server CPU per call). */
+  ratio?: { throughput: number; p50: number; p99: number; cpu: number } | undefined;
 }
 
 export interface TargetCheck {
@@ -66,6 +66,8 @@ export interface BenchReport {
   correctness: TargetCheck[];
   revoke: RevokeReport;
   profile: { caseResult: RunResult; summary: ProfileSummary; noop?: { caseResult: RunResult; summary: ProfileSummary } | undefined } | null;
+  /** The same profiles at light load (2 in flight); absent in reports from before it existed. */
+  profileLight?: BenchReport['profile'];
 }
 
 const f1 = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : '–');
@@ -111,20 +113,20 @@ function backend(r: RunResult): string {
 /** The main results table (markdown). */
 export function casesTable(report: BenchReport): string {
   const head = [
-    '| case | calls/s | × no-op | p50 ms | × no-op | p99 ms | × no-op | CPU %: server / load gen / PG+Redis / rest | server CPU µs per call | Redis cmds / PG xacts per call | answers |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
+    '| case | calls/s | × no-op | p50 ms | × no-op | p99 ms | × no-op | CPU %: server / load gen / PG+Redis / rest | server CPU µs per call | × no-op | Redis cmds / PG xacts per call | answers |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
   ];
   const rows: string[] = [];
   for (const c of report.cases) {
     const m = c.result.main;
     const r = c.ratio;
     rows.push(`| ${c.title} | ${int(m.throughput)} | ${r ? f2(r.throughput) : ''} | ${f3(m.latencyMs.p50)} | ${r ? f2(r.p50) : ''} | `
-      + `${f3(m.latencyMs.p99)} | ${r ? f2(r.p99) : ''} | ${cpu(c.result)} | ${f1(cpuPerCall(c.result))} | ${c.target === 'service' ? backend(c.result) : ''} | `
+      + `${f3(m.latencyMs.p99)} | ${r ? f2(r.p99) : ''} | ${cpu(c.result)} | ${f1(cpuPerCall(c.result))} | ${r ? f2(r.cpu) : ''} | ${c.target === 'service' ? backend(c.result) : ''} | `
       + `${outcomes(m)}${noisy(c.result)} |`);
     const bg = c.result.background;
     if (bg) {
       rows.push(`| ↳ its background stream (sent ${f1(bg.sentPerSec ?? Number.NaN)}/s) | ${f1(bg.throughput)} | | ${f3(bg.latencyMs.p50)} | | `
-        + `${f3(bg.latencyMs.p99)} | | | | | ${outcomes(bg)} |`);
+        + `${f3(bg.latencyMs.p99)} | | | | | | ${outcomes(bg)} |`);
     }
   }
   return [...head, ...rows].join('\n');
@@ -230,6 +232,14 @@ export function markdown(report: BenchReport): string {
     if (noop) out.push(profileComparison(report.profile, noop), '');
     out.push(formatProfile(report.profile.summary));
     if (noop) out.push('### The no-op server under the same load, for comparison', '', formatProfile(noop.summary));
+  }
+  const light = report.profileLight;
+  if (light) {
+    const p = light.caseResult.main;
+    out.push(`## CPU profile of the cache hit at light load (${String(light.caseResult.main.calls ? p.throughput.toFixed(0) : '–')} calls/s, `
+      + `${light.caseResult.main.latencyMs.p99.toFixed(3)} ms p99 while profiled)`, '');
+    if (light.noop) out.push(profileComparison(light, light.noop), '');
+    out.push(formatProfile(light.summary));
   }
   out.push(`Finished ${report.finishedAt} (${f1(report.durationS)} s).`, '');
   return out.join('\n');

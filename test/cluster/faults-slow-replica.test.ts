@@ -31,7 +31,14 @@ for (const [ms, batch] of [[300, keys.slice(0, 8)], [2000, keys.slice(8, 14)]] a
     t.equal(tally.staleAllows, 0, 'no stale allow');
     t.equal(tally.failed, 0, 'no failed call');
     const slowest = Math.max(...tally.waits);
-    if (ms === 300) t.ok(Math.min(...tally.waits) >= 250, 'the writer waited for the late replica to confirm');
+    if (ms === 300) {
+      // A write published while the late replica held its lease waits for its confirmation. On a loaded machine its
+      // lease may lapse now and then (heartbeats come back late too); a write made then is not bound to it, and the
+      // checks above show that replica decided from PostgreSQL meanwhile.
+      const bound = tally.rounds.filter((r) => r.replicas === nodes.length);
+      t.ok(bound.length > 0, `some writes were published while every replica held a lease (${tally.rounds.map((r) => r.replicas).join(', ')})`);
+      t.ok(bound.every((r) => r.waited >= 250), `each of those waited for the late replica (${bound.map((r) => Math.round(r.waited)).join(', ')} ms)`);
+    }
     else t.ok(slowest < 1500, `the writer waited for the lease to run out, not for the 2 s message (${Math.round(slowest)} ms)`);
   });
 }

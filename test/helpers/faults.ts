@@ -14,9 +14,11 @@ export interface Tally {
   calls: number;
   failed: number;
   waits: number[];
+  /** Per write: how many replicas held a lease when it was published (`propagation.replicas`), and how long it waited. */
+  rounds: { replicas: number; waited: number }[];
 }
 
-export const newTally = (name: string): Tally => ({ name, writes: 0, staleAllows: 0, calls: 0, failed: 0, waits: [] });
+export const newTally = (name: string): Tally => ({ name, writes: 0, staleAllows: 0, calls: 0, failed: 0, waits: [], rounds: [] });
 
 /** Fast heartbeats and leases so a case runs in seconds; the poll slow, so that only the bus and leases are exercised. */
 export const FAULT_ENV = { HEARTBEAT_MS: '100', LEASE_MS: '500', CLOCK_SKEW_MS: '100', CHANGE_POLL_MS: '30000', CACHE_TTL_SECONDS: '600' };
@@ -67,6 +69,7 @@ export async function writeAndCheck(writer: Node, checkers: Node[], key: { id: s
   if (!committed) return res.status;
   tally.writes++;
   tally.waits.push(waited);
+  tally.rounds.push({ replicas: Number((res.body?.propagation as { replicas?: number } | undefined)?.replicas ?? -1), waited });
   const answers = await Promise.all(checkers.map((c) => c.tryAuthenticate({ key: key.secret, scope })));
   for (const a of answers) if (a.code === grpc.status.OK && a.res?.allowed) tally.staleAllows++;
   return res.status;
