@@ -205,15 +205,12 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
     tls: config.GRPC_TLS_CERT && config.GRPC_TLS_KEY ? { cert: config.GRPC_TLS_CERT, key: config.GRPC_TLS_KEY, ca: config.GRPC_TLS_CA } : undefined,
     onCall: (result, code, seconds) => {
       if (!result) {
-        metrics.decisions.inc({ outcome: `error_${code}`, reason: '', environment: '' });
-        metrics.latency.observe({ path: 'error' }, seconds);
+        metrics.answer(`error_${code}`, '', '', 'error', false, seconds);
         return;
       }
       const d = result.decision;
-      metrics.decisions.inc({ outcome: d.allowed ? 'allowed' : 'denied', reason: d.allowed ? '' : d.reason, environment: d.identity?.environment ?? '' });
-      metrics.latency.observe({ path: result.path }, seconds);
       // A tier answered only when it held the key's grant (not for remembered unknown ids).
-      if (result.path !== 'parse' && d.identity) metrics.cacheLookups.inc({ tier: result.path });
+      metrics.answer(d.allowed ? 'allowed' : 'denied', d.allowed ? '' : d.reason, d.identity?.environment ?? '', result.path, d.identity !== undefined, seconds);
     },
   });
   const metricsEndpoint = { contentType: metrics.contentType, render: () => {

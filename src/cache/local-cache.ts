@@ -25,12 +25,15 @@ export class LocalCache {
     this.#entries = new LRUCache<string, CacheEntry>({
       max: opts.maxEntries,
       ttl: opts.maxAgeMs,
+      // Read the clock on each lookup rather than lru-cache's default of caching it for 1 ms behind a timer:
+      // that timer is a setTimeout per millisecond of traffic, which at light load is one per call.
+      ttlResolution: 0,
       dispose: (entry, digest, reason) => {
         if (reason === 'set') return; // replaced in place: the index still points at it
         if (this.#byKeyId.get(entry.data.keyId) === digest) this.#byKeyId.delete(entry.data.keyId);
       },
     });
-    this.#floors = new LRUCache<string, number>({ max: Math.max(1000, opts.maxEntries), ttl: opts.floorTtlMs ?? 600_000 });
+    this.#floors = new LRUCache<string, number>({ max: Math.max(1000, opts.maxEntries), ttl: opts.floorTtlMs ?? 600_000, ttlResolution: 0 });
   }
 
   get(digest: string): CacheEntry | undefined {

@@ -1,5 +1,13 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+/** The series one Authenticate answer touches, bound once per label combination (no label lookup per call). */
+interface AnswerSeries {
+  decisions: { inc(): void };
+  latency: { observe(seconds: number): void };
+  /** The tier that held the key's grant; absent for parse failures, unknown ids and errors. */
+  tier: { inc(): void } | undefined;
+}
+
 /** The service's Prometheus metrics, on a registry of its own (one per app instance). */
 export class Metrics {
   readonly registry = new Registry();
@@ -57,9 +65,31 @@ export class Metrics {
     name: 'otesse_keys_usage_flushes_total', help: 'Usage counter flushes by result', labelNames: ['result'] as const, registers: [this.registry],
   });
 
+  #answers = new Map<string, AnswerSeries>();
+
   constructor() {
     // Includes nodejs_eventloop_lag_seconds and the event-loop lag percentiles.
     collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 10 });
+  }
+
+  /**
+   * Count one Authenticate answer: `outcome` allowed, denied or error_<code>; `path` the tier that answered;
+   * `identified` when the key's grant was found (a tier answered for it). The series are bound on first use.
+   */
+  answer(outcome: string, reason: string, environment: string, path: string, identified: boolean, seconds: number): void {
+    const id = `${outcome}|${reason}|${environment}|${path}|${identified ? 1 : 0}`;
+    let series = this.#answers.get(id);
+    if (!series) {
+      series = {
+        decisions: this.decisions.labels(outcome, reason, environment),
+        latency: this.latency.labels(path),
+        tier: identified && path !== 'parse' && path !== 'error' ? this.cacheLookups.labels(path) : undefined,
+      };
+      this.#answers.set(id, series);
+    }
+    series.decisions.inc();
+    series.latency.observe(seconds);
+    series.tier?.inc();
   }
 
   get contentType(): string {

@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { decide, deny, type Decision, type DenyReason } from '../domain/decision.js';
 import { invalid, AppError } from '../domain/errors.js';
-import { parseAddress } from '../domain/ip.js';
+import { parseAddress, type Address } from '../domain/ip.js';
 import { parseKey, secretCheck, secretOf, type ParsedKey } from '../domain/key-format.js';
 import { isScope } from '../domain/scopes.js';
 import { toEntry, type CacheEntry, type GrantData } from '../cache/entry.js';
@@ -67,11 +67,17 @@ export class Authenticator {
   /** Check values of key ids seen (they never change): a wrong secret is refused from memory. */
   #checks = new LRUCache<string, { check: string; environment: string }>({ max: 200_000 });
   #refusedByCheck = 0;
+  /**
+   * Source addresses seen, parsed and in their normal text form: callers send from a few addresses, and
+   * parsing one costs more than the rest of a cache hit. Bounded; an address that fails to parse is not kept.
+   */
+  #addresses = new LRUCache<string, { address: Address; text: string }>({ max: 10_000 });
 
   constructor(opts: AuthenticatorOptions) {
     this.#o = opts;
     this.#now = opts.now ?? Date.now;
-    this.#unknown = new LRUCache({ max: 100_000, ttl: opts.unknownTtlMs ?? 30_000 });
+    // ttlResolution 0: no timer per millisecond of traffic to reuse a clock reading (lru-cache's default).
+    this.#unknown = new LRUCache({ max: 100_000, ttl: opts.unknownTtlMs ?? 30_000, ttlResolution: 0 });
   }
 
   /** Wrong secrets refused by the check value, without argon2 (metrics). */
@@ -81,37 +87,54 @@ export class Authenticator {
 
   /**
    * Decide; throws VALIDATION_FAILED for a bad ip or scope, STORAGE_UNAVAILABLE, OVERLOADED or
-   * DEADLINE_EXCEEDED on faults.
+   * DEADLINE_EXCEEDED on faults. A malformed key and a fresh entry of a trusted cache are answered at
+   * once, without a promise (most calls: the transport then answers in the same tick); anything that
+   * needs Redis, PostgreSQL or argon2 returns a promise. Validation errors are thrown, not rejected.
    */
-  async authenticate(key: string, ip: string, scope: string, limits: CallLimits = {}): Promise<AuthResult> {
-    const address = parseAddress(ip);
-    if (!address) throw invalid('ip', 'not an IPv4 or IPv6 address');
+  authenticate(key: string, ip: string, scope: string, limits: CallLimits = {}): AuthResult | Promise<AuthResult> {
+    const source = this.#address(ip);
     if (!isScope(scope)) throw invalid('scope', 'not a scope of the catalog');
     const parsed = parseKey(key);
     if (!parsed) return { decision: deny('KEY_MALFORMED'), path: 'parse' };
-    const digest = createHash('sha256').update(key).digest('base64url');
+    const digest = hash('sha256', key, 'base64url');
     const now = this.#now();
-    let found = this.#o.local.get(digest);
-    let path: AuthPath = 'memory';
+    const found = this.#o.local.get(digest);
     if (!found || !this.#o.invalidator.trusted(now) || now - found.refreshedAt >= this.#o.freshMs) {
-      const call: Call = { parsed, digest, key, ip: address.toString(), check: secretCheck(secretOf(key)), limits };
-      let r = await this.#resolve(call, found);
-      // A shared resolution may have read the key before a change this call started after.
-      if ('entry' in r && this.#o.local.superseded(r.entry.data.keyId, r.entry.data.version)) {
-        r = await this.#load(call, undefined);
-      }
-      if ('reason' in r) {
-        if (r.known) this.#o.usage?.record(parsed.keyId, address.toString(), false, r.reason, now);
-        return { decision: deny(r.reason), path: r.path };
-      }
-      found = r.entry;
-      path = r.path;
+      return this.#authenticateSlow({ parsed, digest, key, ip: source.text, check: secretCheck(secretOf(key)), limits }, source.address, scope, found, now);
+    }
+    const decision = decide(found.grant, source.address, scope, now);
+    this.#o.usage?.record(parsed.keyId, source.text, decision.allowed, decision.allowed ? undefined : decision.reason, now);
+    return { decision, path: 'memory' };
+  }
+
+  /** The address parsed, from the bounded memo when seen before; throws VALIDATION_FAILED. */
+  #address(ip: string): { address: Address; text: string } {
+    let known = this.#addresses.get(ip);
+    if (!known) {
+      const address = parseAddress(ip);
+      if (!address) throw invalid('ip', 'not an IPv4 or IPv6 address');
+      known = { address, text: address.toString() };
+      this.#addresses.set(ip, known);
+    }
+    return known;
+  }
+
+  /** Not decidable from memory: Redis, then PostgreSQL and argon2, shared by concurrent calls of one key. */
+  async #authenticateSlow(call: Call, address: Address, scope: string, cached: CacheEntry | undefined, now: number): Promise<AuthResult> {
+    let r = await this.#resolve(call, cached);
+    // A shared resolution may have read the key before a change this call started after.
+    if ('entry' in r && this.#o.local.superseded(r.entry.data.keyId, r.entry.data.version)) {
+      r = await this.#load(call, undefined);
+    }
+    if ('reason' in r) {
+      if (r.known) this.#o.usage?.record(call.parsed.keyId, call.ip, false, r.reason, now);
+      return { decision: deny(r.reason), path: r.path };
     }
     // Decide at the time of the answer: a call that waited must not judge expiry by its start.
-    const at = found === undefined || path === 'memory' ? now : this.#now();
-    const decision = decide(found.grant, address, scope, at);
-    this.#o.usage?.record(parsed.keyId, address.toString(), decision.allowed, decision.allowed ? undefined : decision.reason, at);
-    return { decision, path };
+    const at = r.path === 'memory' ? now : this.#now();
+    const decision = decide(r.entry.grant, address, scope, at);
+    this.#o.usage?.record(call.parsed.keyId, call.ip, decision.allowed, decision.allowed ? undefined : decision.reason, at);
+    return { decision, path: r.path };
   }
 
   /** Concurrent misses of one key share one resolution (and so one verification). */
@@ -212,9 +235,11 @@ export class Authenticator {
       this.#refusedByCheck++;
       return false;
     }
-    const { deadline, cancelled } = call.limits;
-    const ok = await this.#o.hasher.verify(row.secret_hash, secretOf(call.key),
-      () => !cancelled?.() && (deadline === undefined || this.#now() < deadline));
+    const { limits } = call;
+    const ok = await this.#o.hasher.verify(row.secret_hash, secretOf(call.key), () => {
+      const deadline = limits.deadline;
+      return !limits.cancelled?.() && (deadline === undefined || this.#now() < deadline);
+    });
     // A key made before check values existed gets one on its first successful verification.
     if (ok && row.secret_check === null) void keysRepository.setSecretCheck(this.#o.db, row.id, call.check).catch(() => {});
     return ok;

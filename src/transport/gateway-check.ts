@@ -4,7 +4,7 @@ import { AppError } from '../domain/errors.js';
 import type { AuthResult } from '../service/authenticator.js';
 
 /** The one Authenticate use case, as the transports call it. */
-export type Authenticate = (key: string, ip: string, scope: string) => Promise<AuthResult>;
+export type Authenticate = (key: string, ip: string, scope: string) => AuthResult | Promise<AuthResult>;
 
 export type GatewayOutcome =
   /** `keyHeaders`: where the key was, so a gateway can strip it before the upstream sees it. */

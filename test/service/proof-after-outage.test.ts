@@ -10,7 +10,7 @@ t.test('after a lost subscription, an entry Redis kept is re-read from PostgreSQ
   const b = await startTestApp(t, {}, env);
   t.ok(await waitFor(() => a.invalidator.healthy && b.invalidator.healthy), 'both replicas trust their caches');
   const key = await createKey(a);
-  const auth = (app: TestApp): Promise<AuthResult> => app.authenticator.authenticate(key.secret, '203.0.113.7', 'bookings:read');
+  const auth = async (app: TestApp): Promise<AuthResult> => app.authenticator.authenticate(key.secret, '203.0.113.7', 'bookings:read');
   t.equal((await auth(a)).decision.allowed, true, 'verified on a, which stores the entry in Redis');
   t.equal((await auth(b)).path, 'redis', 'b takes it from Redis');
   const verifications = b.hasher.verifications;

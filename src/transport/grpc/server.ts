@@ -44,7 +44,8 @@ export interface TlsFiles {
 }
 
 export interface GrpcServerOptions {
-  authenticate(key: string, ip: string, scope: string, limits?: CallLimits): Promise<AuthResult>;
+  /** A result at once when memory decides (no promise, answered in the same tick), else a promise. */
+  authenticate(key: string, ip: string, scope: string, limits?: CallLimits): AuthResult | Promise<AuthResult>;
   log: { error(obj: object, msg: string): void };
   maxConnectionAgeMs: number;
   tls?: TlsFiles | undefined;
@@ -61,11 +62,25 @@ const STATUS: Partial<Record<AppError['code'], grpc.status>> = {
   DEADLINE_EXCEEDED: grpc.status.DEADLINE_EXCEEDED,
 };
 
-/** The caller's deadline and cancellation, so no verification starts for a call that has ended. */
-function limitsOf(call: grpc.ServerUnaryCall<unknown, unknown>): CallLimits {
-  const d = call.getDeadline();
-  const deadline = d instanceof Date ? d.getTime() : Number.isFinite(d) && d !== Infinity ? Number(d) : undefined;
-  return { deadline, cancelled: () => call.cancelled };
+/**
+ * The caller's deadline and cancellation, so no verification starts for a call that has ended; read only
+ * when a verification is about to start (a cache hit never looks).
+ */
+class CallEnd implements CallLimits {
+  readonly #call: grpc.ServerUnaryCall<unknown, unknown>;
+
+  constructor(call: grpc.ServerUnaryCall<unknown, unknown>) {
+    this.#call = call;
+  }
+
+  get deadline(): number | undefined {
+    const d = this.#call.getDeadline();
+    return d instanceof Date ? d.getTime() : Number.isFinite(d) && d !== Infinity ? Number(d) : undefined;
+  }
+
+  cancelled(): boolean {
+    return this.#call.cancelled;
+  }
 }
 
 /** Map a decision to the contract's response. */
@@ -77,7 +92,8 @@ export function toResponse(d: Decision): AuthenticateResponse {
     key_id: id?.keyId ?? '',
     account_id: id?.accountId ?? '',
     environment: id?.environment ?? '',
-    scopes: id ? [...id.scopes] : [],
+    // Only read by the encoder: the grant's own array, not a copy.
+    scopes: id ? id.scopes as string[] : [],
   };
 }
 
@@ -121,21 +137,40 @@ export class GrpcServer {
   }
 
   #authenticate(call: grpc.ServerUnaryCall<AuthenticateRequest, AuthenticateResponse>, callback: grpc.sendUnaryData<AuthenticateResponse>): void {
-    const started = process.hrtime.bigint();
+    const started = performance.now();
     const { key, ip, scope } = call.request;
+    let answer: AuthResult | Promise<AuthResult>;
+    try {
+      answer = this.#o.authenticate(key, ip, scope, new CallEnd(call));
+    } catch (err) {
+      this.#fail(err, started, callback);
+      return;
+    }
+    if (!(answer instanceof Promise)) {
+      this.#answer(answer, started, callback);
+      return;
+    }
     this.#inflight++;
-    this.#o.authenticate(key, ip, scope, limitsOf(call)).then((result) => {
+    answer.then((result) => {
       this.#inflight--;
-      this.#o.onCall?.(result, grpc.status.OK, Number(process.hrtime.bigint() - started) / 1e9);
-      callback(null, toResponse(result.decision));
+      this.#answer(result, started, callback);
     }, (err: unknown) => {
       this.#inflight--;
-      const code = err instanceof AppError ? STATUS[err.code] ?? grpc.status.INTERNAL : grpc.status.INTERNAL;
-      if (code === grpc.status.INTERNAL) this.#o.log.error({ err }, 'Authenticate failed');
-      this.#o.onCall?.(undefined, code, Number(process.hrtime.bigint() - started) / 1e9);
-      const details = code === grpc.status.INTERNAL ? 'internal error' : (err as AppError).message;
-      callback({ code, details });
+      this.#fail(err, started, callback);
     });
+  }
+
+  #answer(result: AuthResult, started: number, callback: grpc.sendUnaryData<AuthenticateResponse>): void {
+    this.#o.onCall?.(result, grpc.status.OK, (performance.now() - started) / 1000);
+    callback(null, toResponse(result.decision));
+  }
+
+  #fail(err: unknown, started: number, callback: grpc.sendUnaryData<AuthenticateResponse>): void {
+    const code = err instanceof AppError ? STATUS[err.code] ?? grpc.status.INTERNAL : grpc.status.INTERNAL;
+    if (code === grpc.status.INTERNAL) this.#o.log.error({ err }, 'Authenticate failed');
+    this.#o.onCall?.(undefined, code, (performance.now() - started) / 1000);
+    const details = code === grpc.status.INTERNAL ? 'internal error' : (err as AppError).message;
+    callback({ code, details });
   }
 
   #credentials(): grpc.ServerCredentials {
