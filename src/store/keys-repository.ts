@@ -23,7 +23,26 @@ export interface KeyRow {
   version: number;
   last_used_at: Date | null;
   last_used_ip: string | null;
+  /** False: refused with KEY_DISABLED until enabled again (revoking stays final). */
+  enabled: boolean;
+  /** Named limits, enforced across replicas in fixed windows aligned to the epoch. */
+  rate_limits: RateLimit[];
+  /** The usage quota's balance; null = unlimited. */
+  remaining_uses: number | null;
+  refill_amount: number | null;
+  refill_interval: RefillInterval | null;
+  refilled_at: Date | null;
+  /** A JSON object returned by Authenticate, never used for the decision; null = none. */
+  metadata: Record<string, unknown> | null;
 }
+
+export interface RateLimit {
+  name: string;
+  limit: number;
+  window_seconds: number;
+}
+
+export type RefillInterval = 'daily' | 'monthly';
 
 export type NewKey = Pick<KeyRow, 'id' | 'account_id' | 'environment' | 'label' | 'scopes' | 'allowed_ips'
   | 'secret_hash' | 'secret_check' | 'redacted' | 'created_by' | 'expires_at' | 'replaces'>;
