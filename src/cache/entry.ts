@@ -12,15 +12,34 @@ export interface GrantData {
   expiresAt: number | null;
   revokedAt: number | null;
   version: number;
+  enabled: boolean;
+  /** Named limits; `windowMs` = window_seconds × 1000. */
+  rateLimits: RateLimitRule[];
+  /** True when the key has a usage quota (its balance lives in PostgreSQL, never in a cache). */
+  quota: boolean;
+  /** JSON text, or null. */
+  metadata: string | null;
+}
+
+export interface RateLimitRule {
+  name: string;
+  limit: number;
+  windowMs: number;
 }
 
 /** What the caches hold for one verified key: never the key, only its digest. */
 export interface CacheEntry {
   digest: string;
   data: GrantData;
-  grant: KeyGrant;
+  grant: CachedGrant;
   /** When the grant was last read from PostgreSQL (ms since epoch). */
   refreshedAt: number;
+}
+
+/** What a cache hit needs beyond the decision: the key's limits. */
+export interface CachedGrant extends KeyGrant {
+  rateLimits: readonly RateLimitRule[];
+  quota: boolean;
 }
 
 /** Build an entry, parsing the allowlist once. */

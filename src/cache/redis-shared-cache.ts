@@ -40,13 +40,20 @@ export interface RedisSharedCacheOptions {
 
 const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === 'string');
 const isTime = (v: unknown): v is number | null => v === null || (typeof v === 'number' && Number.isFinite(v));
+const isRule = (v: unknown): boolean => {
+  const r = v as Record<string, unknown> | null;
+  return !!r && typeof r.name === 'string' && Number.isSafeInteger(r.limit) && (r.limit as number) > 0
+    && Number.isSafeInteger(r.windowMs) && (r.windowMs as number) > 0;
+};
 
 /** A grant read back from Redis: every field checked, nothing trusted by shape alone. */
 function readGrant(v: unknown): GrantData | undefined {
   const d = v as Record<string, unknown> | null;
   if (!d || typeof d !== 'object' || typeof d.keyId !== 'string' || typeof d.accountId !== 'string'
     || (d.environment !== 'live' && d.environment !== 'test') || !isStringArray(d.scopes) || !isStringArray(d.allowedIps)
-    || !isTime(d.expiresAt) || !isTime(d.revokedAt) || !Number.isSafeInteger(d.version)) return undefined;
+    || !isTime(d.expiresAt) || !isTime(d.revokedAt) || !Number.isSafeInteger(d.version)
+    || typeof d.enabled !== 'boolean' || typeof d.quota !== 'boolean' || !(d.metadata === null || typeof d.metadata === 'string')
+    || !Array.isArray(d.rateLimits) || !d.rateLimits.every(isRule)) return undefined;
   return d as unknown as GrantData;
 }
 

@@ -269,5 +269,9 @@ export function grantData(row: KeyRow): GrantData {
     expiresAt: row.expires_at?.getTime() ?? null,
     revokedAt: row.revoked_at?.getTime() ?? null,
     version: Number(row.version),
+    enabled: row.enabled,
+    rateLimits: row.rate_limits.map((l) => ({ name: l.name, limit: l.limit, windowMs: l.window_seconds * 1000 })),
+    quota: row.remaining_uses !== null,
+    metadata: row.metadata === null ? null : JSON.stringify(row.metadata),
   };
 }
