@@ -72,9 +72,11 @@ const STATUS_SQL: Record<KeyStatus, string> = {
   revoked: 'revoked_at IS NOT NULL',
   expired: 'revoked_at IS NULL AND expires_at <= now()',
 };
+// The bound is on created_at itself (not created_at + 90 days) so that it is a condition of the
+// account's index scan: a page of old keys starts where they start, not after every newer key.
 const ROTATION_SQL = {
-  due: `${STATUS_SQL.active} AND created_at + interval '90 days' <= now() + interval '14 days' AND replaced_by IS NULL`,
-  overdue: `${STATUS_SQL.active} AND created_at + interval '90 days' <= now() AND replaced_by IS NULL`,
+  due: `${STATUS_SQL.active} AND created_at <= now() + interval '14 days' - interval '90 days' AND replaced_by IS NULL`,
+  overdue: `${STATUS_SQL.active} AND created_at <= now() - interval '90 days' AND replaced_by IS NULL`,
 };
 
 /** Key rows: every method takes the connection or transaction to run on. */
