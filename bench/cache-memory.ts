@@ -32,7 +32,7 @@ for (const k of keys) {
     keyId: fresh(k.keyId), accountId: fresh('acct_scale_1234'), environment: fresh('live') as 'live',
     scopes: ['bookings:read', 'bookings:write', 'invoices:read'].map(fresh),
     allowedIps: ['203.0.113.0/24', '2001:db8::/32'].map(fresh),
-    expiresAt: null, revokedAt: null, version: 1,
+    expiresAt: null, revokedAt: null, version: 1, enabled: true, rateLimits: [], quota: false, metadata: null,
   }, now));
 }
 const after = settle();

@@ -17,6 +17,8 @@ import { createLogger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { ActivityService } from './service/activity-service.js';
 import { Authenticator, type CallLimits } from './service/authenticator.js';
+import { Limiter } from './service/limiter.js';
+import { MemoryRateBudget, RedisRateBudget, type RateBudget } from './cache/rate-budget.js';
 import { Hasher } from './service/hasher.js';
 import { Invalidator } from './service/invalidator.js';
 import { KeyService } from './service/key-service.js';
@@ -73,13 +75,15 @@ export interface App {
   close(): Promise<void>;
 }
 
-interface RedisParts { shared: SharedCache; bus: InvalidationBus; failures: FailureCounter; client?: Redis; ping(): Promise<boolean>; close(): Promise<void> }
+interface RedisParts {
+  shared: SharedCache; bus: InvalidationBus; failures: FailureCounter; budget: RateBudget; client?: Redis; ping(): Promise<boolean>; close(): Promise<void>;
+}
 
 function openRedis(config: Config, replicaId: string, log: Logger, metrics: Metrics): RedisParts {
   if (!config.REDIS_URL || !config.CACHE_SIGNING_KEY) {
     log.info({}, 'no REDIS_URL: in-process cache and bus (run one replica only)');
     return { shared: new NoSharedCache(), bus: new MemoryBus({ replicaId }), ping: async () => true, close: async () => {},
-      failures: new MemoryFailureCounter({ windowMs: config.FAILED_ATTEMPTS_WINDOW_SECONDS * 1000 }) };
+      failures: new MemoryFailureCounter({ windowMs: config.FAILED_ATTEMPTS_WINDOW_SECONDS * 1000 }), budget: new MemoryRateBudget() };
   }
   const options = { enableOfflineQueue: false, commandTimeout: 500, maxRetriesPerRequest: 1, connectTimeout: 2000,
     retryStrategy: (n: number) => Math.min(50 * 2 ** n, 1000) };
@@ -102,6 +106,7 @@ function openRedis(config: Config, replicaId: string, log: Logger, metrics: Metr
     bus: new RedisBus({ replicaId, redis, subscriber, prefix: config.REDIS_PREFIX, signer, leaseMs: config.LEASE_MS,
       skewMs: config.CLOCK_SKEW_MS, heartbeatMs: config.HEARTBEAT_MS, onError, onReject }),
     client: redis,
+    budget: new RedisRateBudget({ redis, prefix: config.REDIS_PREFIX }),
     failures: new RedisFailureCounter({ redis, prefix: config.REDIS_PREFIX, windowMs: config.FAILED_ATTEMPTS_WINDOW_SECONDS * 1000 }),
     ping: async () => (await redis.ping().catch(() => '')) === 'PONG',
     close: async () => { redis.disconnect(); subscriber.disconnect(); },
@@ -181,7 +186,13 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
     } });
   const retention = new RetentionJob({ db, policy: { changesDays: config.RETENTION_CHANGES_DAYS,
     activityBatchesDays: config.RETENTION_ACTIVITY_BATCHES_DAYS, usageDays: config.RETENTION_USAGE_DAYS, auditDays: config.RETENTION_AUDIT_DAYS } });
-  const authenticator = new Authenticator({ db, local, shared: redis.shared, hasher, invalidator, usage,
+  let lastBudgetLog = 0;
+  const limiter = new Limiter({ db, budget: redis.budget, onBudgetFault: (err) => {
+    if (Date.now() - lastBudgetLog < 60_000) return;
+    lastBudgetLog = Date.now();
+    log.warn({ err }, 'rate limits: Redis unreachable, this replica counts each limit on its own meanwhile (logged once a minute)');
+  } });
+  const authenticator = new Authenticator({ db, local, shared: redis.shared, hasher, invalidator, usage, limiter,
     freshMs: config.CACHE_TTL_SECONDS * 1000, staleServeMs: config.STALE_SERVE_SECONDS * 1000,
     failureLimit: config.FAILED_ATTEMPTS_LIMIT, failures: redis.failures });
   const keys = new KeyService({ db, hasher, invalidator });
@@ -276,6 +287,7 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
       clearInterval(retentionTimer);
       await Promise.all([grpc.close(config.SHUTDOWN_GRACE_MS), http.close(), leakServer?.close(), metricsServer?.close(), forwardAuth?.close()]);
       await finalFlush(usage, log);
+      await limiter.close();
       await invalidator.close();
       await redis.close();
       await db.close();

@@ -5,7 +5,7 @@ import { invalid, AppError } from '../domain/errors.js';
 import { parseAddress, type Address } from '../domain/ip.js';
 import { parseKey, secretCheck, secretOf, type ParsedKey } from '../domain/key-format.js';
 import { isScope } from '../domain/scopes.js';
-import { toEntry, type CacheEntry, type GrantData } from '../cache/entry.js';
+import { toEntry, type CacheEntry, type CachedGrant, type GrantData } from '../cache/entry.js';
 import type { FailureCounter } from '../cache/failure-counter.js';
 import type { LocalCache } from '../cache/local-cache.js';
 import type { SharedCache } from '../cache/shared-cache.js';
@@ -13,6 +13,7 @@ import type { Database } from '../store/db.js';
 import { keysRepository, type KeyRow } from '../store/keys-repository.js';
 import type { Hasher } from './hasher.js';
 import type { Invalidator } from './invalidator.js';
+import type { Limiter, Refusal } from './limiter.js';
 
 /** Which tier answered: for metrics and tests. */
 export type AuthPath = 'parse' | 'memory' | 'redis' | 'storage';
@@ -42,6 +43,8 @@ export interface AuthenticatorOptions {
   failureLimit: number;
   /** Shared by replicas when Redis is configured (design invariant 13). */
   failures: FailureCounter;
+  /** Rate limits and usage quotas (none counted without it). */
+  limiter?: Limiter;
   /** How long an unknown key id is remembered. */
   unknownTtlMs?: number;
   now?: () => number;
@@ -102,9 +105,23 @@ export class Authenticator {
     if (!found || !this.#o.invalidator.trusted(now) || now - found.refreshedAt >= this.#o.freshMs) {
       return this.#authenticateSlow({ parsed, digest, key, ip: source.text, check: secretCheck(secretOf(key)), limits }, source.address, scope, found, now);
     }
-    const decision = decide(found.grant, source.address, scope, now);
-    this.#o.usage?.record(parsed.keyId, source.text, decision.allowed, decision.allowed ? undefined : decision.reason, now);
-    return { decision, path: 'memory' };
+    return this.#limited(found.grant, decide(found.grant, source.address, scope, now), source.text, now, 'memory');
+  }
+
+  /** An allowed call is counted against the key's rate limits and quota (which may refuse it), then recorded. */
+  #limited(grant: CachedGrant, decision: Decision, ip: string, now: number, path: AuthPath): AuthResult | Promise<AuthResult> {
+    const limiter = this.#o.limiter;
+    if (decision.allowed && limiter) {
+      const refusal = limiter.admit(grant, now);
+      if (refusal instanceof Promise) return refusal.then((r) => this.#record(grant.keyId, ip, r ? refused(decision, r) : decision, now, path));
+      if (refusal) return this.#record(grant.keyId, ip, refused(decision, refusal), now, path);
+    }
+    return this.#record(grant.keyId, ip, decision, now, path);
+  }
+
+  #record(keyId: string, ip: string, decision: Decision, at: number, path: AuthPath): AuthResult {
+    this.#o.usage?.record(keyId, ip, decision.allowed, decision.allowed ? undefined : decision.reason, at);
+    return { decision, path };
   }
 
   /** The address parsed, from the bounded memo when seen before; throws VALIDATION_FAILED. */
@@ -132,9 +149,7 @@ export class Authenticator {
     }
     // Decide at the time of the answer: a call that waited must not judge expiry by its start.
     const at = r.path === 'memory' ? now : this.#now();
-    const decision = decide(r.entry.grant, address, scope, at);
-    this.#o.usage?.record(call.parsed.keyId, call.ip, decision.allowed, decision.allowed ? undefined : decision.reason, at);
-    return { decision, path: r.path };
+    return this.#limited(r.entry.grant, decide(r.entry.grant, address, scope, at), call.ip, at, r.path);
   }
 
   /** Concurrent misses of one key share one resolution (and so one verification). */
@@ -244,6 +259,10 @@ export class Authenticator {
     if (ok && row.secret_check === null) void keysRepository.setSecretCheck(this.#o.db, row.id, call.check).catch(() => {});
     return ok;
   }
+}
+
+function refused(allowed: Decision, r: Refusal): Decision {
+  return { allowed: false, reason: r.reason, identity: allowed.identity, retryAfterMs: r.retryAfterMs };
 }
 
 /** One Authenticate call as the resolution steps see it. */

@@ -11,7 +11,8 @@ export type GatewayOutcome =
   | { allowed: true; identity: Identity; keyHeaders: string[] }
   | { allowed: false; reason: string; answer: DenialResponse; identity?: Identity | undefined };
 
-const refuse = (reason: string, identity?: Identity): GatewayOutcome => ({ allowed: false, reason, answer: denialResponse(reason), identity });
+const refuse = (reason: string, identity?: Identity, retryAfterMs?: number): GatewayOutcome => (
+  { allowed: false, reason, answer: denialResponse(reason, retryAfterMs), identity });
 
 /**
  * A gateway's question for forward auth and Envoy Check alike: find the key in the request's
@@ -37,7 +38,7 @@ export async function checkGatewayRequest(authenticate: Authenticate, req: {
   }
   const d = result.decision;
   if (d.allowed) return { allowed: true, identity: d.identity, keyHeaders: found.headers };
-  return refuse(d.reason, d.identity);
+  return refuse(d.reason, d.identity, d.retryAfterMs);
 }
 
 /** A gateway that sent a scope outside the catalog or an address that is none: its operator's bug, said plainly. */

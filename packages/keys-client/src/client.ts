@@ -9,6 +9,8 @@ export interface ApiKeyIdentity {
   accountId: string;
   environment: 'live' | 'test';
   scopes: string[];
+  /** The key's metadata (a JSON object set by the account's admins), or null. */
+  metadata: Record<string, unknown> | null;
 }
 
 export interface AuthenticateInput {
@@ -23,7 +25,8 @@ export interface AuthenticateInput {
 export type AuthenticateResult =
   | { allowed: true; identity: ApiKeyIdentity }
   /** `reason` is a DenyReason, or the name (or number) of a reason newer than this client. */
-  | { allowed: false; reason: DenyReason | (string & {}); identity?: ApiKeyIdentity };
+  /** `retryAfterMs`: for RATE_LIMITED and USAGE_EXCEEDED, when trying again can help (absent: not by waiting). */
+  | { allowed: false; reason: DenyReason | (string & {}); identity?: ApiKeyIdentity; retryAfterMs?: number };
 
 /** PEM contents (not paths): `ca` alone is TLS; with `cert` and `key` it is mutual TLS. */
 export interface TlsOptions {
@@ -56,6 +59,8 @@ interface RawResponse {
   account_id: string;
   environment: string;
   scopes: string[];
+  retry_after_ms: number;
+  metadata: string;
 }
 
 type RawClient = grpc.Client & {
@@ -83,13 +88,25 @@ function credentials(tls: TlsOptions | undefined): grpc.ChannelCredentials {
   return grpc.credentials.createSsl(buf(tls.ca), buf(tls.key), buf(tls.cert));
 }
 
+/** The metadata text as an object; text that is not a JSON object (a service bug) is dropped, never thrown. */
+function metadataOf(text: string | undefined): Record<string, unknown> | null {
+  if (!text) return null;
+  try {
+    const v: unknown = JSON.parse(text);
+    return v !== null && typeof v === 'object' && !Array.isArray(v) ? v as Record<string, unknown> : null;
+  } catch {
+    return null;
+  }
+}
+
 function toResult(res: RawResponse): AuthenticateResult {
   const identity: ApiKeyIdentity | undefined = res.key_id
-    ? { keyId: res.key_id, accountId: res.account_id, environment: res.environment as 'live' | 'test', scopes: [...res.scopes] }
+    ? { keyId: res.key_id, accountId: res.account_id, environment: res.environment as 'live' | 'test', scopes: [...res.scopes], metadata: metadataOf(res.metadata) }
     : undefined;
   if (res.allowed && identity) return { allowed: true, identity };
   const reason = res.allowed ? 'KEY_UNKNOWN' : String(res.reason);
-  return identity ? { allowed: false, reason, identity } : { allowed: false, reason };
+  const retry = Number(res.retry_after_ms ?? 0) > 0 ? { retryAfterMs: Number(res.retry_after_ms) } : {};
+  return identity ? { allowed: false, reason, identity, ...retry } : { allowed: false, reason, ...retry };
 }
 
 /** A client of `otesse.keys.v1.KeyService`: one per process, shared by every request. */

@@ -71,12 +71,14 @@ export const PROBLEM_BASE = 'https://docs.otesse.com/problems/';
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 
 /** The HTTP answer for a deny reason or local outcome (RFC 6750 challenge on 401). */
-export function denialResponse(reason: string): DenialResponse {
+export function denialResponse(reason: string, retryAfterMs?: number): DenialResponse {
   const d = denialFor(reason);
   const headers: Record<string, string> = { 'content-type': PROBLEM_CONTENT_TYPE };
   if (d.status === 401) {
     headers['www-authenticate'] = reason === 'KEY_MISSING' ? 'Bearer realm="otesse"' : 'Bearer realm="otesse", error="invalid_token"';
   }
   if (d.status === 503) headers['retry-after'] = '1';
+  // Whole seconds, rounded up (RFC 9110): a limit's window end, or a quota's next refill.
+  if (retryAfterMs !== undefined && retryAfterMs > 0) headers['retry-after'] = String(Math.ceil(retryAfterMs / 1000));
   return { status: d.status, headers, body: { type: `${PROBLEM_BASE}${d.slug}`, title: d.title, status: d.status, detail: d.detail } };
 }

@@ -50,7 +50,7 @@ async function check(client: KeyServiceClient, request: FastifyRequest, reply: F
   }
   if (!result.allowed) {
     request.log.info({ reason: result.reason, keyId: result.identity?.keyId }, 'API key denied');
-    return send(reply, denialResponse(result.reason));
+    return send(reply, denialResponse(result.reason, result.retryAfterMs));
   }
   request.apiKey = result.identity;
   return undefined;

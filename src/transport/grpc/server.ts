@@ -34,6 +34,8 @@ export interface AuthenticateResponse {
   account_id: string;
   environment: string;
   scopes: string[];
+  retry_after_ms: number;
+  metadata: string;
 }
 
 export interface TlsFiles {
@@ -94,6 +96,8 @@ export function toResponse(d: Decision): AuthenticateResponse {
     environment: id?.environment ?? '',
     // Only read by the encoder: the grant's own array, not a copy.
     scopes: id ? id.scopes as string[] : [],
+    retry_after_ms: d.allowed ? 0 : d.retryAfterMs ?? 0,
+    metadata: id?.metadata ?? '',
   };
 }
 

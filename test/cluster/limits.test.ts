@@ -1,0 +1,97 @@
+// Issue 12 on real replicas: a rate limit holds for the key across the fleet, a quota is exact, a
+// disable holds on every replica when the PATCH returns, metadata comes back with the answer.
+import * as grpc from '@grpc/grpc-js';
+import t from 'tap';
+import { createKeys, startCluster, type Node } from '../helpers/cluster.js';
+
+const { nodes } = await startCluster(t, 3);
+const [writer] = nodes as [Node];
+const patch = (id: string, body: Record<string, unknown>) => writer.api('PATCH', `/v1/accounts/acct_1/keys/${id}`, body);
+
+t.test('1,000 per 10 s, driven at 5× for 60 s over 3 replicas: every window allows the limit, never more', async (t) => {
+  const [key] = await createKeys(writer, 1);
+  const res = await patch(key!.id, { rate_limits: [{ name: 'burst', limit: 1000, window_seconds: 10 }] });
+  t.equal(res.status, 200, JSON.stringify(res.body));
+  const WINDOW = 10_000;
+  // Start just after a window begins, so the run covers six whole windows.
+  await new Promise((r) => setTimeout(r, WINDOW - (Date.now() % WINDOW) + 50));
+  const start = Date.now();
+  const end = start + 60_000;
+  // Per window: calls certainly decided in it (sent and answered inside), and calls possibly decided in it.
+  const certain = new Map<number, number>();
+  const possible = new Map<number, number>();
+  const retryAfter: number[] = [];
+  const other = new Map<string, number>();
+  const add = (m: Map<number, number>, w: number) => m.set(w, (m.get(w) ?? 0) + 1);
+  // 500 calls a second in all (5 × 1,000 / 10 s), open loop, spread over the replicas.
+  const sent: Promise<void>[] = [];
+  for (let i = 0; Date.now() < end; i++) {
+    const target = start + i * 2;
+    const wait = target - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const n = nodes[i % nodes.length] as Node;
+    const at = Date.now();
+    sent.push(n.tryAuthenticate({ key: key!.secret }).then(({ code, res }) => {
+      const done = Date.now();
+      if (code === grpc.status.OK && res?.allowed) {
+        const a = Math.floor(at / WINDOW);
+        const b = Math.floor(done / WINDOW);
+        if (a === b) add(certain, a);
+        add(possible, a);
+        if (b !== a) add(possible, b);
+      } else if (code === grpc.status.OK && res?.reason === 'RATE_LIMITED') {
+        retryAfter.push(Number(res.retry_after_ms));
+      } else {
+        other.set(`${code}:${res?.reason}`, (other.get(`${code}:${res?.reason}`) ?? 0) + 1);
+      }
+    }));
+  }
+  await Promise.all(sent);
+  const windows = [...new Set([...possible.keys()])].sort().filter((w) => w * WINDOW >= start - 100 && (w + 1) * WINDOW <= end + 100);
+  const rows = windows.map((w) => ({ window: new Date(w * WINDOW).toISOString().slice(11, 19), certain: certain.get(w) ?? 0, possible: possible.get(w) ?? 0 }));
+  t.comment(`LIMITS ${JSON.stringify({ sent: sent.length, windows: rows })}`);
+  t.ok(windows.length >= 5, `whole windows measured: ${windows.length}`);
+  t.same([...other.entries()], [], 'every answer was an allow or RATE_LIMITED');
+  for (const r of rows) {
+    t.ok(r.certain <= 1000, `${r.window}: at most the limit (${r.certain} certainly in the window)`);
+    t.ok(r.possible >= 950, `${r.window}: within 5% of the limit (${r.possible} possibly in the window)`);
+  }
+  t.ok(retryAfter.length > 0 && retryAfter.every((ms) => ms > 0 && ms <= WINDOW), 'RATE_LIMITED says when the window ends');
+});
+
+t.test('remaining_uses 10,000 over 3 replicas at full speed: exactly 10,000 allowed', async (t) => {
+  const [key] = await createKeys(writer, 1);
+  t.equal((await patch(key!.id, { remaining_uses: 10_000 })).status, 200);
+  let allowed = 0;
+  let exceeded = 0;
+  const other: string[] = [];
+  // 16 calls in flight per replica until each has answered USAGE_EXCEEDED 50 times in a row.
+  await Promise.all(nodes.flatMap((n) => Array.from({ length: 16 }, async () => {
+    let streak = 0;
+    while (streak < 50) {
+      const { code, res } = await n.tryAuthenticate({ key: key!.secret });
+      if (code === grpc.status.OK && res?.allowed) { allowed++; streak = 0; continue; }
+      if (code === grpc.status.OK && res?.reason === 'USAGE_EXCEEDED') { exceeded++; streak++; continue; }
+      other.push(`${code}:${res?.reason}`);
+      return;
+    }
+  })));
+  t.comment(`QUOTA ${JSON.stringify({ allowed, exceeded })}`);
+  t.same(other, [], 'no other answer');
+  t.equal(allowed, 10_000, 'exactly the quota');
+  const resource = await writer.api('GET', `/v1/accounts/acct_1/keys/${key!.id}`);
+  t.equal(resource.body.remaining_uses, 0, 'the key resource shows the balance');
+});
+
+t.test('enabled: false holds on every replica when the PATCH returns; true brings the key back', async (t) => {
+  const [key] = await createKeys(writer, 1, 'acct_1', { metadata: { plan: 'pro', seats: 5 } });
+  for (const n of nodes) {
+    const r = await n.authenticate({ key: key!.secret });
+    t.equal(r.allowed, true);
+    t.same(JSON.parse(r.metadata), { plan: 'pro', seats: 5 }, 'metadata comes back with the answer');
+  }
+  t.equal((await patch(key!.id, { enabled: false })).status, 200);
+  for (const [i, n] of nodes.entries()) t.equal((await n.authenticate({ key: key!.secret })).reason, 'KEY_DISABLED', `replica ${i}: disabled at once`);
+  t.equal((await patch(key!.id, { enabled: true })).status, 200);
+  for (const [i, n] of nodes.entries()) t.equal((await n.authenticate({ key: key!.secret })).allowed, true, `replica ${i}: enabled again`);
+});
