@@ -30,20 +30,56 @@ export interface RateLimitRule {
 /** What the caches hold for one verified key: never the key, only its digest. */
 export interface CacheEntry {
   digest: string;
-  data: GrantData;
   grant: CachedGrant;
   /** When the grant was last read from PostgreSQL (ms since epoch). */
   refreshedAt: number;
 }
 
-/** What a cache hit needs beyond the decision: the key's limits. */
+/** What a cache hit needs beyond the decision: the key's limits, and the allowlist as text (for Redis). */
 export interface CachedGrant extends KeyGrant {
   rateLimits: readonly RateLimitRule[];
   quota: boolean;
+  allowedIpText: readonly string[];
 }
 
-/** Build an entry, parsing the allowlist once. */
+/**
+ * Values many entries hold alike (parsed allowlist rules, scopes, account ids, environments) are kept
+ * once and shared: a parsed CIDR alone costs about 300 bytes, and the local cache may hold 100,000
+ * entries. Bounded: past `MAX_SHARED` distinct values the table starts again (entries keep theirs).
+ */
+const MAX_SHARED = 50_000;
+const sharedRules = new Map<string, IpRule | undefined>();
+const sharedText = new Map<string, string>();
+const NONE: readonly never[] = Object.freeze([]);
+
+function shared<T>(table: Map<string, T>, key: string, make: () => T): T {
+  if (table.has(key)) return table.get(key) as T;
+  if (table.size >= MAX_SHARED) table.clear();
+  const value = make();
+  table.set(key, value);
+  return value;
+}
+
+const text = (s: string): string => shared(sharedText, s, () => s);
+
+/** Build an entry, parsing the allowlist once (and each distinct rule once per process). */
 export function toEntry(digest: string, data: GrantData, refreshedAt: number): CacheEntry {
-  const allowedIps = data.allowedIps.map(parseRule).filter((r): r is IpRule => r !== undefined);
-  return { digest, data, refreshedAt, grant: { ...data, allowedIps } };
+  const allowedIps = data.allowedIps.length === 0 ? NONE
+    : data.allowedIps.map((r) => shared(sharedRules, r, () => parseRule(r))).filter((r): r is IpRule => r !== undefined);
+  const grant: CachedGrant = {
+    keyId: data.keyId, accountId: text(data.accountId), environment: text(data.environment) as Environment,
+    scopes: data.scopes.map(text), allowedIps, allowedIpText: data.allowedIps.length === 0 ? NONE : data.allowedIps.map(text),
+    expiresAt: data.expiresAt, revokedAt: data.revokedAt, version: data.version, enabled: data.enabled,
+    rateLimits: data.rateLimits.length === 0 ? NONE : data.rateLimits, quota: data.quota, metadata: data.metadata,
+  };
+  return { digest, grant, refreshedAt };
+}
+
+/** The grant as it is written to Redis. */
+export function dataOf(g: CachedGrant): GrantData {
+  return {
+    keyId: g.keyId, accountId: g.accountId, environment: g.environment, scopes: [...g.scopes], allowedIps: [...g.allowedIpText],
+    expiresAt: g.expiresAt, revokedAt: g.revokedAt, version: g.version, enabled: g.enabled, rateLimits: [...g.rateLimits],
+    quota: g.quota, metadata: g.metadata,
+  };
 }

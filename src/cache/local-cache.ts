@@ -30,7 +30,7 @@ export class LocalCache {
       ttlResolution: 0,
       dispose: (entry, digest, reason) => {
         if (reason === 'set') return; // replaced in place: the index still points at it
-        if (this.#byKeyId.get(entry.data.keyId) === digest) this.#byKeyId.delete(entry.data.keyId);
+        if (this.#byKeyId.get(entry.grant.keyId) === digest) this.#byKeyId.delete(entry.grant.keyId);
       },
     });
     this.#floors = new LRUCache<string, number>({ max: Math.max(1000, opts.maxEntries), ttl: opts.floorTtlMs ?? 600_000, ttlResolution: 0 });
@@ -47,11 +47,11 @@ export class LocalCache {
    * from PostgreSQL instead); returns whether stored.
    */
   set(entry: CacheEntry): boolean {
-    if (this.superseded(entry.data.keyId, entry.data.version) || entry.refreshedAt < this.#staleBefore) return false;
-    const previous = this.#byKeyId.get(entry.data.keyId);
+    if (this.superseded(entry.grant.keyId, entry.grant.version) || entry.refreshedAt < this.#staleBefore) return false;
+    const previous = this.#byKeyId.get(entry.grant.keyId);
     if (previous !== undefined && previous !== entry.digest) this.#entries.delete(previous);
     this.#entries.set(entry.digest, entry);
-    this.#byKeyId.set(entry.data.keyId, entry.digest);
+    this.#byKeyId.set(entry.grant.keyId, entry.digest);
     return true;
   }
 

@@ -5,7 +5,7 @@ import { invalid, AppError } from '../domain/errors.js';
 import { parseAddress, type Address } from '../domain/ip.js';
 import { parseKey, secretCheck, secretOf, type ParsedKey } from '../domain/key-format.js';
 import { isScope } from '../domain/scopes.js';
-import { toEntry, type CacheEntry, type CachedGrant, type GrantData } from '../cache/entry.js';
+import { dataOf, toEntry, type CacheEntry, type CachedGrant, type GrantData } from '../cache/entry.js';
 import type { FailureCounter } from '../cache/failure-counter.js';
 import type { LocalCache } from '../cache/local-cache.js';
 import type { SharedCache } from '../cache/shared-cache.js';
@@ -140,7 +140,7 @@ export class Authenticator {
   async #authenticateSlow(call: Call, address: Address, scope: string, cached: CacheEntry | undefined, now: number): Promise<AuthResult> {
     let r = await this.#resolve(call, cached);
     // A shared resolution may have read the key before a change this call started after.
-    if ('entry' in r && this.#o.local.superseded(r.entry.data.keyId, r.entry.data.version)) {
+    if ('entry' in r && this.#o.local.superseded(r.entry.grant.keyId, r.entry.grant.version)) {
       r = await this.#load(call, undefined);
     }
     if ('reason' in r) {
@@ -235,7 +235,7 @@ export class Authenticator {
     }
     const entry = toEntry(digest, grantData(row), this.#now());
     // A row read before a change this replica has already seen is not cached anywhere (invariant 4).
-    if (this.#o.local.set(entry) && trusted) await this.#o.shared.set(digest, { data: entry.data, refreshedAt: entry.refreshedAt }).catch(() => false);
+    if (this.#o.local.set(entry) && trusted) await this.#o.shared.set(digest, { data: dataOf(entry.grant), refreshedAt: entry.refreshedAt }).catch(() => false);
     return { entry, path: 'storage' };
   }
 

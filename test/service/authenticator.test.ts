@@ -103,7 +103,7 @@ t.test('a verification that read the key before a change cannot cache it after (
   const local = new (class extends LocalCache {
     override set(entry: CacheEntry) {
       const stored = super.set(entry);
-      writes.local.push({ version: entry.data.version, stored });
+      writes.local.push({ version: entry.grant.version, stored });
       return stored;
     }
   })({ maxEntries: 100, maxAgeMs: 60_000 });
@@ -144,7 +144,7 @@ t.test('a verification that read the key before a change cannot cache it after (
   t.same(writes.local.filter((w) => w.version === 1), [{ version: 1, stored: false }], 'the local cache refused the version read before the revoke');
   t.notOk(writes.shared.some((w) => w.version === 1 && w.stored), 'nor was it written to the shared cache');
   const cached = local.get(createHash('sha256').update(key).digest('base64url'));
-  t.ok(cached === undefined || cached.data.revokedAt !== null, 'whatever the local cache holds is the revoked key');
+  t.ok(cached === undefined || cached.grant.revokedAt !== null, 'whatever the local cache holds is the revoked key');
   const inRedis = Object.values(await redis.hgetall(`${prefix}k:${row.id}`)).map((v) => JSON.parse(v.slice(v.indexOf('.') + 1)).data.revokedAt);
   t.notOk(inRedis.includes(null), 'whatever Redis holds is the revoked key');
   const after = await auth.authenticate(key, '203.0.113.7', 'bookings:read');
