@@ -172,6 +172,12 @@ function admin(server: Server, token: string) {
       if (res.status !== 201 || !body.id || !body.secret) throw new Error(`create key: HTTP ${res.status} ${JSON.stringify(body)}`);
       return { id: body.id, key: body.secret };
     },
+    async patchKey(id: string, body: Record<string, unknown>): Promise<void> {
+      const res = await fetch(`${base}/v1/accounts/${ACCOUNT}/keys/${id}`, {
+        method: 'PATCH', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body),
+      });
+      if (res.status !== 200) throw new Error(`patch key: HTTP ${res.status} ${await res.text()}`);
+    },
     async ready(timeoutMs = 20_000): Promise<void> {
       const end = Date.now() + timeoutMs;
       let last = '';
@@ -340,15 +346,22 @@ async function main(): Promise<number> {
     const main = SECTIONS.has('main') ? 1 : 0;
     const mixColdCount = main * (Math.ceil((70 * (WARMUP_MS + DURATION_MS)) / 1000) + CONCURRENCY);
     const backgroundColdCount = main * (Math.ceil((BACKGROUND_COLD_RATE * (WARMUP_MS + DURATION_MS)) / 1000) + 30);
-    const totalKeys = HIT_KEYS + main * (COLD_PACED_COUNT + COLD_COUNT) + mixColdCount + backgroundColdCount;
+    const totalKeys = HIT_KEYS + main * (HIT_KEYS + COLD_PACED_COUNT + COLD_COUNT) + mixColdCount + backgroundColdCount;
     log(`seeding ${totalKeys} keys through the admin API (argon2id hash each, default parameters)`);
     const seedStart = performance.now();
-    const keys = (await seed(api, totalKeys, 'bench')).map((k) => k.key);
+    const seeded = await seed(api, totalKeys, 'bench');
+    const keys = seeded.map((k) => k.key);
     const seedSeconds = (performance.now() - seedStart) / 1000;
     log(`seeded in ${seedSeconds.toFixed(1)} s`);
     let at = 0;
     const take = (n: number) => { const out = keys.slice(at, at + n); at += n; return out; };
     const hit = take(HIT_KEYS);
+    // Issue 12: keys with two rate limits and a quota, none of which the bench exhausts.
+    const limitedHit = take(main * HIT_KEYS);
+    for (const k of seeded.slice(HIT_KEYS, HIT_KEYS + limitedHit.length)) {
+      await api.patchKey(k.id, { remaining_uses: 1e12, rate_limits: [
+        { name: 'per_second', limit: 1e9, window_seconds: 1 }, { name: 'per_minute', limit: 1e9, window_seconds: 60 }] });
+    }
     const coldPaced = take(main * COLD_PACED_COUNT);
     const coldCount = take(main * COLD_COUNT);
     const coldMix = take(mixColdCount);
@@ -410,9 +423,11 @@ async function main(): Promise<number> {
     const noopCase = async (n: number, before: string) => add(`noop-${n}`, `no-op server (baseline for ${before})`, 'noop',
       await runCase({ ...onNoop, name: `noop ${n}`, pools: pools(), main: closed({ hit: 1 }) }));
     if (SECTIONS.has('main')) {
-      await noopCase(1, 'the next two rows');
+      await noopCase(1, 'the next three rows');
       add('hit', 'cache hit (4 keys, warmed)', 'service', await runCase({ ...onService(service), name: 'cache hit', pools: pools(), main: closed({ hit: 1 }) }));
       add('malformed', 'malformed key', 'service', await runCase({ ...onService(service), name: 'malformed key', pools: pools(), main: closed({ malformed: 1 }) }));
+      add('hit-limited', 'cache hit, keys with two rate limits and a quota (4 keys)', 'service',
+        await runCase({ ...onService(service), name: 'cache hit, limited', pools: { ...pools(), hit: limitedHit }, main: closed({ hit: 1 }) }));
       await noopCase(2, 'the next four rows');
       add('unknown', `unknown key (${UNKNOWN_KEYS} well-formed ids, remembered)`, 'service',
         await runCase({ ...onService(service), name: 'unknown key', pools: pools(), main: closed({ unknown: 1 }) }));
@@ -528,6 +543,7 @@ async function main(): Promise<number> {
     const hitR = byId('hit')?.ratio;
     const malR = byId('malformed')?.ratio;
     const bgR = byId('hit-bg')?.ratio;
+    const limR = byId('hit-limited')?.ratio;
     const targets: TargetCheck[] = [];
     if (SECTIONS.has('main')) {
       targets.push(
@@ -535,6 +551,8 @@ async function main(): Promise<number> {
         check('cache hit: p99 / no-op p99', hitR?.p99, '≤ 1.30', (hitR?.p99 ?? Infinity) <= 1.3),
         check('malformed key: throughput / no-op', malR?.throughput, '≥ 0.95', (malR?.throughput ?? 0) >= 0.95),
         check(`cache hit while ${BACKGROUND_COLD_RATE} cold/s run: p99 / no-op p99`, bgR?.p99, '≤ 2.00', (bgR?.p99 ?? Infinity) <= 2),
+        check('cache hit, two rate limits and a quota: throughput / no-op', limR?.throughput, '≥ 0.85', (limR?.throughput ?? 0) >= 0.85),
+        check('cache hit, two rate limits and a quota: p99 / no-op p99', limR?.p99, '≤ 1.50', (limR?.p99 ?? Infinity) <= 1.5),
       );
     }
     if (SECTIONS.has('light')) {
