@@ -7,8 +7,17 @@ const text = (v: unknown) => (v === null || v === undefined ? '-' : Array.isArra
 /** One key as `field: value` lines. */
 export function keyLines(key: Key): string {
   const fields = ['id', 'account_id', 'label', 'environment', 'status', 'scopes', 'allowed_ips', 'redacted', 'created_at', 'created_by',
-    'expires_at', 'revoked_at', 'rotation_due_at', 'last_used_at', 'last_used_ip', 'replaces', 'replaced_by'];
-  return fields.filter((f) => f in key).map((f) => `${`${f}:`.padEnd(17)}${text(key[f])}`).join('\n');
+    'expires_at', 'revoked_at', 'rotation_due_at', 'last_used_at', 'last_used_ip', 'replaces', 'replaced_by',
+    'enabled', 'rate_limits', 'remaining_uses', 'refill', 'metadata'];
+  return fields.filter((f) => f in key).map((f) => `${`${f}:`.padEnd(17)}${fieldText(f, key[f])}`).join('\n');
+}
+
+/** Limits as `name=limit/window_seconds s`, refill as `amount interval`, metadata as JSON. */
+function fieldText(field: string, v: unknown): string {
+  if (field === 'rate_limits' && Array.isArray(v)) return text(v.map((l: { name: string; limit: number; window_seconds: number }) => `${l.name}=${l.limit}/${l.window_seconds}s`));
+  if (field === 'refill' && v && typeof v === 'object') return `${(v as { amount: number }).amount} ${(v as { interval: string }).interval}`;
+  if (field === 'metadata' && v !== null && v !== undefined) return JSON.stringify(v);
+  return text(v);
 }
 
 /** Keys as an aligned table. */

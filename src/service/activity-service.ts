@@ -24,6 +24,10 @@ export interface Activity {
   to: string;
   last_used_at: string | null;
   last_used_ip: string | null;
+  /** The quota balance as stored (shares leased by replicas and not yet spent count as used); null = unlimited. */
+  remaining_uses: number | null;
+  refill: { amount: number; interval: 'daily' | 'monthly'; refilled_at: string | null } | null;
+  /** Denials are counted per reason, whatever the reason (RATE_LIMITED, USAGE_EXCEEDED, KEY_DISABLED included): no fixed list. */
   totals: { allowed: number; denied: Record<string, number> };
   series: { start: string; allowed: number; denied: number }[];
   addresses: { ip: string; first_seen: string; last_seen: string; count: number }[];
@@ -89,6 +93,9 @@ export class ActivityService {
     return {
       key_id: keyId, from: from.toISOString(), to: to.toISOString(),
       last_used_at: key.last_used_at?.toISOString() ?? null, last_used_ip: key.last_used_ip,
+      remaining_uses: key.remaining_uses,
+      refill: key.refill_amount !== null && key.refill_interval !== null
+        ? { amount: key.refill_amount, interval: key.refill_interval, refilled_at: key.refilled_at?.toISOString() ?? null } : null,
       totals: totals(hours),
       series: series(hours),
       addresses: addresses.map((a) => ({ ip: a.ip, first_seen: a.first_seen.toISOString(), last_seen: a.last_seen.toISOString(), count: Number(a.count) })),

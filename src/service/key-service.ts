@@ -1,12 +1,14 @@
 import { AppError, invalid, type FieldError } from '../domain/errors.js';
 import { hasHostBits, normalizeRule, parseRule, ruleWithin, type IpRule } from '../domain/ip.js';
 import { readableText } from '../domain/text.js';
+import { statusOf, type RateLimit, type RefillInterval } from '../domain/key.js';
+import { canonicalJson, checkMetadata, checkRateLimits, checkRefill, checkRemainingUses, metadataBytes, refillWithoutQuota } from '../domain/key-limits.js';
 import { generateKey, secretCheck, type Environment } from '../domain/key-format.js';
 import { isScope } from '../domain/scopes.js';
 import type { Database, Queryable } from '../store/db.js';
 import { auditRepository, type AuditRow, type NewAudit } from '../store/audit-repository.js';
 import { changesRepository } from '../store/changes-repository.js';
-import { keysRepository, statusOf, type KeyPatch, type KeyRow, type ListFilter } from '../store/keys-repository.js';
+import { keysRepository, type KeyLimits, type KeyPatch, type KeyRow, type ListFilter } from '../store/keys-repository.js';
 import type { Hasher } from './hasher.js';
 import type { Invalidator, Propagation } from './invalidator.js';
 
@@ -16,19 +18,37 @@ export interface Actor {
   sourceIp: string | null;
 }
 
+export interface RefillInput {
+  amount: number;
+  interval: RefillInterval;
+}
+
 export interface CreateInput {
   label: string;
   scopes: string[];
   environment: Environment;
   allowed_ips?: string[] | undefined;
   expires_at?: string | undefined;
+  enabled?: boolean | undefined;
+  rate_limits?: RateLimit[] | undefined;
+  remaining_uses?: number | undefined;
+  refill?: RefillInput | undefined;
+  metadata?: Record<string, unknown> | undefined;
 }
 
+/** A PATCH: an absent field is left as it is; null clears (expiry, quota, refill, metadata). */
 export interface PatchInput {
   label?: string | undefined;
   scopes?: string[] | undefined;
   allowed_ips?: string[] | undefined;
   expires_at?: string | null | undefined;
+  enabled?: boolean | undefined;
+  /** Replaces the whole list; [] removes every limit. */
+  rate_limits?: RateLimit[] | undefined;
+  /** null removes the quota and its refill. */
+  remaining_uses?: number | null | undefined;
+  refill?: RefillInput | null | undefined;
+  metadata?: Record<string, unknown> | null | undefined;
 }
 
 export interface Page<T> {
@@ -72,16 +92,18 @@ export class KeyService {
     const scopes = checkScopes(input.scopes);
     const allowedIps = checkIps(input.allowed_ips ?? []);
     const expiresAt = this.#futureDate('expires_at', input.expires_at);
+    const limits = createLimits(input);
     const generated = generateKey(input.environment);
     const secretHash = await this.#o.hasher.hash(generated.secret);
     const row = await this.#o.db.transaction(async (tx) => {
       const inserted = await keysRepository.insert(tx, {
         id: generated.keyId, account_id: accountId, environment: input.environment, label, scopes,
         allowed_ips: allowedIps, secret_hash: secretHash, secret_check: secretCheck(generated.secret), redacted: generated.redacted, created_by: actor.name,
-        expires_at: expiresAt, replaces: null,
+        expires_at: expiresAt, replaces: null, ...limits,
       });
       await this.#audit(tx, actor, inserted, 'key.created', {
         label: inserted.label, environment: inserted.environment, scopes, allowed_ips: allowedIps, expires_at: input.expires_at ?? null,
+        ...limitsAudit(inserted),
       });
       return inserted;
     });
@@ -103,17 +125,22 @@ export class KeyService {
     return { data, nextCursor };
   }
 
-  /** Change label, scopes, addresses or expiry; takes effect on every replica before it returns. */
+  /**
+   * Change label, scopes, addresses, expiry, limits, quota, metadata or enabled; takes effect on
+   * every replica before it returns. A change of `enabled` alone is audited as `key.disabled` or
+   * `key.enabled`; any other change as `key.updated`.
+   */
   async update(actor: Actor, accountId: string, keyId: string, input: PatchInput): Promise<{ row: KeyRow; propagation: Propagation }> {
     const patch = this.#patch(input);
     const { row, changes } = await this.#o.db.transaction(async (tx) => {
       const before = await this.#locked(tx, accountId, keyId);
       if (before.revoked_at) throw new AppError('CONFLICT', `key ${keyId} is revoked`);
       this.#checkEdit(before, patch);
+      if (input.refill && input.remaining_uses === undefined && before.remaining_uses === null) throw refillWithoutQuota();
       const diff = changedFields(before, patch);
       if (Object.keys(diff).length === 0) return { row: before, changes: [] };
       const after = await keysRepository.update(tx, keyId, patch);
-      await this.#audit(tx, actor, after, 'key.updated', diff);
+      await this.#audit(tx, actor, after, updateAction(diff, after), diff);
       return { row: after, changes: await changesRepository.record(tx, [{ keyId, version: after.version, kind: 'updated' }]) };
     });
     return { row, propagation: await this.#announce(changes) };
@@ -149,13 +176,15 @@ export class KeyService {
       const row = await keysRepository.insert(tx, {
         id: generated.keyId, account_id: accountId, environment: old.environment, label: old.label, scopes: old.scopes,
         allowed_ips: old.allowed_ips, secret_hash: secretHash, secret_check: secretCheck(generated.secret), redacted: generated.redacted, created_by: actor.name,
-        expires_at: old.expires_at, replaces: old.id,
+        expires_at: old.expires_at, replaces: old.id, ...limitsOf(old),
       });
       const previous = await keysRepository.markRotated(tx, old.id, row.id, graceEnd);
       await this.#audit(tx, actor, previous, 'key.rotated', {
         replaced_by: row.id, expires_at: { from: old.expires_at?.toISOString() ?? null, to: previous.expires_at?.toISOString() ?? null },
       });
-      await this.#audit(tx, actor, row, 'key.created', { replaces: old.id, label: row.label, scopes: row.scopes, environment: row.environment });
+      await this.#audit(tx, actor, row, 'key.created', {
+        replaces: old.id, label: row.label, scopes: row.scopes, environment: row.environment, ...limitsAudit(row),
+      });
       const changes = await changesRepository.record(tx, [{ keyId: old.id, version: previous.version, kind: 'rotated' }]);
       return { row, previous, changes };
     });
@@ -224,6 +253,10 @@ export class KeyService {
       scopes: input.scopes === undefined ? undefined : checkScopes(input.scopes),
       allowed_ips: input.allowed_ips === undefined ? undefined : checkIps(input.allowed_ips),
       expires_at: input.expires_at === undefined ? undefined : input.expires_at === null ? null : this.#futureDate('expires_at', input.expires_at),
+      enabled: input.enabled,
+      rate_limits: input.rate_limits === undefined ? undefined : checkRateLimits(input.rate_limits),
+      metadata: input.metadata === undefined || input.metadata === null ? input.metadata : checkMetadata(input.metadata).metadata,
+      ...quotaPatch(input),
     };
   }
 
@@ -286,13 +319,77 @@ function extendsExpiry(current: Date | null, next: Date | null): boolean {
   return current !== null && (next === null || next.getTime() > current.getTime());
 }
 
-function changedFields(before: KeyRow, patch: KeyPatch): Record<string, { from: unknown; to: unknown }> {
-  const diff: Record<string, { from: unknown; to: unknown }> = {};
+/** The quota part of a patch: setting a quota or a refill marks the current period as refilled. */
+function quotaPatch(input: PatchInput): KeyPatch {
+  const out: KeyPatch = {};
+  if (input.remaining_uses === null) {
+    if (input.refill) throw refillWithoutQuota();
+    Object.assign(out, { remaining_uses: null, refill_amount: null, refill_interval: null, refilled_at: null });
+  } else if (input.remaining_uses !== undefined) {
+    Object.assign(out, { remaining_uses: checkRemainingUses(input.remaining_uses), refilled_at: 'now' });
+  }
+  if (input.refill === null && input.remaining_uses !== null) Object.assign(out, { refill_amount: null, refill_interval: null });
+  if (input.refill) {
+    const refill = checkRefill(input.refill);
+    Object.assign(out, { refill_amount: refill.amount, refill_interval: refill.interval, refilled_at: 'now' });
+  }
+  return out;
+}
+
+/** The limits, quota and metadata of a new key, checked (a refill needs a quota). */
+function createLimits(input: CreateInput): Partial<KeyLimits> {
+  if (input.refill && input.remaining_uses === undefined) throw refillWithoutQuota();
+  const refill = input.refill ? checkRefill(input.refill) : undefined;
+  return {
+    enabled: input.enabled ?? true,
+    rate_limits: checkRateLimits(input.rate_limits ?? []),
+    remaining_uses: input.remaining_uses === undefined ? null : checkRemainingUses(input.remaining_uses),
+    refill_amount: refill?.amount ?? null,
+    refill_interval: refill?.interval ?? null,
+    metadata: input.metadata === undefined ? null : checkMetadata(input.metadata).metadata,
+  };
+}
+
+/** What a rotation carries over to the new key (during the grace period each key draws on its own quota balance). */
+function limitsOf(k: KeyRow): KeyLimits {
+  return { enabled: k.enabled, rate_limits: k.rate_limits, remaining_uses: k.remaining_uses, refill_amount: k.refill_amount,
+    refill_interval: k.refill_interval, metadata: k.metadata };
+}
+
+/** A key's limits as audit entries show them: metadata by its size only (customer data; audit rows stay small). */
+function limitsAudit(k: KeyRow): Record<string, unknown> {
+  return { enabled: k.enabled, rate_limits: k.rate_limits, remaining_uses: k.remaining_uses, refill: refillOf(k),
+    metadata: k.metadata === null ? null : { bytes: metadataBytes(k.metadata) } };
+}
+
+function refillOf(k: Pick<KeyRow, 'refill_amount' | 'refill_interval'>): RefillInput | null {
+  return k.refill_amount !== null && k.refill_interval !== null ? { amount: k.refill_amount, interval: k.refill_interval } : null;
+}
+
+/** `key.disabled` / `key.enabled` when only `enabled` changed, else `key.updated`. */
+function updateAction(diff: Record<string, unknown>, after: KeyRow): string {
+  if (Object.keys(diff).length !== 1 || !('enabled' in diff)) return 'key.updated';
+  return after.enabled ? 'key.enabled' : 'key.disabled';
+}
+
+const AUDITED: readonly (keyof KeyRow)[] = ['label', 'scopes', 'allowed_ips', 'expires_at', 'enabled', 'rate_limits', 'remaining_uses'];
+
+/**
+ * The fields a patch changes, in API terms, from and to: `refill` as {amount, interval} or null;
+ * `metadata` as {from_bytes, to_bytes} (its content is the customer's, compared whatever the key order).
+ */
+function changedFields(before: KeyRow, patch: KeyPatch): Record<string, unknown> {
+  const after = { ...before, ...Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)) } as KeyRow;
+  const diff: Record<string, unknown> = {};
   const show = (v: unknown) => (v instanceof Date ? v.toISOString() : v);
-  for (const [field, to] of Object.entries(patch)) {
-    if (to === undefined) continue;
-    const from = before[field as keyof KeyPatch];
-    if (JSON.stringify(show(from)) !== JSON.stringify(show(to))) diff[field] = { from: show(from), to: show(to) };
+  for (const field of AUDITED) {
+    const [from, to] = [show(before[field]), show(after[field])];
+    if (canonicalJson(from) !== canonicalJson(to)) diff[field] = { from, to };
+  }
+  const [refillFrom, refillTo] = [refillOf(before), refillOf(after)];
+  if (canonicalJson(refillFrom) !== canonicalJson(refillTo)) diff.refill = { from: refillFrom, to: refillTo };
+  if (canonicalJson(before.metadata) !== canonicalJson(after.metadata)) {
+    diff.metadata = { from_bytes: metadataBytes(before.metadata), to_bytes: metadataBytes(after.metadata) };
   }
   return diff;
 }

@@ -1,53 +1,22 @@
 import type { Environment } from '../domain/key-format.js';
+import { statusOf, type Key, type KeyStatus, type RateLimit, type RefillInterval } from '../domain/key.js';
 import type { Queryable } from './db.js';
 
 /** A key as stored (never the secret; `secret_hash` never leaves the service layer). */
-export interface KeyRow {
-  id: string;
-  account_id: string;
-  environment: Environment;
-  label: string;
-  scopes: string[];
-  allowed_ips: string[];
+export interface KeyRow extends Key {
   secret_hash: string;
   /** First 4 bytes of SHA-256 of the secret (hex); null for keys made before it existed. */
   secret_check: string | null;
-  redacted: string;
-  created_at: Date;
-  created_by: string;
-  expires_at: Date | null;
-  revoked_at: Date | null;
-  revoked_reason: string | null;
-  replaces: string | null;
-  replaced_by: string | null;
-  version: number;
-  last_used_at: Date | null;
-  last_used_ip: string | null;
-  /** False: refused with KEY_DISABLED until enabled again (revoking stays final). */
-  enabled: boolean;
-  /** Named limits, enforced across replicas in fixed windows aligned to the epoch. */
-  rate_limits: RateLimit[];
-  /** The usage quota's balance; null = unlimited. */
-  remaining_uses: number | null;
-  refill_amount: number | null;
-  refill_interval: RefillInterval | null;
-  refilled_at: Date | null;
-  /** A JSON object returned by Authenticate, never used for the decision; null = none. */
-  metadata: Record<string, unknown> | null;
 }
 
-export interface RateLimit {
-  name: string;
-  limit: number;
-  window_seconds: number;
-}
+export type { KeyStatus, RateLimit, RefillInterval };
+export { statusOf };
 
-export type RefillInterval = 'daily' | 'monthly';
+/** The limits, quota, switch and metadata of a key (issue 12); a new key without them is enabled and unlimited. */
+export type KeyLimits = Pick<KeyRow, 'enabled' | 'rate_limits' | 'remaining_uses' | 'refill_amount' | 'refill_interval' | 'metadata'>;
 
 export type NewKey = Pick<KeyRow, 'id' | 'account_id' | 'environment' | 'label' | 'scopes' | 'allowed_ips'
-  | 'secret_hash' | 'secret_check' | 'redacted' | 'created_by' | 'expires_at' | 'replaces'>;
-
-export type KeyStatus = 'active' | 'revoked' | 'expired';
+  | 'secret_hash' | 'secret_check' | 'redacted' | 'created_by' | 'expires_at' | 'replaces'> & Partial<KeyLimits>;
 
 export interface ListFilter {
   environment?: Environment | undefined;
@@ -65,7 +34,19 @@ export interface KeyPatch {
   scopes?: string[] | undefined;
   allowed_ips?: string[] | undefined;
   expires_at?: Date | null | undefined;
+  enabled?: boolean | undefined;
+  rate_limits?: KeyRow['rate_limits'] | undefined;
+  remaining_uses?: number | null | undefined;
+  refill_amount?: number | null | undefined;
+  refill_interval?: KeyRow['refill_interval'] | undefined;
+  /** `now`: the database's clock (the current refill period counts as refilled); null: cleared. */
+  refilled_at?: 'now' | null | undefined;
+  metadata?: KeyRow['metadata'] | undefined;
 }
+
+/** Columns stored as jsonb: sent as JSON text (pg would send a JS array as a PostgreSQL array). */
+const JSONB_COLUMNS = new Set(['rate_limits', 'metadata']);
+const jsonb = (v: unknown) => (v === null || v === undefined ? null : JSON.stringify(v));
 
 const STATUS_SQL: Record<KeyStatus, string> = {
   active: 'revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())',
@@ -83,9 +64,12 @@ const ROTATION_SQL = {
 export const keysRepository = {
   async insert(q: Queryable, k: NewKey): Promise<KeyRow> {
     const { rows } = await q.query<KeyRow>(
-      `INSERT INTO api_keys (id, account_id, environment, label, scopes, allowed_ips, secret_hash, secret_check, redacted, created_by, expires_at, replaces)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING *`,
-      [k.id, k.account_id, k.environment, k.label, k.scopes, k.allowed_ips, k.secret_hash, k.secret_check, k.redacted, k.created_by, k.expires_at, k.replaces],
+      `INSERT INTO api_keys (id, account_id, environment, label, scopes, allowed_ips, secret_hash, secret_check, redacted, created_by, expires_at, replaces,
+         enabled, rate_limits, remaining_uses, refill_amount, refill_interval, refilled_at, metadata)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
+         $13, $14::jsonb, $15::bigint, $16::bigint, $17, CASE WHEN $15::bigint IS NULL THEN NULL ELSE now() END, $18::jsonb) RETURNING *`,
+      [k.id, k.account_id, k.environment, k.label, k.scopes, k.allowed_ips, k.secret_hash, k.secret_check, k.redacted, k.created_by, k.expires_at, k.replaces,
+        k.enabled ?? true, JSON.stringify(k.rate_limits ?? []), k.remaining_uses ?? null, k.refill_amount ?? null, k.refill_interval ?? null, jsonb(k.metadata)],
     );
     return rows[0] as KeyRow;
   },
@@ -125,14 +109,19 @@ export const keysRepository = {
     return rows;
   },
 
-  /** Apply a patch and bump the version. */
+  /** Apply a patch and bump the version (the caller records the change and announces it). */
   async update(q: Queryable, id: string, p: KeyPatch): Promise<KeyRow> {
     const sets: string[] = [];
     const params: unknown[] = [id];
     for (const [column, value] of Object.entries(p)) {
       if (value === undefined) continue;
-      params.push(value);
-      sets.push(`${column} = $${params.length}`);
+      if (column === 'refilled_at') {
+        sets.push(`refilled_at = ${value === null ? 'NULL' : 'now()'}`);
+        continue;
+      }
+      const json = JSONB_COLUMNS.has(column);
+      params.push(json ? jsonb(value) : value);
+      sets.push(`${column} = $${params.length}${json ? '::jsonb' : ''}`);
     }
     const { rows } = await q.query<KeyRow>(
       `UPDATE api_keys SET ${[...sets, 'version = version + 1'].join(', ')} WHERE id = $1 RETURNING *`, params);
@@ -165,10 +154,3 @@ export const keysRepository = {
     return rows[0] as KeyRow;
   },
 };
-
-/** The status of a key at `now`. */
-export function statusOf(row: Pick<KeyRow, 'revoked_at' | 'expires_at'>, now = Date.now()): KeyStatus {
-  if (row.revoked_at) return 'revoked';
-  if (row.expires_at && row.expires_at.getTime() <= now) return 'expired';
-  return 'active';
-}

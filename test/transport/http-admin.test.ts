@@ -10,7 +10,8 @@ const DAY = 24 * 3600 * 1000;
 const app: TestApp = await startTestApp(t, { BODY_LIMIT_BYTES: String(BODY_LIMIT) });
 
 const KEY_FIELDS = ['id', 'account_id', 'label', 'environment', 'scopes', 'allowed_ips', 'status', 'redacted', 'created_at',
-  'created_by', 'expires_at', 'revoked_at', 'rotation_due_at', 'last_used_at', 'last_used_ip', 'replaces', 'replaced_by'];
+  'created_by', 'expires_at', 'revoked_at', 'rotation_due_at', 'last_used_at', 'last_used_ip', 'replaces', 'replaced_by',
+  'enabled', 'rate_limits', 'remaining_uses', 'refill', 'metadata'];
 const VALID = { label: 'ok', scopes: ['bookings:read'], environment: 'live' };
 
 /** Every full key this file was given: none may show up in a log line. */

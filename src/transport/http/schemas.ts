@@ -1,5 +1,6 @@
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { SCOPES } from '../../domain/scopes.js';
+import { LIMITS } from '../../domain/key-limits.js';
 import { READABLE_PATTERN } from '../../domain/text.js';
 
 const DateTime = Type.String({ format: 'date-time' });
@@ -22,6 +23,28 @@ const Label = Type.String({ minLength: 1, maxLength: 100, pattern: READABLE_PATT
 const Scopes = Type.Array(Type.String({ maxLength: 64 }), { minItems: 1, maxItems: 32, uniqueItems: true, description: 'catalog scopes (GET /v1/scopes), each once' });
 const AllowedIps = Type.Array(Type.String({ maxLength: 64 }), { maxItems: 100, uniqueItems: true,
   description: 'IPv4/IPv6 addresses and CIDRs (no zone ids, no host bits beyond the prefix), each once; empty = any' });
+const RateLimit = Type.Object({
+  name: Type.String({ minLength: 1, maxLength: LIMITS.rateLimitName, pattern: LIMITS.rateLimitNamePattern,
+    description: `1 to ${LIMITS.rateLimitName} characters of a-z, 0-9, _ . - ; unique within the key` }),
+  limit: Type.Integer({ minimum: 1, maximum: LIMITS.limitMax, description: 'allowed calls per window, for the key across every replica' }),
+  window_seconds: Type.Integer({ minimum: 1, maximum: LIMITS.windowMax, description: 'the window in seconds (fixed windows aligned to the epoch)' }),
+}, { additionalProperties: false });
+const RateLimits = Type.Array(RateLimit, { maxItems: LIMITS.rateLimits,
+  description: `at most ${LIMITS.rateLimits} named limits, each name once; a call is allowed only while every limit has room (RATE_LIMITED otherwise)` });
+const RemainingUses = Type.Integer({ minimum: 0, maximum: LIMITS.usesMax,
+  description: 'the usage quota: allowed calls left, exactly across replicas (USAGE_EXCEEDED at 0); absent = unlimited' });
+const Refill = Type.Object({
+  amount: Type.Integer({ minimum: 1, maximum: LIMITS.usesMax, description: 'remaining_uses is set back to this at the start of each period' }),
+  interval: StringEnum(['daily', 'monthly'] as const, 'daily: each UTC midnight; monthly: the first of each UTC month'),
+}, { additionalProperties: false, description: 'refills the quota; needs remaining_uses' });
+const Enabled = Type.Boolean({ description: 'false: Authenticate answers KEY_DISABLED on every replica until enabled again; revoking stays final' });
+/** Any JSON object: its bounds (size, depth, key length) are checked by the use case, whose errors never echo the content. */
+const Metadata = Type.Unsafe<Record<string, unknown>>({ type: 'object', additionalProperties: true,
+  description: `a JSON object returned by Authenticate (as a JSON string), never used for the decision: at most ${LIMITS.metadataBytes} bytes as `
+    + `compact UTF-8 JSON, at most ${LIMITS.metadataDepth} levels of nested objects and arrays (the object itself is 1), keys of at most `
+    + `${LIMITS.metadataKey} characters, no NUL or lone surrogate; key order is not kept` });
+const NullableOf = <T extends TSchema>(t: T, description: string) => Type.Union([t, Type.Null()], { description });
+
 const Reason = Type.String({ maxLength: 500, pattern: READABLE_PATTERN, description: 'no control characters' });
 
 export const CreateBody = Type.Object({
@@ -30,6 +53,11 @@ export const CreateBody = Type.Object({
   environment: Environment,
   allowed_ips: Type.Optional(AllowedIps),
   expires_at: Type.Optional(DateTime),
+  enabled: Type.Optional(Type.Boolean({ description: 'default true; false: issued disabled (KEY_DISABLED until enabled)' })),
+  rate_limits: Type.Optional(RateLimits),
+  remaining_uses: Type.Optional(RemainingUses),
+  refill: Type.Optional(Refill),
+  metadata: Type.Optional(Metadata),
 }, { additionalProperties: false });
 export type CreateBody = Static<typeof CreateBody>;
 
@@ -38,6 +66,12 @@ export const PatchBody = Type.Object({
   scopes: Type.Optional(Scopes),
   allowed_ips: Type.Optional(AllowedIps),
   expires_at: Type.Optional(Nullable(DateTime)),
+  enabled: Type.Optional(Enabled),
+  rate_limits: Type.Optional(Type.Array(RateLimit, { maxItems: LIMITS.rateLimits,
+    description: `${RateLimits.description}; replaces the whole list ([] removes every limit)` })),
+  remaining_uses: Type.Optional(NullableOf(RemainingUses, 'sets the balance (the current refill period counts as refilled); null removes the quota and its refill')),
+  refill: Type.Optional(NullableOf(Refill, 'sets the refill (the key must have a quota); null removes it')),
+  metadata: Type.Optional(NullableOf(Metadata, 'replaces the metadata as a whole; null clears it')),
 }, { additionalProperties: false, minProperties: 1 });
 export type PatchBody = Static<typeof PatchBody>;
 
@@ -85,6 +119,18 @@ export const KeyResource = Type.Object({
   last_used_ip: Nullable(Type.String()),
   replaces: Nullable(Type.String()),
   replaced_by: Nullable(Type.String()),
+  enabled: Enabled,
+  rate_limits: Type.Array(RateLimit, { description: 'the named limits; empty = none' }),
+  remaining_uses: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()], {
+    description: 'the quota balance as stored; null = unlimited. Replicas lease shares of it to answer without a database round trip: '
+      + 'a share they hold and have not spent counts as used here until they return it (within seconds, or when the replica stops)' }),
+  refill: Type.Union([Type.Object({
+    amount: Type.Integer(), interval: StringEnum(['daily', 'monthly'] as const),
+    refilled_at: Nullable(DateTime),
+  }, { description: 'refilled_at: when the balance was last set back to amount (or the quota or refill was set)' }), Type.Null()], {
+    description: 'the quota refill; null = none' }),
+  metadata: Type.Union([Type.Unsafe<Record<string, unknown>>({ type: 'object', additionalProperties: true }), Type.Null()], {
+    description: 'the JSON object returned by Authenticate; null = none' }),
 });
 export type KeyResource = Static<typeof KeyResource>;
 
@@ -135,7 +181,11 @@ export const ActivityBody = Type.Object({
   to: DateTime,
   last_used_at: Nullable(DateTime),
   last_used_ip: Nullable(Type.String()),
-  totals: Type.Object({ allowed: Count, denied: Type.Record(Type.String(), Count) }),
+  remaining_uses: Type.Union([Count, Type.Null()], { description: 'the quota balance, as on the key resource; null = unlimited' }),
+  refill: Type.Union([Type.Object({ amount: Type.Integer(), interval: StringEnum(['daily', 'monthly'] as const), refilled_at: Nullable(DateTime) }),
+    Type.Null()], { description: 'the quota refill, as on the key resource; null = none' }),
+  totals: Type.Object({ allowed: Count, denied: Type.Record(Type.String(), Count, {
+    description: 'denials per reason (KEY_REVOKED, IP_NOT_ALLOWED, RATE_LIMITED, USAGE_EXCEEDED, KEY_DISABLED, …): every reason recorded, no fixed list' }) }),
   series: Type.Array(Type.Object({ start: DateTime, allowed: Count, denied: Count })),
   addresses: Type.Array(Type.Object({ ip: Type.String(), first_seen: DateTime, last_seen: DateTime, count: Count }), {
     description: 'addresses of allowed calls' }),

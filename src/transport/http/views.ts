@@ -1,38 +1,44 @@
 import type { Propagation } from '../../service/invalidator.js';
-import { statusOf, type KeyRow } from '../../store/keys-repository.js';
-import type { AuditRow } from '../../store/audit-repository.js';
+import { statusOf, type Key } from '../../domain/key.js';
 import type { KeyResource } from './schemas.js';
 
 const ROTATION_MS = 90 * 24 * 3600 * 1000;
 const iso = (d: Date | null) => d?.toISOString() ?? null;
 
 /** The public key resource (explicit fields: the hash never leaves). */
-export function keyResource(row: KeyRow, now = Date.now()): KeyResource {
+export function keyResource(key: Key, now = Date.now()): KeyResource {
   return {
-    id: row.id,
-    account_id: row.account_id,
-    label: row.label,
-    environment: row.environment,
-    scopes: row.scopes,
-    allowed_ips: row.allowed_ips,
-    status: statusOf(row, now),
-    redacted: row.redacted,
-    created_at: row.created_at.toISOString(),
-    created_by: row.created_by,
-    expires_at: iso(row.expires_at),
-    revoked_at: iso(row.revoked_at),
-    rotation_due_at: new Date(row.created_at.getTime() + ROTATION_MS).toISOString(),
-    last_used_at: iso(row.last_used_at),
-    last_used_ip: row.last_used_ip,
-    replaces: row.replaces,
-    replaced_by: row.replaced_by,
+    id: key.id,
+    account_id: key.account_id,
+    label: key.label,
+    environment: key.environment,
+    scopes: key.scopes,
+    allowed_ips: key.allowed_ips,
+    status: statusOf(key, now),
+    redacted: key.redacted,
+    created_at: key.created_at.toISOString(),
+    created_by: key.created_by,
+    expires_at: iso(key.expires_at),
+    revoked_at: iso(key.revoked_at),
+    rotation_due_at: new Date(key.created_at.getTime() + ROTATION_MS).toISOString(),
+    last_used_at: iso(key.last_used_at),
+    last_used_ip: key.last_used_ip,
+    replaces: key.replaces,
+    replaced_by: key.replaced_by,
+    enabled: key.enabled,
+    rate_limits: key.rate_limits.map((l) => ({ name: l.name, limit: l.limit, window_seconds: l.window_seconds })),
+    remaining_uses: key.remaining_uses,
+    refill: key.refill_amount !== null && key.refill_interval !== null
+      ? { amount: key.refill_amount, interval: key.refill_interval, refilled_at: iso(key.refilled_at) } : null,
+    metadata: key.metadata,
   };
 }
 
-export function auditEntry(row: AuditRow) {
+/** An audit entry as the API shows it. */
+export function auditEntry(entry: { id: number; at: Date; actor: string; action: string; key_id: string | null; source_ip: string | null; changes: Record<string, unknown> }) {
   return {
-    id: String(row.id), at: row.at.toISOString(), actor: row.actor, action: row.action,
-    key_id: row.key_id, source_ip: row.source_ip, changes: row.changes,
+    id: String(entry.id), at: entry.at.toISOString(), actor: entry.actor, action: entry.action,
+    key_id: entry.key_id, source_ip: entry.source_ip, changes: entry.changes,
   };
 }
 

@@ -76,7 +76,7 @@ export async function keyRoutes(app: FastifyInstance, { keys, activity, auth, on
   }, async (request) => keyResource(await keys.get(request.params.accountId, request.params.keyId)));
 
   app.patch<{ Params: Params; Body: S.PatchBody }>(`${base}/keys/:keyId`, {
-    schema: { tags, security, summary: 'Change label, scopes, allowed_ips or expires_at (effective on every replica at once)',
+    schema: { tags, security, summary: 'Change label, scopes, allowed_ips, expires_at, enabled, rate_limits, remaining_uses, refill or metadata (effective on every replica at once)',
       params: S.KeyParams, body: S.PatchBody, response: { 200: S.KeyWithPropagation, ...problems } },
   }, async (request) => {
     const { row, propagation } = await keys.update(who(request), request.params.accountId, request.params.keyId, request.body);
