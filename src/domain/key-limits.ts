@@ -85,7 +85,7 @@ function shapeProblem(value: object, depth: number): string | undefined {
   if (depth > LIMITS.metadataDepth) return `must nest objects and arrays at most ${LIMITS.metadataDepth} levels deep`;
   for (const [k, v] of Object.entries(value)) {
     if (!Array.isArray(value) && k.length > LIMITS.metadataKey) return `keys must be at most ${LIMITS.metadataKey} characters`;
-    if (UNSTORABLE.test(k) || (typeof v === 'string' && UNSTORABLE.test(v))) return 'text must not contain NUL (\\u0000) or a lone surrogate';
+    if (UNSTORABLE.test(k) || (typeof v === 'string' && UNSTORABLE.test(v))) return 'text must not contain a NUL character or a lone surrogate';
     if (v !== null && typeof v === 'object') {
       const inner = shapeProblem(v, depth + 1);
       if (inner) return inner;
