@@ -74,6 +74,17 @@ export function App(props: { api: Api; me: Me; account: string; scopes: string[]
     await afterChange(`Saved ${v.label}.`);
   };
 
+  /** Disable or enable a key (not a revoke: it can be undone); the API holds it on every replica before it answers. */
+  const toggle = async (k: Key) => {
+    try {
+      await api.update(account, k.id, { enabled: !k.enabled });
+      await afterChange(`${k.enabled ? 'Disabled' : 'Enabled'} ${k.label}.`);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) props.onSignOut(err);
+      else setError(err instanceof ApiError ? err.message : String(err));
+    }
+  };
+
   return (
     <>
       <header class="top">
@@ -101,7 +112,7 @@ export function App(props: { api: Api; me: Me; account: string; scopes: string[]
           {canWrite && <button type="button" class="primary" onClick={() => setOpen({ kind: 'create' })}>Generate New Key</button>}
         </div>
         <KeysTable keys={page.data} canWrite={canWrite} actions={{
-          activity: (k) => void showActivity(k), edit: (k) => setOpen({ kind: 'edit', key: k }),
+          activity: (k) => void showActivity(k), edit: (k) => setOpen({ kind: 'edit', key: k }), toggle: (k) => void toggle(k),
           rotate: (k) => setOpen({ kind: 'rotate', key: k }), revoke: (k) => setOpen({ kind: 'revoke', key: k }),
         }} />
         <nav class="pager" aria-label="Key pages">

@@ -1,7 +1,7 @@
 import type { Key } from './api.js';
 import { rotationState, when } from './format.js';
 
-export interface RowActions { activity(k: Key): void; edit(k: Key): void; rotate(k: Key): void; revoke(k: Key): void }
+export interface RowActions { activity(k: Key): void; edit(k: Key): void; toggle(k: Key): void; rotate(k: Key): void; revoke(k: Key): void }
 
 /** The account's keys: one row each, the secret never (only `redacted`). */
 export function KeysTable(props: { keys: Key[]; canWrite: boolean; actions: RowActions }) {
@@ -34,11 +34,16 @@ function Row({ k, canWrite, actions }: { k: Key; canWrite: boolean; actions: Row
       <td class={rotation ? `rotation-${rotation}` : undefined}>
         {when(k.rotation_due_at)}{rotation && <><br /><strong>{rotation === 'overdue' ? 'overdue' : 'due soon'}</strong></>}
       </td>
-      <td><span class={`status status-${k.status}`}>{k.status}</span></td>
+      <td>
+        <span class={`status status-${k.status}`}>{k.status}</span>
+        {!k.enabled && <><br /><span class="status status-disabled">disabled</span></>}
+        {k.remaining_uses !== null && <><br /><span class="hint">{k.remaining_uses.toLocaleString('en')} uses left{k.refill ? ` (refilled to ${k.refill.amount.toLocaleString('en')} ${k.refill.interval})` : ''}</span></>}
+      </td>
       <td class="row-actions">
         <button type="button" class="link" onClick={() => actions.activity(k)}>Activity</button>
         {canWrite && active && <>
           <button type="button" class="secondary" onClick={() => actions.edit(k)}>Edit</button>
+          <button type="button" class="secondary" onClick={() => actions.toggle(k)}>{k.enabled ? 'Disable' : 'Enable'}</button>
           <button type="button" class="secondary" onClick={() => actions.rotate(k)}>Rotate</button>
           <button type="button" class="danger" onClick={() => actions.revoke(k)}>Revoke</button>
         </>}

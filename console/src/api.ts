@@ -22,6 +22,8 @@ export interface Key {
   status: 'active' | 'revoked' | 'expired'; redacted: string; created_at: string; created_by: string; expires_at: string | null;
   revoked_at: string | null; rotation_due_at: string; last_used_at: string | null; last_used_ip: string | null;
   replaces: string | null; replaced_by: string | null;
+  enabled: boolean; rate_limits: { name: string; limit: number; window_seconds: number }[]; remaining_uses: number | null;
+  refill: { amount: number; interval: 'daily' | 'monthly'; refilled_at: string | null } | null; metadata: Record<string, unknown> | null;
 }
 export type Issued = Key & { secret: string };
 export interface Page<T> { data: T[]; next_cursor: string | null }

@@ -168,6 +168,21 @@ t.test('Edit scopes; the activity chart shows the calls just made', async (t) =>
   await accessible(t, 'activity');
 });
 
+t.test('Disable and Enable from the row: held by the API at once; the remaining uses are shown', async (t) => {
+  const id = await activeKeyId('Bookings sync');
+  await app.api('PATCH', `/v1/accounts/${ACCOUNT}/keys/${id}`, { remaining_uses: 1500, refill: { amount: 1500, interval: 'daily' } });
+  await row(id).getByRole('button', { name: 'Disable' }).click();
+  await row(id).locator('.status-disabled').waitFor();
+  t.equal((await app.api('GET', `/v1/accounts/${ACCOUNT}/keys/${id}`)).body.enabled, false, 'the key is disabled');
+  t.match(await row(id).textContent(), /1,500 uses left \(refilled to 1,500 daily\)/, 'the row shows the balance and its refill');
+  await accessible(t, 'a disabled key');
+  await row(id).getByRole('button', { name: 'Enable' }).click();
+  await row(id).getByRole('button', { name: 'Disable' }).waitFor();
+  t.equal((await app.api('GET', `/v1/accounts/${ACCOUNT}/keys/${id}`)).body.enabled, true, 'enabled again');
+  const actions = (await app.api('GET', `/v1/accounts/${ACCOUNT}/audit-log`)).body.data.map((e: { action: string }) => e.action);
+  t.same(actions.slice(0, 2), ['key.enabled', 'key.disabled'], 'both audited');
+});
+
 t.test('Rotate: grace period, the new secret once; then Revoke from the keyboard: the row shows revoked and Authenticate denies', async (t) => {
   const oldId = await activeKeyId('Bookings sync');
   await row(oldId).getByRole('button', { name: 'Rotate' }).click();
