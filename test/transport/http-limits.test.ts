@@ -133,6 +133,23 @@ t.test('a PATCH that sets the values the key already has changes nothing (metada
   t.equal((await auditOf(account, k.id)).length, entries, 'no audit entry');
 });
 
+t.test('what a PATCH sets, Authenticate answers at once: KEY_DISABLED, back again, the new metadata, USAGE_EXCEEDED at 0', async (t) => {
+  const account = 'acct_lim_auth';
+  const k = await createKey(app, account, { metadata: { plan: 'pro' } });
+  const call = () => app.authenticate({ key: k.secret, ip: '192.0.2.1', scope: 'bookings:read' });
+  const first = await call();
+  t.equal(first.allowed, true);
+  t.same(JSON.parse(first.metadata ?? ''), { plan: 'pro' }, 'the metadata comes with the answer');
+  await app.api('PATCH', keyPath(account, k.id), { enabled: false });
+  t.equal((await call()).reason, 'KEY_DISABLED', 'disabled as soon as the PATCH returned');
+  await app.api('PATCH', keyPath(account, k.id), { enabled: true, metadata: { plan: 'enterprise' } });
+  const back = await call();
+  t.equal(back.allowed, true, 'enabled again');
+  t.same(JSON.parse(back.metadata ?? ''), { plan: 'enterprise' }, 'with the new metadata');
+  await app.api('PATCH', keyPath(account, k.id), { remaining_uses: 0 });
+  t.equal((await call()).reason, 'USAGE_EXCEEDED', 'a quota of 0 refuses the next call');
+});
+
 t.test('enabling does not revive a revoked or an expired key', async (t) => {
   const account = 'acct_lim_revive';
   const revoked = await createKey(app, account);
