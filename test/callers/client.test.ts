@@ -21,7 +21,7 @@ t.test('TLS and mutual TLS options', async (t) => {
   const address = `127.0.0.1:${app.grpcPort}`;
   const mtls = keysClient(t, { address, deadlineMs: 3000, tls: { ca: pki.read(pki.ca), cert: pki.read(pki.client.cert), key: pki.read(pki.client.key) } });
   const allowed = await mtls.authenticate(input);
-  t.same(allowed, { allowed: true, identity: { keyId: key.id, accountId: 'acct_1', environment: 'live', scopes: ['bookings:read'] } }, 'mutual TLS: allowed, typed identity');
+  t.same(allowed, { allowed: true, identity: { keyId: key.id, accountId: 'acct_1', environment: 'live', scopes: ['bookings:read'], metadata: null } }, 'mutual TLS: allowed, typed identity');
   const denied = await mtls.authenticate({ ...input, scope: 'invoices:read' });
   t.match(denied, { allowed: false, reason: 'SCOPE_NOT_GRANTED', identity: { keyId: key.id } }, 'a deny is a result');
 
