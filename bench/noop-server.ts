@@ -18,6 +18,8 @@ const ANSWER: AuthenticateResponse = Object.freeze({
   account_id: 'acct_bench',
   environment: 'live',
   scopes: ['bookings:read'],
+  retry_after_ms: 0,
+  metadata: '',
 }) as AuthenticateResponse;
 
 // The same server options as the service's GrpcServer, so the transport costs the same.
