@@ -446,16 +446,23 @@ async function main(): Promise<number> {
     }
 
     // Light load: most callers have a few calls in flight, where per-call costs are not hidden by batching.
+    // Each pair is run twice (A B A B) and judged on both: a light-load run moves with the machine more than a busy one.
     if (SECTIONS.has('light')) {
+      // Both servers and the load generator warmed at this load first (not recorded): the first light run must not pay for JIT.
+      const warm = (spec: RunSpec) => runCase({ ...spec, main: { mode: 'closed', concurrency: 2, warmupMs: 0, durationMs: 2000, pattern: spec.main.pattern } });
+      await warm({ ...onNoop, name: 'warm-up no-op', pools: pools(), main: closed({ hit: 1 }) });
+      await warm({ ...onService(service), name: 'warm-up service', pools: pools(), main: closed({ hit: 1, malformed: 1 }) });
       for (const l of LIGHT_LOADS) {
         const at = { ...base, channels: l.channels };
         const light = (pattern: RunSpec['main']['pattern']): RunSpec['main'] => closed(pattern, l.concurrency);
         const tag = `${l.concurrency} in flight over ${l.channels} channels`;
         for (const kind of ['hit', 'malformed'] as const) {
-          add(`noop-l${l.concurrency}-${kind}`, `no-op server, ${tag}`, 'noop',
-            await runCase({ ...onNoop, ...at, name: `noop ${tag}`, pools: pools(), main: light({ hit: 1 }) }));
-          add(`${kind}-l${l.concurrency}`, `${kind === 'hit' ? 'cache hit' : 'malformed key'}, ${tag}`, 'service',
-            await runCase({ ...onService(service), ...at, name: `${kind} ${tag}`, pools: pools(), main: light({ [kind]: 1 }) }));
+          for (const round of ['a', 'b']) {
+            add(`noop-l${l.concurrency}-${kind}-${round}`, `no-op server, ${tag}`, 'noop',
+              await runCase({ ...onNoop, ...at, name: `noop ${tag}`, pools: pools(), main: light({ hit: 1 }) }));
+            add(`${kind}-l${l.concurrency}-${round}`, `${kind === 'hit' ? 'cache hit' : 'malformed key'}, ${tag} (${round})`, 'service',
+              await runCase({ ...onService(service), ...at, name: `${kind} ${tag}`, pools: pools(), main: light({ [kind]: 1 }) }));
+          }
         }
       }
     }
@@ -557,12 +564,18 @@ async function main(): Promise<number> {
     }
     if (SECTIONS.has('light')) {
       // Issue 14: at 2 in flight a hit and a malformed key cost what a no-op call costs.
+      // The mean of the two rounds' ratios.
+      const mean = (kind: string, f: (r: NonNullable<CaseReport['ratio']>) => number) => {
+        const rs = ['a', 'b'].map((round) => byId(`${kind}-l2-${round}`)?.ratio).filter((r) => r !== undefined);
+        return rs.length === 2 ? rs.reduce((a, r) => a + f(r), 0) / 2 : undefined;
+      };
       for (const kind of ['hit', 'malformed'] as const) {
-        const r = byId(`${kind}-l2`)?.ratio;
         const what = kind === 'hit' ? 'cache hit' : 'malformed key';
+        const p99 = mean(kind, (r) => r.p99);
+        const cpu = mean(kind, (r) => r.cpu);
         targets.push(
-          check(`${what}, 2 in flight: p99 / no-op p99`, r?.p99, '≤ 1.20', (r?.p99 ?? Infinity) <= 1.2),
-          check(`${what}, 2 in flight: server CPU per call / no-op`, r?.cpu, '≤ 1.10', (r?.cpu ?? Infinity) <= 1.1),
+          check(`${what}, 2 in flight: p99 / no-op p99 (mean of 2 rounds)`, p99, '≤ 1.20', (p99 ?? Infinity) <= 1.2),
+          check(`${what}, 2 in flight: server CPU per call / no-op (mean of 2 rounds)`, cpu, '≤ 1.10', (cpu ?? Infinity) <= 1.1),
         );
       }
     }
