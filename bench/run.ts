@@ -38,6 +38,7 @@ import {
 } from './lib/report.js';
 import { machineCpu, percentile, pidsNamed } from './lib/stats.js';
 import { num } from './lib/env.js';
+import { clearPrefix } from './lib/redis-prefix.js';
 
 const DURATION_MS = num('BENCH_DURATION_MS', 5000);
 const WARMUP_MS = num('BENCH_WARMUP_MS', 1000);
@@ -80,24 +81,8 @@ async function adminQuery(sql: string): Promise<void> {
   try { await c.query(sql); } finally { await c.end(); }
 }
 
-/** Delete every Redis key under the prefix (SCAN, bounded). */
-async function clearRedis(prefix: string): Promise<number> {
-  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  let deleted = 0;
-  try {
-    await redis.connect();
-    let cursor = '0';
-    for (let i = 0; i < 10_000; i++) {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      if (keys.length > 0) deleted += await redis.unlink(...keys);
-      cursor = next;
-      if (cursor === '0') break;
-    }
-  } finally {
-    redis.disconnect();
-  }
-  return deleted;
-}
+/** Delete every Redis key under the prefix. */
+const clearRedis = (prefix: string): Promise<number> => clearPrefix(REDIS_URL, prefix);
 
 async function machine(): Promise<Machine> {
   const info = readFileSync('/proc/cpuinfo', 'utf8');
