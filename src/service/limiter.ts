@@ -211,7 +211,7 @@ export class Limiter {
         return;
       }
       // A refill since the last lease: what is left of the old period's share is not this period's.
-      if (q.lease && q.lease.refilledAt?.getTime() !== lease.refilledAt?.getTime()) q.tokens = 0;
+      if (q.lease && q.lease.refilledUs !== lease.refilledUs) q.tokens = 0;
       q.lease = lease;
       q.tokens += lease.granted;
       q.share = quotaShare(lease.remaining);
