@@ -16,7 +16,9 @@ t.test('a bulk create does not delay a cold Authenticate: admin hashing has its 
   t.equal((await auth).allowed, true);
   await Promise.all(creates);
   const at = finished.indexOf('authenticate');
-  t.ok(at <= 2, `the verification ran beside the admin queue, not after it (finished ${at + 1} of ${finished.length})`);
+  // Behind the admin queue it would finish last (9th); beside it, among the first. On a loaded machine the two lanes
+  // share the cores with other work, so the order among the first few varies: ahead of half the queue is the claim.
+  t.ok(at < finished.length / 2, `the verification ran beside the admin queue, not after it (finished ${at + 1} of ${finished.length})`);
 });
 
 t.test('a call whose deadline passed while queued does not start a verification', async (t) => {
