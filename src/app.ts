@@ -122,6 +122,16 @@ function adminAuth(config: Config, tokens: readonly AdminToken[]): AdminAuthenti
   return new FirstOfAuth(backends);
 }
 
+/** `fn`, called at most once a minute whatever the rate of calls (for log lines about a lasting fault). */
+function oncePerMinute<A>(fn: (arg: A) => void): (arg: A) => void {
+  let last = Number.NEGATIVE_INFINITY;
+  return (arg) => {
+    if (Date.now() - last < 60_000) return;
+    last = Date.now();
+    fn(arg);
+  };
+}
+
 /** SIGTERM's last write of usage counts: retried with backoff for a few seconds, and a loss is logged as an error. */
 async function finalFlush(usage: UsageRecorder, log: Logger): Promise<void> {
   for (let attempt = 1; ; attempt++) {
@@ -174,24 +184,18 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
     publishRetryMs: config.LEASE_MS + config.CLOCK_SKEW_MS,
     onApplied: (ms) => metrics.invalidationLag.observe(ms / 1000),
     onPropagated: (outcome, ms) => { metrics.propagations.inc({ outcome }); metrics.propagationWait.observe(ms / 1000); } });
-  let lastDropLog = 0;
+  const dropLog = oncePerMinute((n: number) => log.error({ dropped: n },
+    'usage counts dropped: flushes keep failing and the in-memory bound is reached (logged once a minute)'));
   const usage = new UsageRecorder({ db, replicaId, maxEntries: config.USAGE_MAX_ENTRIES,
     onFlush: (ok) => metrics.usageFlushes.inc({ result: ok ? 'ok' : 'failed' }),
     onDrop: (n) => {
       metrics.usageDropped.inc(n);
-      if (Date.now() - lastDropLog > 60_000) {
-        lastDropLog = Date.now();
-        log.error({ dropped: n }, 'usage counts dropped: flushes keep failing and the in-memory bound is reached (logged once a minute)');
-      }
+      dropLog(n);
     } });
   const retention = new RetentionJob({ db, policy: { changesDays: config.RETENTION_CHANGES_DAYS,
     activityBatchesDays: config.RETENTION_ACTIVITY_BATCHES_DAYS, usageDays: config.RETENTION_USAGE_DAYS, auditDays: config.RETENTION_AUDIT_DAYS } });
-  let lastBudgetLog = 0;
-  const limiter = new Limiter({ db, budget: redis.budget, onBudgetFault: (err) => {
-    if (Date.now() - lastBudgetLog < 60_000) return;
-    lastBudgetLog = Date.now();
-    log.warn({ err }, 'rate limits: Redis unreachable, this replica counts each limit on its own meanwhile (logged once a minute)');
-  } });
+  const limiter = new Limiter({ db, budget: redis.budget, onBudgetFault: oncePerMinute((err: unknown) =>
+    log.warn({ err }, 'rate limits: Redis unreachable, this replica counts each limit on its own meanwhile (logged once a minute)')) });
   const authenticator = new Authenticator({ db, local, shared: redis.shared, hasher, invalidator, usage, limiter,
     freshMs: config.CACHE_TTL_SECONDS * 1000, staleServeMs: config.STALE_SERVE_SECONDS * 1000,
     failureLimit: config.FAILED_ATTEMPTS_LIMIT, failures: redis.failures });

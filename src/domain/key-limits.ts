@@ -67,15 +67,17 @@ export function checkMetadata(value: unknown): { metadata: Record<string, unknow
   if (value === null || typeof value !== 'object' || Array.isArray(value)) throw invalid('metadata', 'must be a JSON object (or null to clear it)');
   const problem = shapeProblem(value, 1);
   if (problem) throw invalid('metadata', problem);
-  const bytes = Buffer.byteLength(JSON.stringify(value), 'utf8');
+  const bytes = jsonBytes(value);
   if (bytes > LIMITS.metadataBytes) throw invalid('metadata', `must be at most ${LIMITS.metadataBytes} bytes as JSON (this is ${bytes})`);
   return { metadata: value as Record<string, unknown>, bytes };
 }
 
 /** The size of metadata as compact JSON in UTF-8 bytes (the same whatever the key order). */
 export function metadataBytes(metadata: Record<string, unknown> | null): number | null {
-  return metadata === null ? null : Buffer.byteLength(JSON.stringify(metadata), 'utf8');
+  return metadata === null ? null : jsonBytes(metadata);
 }
+
+const jsonBytes = (value: object): number => Buffer.byteLength(JSON.stringify(value), 'utf8');
 
 // NUL is refused by jsonb; a lone surrogate is not well-formed Unicode (jsonb refuses it too).
 const UNSTORABLE = /\u0000|\p{Cs}/u;
