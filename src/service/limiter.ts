@@ -28,6 +28,8 @@ interface RateBucket {
   /** The fleet's budget for this window is spent: refuse until it ends, without asking again. */
   spent: boolean;
   leasing: Promise<void> | undefined;
+  /** Calls waiting for a share: a lease asks for at least as many, so that a burst is served in one round trip. */
+  waiting: number;
 }
 
 /** The key's quota as leased by this replica. */
@@ -39,6 +41,7 @@ interface QuotaBucket {
   retryAt: number;
   leasing: Promise<void> | undefined;
   share: number;
+  waiting: number;
   /** The row has no quota any more (a PATCH this replica's grant has not seen yet): nothing to count. */
   gone: boolean;
 }
@@ -119,8 +122,8 @@ export class Limiter {
       // A PATCH may have changed the limits or set a new balance: shares of the old grant are dropped, not spent.
       state = {
         version: grant.version, rules: grant.rateLimits, usedAt: now,
-        rate: grant.rateLimits.map(() => ({ window: -1, tokens: 0, spent: false, leasing: undefined })),
-        quota: grant.quota ? { tokens: 0, lease: undefined, emptyUntil: 0, retryAt: 0, leasing: undefined, share: 10, gone: false } : undefined,
+        rate: grant.rateLimits.map(() => ({ window: -1, tokens: 0, spent: false, leasing: undefined, waiting: 0 })),
+        quota: grant.quota ? { tokens: 0, lease: undefined, emptyUntil: 0, retryAt: 0, leasing: undefined, share: 10, gone: false, waiting: 0 } : undefined,
       };
       this.#keys.set(grant.keyId, state);
     }
@@ -176,7 +179,13 @@ export class Limiter {
   async #admitLater(grant: CachedGrant): Promise<Refusal | undefined> {
     for (let round = 0; round < MAX_ROUNDS; round++) {
       const state = this.#state(grant, this.#now());
-      await Promise.all([...state.rate.map((b) => b.leasing), state.quota?.leasing]);
+      const buckets: { waiting: number }[] = state.quota ? [...state.rate, state.quota] : state.rate;
+      for (const b of buckets) b.waiting++;
+      try {
+        await Promise.all([...state.rate.map((b) => b.leasing), state.quota?.leasing]);
+      } finally {
+        for (const b of buckets) b.waiting--;
+      }
       const r = this.#take(grant.keyId, state, this.#now());
       if (r !== NEED_LEASE) return r;
     }
@@ -186,7 +195,7 @@ export class Limiter {
   #leaseRate(keyId: string, rule: RateLimitRule, b: RateBucket): void {
     if (b.leasing) return;
     const window = b.window;
-    b.leasing = this.#rateLease(keyId, rule, window, rateShare(rule.limit)).then((granted) => {
+    b.leasing = this.#rateLease(keyId, rule, window, Math.max(rateShare(rule.limit), b.waiting)).then((granted) => {
       if (b.window !== window) return; // the window ended meanwhile: the share is of no use now
       if (granted === 0) b.spent = true;
       else b.tokens += granted;
@@ -205,7 +214,7 @@ export class Limiter {
 
   #leaseQuota(keyId: string, q: QuotaBucket): void {
     if (q.leasing) return;
-    q.leasing = quotaRepository.lease(this.#o.db, keyId, q.share).then((lease) => {
+    q.leasing = quotaRepository.lease(this.#o.db, keyId, Math.max(q.share, q.waiting)).then((lease) => {
       if (!lease) {
         q.gone = true;
         return;
