@@ -20,6 +20,7 @@ const ANSWER: AuthenticateResponse = Object.freeze({
   scopes: ['bookings:read'],
   retry_after_ms: 0,
   metadata: '',
+  allowed_uses: 1,
 }) as AuthenticateResponse;
 
 // The same server options as the service's GrpcServer, so the transport costs the same.
@@ -33,8 +34,10 @@ const proto = grpc.loadPackageDefinition(loadProto()) as unknown as {
   otesse: { keys: { v1: { KeyService: grpc.ServiceClientConstructor } } };
 };
 server.addService(proto.otesse.keys.v1.KeyService.service, {
-  Authenticate: (_call: grpc.ServerUnaryCall<AuthenticateRequest, AuthenticateResponse>, callback: grpc.sendUnaryData<AuthenticateResponse>) => {
-    callback(null, ANSWER);
+  Authenticate: (call: grpc.ServerUnaryCall<AuthenticateRequest, AuthenticateResponse>, callback: grpc.sendUnaryData<AuthenticateResponse>) => {
+    // Every use allowed, as the service answers a cache hit of a key without limits.
+    const uses = call.request.uses ?? 0;
+    callback(null, uses > 1 ? { ...ANSWER, allowed_uses: uses } : ANSWER);
   },
 });
 

@@ -212,7 +212,7 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
     return { ready: invalidator.everReady, degraded };
   };
 
-  const authenticate = (k: string, ip: string, scope: string, limits?: CallLimits) => authenticator.authenticate(k, ip, scope, limits);
+  const authenticate = (k: string, ip: string, scope: string, limits?: CallLimits, uses?: number) => authenticator.authenticate(k, ip, scope, limits, uses);
   const grpc = new GrpcServer({
     authenticate,
     services: [new EnvoyCheck({ authenticate, routes, log })],

@@ -13,7 +13,7 @@ import type { Database } from '../store/db.js';
 import { keysRepository, type KeyRow } from '../store/keys-repository.js';
 import type { Hasher } from './hasher.js';
 import type { Invalidator } from './invalidator.js';
-import type { Limiter, Refusal } from './limiter.js';
+import type { Admission, Limiter, Refusal } from './limiter.js';
 
 /** Which tier answered: for metrics and tests. */
 export type AuthPath = 'parse' | 'memory' | 'redis' | 'storage';
@@ -21,11 +21,20 @@ export type AuthPath = 'parse' | 'memory' | 'redis' | 'storage';
 export interface AuthResult {
   decision: Decision;
   path: AuthPath;
+  /**
+   * For a call deciding several uses: how many are allowed (the first ones) when the key's limits
+   * refuse the others (`decision` is then the refusal). Absent: all uses allowed, or all denied.
+   */
+  allowedUses?: number;
 }
+
+/** The most uses one call may decide (a caller's coalesced requests). */
+export const MAX_USES = 1000;
 
 /** Told about every decision on an identified key id (usage counting). */
 export interface UsageSink {
-  record(keyId: string, ip: string, allowed: boolean, reason: DenyReason | undefined, now: number): void;
+  /** `count`: how many uses this decision covers (a call deciding several coalesced requests). */
+  record(keyId: string, ip: string, allowed: boolean, reason: DenyReason | undefined, now: number, count?: number): void;
 }
 
 export interface AuthenticatorOptions {
@@ -93,35 +102,51 @@ export class Authenticator {
    * DEADLINE_EXCEEDED on faults. A malformed key and a fresh entry of a trusted cache are answered at
    * once, without a promise (most calls: the transport then answers in the same tick); anything that
    * needs Redis, PostgreSQL or argon2 returns a promise. Validation errors are thrown, not rejected.
+   * `uses`: how many of the caller's requests (same key, address and scope) this call decides; each
+   * is counted.
    */
-  authenticate(key: string, ip: string, scope: string, limits: CallLimits = {}): AuthResult | Promise<AuthResult> {
+  authenticate(key: string, ip: string, scope: string, limits: CallLimits = {}, uses = 1): AuthResult | Promise<AuthResult> {
     const source = this.#address(ip);
     if (!isScope(scope)) throw invalid('scope', 'not a scope of the catalog');
+    if (uses !== 1 && !(Number.isInteger(uses) && uses >= 1 && uses <= MAX_USES)) throw invalid('uses', `1 to ${MAX_USES}`);
     const parsed = parseKey(key);
     if (!parsed) return { decision: deny('KEY_MALFORMED'), path: 'parse' };
     const digest = hash('sha256', key, 'base64url');
     const now = this.#now();
     const found = this.#o.local.get(digest);
     if (!found || !this.#o.invalidator.trusted(now) || now - found.refreshedAt >= this.#o.freshMs) {
-      return this.#authenticateSlow({ parsed, digest, key, ip: source.text, check: secretCheck(secretOf(key)), limits }, source.address, scope, found, now);
+      return this.#authenticateSlow({ parsed, digest, key, ip: source.text, check: secretCheck(secretOf(key)), limits, uses }, source.address, scope, found, now);
     }
-    return this.#limited(found.grant, decide(found.grant, source.address, scope, now), source.text, now, 'memory');
+    return this.#limited(found.grant, decide(found.grant, source.address, scope, now), source.text, now, 'memory', uses);
   }
 
   /** An allowed call is counted against the key's rate limits and quota (which may refuse it), then recorded. */
-  #limited(grant: CachedGrant, decision: Decision, ip: string, now: number, path: AuthPath): AuthResult | Promise<AuthResult> {
+  #limited(grant: CachedGrant, decision: Decision, ip: string, now: number, path: AuthPath, uses: number): AuthResult | Promise<AuthResult> {
     const limiter = this.#o.limiter;
     if (decision.allowed && limiter) {
+      if (uses > 1) {
+        const admission = limiter.admitMany(grant, now, uses);
+        if (admission instanceof Promise) return admission.then((a) => this.#recordMany(grant.keyId, ip, decision, a, uses, now, path));
+        return this.#recordMany(grant.keyId, ip, decision, admission, uses, now, path);
+      }
       const refusal = limiter.admit(grant, now);
-      if (refusal instanceof Promise) return refusal.then((r) => this.#record(grant.keyId, ip, r ? refused(decision, r) : decision, now, path));
-      if (refusal) return this.#record(grant.keyId, ip, refused(decision, refusal), now, path);
+      if (refusal instanceof Promise) return refusal.then((r) => this.#record(grant.keyId, ip, r ? refused(decision, r) : decision, now, path, 1));
+      if (refusal) return this.#record(grant.keyId, ip, refused(decision, refusal), now, path, 1);
     }
-    return this.#record(grant.keyId, ip, decision, now, path);
+    return this.#record(grant.keyId, ip, decision, now, path, uses);
   }
 
-  #record(keyId: string, ip: string, decision: Decision, at: number, path: AuthPath): AuthResult {
-    this.#o.usage?.record(keyId, ip, decision.allowed, decision.allowed ? undefined : decision.reason, at);
+  #record(keyId: string, ip: string, decision: Decision, at: number, path: AuthPath, uses: number): AuthResult {
+    this.#o.usage?.record(keyId, ip, decision.allowed, decision.allowed ? undefined : decision.reason, at, uses);
     return { decision, path };
+  }
+
+  /** Several uses, some of which the limits may refuse: each side counted. */
+  #recordMany(keyId: string, ip: string, allowed: Decision, a: Admission, uses: number, at: number, path: AuthPath): AuthResult {
+    if (!a.refusal) return this.#record(keyId, ip, allowed, at, path, uses);
+    if (a.admitted > 0) this.#o.usage?.record(keyId, ip, true, undefined, at, a.admitted);
+    this.#o.usage?.record(keyId, ip, false, a.refusal.reason, at, uses - a.admitted);
+    return { decision: refused(allowed, a.refusal), path, allowedUses: a.admitted };
   }
 
   /** The address parsed, from the bounded memo when seen before; throws VALIDATION_FAILED. */
@@ -144,12 +169,12 @@ export class Authenticator {
       r = await this.#load(call, undefined);
     }
     if ('reason' in r) {
-      if (r.known) this.#o.usage?.record(call.parsed.keyId, call.ip, false, r.reason, now);
+      if (r.known) this.#o.usage?.record(call.parsed.keyId, call.ip, false, r.reason, now, call.uses);
       return { decision: deny(r.reason), path: r.path };
     }
     // Decide at the time of the answer: a call that waited must not judge expiry by its start.
     const at = r.path === 'memory' ? now : this.#now();
-    return this.#limited(r.entry.grant, decide(r.entry.grant, address, scope, at), call.ip, at, r.path);
+    return this.#limited(r.entry.grant, decide(r.entry.grant, address, scope, at), call.ip, at, r.path, call.uses);
   }
 
   /** Concurrent misses of one key share one resolution (and so one verification). */
@@ -275,6 +300,8 @@ interface Call {
   /** The secret's check value (computed once: the wrong-secret refusals and the backfill use it). */
   check: string;
   limits: CallLimits;
+  /** How many of the caller's requests the call decides. */
+  uses: number;
 }
 
 /** The cacheable part of a key row. */

@@ -10,6 +10,12 @@ export interface Refusal {
   retryAfterMs: number;
 }
 
+/** Of a number of uses decided at once, how many are admitted (the first ones), and why the rest are not. */
+export interface Admission {
+  admitted: number;
+  refusal?: Refusal;
+}
+
 export interface LimiterOptions {
   db: Database;
   /** The fleet's rate-limit budget (Redis), or this process's own (embedded). */
@@ -105,9 +111,36 @@ export class Limiter {
    */
   admit(grant: CachedGrant, now: number): Refusal | undefined | Promise<Refusal | undefined> {
     if (grant.rateLimits.length === 0 && !grant.quota) return undefined;
+    const r = this.#take(grant.keyId, this.#state(grant, now), now, 1);
+    if (r === NEED_LEASE) return this.#admitLater(grant, 1).then((later) => (typeof later === 'number' ? undefined : later));
+    return typeof r === 'number' ? undefined : r;
+  }
+
+  /**
+   * Count `uses` otherwise allowed calls decided at once (a caller's coalesced requests): the first
+   * `admitted` are allowed; when fewer than all, `refusal` says why the others are not. Only admitted
+   * uses are counted.
+   */
+  admitMany(grant: CachedGrant, now: number, uses: number): Admission | Promise<Admission> {
+    if (grant.rateLimits.length === 0 && !grant.quota) return { admitted: uses };
     const state = this.#state(grant, now);
-    const r = this.#take(grant.keyId, state, now);
-    return r === NEED_LEASE ? this.#admitLater(grant) : r;
+    let admitted = 0;
+    while (admitted < uses) {
+      const r = this.#take(grant.keyId, state, now, uses - admitted);
+      if (r === NEED_LEASE) return this.#admitManyLater(grant, admitted, uses);
+      if (typeof r !== 'number') return { admitted, refusal: r };
+      admitted += r;
+    }
+    return { admitted };
+  }
+
+  async #admitManyLater(grant: CachedGrant, admitted: number, uses: number): Promise<Admission> {
+    while (admitted < uses) {
+      const r = await this.#admitLater(grant, uses - admitted);
+      if (typeof r !== 'number') return { admitted, refusal: r };
+      admitted += r;
+    }
+    return { admitted };
   }
 
   /** Give back every unspent quota share (shutdown). */
@@ -131,10 +164,14 @@ export class Limiter {
     return state;
   }
 
-  /** Take one of each share, all or none; starts the leases that are missing. */
-  #take(keyId: string, state: KeyState, now: number): Refusal | undefined | typeof NEED_LEASE {
+  /**
+   * Take up to `want` of each share, the same number from each (at least one, or none at all); starts
+   * the leases that are missing, sized for `want`.
+   */
+  #take(keyId: string, state: KeyState, now: number, want: number): number | Refusal | typeof NEED_LEASE {
     let need = false;
     let refusal: Refusal | undefined;
+    let available = Number.POSITIVE_INFINITY;
     for (let i = 0; i < state.rules.length; i++) {
       const rule = state.rules[i] as RateLimitRule;
       const b = state.rate[i] as RateBucket;
@@ -149,8 +186,9 @@ export class Limiter {
         if (!refusal || retryAfterMs > refusal.retryAfterMs) refusal = { reason: 'RATE_LIMITED', retryAfterMs };
       } else if (b.tokens < 1) {
         need = true;
-        this.#leaseRate(keyId, rule, b);
+        this.#leaseRate(keyId, rule, b, want);
       }
+      available = Math.min(available, b.tokens);
     }
     if (refusal) return refusal;
     const q = state.quota;
@@ -158,44 +196,47 @@ export class Limiter {
       if (q.emptyUntil > now) return { reason: 'USAGE_EXCEEDED', retryAfterMs: Math.max(0, q.retryAt - now) };
       if (q.tokens < 1) {
         need = true;
-        this.#leaseQuota(keyId, q);
+        this.#leaseQuota(keyId, q, want);
       }
+      available = Math.min(available, q.tokens);
     }
     if (need) return NEED_LEASE;
+    // Every limit of a grant with limits holds a whole number of tokens here, at least one.
+    const n = Math.min(want, available);
     for (let i = 0; i < state.rules.length; i++) {
       const b = state.rate[i] as RateBucket;
-      b.tokens--;
+      b.tokens -= n;
       // Renew ahead of need, so that calls rarely wait for a lease.
-      if (b.tokens * 4 < rateShare((state.rules[i] as RateLimitRule).limit) && !b.leasing) this.#leaseRate(keyId, state.rules[i] as RateLimitRule, b);
+      if (b.tokens * 4 < rateShare((state.rules[i] as RateLimitRule).limit) && !b.leasing) this.#leaseRate(keyId, state.rules[i] as RateLimitRule, b, 1);
     }
     if (q && !q.gone) {
-      q.tokens--;
-      if (q.tokens * 4 < q.share && !q.leasing) this.#leaseQuota(keyId, q);
+      q.tokens -= n;
+      if (q.tokens * 4 < q.share && !q.leasing) this.#leaseQuota(keyId, q, 1);
     }
-    return undefined;
+    return n;
   }
 
-  /** Wait for the leases this call needs, then try again (other waiting calls may take the shares first). */
-  async #admitLater(grant: CachedGrant): Promise<Refusal | undefined> {
+  /** Wait for the leases these `want` calls need, then take what there is (other waiting calls may take the shares first). */
+  async #admitLater(grant: CachedGrant, want: number): Promise<number | Refusal> {
     for (let round = 0; round < MAX_ROUNDS; round++) {
       const state = this.#state(grant, this.#now());
       const buckets: { waiting: number }[] = state.quota ? [...state.rate, state.quota] : state.rate;
-      for (const b of buckets) b.waiting++;
+      for (const b of buckets) b.waiting += want;
       try {
         await Promise.all([...state.rate.map((b) => b.leasing), state.quota?.leasing]);
       } finally {
-        for (const b of buckets) b.waiting--;
+        for (const b of buckets) b.waiting -= want;
       }
-      const r = this.#take(grant.keyId, state, this.#now());
+      const r = this.#take(grant.keyId, state, this.#now(), want);
       if (r !== NEED_LEASE) return r;
     }
     throw new AppError('OVERLOADED', 'too many calls are waiting for the same key\'s limits');
   }
 
-  #leaseRate(keyId: string, rule: RateLimitRule, b: RateBucket): void {
+  #leaseRate(keyId: string, rule: RateLimitRule, b: RateBucket, want: number): void {
     if (b.leasing) return;
     const window = b.window;
-    b.leasing = this.#rateLease(keyId, rule, window, Math.max(rateShare(rule.limit), b.waiting)).then((granted) => {
+    b.leasing = this.#rateLease(keyId, rule, window, Math.max(rateShare(rule.limit), b.waiting, want)).then((granted) => {
       if (b.window !== window) return; // the window ended meanwhile: the share is of no use now
       if (granted === 0) b.spent = true;
       else b.tokens += granted;
@@ -212,9 +253,9 @@ export class Limiter {
     }
   }
 
-  #leaseQuota(keyId: string, q: QuotaBucket): void {
+  #leaseQuota(keyId: string, q: QuotaBucket, want: number): void {
     if (q.leasing) return;
-    q.leasing = quotaRepository.lease(this.#o.db, keyId, Math.max(q.share, q.waiting)).then((lease) => {
+    q.leasing = quotaRepository.lease(this.#o.db, keyId, Math.max(q.share, q.waiting, want)).then((lease) => {
       if (!lease) {
         q.gone = true;
         return;

@@ -40,34 +40,34 @@ export class UsageRecorder implements UsageSink {
     this.#o = opts;
   }
 
-  record(keyId: string, ip: string, allowed: boolean, reason: DenyReason | undefined, now: number): void {
+  record(keyId: string, ip: string, allowed: boolean, reason: DenyReason | undefined, now: number, count = 1): void {
     const hour = Math.floor(now / HOUR) * HOUR;
     const outcome = allowed ? 'ALLOWED' : reason ?? 'DENIED';
     const hk = `${keyId}|${hour}|${outcome}`;
     const h = this.#hourly.get(hk);
-    if (h) h.count++;
-    else this.#hourly.set(hk, { keyId, hour: new Date(hour), outcome, count: 1 });
+    if (h) h.count += count;
+    else this.#hourly.set(hk, { keyId, hour: new Date(hour), outcome, count });
     const ak = `${keyId}|${ip}`;
     if (!allowed) {
-      this.#sampleDenied(ak, keyId, ip, outcome, now);
+      this.#sampleDenied(ak, keyId, ip, outcome, now, count);
       this.#bound();
       return;
     }
     // Addresses are recorded for allowed calls only: a stranger cannot grow the table or raise alerts.
     const a = this.#addresses.get(ak);
-    if (a) { a.count++; a.last = now; } else this.#addresses.set(ak, { keyId, ip, first: now, last: now, count: 1 });
+    if (a) { a.count += count; a.last = now; } else this.#addresses.set(ak, { keyId, ip, first: now, last: now, count });
     const u = this.#lastUsed.get(keyId);
     if (u) { u.at = now; u.ip = ip; } else this.#lastUsed.set(keyId, { keyId, at: now, ip });
     this.#bound();
   }
 
-  #sampleDenied(ak: string, keyId: string, ip: string, reason: string, now: number): void {
+  #sampleDenied(ak: string, keyId: string, ip: string, reason: string, now: number, count: number): void {
     const d = this.#denied.get(ak);
-    if (d) { d.count++; d.last = now; d.reason = reason; return; }
+    if (d) { d.count += count; d.last = now; d.reason = reason; return; }
     const n = this.#deniedPerKey.get(keyId) ?? 0;
     if (n >= DENIED_SAMPLE) return;
     this.#deniedPerKey.set(keyId, n + 1);
-    this.#denied.set(ak, { keyId, ip, reason, last: now, count: 1 });
+    this.#denied.set(ak, { keyId, ip, reason, last: now, count });
   }
 
   /** While flushes fail the maps keep growing: past the bound the oldest entries go, counted. */

@@ -33,3 +33,10 @@ export async function createDatabase(t: Teardown, label = 'keys'): Promise<strin
 export function redisPrefix(label = 'keys'): string {
   return `test:${label}:${randomBytes(5).toString('hex')}:`;
 }
+
+/** One query on a database (a test's own), over a connection of its own. */
+export async function query(url: string, text: string, params: unknown[] = []): Promise<Record<string, unknown>[]> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try { return (await c.query(text, params)).rows as Record<string, unknown>[]; } finally { await c.end(); }
+}

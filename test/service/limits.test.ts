@@ -1,16 +1,12 @@
 // Issue 12 in one replica: a refill at the start of a period, unspent quota given back at shutdown,
 // and the new denials in the activity's counts.
-import pg from 'pg';
 import t from 'tap';
 import { createKey, startTestApp, type TestApp } from '../helpers/app.js';
+import { query } from '../helpers/db.js';
 
 const call = (app: TestApp, key: string) => app.authenticate({ key, ip: '203.0.113.7', scope: 'bookings:read' });
 
-async function sql(app: TestApp, text: string, params: unknown[]) {
-  const c = new pg.Client({ connectionString: app.env.DATABASE_URL });
-  await c.connect();
-  try { return (await c.query(text, params)).rows; } finally { await c.end(); }
-}
+const sql = (app: TestApp, text: string, params: unknown[]) => query(app.env.DATABASE_URL as string, text, params);
 
 t.test('a daily refill sets the balance back to its amount once a new day has begun', async (t) => {
   const app = await startTestApp(t);

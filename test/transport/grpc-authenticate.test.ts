@@ -21,16 +21,17 @@ async function issue(body: Record<string, unknown> = {}): Promise<{ id: string; 
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const NOBODY = { key_id: '', account_id: '', environment: '', scopes: [] as string[], retry_after_ms: 0, metadata: '' };
+const NOBODY = { key_id: '', account_id: '', environment: '', scopes: [] as string[], retry_after_ms: 0, metadata: '', allowed_uses: 0 };
 /** The fields of an identified key's answer beyond who it is: no wait to suggest, no metadata. */
 const PLAIN = { retry_after_ms: 0, metadata: '' };
+const DENIED = { ...PLAIN, allowed_uses: 0 };
 
 t.test('an allowed call says who the caller is', async (t) => {
   const live = await issue({ scopes: ['bookings:read', 'invoices:write'] });
   const res = await app.authenticate({ key: live.key, ip: '198.51.100.4', scope: 'invoices:write' });
   t.same(res, {
     allowed: true, reason: 'DENY_REASON_UNSPECIFIED', key_id: live.id, account_id: ACCOUNT, environment: 'live',
-    scopes: ['bookings:read', 'invoices:write'], ...PLAIN,
+    scopes: ['bookings:read', 'invoices:write'], ...PLAIN, allowed_uses: 1,
   });
   const again = await app.authenticate({ key: live.key, ip: '198.51.100.4', scope: 'bookings:read' });
   t.equal(again.allowed, true, 'a second call (cached) is allowed too');
@@ -84,7 +85,7 @@ t.test('KEY_REVOKED, with the identity of the key', async (t) => {
   const revoked = await app.api('POST', `/v1/accounts/${ACCOUNT}/keys/${id}/revoke`, { reason: 'leaked' });
   t.equal(revoked.status, 200);
   const res = await app.authenticate({ key });
-  t.same(res, { allowed: false, reason: 'KEY_REVOKED', key_id: id, account_id: ACCOUNT, environment: 'live', scopes: ['bookings:read'], ...PLAIN });
+  t.same(res, { allowed: false, reason: 'KEY_REVOKED', key_id: id, account_id: ACCOUNT, environment: 'live', scopes: ['bookings:read'], ...DENIED });
 });
 
 t.test('KEY_EXPIRED: checked on every call, cache hits included', async (t) => {
@@ -110,7 +111,7 @@ t.test('IP_NOT_ALLOWED: v4, v6, CIDRs and IPv4-mapped callers', async (t) => {
   }
   for (const ip of ['11.0.0.1', '::ffff:11.0.0.1', '2001:db9::1', '192.0.3.1', '198.51.100.8', '::1']) {
     const res = await app.authenticate({ key, ip });
-    t.same(res, { allowed: false, reason: 'IP_NOT_ALLOWED', key_id: id, account_id: ACCOUNT, environment: 'live', scopes: ['bookings:read'], ...PLAIN },
+    t.same(res, { allowed: false, reason: 'IP_NOT_ALLOWED', key_id: id, account_id: ACCOUNT, environment: 'live', scopes: ['bookings:read'], ...DENIED },
       `denied from ${ip}`);
   }
 });

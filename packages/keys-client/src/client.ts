@@ -50,6 +50,13 @@ export interface KeyServiceClientOptions {
   keepaliveMs?: number;
   /** Extra grpc-js channel options (they win over the defaults). */
   channelOptions?: grpc.ChannelOptions;
+  /**
+   * One call in flight per key, address, scope and deadline: requests made in the same turn of the
+   * event loop, or while that call is in flight, are decided together by the next call (default
+   * true). Each is still decided after it arrived (a revoke that has returned is seen) and counted
+   * by the service (usage, rate limits, quota).
+   */
+  coalesce?: boolean;
 }
 
 interface RawResponse {
@@ -61,10 +68,11 @@ interface RawResponse {
   scopes: string[];
   retry_after_ms: number;
   metadata: string;
+  allowed_uses: number;
 }
 
 type RawClient = grpc.Client & {
-  Authenticate(req: AuthenticateInput, meta: grpc.Metadata, opts: grpc.CallOptions,
+  Authenticate(req: AuthenticateInput & { uses: number }, meta: grpc.Metadata, opts: grpc.CallOptions,
     cb: (err: grpc.ServiceError | null, res?: RawResponse) => void): void;
 };
 
@@ -99,23 +107,61 @@ function metadataOf(text: string | undefined): Record<string, unknown> | null {
   }
 }
 
-function toResult(res: RawResponse): AuthenticateResult {
+/** One request's result; `allowed`: whether this one is among the call's allowed uses. */
+function toResult(res: RawResponse, allowed: boolean): AuthenticateResult {
   const identity: ApiKeyIdentity | undefined = res.key_id
     ? { keyId: res.key_id, accountId: res.account_id, environment: res.environment as 'live' | 'test', scopes: [...res.scopes], metadata: metadataOf(res.metadata) }
     : undefined;
-  if (res.allowed && identity) return { allowed: true, identity };
-  const reason = res.allowed ? 'KEY_UNKNOWN' : String(res.reason);
+  if (allowed && identity) return { allowed: true, identity };
+  // Some uses allowed and this one not: `reason` says why (a rate limit or the quota).
+  const reason = allowed || res.reason === 'DENY_REASON_UNSPECIFIED' ? 'KEY_UNKNOWN' : String(res.reason);
   const retry = Number(res.retry_after_ms ?? 0) > 0 ? { retryAfterMs: Number(res.retry_after_ms) } : {};
   return identity ? { allowed: false, reason, identity, ...retry } : { allowed: false, reason, ...retry };
 }
+
+/** The most requests one call decides (the service's limit). */
+const MAX_USES = 1000;
+
+/** A request waiting for its decision. */
+interface Waiter {
+  resolve(result: AuthenticateResult): void;
+  reject(err: Error): void;
+  /** Epoch ms. */
+  deadline: number;
+}
+
+/** Requests with one deadline, key, address and scope, made before their call: one call decides them. */
+interface Batch {
+  id: string;
+  req: AuthenticateInput;
+  waiters: Waiter[];
+}
+
+
+function failure(err: grpc.ServiceError | null): KeyServiceError {
+  const code = err?.code ?? grpc.status.UNKNOWN;
+  const name = grpc.status[code] ?? 'UNKNOWN';
+  // `details` is the server's text (it never holds the key); the request is not quoted.
+  const message = `key service: ${name}${err?.details ? `: ${err.details}` : ''}`;
+  return UNAVAILABLE.has(code) ? new KeyServiceUnavailableError(name, message) : new KeyServiceError(name, message);
+}
+
+const expired = () => new KeyServiceUnavailableError('DEADLINE_EXCEEDED', 'key service: DEADLINE_EXCEEDED: no answer within the deadline');
 
 /** A client of `otesse.keys.v1.KeyService`: one per process, shared by every request. */
 export class KeyServiceClient {
   #client: RawClient;
   #deadlineMs: number;
+  #coalesce: boolean;
+  /** Requests not asked yet, by deadline, key, address and scope. */
+  #batches = new Map<string, Batch>();
+  /** Batch ids with a call in flight: their next requests wait for it to return. */
+  #inflight = new Set<string>();
+  #scheduled = false;
 
   constructor(opts: KeyServiceClientOptions) {
     this.#deadlineMs = opts.deadlineMs ?? 250;
+    this.#coalesce = opts.coalesce ?? true;
     const proto = grpc.loadPackageDefinition(loadKeysProto()) as unknown as {
       otesse: { keys: { v1: { KeyService: new (a: string, c: grpc.ChannelCredentials, o: grpc.ChannelOptions) => RawClient } } };
     };
@@ -136,18 +182,74 @@ export class KeyServiceClient {
    * KeyServiceUnavailableError (no decision: fail closed) or KeyServiceError (a bad ip or scope).
    */
   authenticate(input: AuthenticateInput, opts: { deadlineMs?: number } = {}): Promise<AuthenticateResult> {
-    const deadline = new Date(Date.now() + (opts.deadlineMs ?? this.#deadlineMs));
+    const budget = opts.deadlineMs ?? this.#deadlineMs;
+    const deadline = Date.now() + budget;
     const req = { key: input.key, ip: input.ip, scope: input.scope };
     return new Promise((resolve, reject) => {
-      this.#client.Authenticate(req, new grpc.Metadata(), { deadline }, (err, res) => {
-        if (!err && res) return resolve(toResult(res));
-        const code = err?.code ?? grpc.status.UNKNOWN;
-        const name = grpc.status[code] ?? 'UNKNOWN';
-        // `details` is the server's text (it never holds the key); the request is not quoted.
-        const message = `key service: ${name}${err?.details ? `: ${err.details}` : ''}`;
-        reject(UNAVAILABLE.has(code) ? new KeyServiceUnavailableError(name, message) : new KeyServiceError(name, message));
-      });
+      const waiter: Waiter = { resolve, reject, deadline };
+      if (!this.#coalesce) return this.#ask({ id: '', req, waiters: [waiter] });
+      // Requests with another deadline are asked apart: a call's deadline is its earliest request's.
+      const id = `${budget}\u0000${req.key}\u0000${req.ip}\u0000${req.scope}`;
+      const batch = this.#batches.get(id);
+      if (!batch) this.#batches.set(id, { id, req, waiters: [waiter] });
+      else if (batch.waiters.push(waiter) === MAX_USES) {
+        // Full: asked now; the next request starts another.
+        this.#batches.delete(id);
+        this.#ask(batch);
+      }
+      if (!this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(this.#flush);
+      }
     });
+  }
+
+  /** The end of a turn of the event loop: a call for each batch without one in flight; the others wait for theirs to return. */
+  #flush = (): void => {
+    this.#scheduled = false;
+    for (const batch of this.#batches.values()) {
+      if (this.#inflight.has(batch.id)) continue;
+      this.#batches.delete(batch.id);
+      this.#ask(batch);
+    }
+  };
+
+  /** One call deciding the batch (the first `allowed_uses` requests are allowed); every request of it arrived before. */
+  #ask(batch: Batch): void {
+    const now = Date.now();
+    let deadline = Number.POSITIVE_INFINITY;
+    const waiters: Waiter[] = [];
+    for (const w of batch.waiters) {
+      if (w.deadline <= now) w.reject(expired());
+      else {
+        waiters.push(w);
+        deadline = Math.min(deadline, w.deadline);
+      }
+    }
+    if (waiters.length === 0) return;
+    const { id } = batch;
+    if (id) this.#inflight.add(id);
+    this.#client.Authenticate({ ...batch.req, uses: waiters.length }, new grpc.Metadata(), { deadline: new Date(deadline) }, (err, res) => {
+      if (id) this.#returned(id);
+      if (err || !res) {
+        for (const w of waiters) w.reject(failure(err));
+        return;
+      }
+      // A service older than `uses` answers 0 allowed uses for an allow: it counted one; ask one by one from now on.
+      if (res.allowed && !res.allowed_uses && waiters.length > 1) this.#coalesce = false;
+      const allowed = res.allowed ? res.allowed_uses || waiters.length : 0;
+      for (let i = 0; i < waiters.length; i++) (waiters[i] as Waiter).resolve(toResult(res, i < allowed));
+    });
+  }
+
+  /** A call returned: the requests that waited for it are asked now, in one call. */
+  #returned(id: string): void {
+    this.#inflight.delete(id);
+    const waiting = this.#batches.get(id);
+    if (waiting) {
+      this.#batches.delete(id);
+      this.#ask(waiting);
+    }
   }
 
   /** Wait until the channel is connected (optional: calls connect on their own). */

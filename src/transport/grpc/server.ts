@@ -25,6 +25,8 @@ export interface AuthenticateRequest {
   key: string;
   ip: string;
   scope: string;
+  /** 0 (unset) or 1: one request; more: a caller's coalesced requests. */
+  uses?: number;
 }
 
 export interface AuthenticateResponse {
@@ -36,6 +38,7 @@ export interface AuthenticateResponse {
   scopes: string[];
   retry_after_ms: number;
   metadata: string;
+  allowed_uses: number;
 }
 
 export interface TlsFiles {
@@ -47,7 +50,7 @@ export interface TlsFiles {
 
 export interface GrpcServerOptions {
   /** A result at once when memory decides (no promise, answered in the same tick), else a promise. */
-  authenticate(key: string, ip: string, scope: string, limits?: CallLimits): AuthResult | Promise<AuthResult>;
+  authenticate(key: string, ip: string, scope: string, limits?: CallLimits, uses?: number): AuthResult | Promise<AuthResult>;
   log: { error(obj: object, msg: string): void };
   maxConnectionAgeMs: number;
   tls?: TlsFiles | undefined;
@@ -85,11 +88,13 @@ class CallEnd implements CallLimits {
   }
 }
 
-/** Map a decision to the contract's response. */
-export function toResponse(d: Decision): AuthenticateResponse {
+/** Map a decision on `uses` uses to the contract's response. */
+export function toResponse(d: Decision, uses = 1, allowedUses?: number): AuthenticateResponse {
   const id = d.identity;
+  const allowed = d.allowed ? uses : allowedUses ?? 0;
   return {
-    allowed: d.allowed,
+    // Some uses allowed, the others refused by the key's limits: allowed, with the reason for the others.
+    allowed: allowed > 0,
     reason: d.allowed ? 'DENY_REASON_UNSPECIFIED' : d.reason,
     key_id: id?.keyId ?? '',
     account_id: id?.accountId ?? '',
@@ -98,6 +103,7 @@ export function toResponse(d: Decision): AuthenticateResponse {
     scopes: id ? id.scopes as string[] : [],
     retry_after_ms: d.allowed ? 0 : d.retryAfterMs ?? 0,
     metadata: id?.metadata ?? '',
+    allowed_uses: allowed,
   };
 }
 
@@ -143,30 +149,31 @@ export class GrpcServer {
   #authenticate(call: grpc.ServerUnaryCall<AuthenticateRequest, AuthenticateResponse>, callback: grpc.sendUnaryData<AuthenticateResponse>): void {
     const started = performance.now();
     const { key, ip, scope } = call.request;
+    const uses = call.request.uses || 1;
     let answer: AuthResult | Promise<AuthResult>;
     try {
-      answer = this.#o.authenticate(key, ip, scope, new CallEnd(call));
+      answer = this.#o.authenticate(key, ip, scope, new CallEnd(call), uses);
     } catch (err) {
       this.#fail(err, started, callback);
       return;
     }
     if (!(answer instanceof Promise)) {
-      this.#answer(answer, started, callback);
+      this.#answer(answer, uses, started, callback);
       return;
     }
     this.#inflight++;
     answer.then((result) => {
       this.#inflight--;
-      this.#answer(result, started, callback);
+      this.#answer(result, uses, started, callback);
     }, (err: unknown) => {
       this.#inflight--;
       this.#fail(err, started, callback);
     });
   }
 
-  #answer(result: AuthResult, started: number, callback: grpc.sendUnaryData<AuthenticateResponse>): void {
+  #answer(result: AuthResult, uses: number, started: number, callback: grpc.sendUnaryData<AuthenticateResponse>): void {
     this.#o.onCall?.(result, grpc.status.OK, (performance.now() - started) / 1000);
-    callback(null, toResponse(result.decision));
+    callback(null, toResponse(result.decision, uses, result.allowedUses));
   }
 
   #fail(err: unknown, started: number, callback: grpc.sendUnaryData<AuthenticateResponse>): void {
