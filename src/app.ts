@@ -34,6 +34,7 @@ import { JwtAdminAuth } from './transport/http/jwt-auth.js';
 import { GrpcServer } from './transport/grpc/server.js';
 import { EnvoyCheck } from './transport/envoy-check.js';
 import { buildForwardAuth } from './transport/forward-auth.js';
+import type { GatewayOutcome } from './transport/gateway-check.js';
 import { RouteMap } from './transport/route-map.js';
 import { leakedKeyRoutes } from './transport/http/routes/leaked.js';
 import { GithubPublicKeys } from './transport/leak/github-keys.js';
@@ -213,9 +214,12 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
   };
 
   const authenticate = (k: string, ip: string, scope: string, limits?: CallLimits, uses?: number) => authenticator.authenticate(k, ip, scope, limits, uses);
+  // Gateway decisions are counted apart from Authenticate calls: they include the gateway's own refusals (no key, no route).
+  const countGateway = (gateway: string) => (o: GatewayOutcome) =>
+    metrics.gatewayChecks.inc({ gateway, outcome: o.allowed ? 'allowed' : 'denied', reason: o.allowed ? '' : o.reason });
   const grpc = new GrpcServer({
     authenticate,
-    services: [new EnvoyCheck({ authenticate, routes, log })],
+    services: [new EnvoyCheck({ authenticate, routes, log, onOutcome: countGateway('envoy') })],
     log, maxConnectionAgeMs: config.GRPC_MAX_CONNECTION_AGE_MS,
     tls: config.GRPC_TLS_CERT && config.GRPC_TLS_KEY ? { cert: config.GRPC_TLS_CERT, key: config.GRPC_TLS_KEY, ca: config.GRPC_TLS_CA } : undefined,
     onCall: (result, code, seconds) => {
@@ -263,7 +267,7 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
   const leakPort = leakServer && await listenOn(leakServer, config.HOST, config.LEAK_REPORT_PORT);
   const metricsPort = metricsServer && await listenOn(metricsServer, config.HOST, config.METRICS_PORT);
   const forwardAuth = config.FORWARD_AUTH_PORT === undefined ? undefined
-    : await buildForwardAuth({ authenticate, routes, trustProxy: config.TRUST_PROXY, logger: log });
+    : await buildForwardAuth({ authenticate, routes, trustProxy: config.TRUST_PROXY, logger: log, onOutcome: countGateway('forward_auth') });
   await forwardAuth?.listen({ host: config.HOST, port: config.FORWARD_AUTH_PORT });
   const forwardAuthPort = forwardAuth && (forwardAuth.server.address() as { port: number }).port;
 

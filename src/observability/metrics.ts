@@ -152,6 +152,11 @@ export class Metrics {
     name: 'otesse_keys_admin_refused_total', help: 'Refused admin API attempts by status (401 wrong or missing token, 403 another account)',
     labelNames: ['status'] as const, registers: [this.registry],
   });
+  readonly gatewayChecks = new Counter({
+    name: 'otesse_keys_gateway_checks_total',
+    help: 'Gateway checks (forward auth, Envoy Check) by gateway, outcome and reason (a deny reason, or KEY_MISSING, ROUTE_NOT_MAPPED...)',
+    labelNames: ['gateway', 'outcome', 'reason'] as const, registers: [this.registry],
+  });
   readonly usageDropped = new Counter({
     name: 'otesse_keys_usage_dropped_total', help: 'Usage entries dropped from memory because flushes kept failing', registers: [this.registry],
   });

@@ -82,6 +82,14 @@ t.test('Check: allow adds the identity and strips the key; deny is a problem+jso
     t.equal('www-authenticate' in headers, status === 401, `${what}: challenge on 401 only`);
   }
 
+  const metrics = await fetch(`${app.url}/metrics`).then((r) => r.text());
+  const counted = Object.fromEntries(metrics.split('\n').filter((l) => l.startsWith('otesse_keys_gateway_checks_total{gateway="envoy"'))
+    .map((l) => [/outcome="(\w+)",reason="(\w*)"/.exec(l)?.slice(1).join(' ') ?? l, Number(l.split(' ').pop())]));
+  t.same(counted, {
+    'allowed ': 3, 'denied KEY_MISSING': 1, 'denied KEY_MALFORMED': 1, 'denied SCOPE_NOT_GRANTED': 2, 'denied IP_NOT_ALLOWED': 1,
+    'denied ROUTE_NOT_MAPPED': 1,
+  }, 'every Check is counted in otesse_keys_gateway_checks_total, by outcome and reason');
+
   const listed = await reflect(t, app.grpcPort, 'v1', { list_services: '' });
   t.ok(listed.list_services_response?.service.some((s) => s.name === 'envoy.service.auth.v3.Authorization'), 'listed by server reflection');
 });

@@ -134,6 +134,14 @@ t.test('nginx auth_request in front of the bookings API', async (t) => {
     { 'x-api-key': narrow.secret, 'x-otesse-scope': 'bookings:read', 'x-forwarded-for': '198.51.100.9' });
   t.equal((await via('127.0.0.1')).status, 204, 'from a trusted proxy: the forwarded client address counts');
   t.equal((await via('127.0.0.2')).status, 403, 'from anyone else: X-Forwarded-For is ignored');
+
+  const metrics = await fetch(`http://127.0.0.1:${svc.httpPort}/metrics`).then((r) => r.text());
+  const count = (outcome: string, reason: string) => Number(metrics.split('\n')
+    .find((l) => l.startsWith(`otesse_keys_gateway_checks_total{gateway="forward_auth",outcome="${outcome}",reason="${reason}"}`))?.split(' ').pop() ?? 0);
+  t.ok(count('allowed', '') >= 5, `allowed subrequests are counted (${count('allowed', '')})`);
+  for (const reason of ['KEY_MISSING', 'KEY_REVOKED', 'SCOPE_NOT_GRANTED', 'TOO_MANY_FAILURES', 'IP_NOT_ALLOWED']) {
+    t.ok(count('denied', reason) >= 1, `denied ${reason}: counted (${count('denied', reason)})`);
+  }
 });
 
 t.test('a bad FORWARD_AUTH_ROUTES stops start-up naming the variable', async (t) => {
