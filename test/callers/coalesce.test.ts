@@ -69,6 +69,12 @@ t.test('the client asks once for the requests made together', async (t) => {
   t.not(burst[0], burst[1], 'each request gets its own result');
   t.not((burst[0] as { identity: { scopes: string[] } }).identity.scopes, (burst[1] as { identity: { scopes: string[] } }).identity.scopes);
 
+  const beforeMany = await calls(app);
+  const many = await Promise.all(Array.from({ length: 1001 }, () => client.authenticate(input)));
+  t.equal(many.filter((r) => r.allowed).length, 1001, '1,001 requests at once: all allowed');
+  t.equal(await calls(app) - beforeMany, 2, 'in two calls: a call decides at most 1,000');
+  t.match(await totals(app, key.id), { allowed: 1066 }, 'each counted');
+
   const mixed = await Promise.all(Array.from({ length: 20 }, (_, i) => client.authenticate({ ...input, scope: i % 2 ? 'invoices:read' : 'bookings:read' })));
   t.same(mixed.map((r) => r.allowed), Array.from({ length: 20 }, (_, i) => i % 2 === 0), 'requests for another scope are asked apart');
   const elsewhere = await Promise.all(Array.from({ length: 10 }, (_, i) => client.authenticate({ ...input, ip: i % 2 ? '198.51.100.1' : '203.0.113.7' })));

@@ -137,7 +137,6 @@ interface Batch {
   waiters: Waiter[];
 }
 
-
 function failure(err: grpc.ServiceError | null): KeyServiceError {
   const code = err?.code ?? grpc.status.UNKNOWN;
   const name = grpc.status[code] ?? 'UNKNOWN';
@@ -155,8 +154,8 @@ export class KeyServiceClient {
   #coalesce: boolean;
   /** Requests not asked yet, by deadline, key, address and scope. */
   #batches = new Map<string, Batch>();
-  /** Batch ids with a call in flight: their next requests wait for it to return. */
-  #inflight = new Set<string>();
+  /** Calls in flight by batch id: the next requests wait for them to return (more than one only when a batch filled up). */
+  #inflight = new Map<string, number>();
   #scheduled = false;
 
   constructor(opts: KeyServiceClientOptions) {
@@ -208,7 +207,7 @@ export class KeyServiceClient {
   #flush = (): void => {
     this.#scheduled = false;
     for (const batch of this.#batches.values()) {
-      if (this.#inflight.has(batch.id)) continue;
+      if (this.#inflight.has(batch.id)) continue; // asked when the call in flight returns
       this.#batches.delete(batch.id);
       this.#ask(batch);
     }
@@ -228,7 +227,7 @@ export class KeyServiceClient {
     }
     if (waiters.length === 0) return;
     const { id } = batch;
-    if (id) this.#inflight.add(id);
+    if (id) this.#inflight.set(id, (this.#inflight.get(id) ?? 0) + 1);
     this.#client.Authenticate({ ...batch.req, uses: waiters.length }, new grpc.Metadata(), { deadline: new Date(deadline) }, (err, res) => {
       if (id) this.#returned(id);
       if (err || !res) {
@@ -244,6 +243,11 @@ export class KeyServiceClient {
 
   /** A call returned: the requests that waited for it are asked now, in one call. */
   #returned(id: string): void {
+    const left = (this.#inflight.get(id) ?? 1) - 1;
+    if (left > 0) {
+      this.#inflight.set(id, left);
+      return;
+    }
     this.#inflight.delete(id);
     const waiting = this.#batches.get(id);
     if (waiting) {
