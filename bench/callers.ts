@@ -25,6 +25,7 @@ import { startServer, stopAll, type Server } from './lib/procs.js';
 import { percentile, processCpuMs } from './lib/stats.js';
 import { num } from './lib/env.js';
 import { startNginx } from '../test/helpers/nginx.js';
+import { metric, scrape } from '../test/helpers/ops/prom.js';
 
 const DURATION_MS = num('BENCH_DURATION_MS', 5000);
 const WARMUP_MS = num('BENCH_WARMUP_MS', 1000);
@@ -87,10 +88,7 @@ const line = (name: string, m: Measure) =>
   + `${Object.entries(m.cpu ?? {}).map(([n, us]) => `${n} ${Math.round(us)}`).join(', ')} | ${JSON.stringify(m.statuses)}${m.errors ? `, ${m.errors} errors` : ''} |`;
 
 /** Authenticate calls the key service has answered (its /metrics). */
-async function authenticateCalls(httpPort: number): Promise<number> {
-  const text = await fetch(`http://127.0.0.1:${httpPort}/metrics`).then((r) => r.text());
-  return text.split('\n').filter((l) => l.startsWith('otesse_keys_authenticate_total{')).reduce((n, l) => n + Number(l.split(' ').pop()), 0);
-}
+const authenticateCalls = async (httpPort: number) => metric(await scrape(`http://127.0.0.1:${httpPort}`), 'otesse_keys_authenticate_total');
 
 async function startKeyService(db: string, prefix: string): Promise<{ server: Server; forwardAuthPort: number }> {
   const env = {

@@ -173,7 +173,7 @@ export class Metrics {
 
   /**
    * Count one Authenticate answer: `outcome` allowed, denied or error_<code>; `path` the tier that answered;
-   * `identified` when the key's grant was found (a tier answered for it). The series are bound on first use.
+   * `identified` when the key's grant was found (a tier answered for it). Counted in plain numbers, handed to prom-client when scraped.
    */
   answer(outcome: string, reason: string, environment: string, path: string, identified: boolean, seconds: number): void {
     this.#answers.count(outcome, reason, environment, path, identified && path !== 'parse' && path !== 'error', seconds);

@@ -13,7 +13,7 @@ import type { Database } from '../store/db.js';
 import { keysRepository, type KeyRow } from '../store/keys-repository.js';
 import type { Hasher } from './hasher.js';
 import type { Invalidator } from './invalidator.js';
-import type { Admission, Limiter, Refusal } from './limiter.js';
+import type { Limiter, PartialAdmission, Refusal } from './limiter.js';
 
 /** Which tier answered: for metrics and tests. */
 export type AuthPath = 'parse' | 'memory' | 'redis' | 'storage';
@@ -120,33 +120,24 @@ export class Authenticator {
     return this.#limited(found.grant, decide(found.grant, source.address, scope, now), source.text, now, 'memory', uses);
   }
 
-  /** An allowed call is counted against the key's rate limits and quota (which may refuse it), then recorded. */
+  /** An allowed call's uses are counted against the key's rate limits and quota (which may refuse some or all), then recorded. */
   #limited(grant: CachedGrant, decision: Decision, ip: string, now: number, path: AuthPath, uses: number): AuthResult | Promise<AuthResult> {
-    const limiter = this.#o.limiter;
-    if (decision.allowed && limiter) {
-      if (uses > 1) {
-        const admission = limiter.admitMany(grant, now, uses);
-        if (admission instanceof Promise) return admission.then((a) => this.#recordMany(grant.keyId, ip, decision, a, uses, now, path));
-        return this.#recordMany(grant.keyId, ip, decision, admission, uses, now, path);
-      }
-      const refusal = limiter.admit(grant, now);
-      if (refusal instanceof Promise) return refusal.then((r) => this.#record(grant.keyId, ip, r ? refused(decision, r) : decision, now, path, 1));
-      if (refusal) return this.#record(grant.keyId, ip, refused(decision, refusal), now, path, 1);
+    const partial = decision.allowed ? this.#o.limiter?.admit(grant, now, uses) : undefined;
+    if (partial instanceof Promise) return partial.then((p) => this.#record(grant.keyId, ip, decision, now, path, uses, p));
+    return this.#record(grant.keyId, ip, decision, now, path, uses, partial);
+  }
+
+  /** Record the decision's uses; `partial`: the limits admitted only the first ones (maybe none), the others are refused. */
+  #record(keyId: string, ip: string, decision: Decision, at: number, path: AuthPath, uses: number, partial?: PartialAdmission): AuthResult {
+    const usage = this.#o.usage;
+    if (!partial) {
+      usage?.record(keyId, ip, decision.allowed, decision.allowed ? undefined : decision.reason, at, uses);
+      return { decision, path };
     }
-    return this.#record(grant.keyId, ip, decision, now, path, uses);
-  }
-
-  #record(keyId: string, ip: string, decision: Decision, at: number, path: AuthPath, uses: number): AuthResult {
-    this.#o.usage?.record(keyId, ip, decision.allowed, decision.allowed ? undefined : decision.reason, at, uses);
-    return { decision, path };
-  }
-
-  /** Several uses, some of which the limits may refuse: each side counted. */
-  #recordMany(keyId: string, ip: string, allowed: Decision, a: Admission, uses: number, at: number, path: AuthPath): AuthResult {
-    if (!a.refusal) return this.#record(keyId, ip, allowed, at, path, uses);
-    if (a.admitted > 0) this.#o.usage?.record(keyId, ip, true, undefined, at, a.admitted);
-    this.#o.usage?.record(keyId, ip, false, a.refusal.reason, at, uses - a.admitted);
-    return { decision: refused(allowed, a.refusal), path, allowedUses: a.admitted };
+    if (partial.admitted > 0) usage?.record(keyId, ip, true, undefined, at, partial.admitted);
+    usage?.record(keyId, ip, false, partial.refusal.reason, at, uses - partial.admitted);
+    const refusal = refused(decision, partial.refusal);
+    return partial.admitted > 0 ? { decision: refusal, path, allowedUses: partial.admitted } : { decision: refusal, path };
   }
 
   /** The address parsed, from the bounded memo when seen before; throws VALIDATION_FAILED. */

@@ -10,10 +10,10 @@ export interface Refusal {
   retryAfterMs: number;
 }
 
-/** Of a number of uses decided at once, how many are admitted (the first ones), and why the rest are not. */
-export interface Admission {
+/** Of the uses decided at once, how many were admitted (the first ones, maybe none), and why the others are not. */
+export interface PartialAdmission {
   admitted: number;
-  refusal?: Refusal;
+  refusal: Refusal;
 }
 
 export interface LimiterOptions {
@@ -106,41 +106,21 @@ export class Limiter {
   }
 
   /**
-   * Count one otherwise allowed call against the key's limits: undefined when admitted, a refusal,
-   * or a promise of either when a share must be leased first. Nothing is counted for a refused call.
+   * Count `uses` otherwise allowed calls decided at once (1, or a caller's coalesced requests):
+   * undefined when all are admitted, else how many were (the first ones) and why the others are
+   * not; a promise of either when a share must be leased first. Only admitted uses are counted.
    */
-  admit(grant: CachedGrant, now: number): Refusal | undefined | Promise<Refusal | undefined> {
+  admit(grant: CachedGrant, now: number, uses = 1): PartialAdmission | undefined | Promise<PartialAdmission | undefined> {
     if (grant.rateLimits.length === 0 && !grant.quota) return undefined;
-    const r = this.#take(grant.keyId, this.#state(grant, now), now, 1);
-    if (r === NEED_LEASE) return this.#admitLater(grant, 1).then((later) => (typeof later === 'number' ? undefined : later));
-    return typeof r === 'number' ? undefined : r;
-  }
-
-  /**
-   * Count `uses` otherwise allowed calls decided at once (a caller's coalesced requests): the first
-   * `admitted` are allowed; when fewer than all, `refusal` says why the others are not. Only admitted
-   * uses are counted.
-   */
-  admitMany(grant: CachedGrant, now: number, uses: number): Admission | Promise<Admission> {
-    if (grant.rateLimits.length === 0 && !grant.quota) return { admitted: uses };
     const state = this.#state(grant, now);
     let admitted = 0;
     while (admitted < uses) {
       const r = this.#take(grant.keyId, state, now, uses - admitted);
-      if (r === NEED_LEASE) return this.#admitManyLater(grant, admitted, uses);
+      if (r === NEED_LEASE) return this.#admitLater(grant, admitted, uses);
       if (typeof r !== 'number') return { admitted, refusal: r };
       admitted += r;
     }
-    return { admitted };
-  }
-
-  async #admitManyLater(grant: CachedGrant, admitted: number, uses: number): Promise<Admission> {
-    while (admitted < uses) {
-      const r = await this.#admitLater(grant, uses - admitted);
-      if (typeof r !== 'number') return { admitted, refusal: r };
-      admitted += r;
-    }
-    return { admitted };
+    return undefined;
   }
 
   /** Give back every unspent quota share (shutdown). */
@@ -216,9 +196,13 @@ export class Limiter {
     return n;
   }
 
-  /** Wait for the leases these `want` calls need, then take what there is (other waiting calls may take the shares first). */
-  async #admitLater(grant: CachedGrant, want: number): Promise<number | Refusal> {
-    for (let round = 0; round < MAX_ROUNDS; round++) {
+  /**
+   * Wait for the leases the uses not admitted yet need, then take what there is (other waiting
+   * calls may take the shares first); at most MAX_ROUNDS rounds in a row without progress.
+   */
+  async #admitLater(grant: CachedGrant, admitted: number, uses: number): Promise<PartialAdmission | undefined> {
+    for (let stalled = 0; stalled < MAX_ROUNDS;) {
+      const want = uses - admitted;
       const state = this.#state(grant, this.#now());
       const buckets: { waiting: number }[] = state.quota ? [...state.rate, state.quota] : state.rate;
       for (const b of buckets) b.waiting += want;
@@ -228,7 +212,14 @@ export class Limiter {
         for (const b of buckets) b.waiting -= want;
       }
       const r = this.#take(grant.keyId, state, this.#now(), want);
-      if (r !== NEED_LEASE) return r;
+      if (r === NEED_LEASE) {
+        stalled++;
+        continue;
+      }
+      if (typeof r !== 'number') return { admitted, refusal: r };
+      admitted += r;
+      if (admitted === uses) return undefined;
+      stalled = 0; // progress: the rest gets rounds of its own
     }
     throw new AppError('OVERLOADED', 'too many calls are waiting for the same key\'s limits');
   }

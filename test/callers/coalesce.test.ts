@@ -6,14 +6,11 @@ import { KeyServiceUnavailableError } from '@otesse/keys-client';
 import { createKey, startTestApp, type TestApp } from '../helpers/app.js';
 import { keysClient } from '../helpers/callers.js';
 import { query } from '../helpers/db.js';
+import { metric, scrape } from '../helpers/ops/prom.js';
 import { startProxy } from '../helpers/proxy.js';
 
-/** Authenticate calls this replica has answered, all outcomes (from its /metrics). */
-async function calls(app: TestApp): Promise<number> {
-  const text = await fetch(`${app.url}/metrics`).then((r) => r.text());
-  return text.split('\n').filter((l) => l.startsWith('otesse_keys_authenticate_total{'))
-    .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
-}
+/** Authenticate calls this replica has answered, all outcomes. */
+const calls = async (app: TestApp) => metric(await scrape(app.url), 'otesse_keys_authenticate_total');
 
 async function totals(app: TestApp, id: string): Promise<{ allowed: number; denied: Record<string, number> }> {
   await app.usage.flush();

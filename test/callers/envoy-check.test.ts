@@ -8,6 +8,7 @@ import t from 'tap';
 import { loadEnvoyProto, type CheckRequest } from '../../src/transport/envoy-check.js';
 import { createKey, startTestApp } from '../helpers/app.js';
 import { reflect } from '../helpers/grpc.js';
+import { scrape } from '../helpers/ops/prom.js';
 
 interface HeaderOption { header: { key: string; value: string }; append_action: string }
 interface CheckResponse {
@@ -82,9 +83,9 @@ t.test('Check: allow adds the identity and strips the key; deny is a problem+jso
     t.equal('www-authenticate' in headers, status === 401, `${what}: challenge on 401 only`);
   }
 
-  const metrics = await fetch(`${app.url}/metrics`).then((r) => r.text());
-  const counted = Object.fromEntries(metrics.split('\n').filter((l) => l.startsWith('otesse_keys_gateway_checks_total{gateway="envoy"'))
-    .map((l) => [/outcome="(\w+)",reason="(\w*)"/.exec(l)?.slice(1).join(' ') ?? l, Number(l.split(' ').pop())]));
+  const counted = Object.fromEntries((await scrape(app.url))
+    .filter((s) => s.name === 'otesse_keys_gateway_checks_total' && s.labels.gateway === 'envoy')
+    .map((s) => [`${s.labels.outcome} ${s.labels.reason}`, s.value]));
   t.same(counted, {
     'allowed ': 3, 'denied KEY_MISSING': 1, 'denied KEY_MALFORMED': 1, 'denied SCOPE_NOT_GRANTED': 2, 'denied IP_NOT_ALLOWED': 1,
     'denied ROUTE_NOT_MAPPED': 1,

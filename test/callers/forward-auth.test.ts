@@ -9,6 +9,7 @@ import { createKey, startTestApp } from '../helpers/app.js';
 import { startBookings } from '../helpers/callers.js';
 import { assertProblem } from '../helpers/http.js';
 import { startNginx } from '../helpers/nginx.js';
+import { metric, scrape } from '../helpers/ops/prom.js';
 import { wrongSecret } from '../helpers/keys.js';
 
 const ROUTES = `routes:
@@ -135,9 +136,8 @@ t.test('nginx auth_request in front of the bookings API', async (t) => {
   t.equal((await via('127.0.0.1')).status, 204, 'from a trusted proxy: the forwarded client address counts');
   t.equal((await via('127.0.0.2')).status, 403, 'from anyone else: X-Forwarded-For is ignored');
 
-  const metrics = await fetch(`http://127.0.0.1:${svc.httpPort}/metrics`).then((r) => r.text());
-  const count = (outcome: string, reason: string) => Number(metrics.split('\n')
-    .find((l) => l.startsWith(`otesse_keys_gateway_checks_total{gateway="forward_auth",outcome="${outcome}",reason="${reason}"}`))?.split(' ').pop() ?? 0);
+  const samples = await scrape(`http://127.0.0.1:${svc.httpPort}`);
+  const count = (outcome: string, reason: string) => metric(samples, 'otesse_keys_gateway_checks_total', { gateway: 'forward_auth', outcome, reason });
   t.ok(count('allowed', '') >= 5, `allowed subrequests are counted (${count('allowed', '')})`);
   for (const reason of ['KEY_MISSING', 'KEY_REVOKED', 'SCOPE_NOT_GRANTED', 'TOO_MANY_FAILURES', 'IP_NOT_ALLOWED']) {
     t.ok(count('denied', reason) >= 1, `denied ${reason}: counted (${count('denied', reason)})`);
