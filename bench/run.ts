@@ -8,20 +8,21 @@
  *    run, each a fixed duration, the cold ones at a fixed count or rate.
  * 4. The cache-hit case again on a service run with --cpu-prof (and on a profiled no-op server); the profiles are summarised.
  * 5. Three replicas on the same database and Redis: revoke-to-deny time and stale allows.
- * 6. Results: a table on stdout, bench/results/<date>.json, latest.json and latest.md.
+ * 6. Results: a table on stdout, bench/results/<date>.json, latest.json and latest.md (a BENCH_ONLY run writes
+ *    <sections>-<date>.json and .md instead, and leaves latest alone).
  * Everything stops at the end (SIGTERM); the database is dropped and the Redis keys deleted.
  *
  * Tunables (environment): BENCH_DURATION_MS (5000), BENCH_WARMUP_MS (1000), BENCH_CONCURRENCY (64),
  * BENCH_CHANNELS (4), BENCH_REVOKE_KEYS (50), BENCH_COLD_RATE (40), BENCH_PG_URL, BENCH_REDIS_URL,
  * BENCH_SKIP_PROFILE=1, BENCH_STRICT=1 (exit 1 when a target fails), BENCH_ONLY (a comma list of sections to run:
- * main, light, profile, revoke; default all).
+ * main, light, profile, revoke; default all), BENCH_PROFILE_DIR (keep the profiles there, each with its measured window).
  *
  * The light-load section (2 calls in flight over 2 channels, 8 over 4) pairs the cache hit and the malformed key each
  * with its own no-op run at the same load; the profile section profiles the cache hit at 64 and at 2 in flight.
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -52,7 +53,8 @@ const COLD_COUNT_CONCURRENCY = 8;
 const BACKGROUND_COLD_RATE = 50;
 const HIT_KEYS = 4;
 const LIGHT_LOADS = [{ concurrency: 2, channels: 2 }, { concurrency: 8, channels: 4 }];
-const SECTIONS = new Set((process.env.BENCH_ONLY ?? 'main,light,profile,revoke').split(',').map((s) => s.trim()));
+const ALL_SECTIONS = ['main', 'light', 'profile', 'revoke'];
+const SECTIONS = new Set((process.env.BENCH_ONLY ?? ALL_SECTIONS.join(',')).split(',').map((s) => s.trim()));
 const UNKNOWN_KEYS = 256;
 const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -473,6 +475,11 @@ async function main(): Promise<number> {
         // The profile starts with the process; trim 100 ms at both ends of the measured window for slack.
         const window = { fromMs: result.windowEpochMs.start - spawnedAt + 100, toMs: result.windowEpochMs.end - spawnedAt - 100 };
         const summary = summarizeProfile(file, window);
+        if (process.env.BENCH_PROFILE_DIR) {
+          mkdirSync(process.env.BENCH_PROFILE_DIR, { recursive: true });
+          copyFileSync(file, join(process.env.BENCH_PROFILE_DIR, `${name}.cpuprofile`));
+          writeFileSync(join(process.env.BENCH_PROFILE_DIR, `${name}.window.json`), JSON.stringify(window));
+        }
         summary.file = `${name}.cpuprofile`;
         log(`profile of ${name}: ${summary.sampledMs} ms sampled in the window`);
         return { caseResult: result, summary };
@@ -613,10 +620,17 @@ async function main(): Promise<number> {
     mkdirSync(RESULTS, { recursive: true });
     const stamp = startedAt.toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z');
     const json = `${JSON.stringify(report, null, 2)}\n`;
-    writeFileSync(join(RESULTS, `${stamp}.json`), json);
-    writeFileSync(join(RESULTS, 'latest.json'), json);
-    writeFileSync(join(RESULTS, 'latest.md'), md);
-    process.stdout.write(`Written: bench/results/${stamp}.json, bench/results/latest.json, bench/results/latest.md\n`);
+    // A run of some sections only (BENCH_ONLY) does not replace latest: it is kept under its sections' names.
+    const partial = !ALL_SECTIONS.every((s) => SECTIONS.has(s));
+    const named = partial ? `${[...SECTIONS].join('-')}-${stamp}` : stamp;
+    const written = [`${named}.json`, ...(partial ? [`${named}.md`] : ['latest.json', 'latest.md'])];
+    writeFileSync(join(RESULTS, `${named}.json`), json);
+    if (partial) writeFileSync(join(RESULTS, `${named}.md`), md);
+    else {
+      writeFileSync(join(RESULTS, 'latest.json'), json);
+      writeFileSync(join(RESULTS, 'latest.md'), md);
+    }
+    process.stdout.write(`Written: ${written.map((f) => `bench/results/${f}`).join(', ')}\n`);
     const failed = [...targets, ...correctness].filter((t) => !t.pass);
     if (failed.length > 0) process.stdout.write(`Missed: ${failed.map((t) => t.name).join('; ')}\n`);
     return process.env.BENCH_STRICT === '1' && failed.length > 0 ? 1 : 0;

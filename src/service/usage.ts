@@ -15,6 +15,10 @@ export interface UsageRecorderOptions {
   onDrop?: (dropped: number) => void;
 }
 
+type HourlyEntry = UsageBatch['hourly'][number];
+interface AddressEntry { keyId: string; ip: string; first: number; last: number; count: number }
+interface LastUsedEntry { keyId: string; at: number; ip: string }
+
 /** Denied calls' addresses kept per key between flushes: a sample, never one per stranger. */
 const DENIED_SAMPLE = 10;
 
@@ -25,10 +29,16 @@ const DENIED_SAMPLE = 10;
  */
 export class UsageRecorder implements UsageSink {
   #o: UsageRecorderOptions;
-  #hourly = new Map<string, UsageBatch['hourly'][number]>();
+  #hourly = new Map<string, HourlyEntry>();
   // Times as epoch ms on the hot path; Dates only when a batch is made.
-  #addresses = new Map<string, { keyId: string; ip: string; first: number; last: number; count: number }>();
-  #lastUsed = new Map<string, { keyId: string; at: number; ip: string }>();
+  #addresses = new Map<string, AddressEntry>();
+  #lastUsed = new Map<string, LastUsedEntry>();
+  /**
+   * Per key, the entries of the maps above that its allowed calls of this hour update: a repeated allow
+   * finds them without building a map key. Holds nothing of its own; emptied whenever the maps change
+   * other than by record (a flush, or entries dropped at the bound).
+   */
+  #recent = new Map<string, { hour: number; hourly: HourlyEntry; lastUsed: LastUsedEntry; addresses: Map<string, AddressEntry> }>();
   #denied = new Map<string, { keyId: string; ip: string; reason: string; last: number; count: number }>();
   #deniedPerKey = new Map<string, number>();
   #dropped = 0;
@@ -42,6 +52,19 @@ export class UsageRecorder implements UsageSink {
 
   record(keyId: string, ip: string, allowed: boolean, reason: DenyReason | undefined, now: number, count = 1): void {
     const hour = Math.floor(now / HOUR) * HOUR;
+    if (allowed) {
+      // A key allowed again from an address it was allowed from this hour: its entries are at hand.
+      const recent = this.#recent.get(keyId);
+      const a = recent !== undefined && recent.hour === hour ? recent.addresses.get(ip) : undefined;
+      if (recent !== undefined && a !== undefined) {
+        recent.hourly.count += count;
+        a.count += count;
+        a.last = now;
+        recent.lastUsed.at = now;
+        recent.lastUsed.ip = ip;
+        return;
+      }
+    }
     const outcome = allowed ? 'ALLOWED' : reason ?? 'DENIED';
     const hk = `${keyId}|${hour}|${outcome}`;
     const h = this.#hourly.get(hk);
@@ -54,10 +77,13 @@ export class UsageRecorder implements UsageSink {
       return;
     }
     // Addresses are recorded for allowed calls only: a stranger cannot grow the table or raise alerts.
-    const a = this.#addresses.get(ak);
-    if (a) { a.count += count; a.last = now; } else this.#addresses.set(ak, { keyId, ip, first: now, last: now, count });
-    const u = this.#lastUsed.get(keyId);
-    if (u) { u.at = now; u.ip = ip; } else this.#lastUsed.set(keyId, { keyId, at: now, ip });
+    let a = this.#addresses.get(ak);
+    if (a) { a.count += count; a.last = now; } else this.#addresses.set(ak, a = { keyId, ip, first: now, last: now, count });
+    let u = this.#lastUsed.get(keyId);
+    if (u) { u.at = now; u.ip = ip; } else this.#lastUsed.set(keyId, u = { keyId, at: now, ip });
+    let recent = this.#recent.get(keyId);
+    if (recent === undefined || recent.hour !== hour) this.#recent.set(keyId, recent = { hour, hourly: this.#hourly.get(hk) as HourlyEntry, lastUsed: u, addresses: new Map() });
+    recent.addresses.set(ip, a);
     this.#bound();
   }
 
@@ -76,6 +102,7 @@ export class UsageRecorder implements UsageSink {
     // On every call: the common case (within bounds) allocates nothing.
     if (this.#hourly.size <= max && this.#addresses.size <= max && this.#denied.size <= max) return;
     let dropped = 0;
+    this.#recent.clear();
     for (const map of [this.#hourly, this.#addresses, this.#denied] as Map<string, unknown>[]) {
       while (map.size > max) {
         const oldest = map.keys().next().value as string;
@@ -118,6 +145,7 @@ export class UsageRecorder implements UsageSink {
       denied: [...this.#denied.values()].map((d) => ({ ...d, last: new Date(d.last) })),
     };
     this.#hourly = new Map();
+    this.#recent.clear();
     this.#addresses = new Map();
     this.#lastUsed = new Map();
     this.#denied = new Map();

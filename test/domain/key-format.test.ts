@@ -1,7 +1,9 @@
+import { randomInt } from 'node:crypto';
+import { crc32 } from 'node:zlib';
 import t from 'tap';
 import {
   BODY_LENGTH, ENVIRONMENTS, KEY_PATTERN, PUBLIC_ID_LENGTH, SECRET_LENGTH,
-  generateKey, isKeyId, keyIdOf, parseKey, redact, secretOf, type Environment,
+  crc32Ascii, generateKey, isKeyId, keyIdOf, parseKey, redact, secretOf, wellFormed, type Environment,
 } from '../../src/domain/key-format.js';
 import { ALPHABET, PREFIX, checksumOf, forgeKey, partsOf } from '../helpers/keys.js';
 
@@ -103,7 +105,11 @@ t.test('wrong prefix, length, alphabet and garbage are rejected', async (t) => {
     `otesse_live_sk_${body.slice(0, 20)}é${body.slice(21)}`, `otesse_live_sk_${body.slice(0, 20)}😀${body.slice(22)}`,
     forgeKey('live', g.publicId, g.secret).replace(/.$/, (c) => (c === 'a' ? 'b' : 'a')),
   ];
-  for (const text of rejected) t.equal(parseKey(text), undefined, `rejects ${JSON.stringify(text.slice(0, 30))}…`);
+  for (const text of rejected) {
+    t.equal(parseKey(text), undefined, `rejects ${JSON.stringify(text.slice(0, 30))}…`);
+    t.equal(wellFormed(text), false, `wellFormed agrees on ${JSON.stringify(text.slice(0, 30))}…`);
+  }
+  t.ok(wellFormed(g.key), 'wellFormed takes a generated key');
   t.ok(parseKey(forgeKey('test', g.publicId, g.secret)), 'the same parts under the test prefix with their own checksum parse');
   t.equal(parseKey(forgeKey('test', g.publicId, g.secret))?.environment, 'test');
 });
@@ -119,4 +125,16 @@ t.test('redact shows prefix, id and last four, never the secret', async (t) => {
     }
   }
   t.match(redact(generateKey('test').key), /^otesse_test_sk_[0-9A-Za-z]{12}…[0-9A-Za-z]{4}$/);
+});
+
+t.test('the checksum uses zlib CRC-32, on any ASCII text and on every prefix length', async (t) => {
+  let differ = 0;
+  for (let n = 0; n < 2000; n++) {
+    const text = String.fromCharCode(...Array.from({ length: randomInt(0, 90) }, () => randomInt(0, 128)));
+    if (crc32Ascii(text) !== crc32(text)) differ++;
+    const cut = randomInt(0, text.length + 1);
+    if (crc32Ascii(text, cut) !== crc32(text.slice(0, cut))) differ++;
+  }
+  t.equal(differ, 0, 'crc32Ascii(text) === zlib.crc32(text), and over a prefix');
+  t.equal(crc32Ascii('123456789'), 0xcbf43926, 'the standard check value');
 });

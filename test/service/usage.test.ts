@@ -251,3 +251,54 @@ t.test('replicas flushing at once, keys counted in opposite orders, neither dead
   t.equal(Object.values(got.hourly).reduce((s, n) => s + n, 0), keys.length * replicas.length * rounds, 'every call counted once');
   t.same(new Set(Object.values(got.addresses)), new Set([rounds]), 'every key and address counted once per round');
 });
+
+t.test('repeated allows across addresses, an hour boundary and flushes in between are counted exactly', async (t) => {
+  const { db, lastUsed } = await setup(t);
+  const usage = new UsageRecorder({ db, replicaId: 'r-test' });
+  const ips = ['198.51.100.1', '198.51.100.2', '2001:db8::1'];
+  const start = T0 - (T0 % 3_600_000) + 3_600_000 - 3000; // 3 s before an hour starts
+  const hourly = new Map<string, number>();
+  const addresses = new Map<string, number>();
+  const add = (m: Map<string, number>, k: string, n: number) => m.set(k, (m.get(k) ?? 0) + n);
+  let last = { at: 0, ip: '' };
+  for (let i = 0; i < 3000; i++) {
+    const ip = ips[(i * i) % 3] as string;
+    const now = start + i * 2; // the hour changes at i = 1500
+    const count = i % 5 === 0 ? 3 : 1;
+    const hour = new Date(now - (now % 3_600_000)).toISOString();
+    usage.record(A, ip, true, undefined, now, count);
+    add(hourly, `${hour}|ALLOWED`, count);
+    add(addresses, ip, count);
+    last = { at: now, ip };
+    if (i % 11 === 0) {
+      usage.record(A, ip, false, 'SCOPE_NOT_GRANTED', now);
+      add(hourly, `${hour}|SCOPE_NOT_GRANTED`, 1);
+    }
+    if (i === 1000 || i === 2200) await usage.flush();
+  }
+  await usage.flush();
+  const rows = (await db.query<{ hour: Date; outcome: string; n: number }>(
+    'SELECT hour, outcome, sum(count)::int AS n FROM key_usage_hourly WHERE key_id = $1 GROUP BY 1, 2', [A])).rows;
+  t.same(new Map(rows.map((r) => [`${r.hour.toISOString()}|${r.outcome}`, r.n])), hourly, 'per hour and outcome');
+  const seen = (await db.query<{ ip: string; n: number }>('SELECT ip, count::int AS n FROM key_addresses WHERE key_id = $1', [A])).rows;
+  t.same(new Map(seen.map((r) => [r.ip, r.n])), addresses, 'per address');
+  const a = await lastUsed(A);
+  t.same({ at: a.last_used_at?.getTime(), ip: a.last_used_ip }, last, 'the last allowed call is the last use');
+});
+
+t.test('allows counted after entries were dropped at the bound are not lost', async (t) => {
+  const { db, totals } = await setup(t);
+  let dropped = 0;
+  const usage = new UsageRecorder({ db, replicaId: 'r-test', maxEntries: 2, onDrop: (n) => { dropped += n; } });
+  traffic(usage, A, '198.51.100.1', 5, T0);
+  traffic(usage, A, '198.51.100.2', 5, T0 + 10);
+  traffic(usage, A, '198.51.100.3', 5, T0 + 20); // a third address: the oldest (.1) is dropped
+  traffic(usage, A, '198.51.100.1', 5, T0 + 30); // .1 again: a new entry, and .2 is dropped
+  traffic(usage, A, '198.51.100.3', 5, T0 + 40);
+  await usage.flush();
+  t.equal(dropped, 2, 'two address entries dropped');
+  const got = await totals();
+  t.same(got.addresses, { [`${A}|198.51.100.1`]: 5, [`${A}|198.51.100.3`]: 10 },
+    'an address dropped and seen again counts its later calls; the kept one counts every call');
+  t.same(got.hourly, { [`${A}|ALLOWED`]: 25 }, 'every allowed call counted in the hour');
+});

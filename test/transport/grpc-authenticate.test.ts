@@ -43,6 +43,25 @@ t.test('an allowed call says who the caller is', async (t) => {
   t.equal(tres.key_id, sandbox.id);
 });
 
+t.test('an answer reused from memory follows every change of the key, and a call of several uses says how many', async (t) => {
+  const k = await issue({ scopes: ['bookings:read'], metadata: { plan: 'a' } });
+  const ask = (uses?: number) => app.authenticate({ key: k.key, ip: '198.51.100.4', scope: 'bookings:read', ...(uses ? { uses } : {}) });
+  const first = await ask();
+  t.same(await ask(), first, 'the same answer twice (the second one from memory)');
+  t.same({ allowed: first.allowed, metadata: JSON.parse(first.metadata), scopes: first.scopes, allowed_uses: first.allowed_uses },
+    { allowed: true, metadata: { plan: 'a' }, scopes: ['bookings:read'], allowed_uses: 1 });
+  t.same(await ask(3), { ...first, allowed_uses: 3 }, 'three uses: all three allowed');
+
+  const patched = await app.api('PATCH', `/v1/accounts/${ACCOUNT}/keys/${k.id}`, { metadata: { plan: 'b' }, scopes: ['bookings:read', 'customers:read'] });
+  t.equal(patched.status, 200);
+  const after = await ask();
+  t.same({ metadata: JSON.parse(after.metadata), scopes: after.scopes, allowed_uses: after.allowed_uses },
+    { metadata: { plan: 'b' }, scopes: ['bookings:read', 'customers:read'], allowed_uses: 1 }, 'the changed metadata and scopes');
+  t.same(await ask(), after, 'and again from memory');
+  t.equal((await app.api('POST', `/v1/accounts/${ACCOUNT}/keys/${k.id}/revoke`, {})).status, 200);
+  t.same(await ask(), { ...after, allowed: false, reason: 'KEY_REVOKED', allowed_uses: 0 }, 'revoked: denied, with who the key is');
+});
+
 t.test('KEY_MALFORMED: garbage, empty, wrong checksum, decorated keys', async (t) => {
   const { key } = await issue();
   const lastFlipped = key.slice(0, -1) + (key.endsWith('A') ? 'B' : 'A');

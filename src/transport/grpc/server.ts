@@ -114,6 +114,13 @@ export class GrpcServer {
   #healthServer: grpc.Server | undefined;
   #o: GrpcServerOptions;
   #inflight = 0;
+  #encode: (value: AuthenticateResponse) => Buffer;
+  /**
+   * One use's answer, encoded once per grant (an allow) or per shared decision (a malformed key): a cache
+   * hit sends bytes made when the grant was first used. Weak: a grant replaced in the cache takes its
+   * bytes with it. Grants are never changed in place (a change makes a new grant).
+   */
+  #encoded = new WeakMap<object, Buffer>();
 
   constructor(opts: GrpcServerOptions) {
     this.#o = opts;
@@ -127,7 +134,14 @@ export class GrpcServer {
     const proto = grpc.loadPackageDefinition(pkg) as unknown as {
       otesse: { keys: { v1: { KeyService: grpc.ServiceClientConstructor } } };
     };
-    this.#server.addService(proto.otesse.keys.v1.KeyService.service, { Authenticate: this.#authenticate.bind(this) });
+    const service = proto.otesse.keys.v1.KeyService.service;
+    const method = service.Authenticate as grpc.MethodDefinition<AuthenticateRequest, AuthenticateResponse>;
+    const encode = method.responseSerialize;
+    this.#encode = encode;
+    // An answer already encoded (see #bytes) goes out as it is; any other is encoded as usual.
+    const serialize = (value: AuthenticateResponse | Buffer): Buffer => (value instanceof Buffer ? value : encode(value as AuthenticateResponse));
+    this.#server.addService({ ...service, Authenticate: { ...method, responseSerialize: serialize } } as grpc.ServiceDefinition,
+      { Authenticate: this.#authenticate.bind(this) });
     this.health.addToServer(this.#server);
     for (const extra of opts.services ?? []) extra.addToServer(this.#server);
     const described = Object.assign({}, pkg, ...(opts.services ?? []).map((s) => s.definition)) as protoLoader.PackageDefinition;
@@ -173,7 +187,17 @@ export class GrpcServer {
 
   #answer(result: AuthResult, uses: number, started: number, callback: grpc.sendUnaryData<AuthenticateResponse>): void {
     this.#o.onCall?.(result, grpc.status.OK, (performance.now() - started) / 1000);
-    callback(null, toResponse(result.decision, uses, result.allowedUses));
+    const bytes = uses === 1 ? this.#bytes(result.decision) : undefined;
+    (callback as grpc.sendUnaryData<AuthenticateResponse | Buffer>)(null, bytes ?? toResponse(result.decision, uses, result.allowedUses));
+  }
+
+  /** The encoded answer to one use, when the same bytes answer every such call: an allow (per grant), or a shared deny. */
+  #bytes(d: Decision): Buffer | undefined {
+    const owner = d.allowed ? d.identity : Object.isFrozen(d) ? d : undefined;
+    if (owner === undefined) return undefined;
+    let bytes = this.#encoded.get(owner);
+    if (bytes === undefined) this.#encoded.set(owner, bytes = this.#encode(toResponse(d)));
+    return bytes;
   }
 
   #fail(err: unknown, started: number, callback: grpc.sendUnaryData<AuthenticateResponse>): void {
