@@ -31,6 +31,9 @@ export interface AuthResult {
 /** Every malformed key gets this same answer (nothing in it is per call). */
 const MALFORMED: AuthResult = Object.freeze({ decision: Object.freeze(deny('KEY_MALFORMED')), path: 'parse' });
 
+/** Source addresses kept parsed. */
+const MAX_ADDRESSES = 10_000;
+
 /** The most uses one call may decide (a caller's coalesced requests). */
 export const MAX_USES = 1000;
 
@@ -86,7 +89,7 @@ export class Authenticator {
    * Source addresses seen, parsed and in their normal text form: callers send from a few addresses, and
    * parsing one costs more than the rest of a cache hit. Bounded; an address that fails to parse is not kept.
    */
-  #addresses = new LRUCache<string, { address: Address; text: string }>({ max: 10_000 });
+  #addresses = new Map<string, { address: Address; text: string }>();
 
   constructor(opts: AuthenticatorOptions) {
     this.#o = opts;
@@ -151,6 +154,8 @@ export class Authenticator {
       const address = parseAddress(ip);
       if (!address) throw invalid('ip', 'not an IPv4 or IPv6 address');
       known = { address, text: address.toString() };
+      // Bounded, oldest first out: a plain Map costs a hit less than an LRU, and callers use few addresses.
+      if (this.#addresses.size >= MAX_ADDRESSES) this.#addresses.delete(this.#addresses.keys().next().value as string);
       this.#addresses.set(ip, known);
     }
     return known;
