@@ -15,7 +15,8 @@
  * Tunables (environment): BENCH_DURATION_MS (5000), BENCH_WARMUP_MS (1000), BENCH_CONCURRENCY (64),
  * BENCH_CHANNELS (4), BENCH_REVOKE_KEYS (50), BENCH_COLD_RATE (40), BENCH_PG_URL, BENCH_REDIS_URL,
  * BENCH_SKIP_PROFILE=1, BENCH_STRICT=1 (exit 1 when a target fails), BENCH_ONLY (a comma list of sections to run:
- * main, light, profile, revoke; default all), BENCH_PROFILE_DIR (keep the profiles there, each with its measured window).
+ * main, light, profile, revoke; default all), BENCH_PROFILE_DIR (keep the profiles there, each with its measured window),
+ * BENCH_SERVICE_EXEC_ARGV (more node flags for the service process of the main and light sections, e.g. --cpu-prof).
  *
  * The light-load section (2 calls in flight over 2 channels, 8 over 4) pairs the cache hit and the malformed key each
  * with its own no-op run at the same load; the profile section profiles the cache hit at 64 and at 2 in flight.
@@ -319,7 +320,8 @@ async function main(): Promise<number> {
     log(`database ${dbName}, Redis prefix ${prefix}`);
 
     const noop = await startServer('noop', [NOOP], { PATH: serviceEnv.PATH ?? '' }, 'noop server started');
-    let service = await startServer('service', [MAIN], serviceEnv, 'otesse key service started');
+    const serviceArgv = (process.env.BENCH_SERVICE_EXEC_ARGV ?? '').split(' ').filter(Boolean);
+    let service = await startServer('service', [...serviceArgv, MAIN], serviceEnv, 'otesse key service started');
     const api = admin(service, adminToken);
     await api.ready();
     // The load generator's flags: a larger young generation cuts its GC work (about a fifth of its CPU), which on
