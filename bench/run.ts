@@ -623,16 +623,12 @@ async function main(): Promise<number> {
     const stamp = startedAt.toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z');
     const json = `${JSON.stringify(report, null, 2)}\n`;
     // A run of some sections only (BENCH_ONLY) does not replace latest: it is kept under its sections' names.
-    const partial = !ALL_SECTIONS.every((s) => SECTIONS.has(s));
-    const named = partial ? `${[...SECTIONS].join('-')}-${stamp}` : stamp;
-    const written = [`${named}.json`, ...(partial ? [`${named}.md`] : ['latest.json', 'latest.md'])];
-    writeFileSync(join(RESULTS, `${named}.json`), json);
-    if (partial) writeFileSync(join(RESULTS, `${named}.md`), md);
-    else {
-      writeFileSync(join(RESULTS, 'latest.json'), json);
-      writeFileSync(join(RESULTS, 'latest.md'), md);
-    }
-    process.stdout.write(`Written: ${written.map((f) => `bench/results/${f}`).join(', ')}\n`);
+    const partial = `${[...SECTIONS].join('-')}-${stamp}`;
+    const files: Record<string, string> = ALL_SECTIONS.every((s) => SECTIONS.has(s))
+      ? { [`${stamp}.json`]: json, 'latest.json': json, 'latest.md': md }
+      : { [`${partial}.json`]: json, [`${partial}.md`]: md };
+    for (const [name, text] of Object.entries(files)) writeFileSync(join(RESULTS, name), text);
+    process.stdout.write(`Written: ${Object.keys(files).map((f) => `bench/results/${f}`).join(', ')}\n`);
     const failed = [...targets, ...correctness].filter((t) => !t.pass);
     if (failed.length > 0) process.stdout.write(`Missed: ${failed.map((t) => t.name).join('; ')}\n`);
     return process.env.BENCH_STRICT === '1' && failed.length > 0 ? 1 : 0;

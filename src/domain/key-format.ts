@@ -99,12 +99,6 @@ export function generateKey(environment: Environment): GeneratedKey {
   return { environment, publicId, keyId: keyIdOf(publicId), key, secret, redacted: redact(key) };
 }
 
-function environmentOf(key: string): Environment | undefined {
-  if (key.startsWith(PREFIXES.live)) return 'live';
-  if (key.startsWith(PREFIXES.test)) return 'test';
-  return undefined;
-}
-
 /**
  * True when a key passes the offline checks (prefix, length, alphabet, checksum), with no I/O and without
  * building any string: the first step of every Authenticate.
@@ -130,13 +124,15 @@ export function wellFormed(key: string): boolean {
   return true;
 }
 
+/** The parts of a key that `wellFormed` accepted (nothing is checked again). */
+export function partsOfWellFormed(key: string): ParsedKey {
+  const publicId = key.slice(PREFIX_LENGTH, PREFIX_LENGTH + PUBLIC_ID_LENGTH);
+  return { environment: key.startsWith(PREFIXES.live) ? 'live' : 'test', publicId, keyId: keyIdOf(publicId) };
+}
+
 /** Check a key offline, with no I/O: undefined when the prefix, length, alphabet or checksum is wrong. */
 export function parseKey(key: string): ParsedKey | undefined {
-  if (!wellFormed(key)) return undefined;
-  const environment = environmentOf(key);
-  if (environment === undefined) return undefined;
-  const publicId = key.slice(PREFIX_LENGTH, PREFIX_LENGTH + PUBLIC_ID_LENGTH);
-  return { environment, publicId, keyId: keyIdOf(publicId) };
+  return wellFormed(key) ? partsOfWellFormed(key) : undefined;
 }
 
 /** The secret part of a well-formed key (what argon2 hashes). */

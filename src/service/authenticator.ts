@@ -3,7 +3,7 @@ import { LRUCache } from 'lru-cache';
 import { decide, deny, type Decision, type DenyReason } from '../domain/decision.js';
 import { invalid, AppError } from '../domain/errors.js';
 import { parseAddress, type Address } from '../domain/ip.js';
-import { parseKey, secretCheck, secretOf, wellFormed, type ParsedKey } from '../domain/key-format.js';
+import { partsOfWellFormed, secretCheck, secretOf, wellFormed, type ParsedKey } from '../domain/key-format.js';
 import { isScope } from '../domain/scopes.js';
 import { dataOf, toEntry, type CacheEntry, type CachedGrant, type GrantData } from '../cache/entry.js';
 import type { FailureCounter } from '../cache/failure-counter.js';
@@ -121,8 +121,7 @@ export class Authenticator {
     const now = this.#now();
     const found = this.#o.local.get(digest);
     if (!found || !this.#o.invalidator.trusted(now) || now - found.refreshedAt >= this.#o.freshMs) {
-      const parsed = parseKey(key) as ParsedKey;
-      return this.#authenticateSlow({ parsed, digest, key, ip: source.text, check: secretCheck(secretOf(key)), limits, uses }, source.address, scope, found, now);
+      return this.#authenticateSlow({ parsed: partsOfWellFormed(key), digest, key, ip: source.text, check: secretCheck(secretOf(key)), limits, uses }, source.address, scope, found, now);
     }
     return this.#limited(found.grant, decide(found.grant, source.address, scope, now), source.text, now, 'memory', uses);
   }

@@ -67,9 +67,9 @@ export class UsageRecorder implements UsageSink {
     }
     const outcome = allowed ? 'ALLOWED' : reason ?? 'DENIED';
     const hk = `${keyId}|${hour}|${outcome}`;
-    const h = this.#hourly.get(hk);
+    let h = this.#hourly.get(hk);
     if (h) h.count += count;
-    else this.#hourly.set(hk, { keyId, hour: new Date(hour), outcome, count });
+    else this.#hourly.set(hk, h = { keyId, hour: new Date(hour), outcome, count });
     const ak = `${keyId}|${ip}`;
     if (!allowed) {
       this.#sampleDenied(ak, keyId, ip, outcome, now, count);
@@ -82,7 +82,7 @@ export class UsageRecorder implements UsageSink {
     let u = this.#lastUsed.get(keyId);
     if (u) { u.at = now; u.ip = ip; } else this.#lastUsed.set(keyId, u = { keyId, at: now, ip });
     let recent = this.#recent.get(keyId);
-    if (recent === undefined || recent.hour !== hour) this.#recent.set(keyId, recent = { hour, hourly: this.#hourly.get(hk) as HourlyEntry, lastUsed: u, addresses: new Map() });
+    if (recent === undefined || recent.hour !== hour) this.#recent.set(keyId, recent = { hour, hourly: h, lastUsed: u, addresses: new Map() });
     recent.addresses.set(ip, a);
     this.#bound();
   }

@@ -116,11 +116,12 @@ export class GrpcServer {
   #inflight = 0;
   #encode: (value: AuthenticateResponse) => Buffer;
   /**
-   * One use's answer, encoded once per grant (an allow) or per shared decision (a malformed key): a cache
-   * hit sends bytes made when the grant was first used. Weak: a grant replaced in the cache takes its
-   * bytes with it. Grants are never changed in place (a change makes a new grant).
+   * One use's answer, encoded once: an allow per grant (a cache hit sends bytes made when the grant was
+   * first used; weak, so a grant replaced in the cache takes its bytes with it; grants are never changed in
+   * place), a deny of a key never identified per reason (nothing else is in it).
    */
-  #encoded = new WeakMap<object, Buffer>();
+  #allows = new WeakMap<object, Buffer>();
+  #anonymousDenies = new Map<string, Buffer>();
 
   constructor(opts: GrpcServerOptions) {
     this.#o = opts;
@@ -191,12 +192,16 @@ export class GrpcServer {
     (callback as grpc.sendUnaryData<AuthenticateResponse | Buffer>)(null, bytes ?? toResponse(result.decision, uses, result.allowedUses));
   }
 
-  /** The encoded answer to one use, when the same bytes answer every such call: an allow (per grant), or a shared deny. */
+  /** The encoded answer to one use, when the same bytes answer every such call (see #allows). */
   #bytes(d: Decision): Buffer | undefined {
-    const owner = d.allowed ? d.identity : Object.isFrozen(d) ? d : undefined;
-    if (owner === undefined) return undefined;
-    let bytes = this.#encoded.get(owner);
-    if (bytes === undefined) this.#encoded.set(owner, bytes = this.#encode(toResponse(d)));
+    if (d.allowed) return this.#once(this.#allows, d.identity, d);
+    return d.identity === undefined && d.retryAfterMs === undefined ? this.#once(this.#anonymousDenies, d.reason, d) : undefined;
+  }
+
+  /** The bytes kept under `key`, encoded from `d` the first time. */
+  #once<K>(cache: { get(key: K): Buffer | undefined; set(key: K, bytes: Buffer): unknown }, key: K, d: Decision): Buffer {
+    let bytes = cache.get(key);
+    if (bytes === undefined) cache.set(key, bytes = this.#encode(toResponse(d)));
     return bytes;
   }
 
