@@ -52,7 +52,7 @@ COPY --from=build /app/migrations ./migrations
 USER 65532:65532
 EXPOSE 50051 50052 8080
 # No HEALTHCHECK: Kubernetes probes grpc.health.v1.Health (k8s/base/deployment.yaml).
-# Exec form: node is PID 1 and handles SIGTERM itself (graceful shutdown).
+# Exec form: node is PID 1 and handles SIGTERM itself (graceful shutdown). The flags: src/node-flags.ts.
 # Migration Job: same image with args ["dist/src/migrate.js"].
 ENTRYPOINT ["/nodejs/bin/node"]
-CMD ["dist/src/main.js"]
+CMD ["--min-semi-space-size=16", "--max-semi-space-size=16", "dist/src/main.js"]

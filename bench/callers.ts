@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { Pool } from 'undici';
+import { NODE_FLAGS } from '../src/node-flags.js';
 import { startServer, stopAll, type Server } from './lib/procs.js';
 import { percentile, processCpuMs } from './lib/stats.js';
 import { num } from './lib/env.js';
@@ -97,7 +98,7 @@ async function startKeyService(db: string, prefix: string): Promise<{ server: Se
     CACHE_SIGNING_KEY: 'bench-signing-key-0123456789abcdef-0123456789', ADMIN_RATE_LIMIT_PER_TOKEN: '1000000', ADMIN_RATE_LIMIT_PER_ADDRESS: '1000000',
   };
   const profile = process.env.BENCH_CALLERS_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CALLERS_PROFILE}`, '--cpu-prof-name=key-service.cpuprofile'] : [];
-  const server = await startServer('key service', [...profile, join(ROOT, 'dist', 'src', 'main.js')], env, 'otesse key service started');
+  const server = await startServer('key service', [...profile, ...NODE_FLAGS, join(ROOT, 'dist', 'src', 'main.js')], env, 'otesse key service started');
   const started = server.tail().split('\n').find((l) => l.includes('otesse key service started')) ?? '{}';
   return { server, forwardAuthPort: (JSON.parse(started) as { forwardAuthPort: number }).forwardAuthPort };
 }

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { hash } from '@node-rs/argon2';
 import pg from 'pg';
+import { NODE_FLAGS } from '../../src/node-flags.js';
 import { keyIdOf, PUBLIC_ID_LENGTH, redact, SECRET_LENGTH } from '../../src/domain/key-format.js';
 import { forgeKey, randomBase62 } from '../../test/helpers/keys.js';
 import { KeyClient, encodeRequest, type CallResult } from './client.js';
@@ -91,7 +92,7 @@ export class Replica {
   /** Start the process and wait until /readyz answers 200. */
   async start(): Promise<void> {
     const spawned = performance.now();
-    this.server = await startServer(this.id, [MAIN], this.env, 'otesse key service started');
+    this.server = await startServer(this.id, [...NODE_FLAGS, MAIN], this.env, 'otesse key service started');
     this.starts++;
     this.logTo(this.server);
     this.client = new KeyClient(this.server.grpcPort, this.starts);

@@ -214,7 +214,7 @@ export function markdown(report: BenchReport): string {
     + 'and the rest of the machine (kernel, anything else running: a high value means the numbers are disturbed). Redis commands and PostgreSQL transactions per call: counter deltas over the window '
     + '(whole Redis server; pg_stat_database of the bench database, flushed about once a second, so approximate).', '',
     clientBound(report), '',
-    `"× no-op" compares with the nearest no-op row above (each group of cases has its own baseline run). `
+    `"× no-op" compares with the nearest no-op row above (each group of cases has its own baseline run), or for a light-load row with the no-op row of its round, just above or below it. `
     + `The no-op runs ranged ${int(report.baselines.throughput.min)}–${int(report.baselines.throughput.max)} calls/s, `
     + `p99 ${f3(report.baselines.p99.min)}–${f3(report.baselines.p99.max)} ms.`,
     '', mixDetail(report), '',

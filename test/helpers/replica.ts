@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { NODE_FLAGS } from '../../src/node-flags.js';
 import { capturedLogs } from './app.js';
 
 /** The compiled service (`npm test` builds before running tap). */
@@ -21,9 +22,9 @@ export interface Replica {
   exited: Promise<number | null>;
 }
 
-/** Start `node dist/src/main.js` with this environment and wait until it listens. */
+/** Start `node <NODE_FLAGS> dist/src/main.js` (as the image does) with this environment and wait until it listens. */
 export async function startReplica(t: TestLike, env: Record<string, string>, timeoutMs = 20_000): Promise<Replica> {
-  const proc = spawn(process.execPath, [MAIN], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [...NODE_FLAGS, MAIN], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: string[] = [];
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
   const ports = await new Promise<{ grpcPort: number; httpPort: number }>((resolve, reject) => {
