@@ -582,8 +582,11 @@ async function main(): Promise<number> {
           .map((c) => ({ c, b: c?.baselineId ? byId(c.baselineId) : undefined }))
           .filter((p): p is { c: CaseReport; b: CaseReport } => p.c?.ratio !== undefined && p.b !== undefined);
         const complete = pairs.length === rounds && rounds > 0;
-        const cpuSeconds = (r: RunResult) => ((r.cpu.processes.server ?? Number.NaN) / 100) * r.main.seconds;
-        const pooled = (side: 'c' | 'b') => pairs.reduce((a, p) => a + cpuSeconds(p[side].result), 0) / pairs.reduce((a, p) => a + p[side].result.main.calls, 0);
+        // Each side's CPU over all its calls: the rounds' CPU per call, weighted by their calls.
+        const pooled = (side: 'c' | 'b') => {
+          const runs = pairs.map((p) => p[side].result);
+          return runs.reduce((a, r) => a + cpuPerCall(r) * r.main.calls, 0) / runs.reduce((a, r) => a + r.main.calls, 0);
+        };
         const cpu = complete ? pooled('c') / pooled('b') : undefined;
         const p99 = complete ? pairs.reduce((a, p) => a + (p.c.ratio?.p99 ?? Number.NaN), 0) / pairs.length : undefined;
         const what = kind === 'hit' ? 'cache hit' : 'malformed key';

@@ -9,12 +9,11 @@ import { NODE_FLAGS } from '../../src/node-flags.js';
 import { projectRoot } from '../helpers/deploy/render.js';
 
 t.test('the image runs the service with the flags', async (t) => {
-  const dockerfile = DockerfileParser.parse(readFileSync(join(projectRoot, 'Dockerfile'), 'utf8'));
-  const final = dockerfile.getInstructions();
-  const cmd = final.filter((i) => i.getKeyword() === 'CMD').at(-1);
+  const instructions = DockerfileParser.parse(readFileSync(join(projectRoot, 'Dockerfile'), 'utf8')).getInstructions();
+  const cmd = instructions.filter((i) => i.getKeyword() === 'CMD').at(-1);
   const exec = JSON.parse(cmd?.getArgumentsContent() ?? 'null') as unknown;
   t.same(exec, [...NODE_FLAGS, 'dist/src/main.js'], 'CMD: the flags, then the service');
-  const entry = final.filter((i) => i.getKeyword() === 'ENTRYPOINT').at(-1);
+  const entry = instructions.filter((i) => i.getKeyword() === 'ENTRYPOINT').at(-1);
   t.same(JSON.parse(entry?.getArgumentsContent() ?? 'null'), ['/nodejs/bin/node'], 'ENTRYPOINT is node, so CMD is its arguments');
 });
 
