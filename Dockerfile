@@ -23,15 +23,13 @@ COPY console ./console
 RUN npm run build
 
 # ---- prod-deps: production dependencies only, same base as the build ----
+# (npm runs here, not in the runtime stage, which has no shell and no npm.) The compiler, the
+# type packages and the test and bench tools are devDependencies: --omit=dev leaves them out.
 FROM node:24.19.0-bookworm-slim@sha256:3638d9a6fe4030bd716be989438248074489337ba3275657f93595428be4fc03 AS prod-deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY packages ./packages
-# typescript and @types/* are runtime "dependencies" only so that `npm install && npm start`
-# works on a developer machine; the image runs the compiled dist/ and drops them.
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
- && rm -rf node_modules/typescript node_modules/@types \
-           node_modules/.bin/tsc node_modules/.bin/tsserver
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
 # ---- runtime: distroless Node 24 (the current LTS; Node 20 reached its end of life in April 2026) on Debian 12, no shell, no package manager ----
 FROM gcr.io/distroless/nodejs24-debian12:nonroot@sha256:14d42e2511532589a7c7e01a753667a74fcc96266e137e8125006b87b0c32d0a AS runtime

@@ -18,13 +18,14 @@ import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Redis } from 'ioredis';
-import pg from 'pg';
 import { Pool } from 'undici';
-import { NODE_FLAGS } from '../src/node-flags.js';
+import { createDatabaseNamed, dropDatabaseNamed } from '../test/helpers/harness/database.js';
+import { SERVICE_ARGS, SERVICE_STARTED } from '../test/helpers/harness/process.js';
+import { percentile } from '../test/helpers/harness/stats.js';
 import { startServer, stopAll, type Server } from './lib/procs.js';
-import { percentile, processCpuMs } from './lib/stats.js';
+import { processCpuMs } from './lib/stats.js';
 import { num } from './lib/env.js';
+import { clearPrefix } from './lib/redis-prefix.js';
 import { startNginx } from '../test/helpers/nginx.js';
 import { metric, scrape } from '../test/helpers/ops/prom.js';
 
@@ -98,8 +99,8 @@ async function startKeyService(db: string, prefix: string): Promise<{ server: Se
     CACHE_SIGNING_KEY: 'bench-signing-key-0123456789abcdef-0123456789', ADMIN_RATE_LIMIT_PER_TOKEN: '1000000', ADMIN_RATE_LIMIT_PER_ADDRESS: '1000000',
   };
   const profile = process.env.BENCH_CALLERS_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CALLERS_PROFILE}`, '--cpu-prof-name=key-service.cpuprofile'] : [];
-  const server = await startServer('key service', [...profile, ...NODE_FLAGS, join(ROOT, 'dist', 'src', 'main.js')], env, 'otesse key service started');
-  const started = server.tail().split('\n').find((l) => l.includes('otesse key service started')) ?? '{}';
+  const server = await startServer('key service', [...profile, ...SERVICE_ARGS], env, SERVICE_STARTED);
+  const started = server.tail().split('\n').find((l) => l.includes(SERVICE_STARTED)) ?? '{}';
   return { server, forwardAuthPort: (JSON.parse(started) as { forwardAuthPort: number }).forwardAuthPort };
 }
 
@@ -141,15 +142,11 @@ const nginxConf = (upstream: number, auth: number) => (port: number) => `
 async function main(): Promise<void> {
   const loadAtStart = loadavg().map((l) => l.toFixed(2)).join(' ');
   const dbName = `bench_callers_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: PG_URL });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${dbName}`);
+  const db = await createDatabaseNamed(PG_URL, dbName);
   const prefix = `bench:${randomBytes(4).toString('hex')}:`;
   const teardowns: (() => unknown)[] = [];
   try {
-    const url = new URL(PG_URL);
-    url.pathname = `/${dbName}`;
-    const { server: keys, forwardAuthPort } = await startKeyService(url.toString(), prefix);
+    const { server: keys, forwardAuthPort } = await startKeyService(db, prefix);
     const key = await createKey(keys.httpPort);
     const plain = await startServer('plain route', [join(HERE, 'callers-server.js'), 'plain'], { PATH: process.env.PATH ?? '' }, 'bench server started');
     const profile = process.env.BENCH_CALLERS_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CALLERS_PROFILE}`] : [];
@@ -206,12 +203,8 @@ async function main(): Promise<void> {
   } finally {
     for (const fn of teardowns.reverse()) await fn();
     await stopAll();
-    await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => undefined);
-    await admin.end();
-    const redis = new Redis(REDIS_URL);
-    const stale = await redis.keys(`${prefix}*`);
-    if (stale.length > 0) await redis.del(...stale);
-    redis.disconnect();
+    await dropDatabaseNamed(PG_URL, dbName).catch(() => undefined);
+    await clearPrefix(REDIS_URL, prefix);
   }
 }
 

@@ -13,9 +13,10 @@ import { parseArgs } from 'node:util';
 import { startProxy } from '../test/helpers/proxy.js';
 import { startRedis } from '../test/helpers/redis-server.js';
 import {
-  createDatabase, eachLimit, fleetEnv, guard, log as logAs, percentiles, seedKeys, sleep, startFleet, Teardown, writeResult,
+  createDatabase, eachLimit, fleetEnv, guard, log as logAs, seedKeys, sleep, startFleet, Teardown, writeResult,
   type Replica, type SeededKey,
 } from './lib/fleet.js';
+import { percentiles } from '../test/helpers/harness/stats.js';
 
 const { values: args } = parseArgs({ options: {
   keys: { type: 'string', default: '10000' }, replicas: { type: 'string', default: '3' },
@@ -97,7 +98,7 @@ async function main(): Promise<number> {
       const row = {
         phase: name, seconds: Math.round((performance.now() - started) / 100) / 10, calls: t.calls, failed: t.failed, denied: t.denied, errorCodes: t.codes,
         argon2: after.argon2 - before.argon2, fromMemory: after.memory - before.memory, fromRedis: after.redis - before.redis,
-        fromPostgres: after.storage - before.storage, latencyMs: percentiles(t.latencyMs),
+        fromPostgres: after.storage - before.storage, latencyMs: percentiles(t.latencyMs, 1),
       };
       phases.push(row);
       log(`${name}: ${JSON.stringify(row)}`);

@@ -11,8 +11,9 @@
 import { parseArgs } from 'node:util';
 import { startRedis } from '../test/helpers/redis-server.js';
 import {
-  createDatabase, eachLimit, fleetEnv, guard, log as logAs, percentiles, seedKeys, startFleet, Teardown, writeResult, type Replica, type SeededKey,
+  createDatabase, eachLimit, fleetEnv, guard, log as logAs, seedKeys, startFleet, Teardown, writeResult, type Replica, type SeededKey,
 } from './lib/fleet.js';
+import { percentiles } from '../test/helpers/harness/stats.js';
 
 const { values: args } = parseArgs({ options: {
   keys: { type: 'string', default: '5000' }, sample: { type: 'string', default: '500' },
@@ -75,7 +76,7 @@ async function main(): Promise<number> {
       .reduce((b, s) => b + s.errors, 0), 0);
     const result = {
       kind: 'revoke-all', at: new Date().toISOString(), keys: KEYS, sample: SAMPLE, replicas: REPLICAS, rounds,
-      responseMs: percentiles(rounds.map((r) => Number(r.responseMs))),
+      responseMs: percentiles(rounds.map((r) => Number(r.responseMs)), 1),
       targets: {
         status200: rounds.every((r) => r.status === 200), allRevoked: rounds.every((r) => r.revoked === KEYS),
         allowedRightAfter0: allowedInSample === 0, allowedAfterwards0: allowedAfter === 0, callErrors0: errors === 0,

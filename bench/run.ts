@@ -31,7 +31,9 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { generateKey } from '../src/domain/key-format.js';
-import { NODE_FLAGS } from '../src/node-flags.js';
+import { createDatabaseNamed, databaseUrl, dropDatabaseNamed } from '../test/helpers/harness/database.js';
+import { SERVICE_ARGS, SERVICE_STARTED, waitReady } from '../test/helpers/harness/process.js';
+import { percentiles } from '../test/helpers/harness/stats.js';
 import { summarizeProfile } from './profile.js';
 import type { BackendUse, Pools, RevokeKeyResult, RevokeResult, RunResult, RunSpec } from './lib/protocol.js';
 import { LoadGenerator, startServer, stopAll, type Server } from './lib/procs.js';
@@ -39,7 +41,7 @@ import {
   casesTable, clientBound, cpuPerCall, machineLine, markdown, profileComparison, revokeTable, targetsTable,
   type BenchReport, type CaseReport, type Machine, type RevokeReport, type TargetCheck,
 } from './lib/report.js';
-import { machineCpu, percentile, pidsNamed } from './lib/stats.js';
+import { machineCpu, pidsNamed } from './lib/stats.js';
 import { num } from './lib/env.js';
 import { clearPrefix } from './lib/redis-prefix.js';
 
@@ -75,26 +77,13 @@ const SCOPE = 'bookings:read';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url)); // dist/bench/
 const ROOT = join(HERE, '..', '..');
-const MAIN = join(HERE, '..', 'src', 'main.js');
 /** The service as it ships: its node flags, then its script. */
-const SERVICE = [...NODE_FLAGS, MAIN];
+const SERVICE = SERVICE_ARGS;
 const LOAD = join(HERE, 'load.js');
 const NOOP = join(HERE, 'noop-server.js');
 const RESULTS = join(ROOT, 'bench', 'results');
 
 const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
-
-function dbUrl(name: string): string {
-  const u = new URL(PG_URL);
-  u.pathname = `/${name}`;
-  return u.toString();
-}
-
-async function adminQuery(sql: string): Promise<void> {
-  const c = new pg.Client({ connectionString: PG_URL });
-  await c.connect();
-  try { await c.query(sql); } finally { await c.end(); }
-}
 
 /** Delete every Redis key under the prefix. */
 const clearRedis = (prefix: string): Promise<number> => clearPrefix(REDIS_URL, prefix);
@@ -178,19 +167,7 @@ function admin(server: Server, token: string) {
       });
       if (res.status !== 200) throw new Error(`patch key: HTTP ${res.status} ${await res.text()}`);
     },
-    async ready(timeoutMs = 20_000): Promise<void> {
-      const end = Date.now() + timeoutMs;
-      let last = '';
-      while (Date.now() < end) {
-        try {
-          const res = await fetch(`${base}/readyz`);
-          last = await res.text();
-          if (res.status === 200) return;
-        } catch (err) { last = String(err); }
-        await sleep(100);
-      }
-      throw new Error(`${server.name} not ready after ${timeoutMs} ms: ${last}`);
-    },
+    ready: (timeoutMs = 20_000): Promise<void> => waitReady(base, server.name, timeoutMs),
   };
 }
 
@@ -232,11 +209,7 @@ function malformedKeys(): string[] {
   return out;
 }
 
-function pct(values: number[]): { p50: number; p99: number; max: number } {
-  const sorted = Float64Array.from(values).sort();
-  const r = (n: number) => Math.round(n * 1000) / 1000;
-  return { p50: r(percentile(sorted, 50)), p99: r(percentile(sorted, 99)), max: r(sorted.length ? sorted[sorted.length - 1] ?? Number.NaN : Number.NaN) };
-}
+const pct = (values: number[]) => percentiles(values, 3);
 
 function revokeReport(r: RevokeResult, polled: string[]): RevokeReport {
   const all: number[] = [];
@@ -295,7 +268,7 @@ async function main(): Promise<number> {
   const tmp = mkdtempSync(join(tmpdir(), 'otesse-bench-'));
   const serviceEnv: Record<string, string> = {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
-    DATABASE_URL: dbUrl(dbName), REDIS_URL, REDIS_PREFIX: prefix, GRPC_PORT: '0', HTTP_PORT: '0', HOST: '127.0.0.1',
+    DATABASE_URL: databaseUrl(PG_URL, dbName), REDIS_URL, REDIS_PREFIX: prefix, GRPC_PORT: '0', HTTP_PORT: '0', HOST: '127.0.0.1',
     ADMIN_TOKENS: `bench:${adminToken}`, LOG_LEVEL: 'info', SHUTDOWN_GRACE_MS: '5000', DATA_DIR: join(tmp, 'data'),
     // Seeding goes through the admin API far faster than people do.
     CACHE_SIGNING_KEY: 'bench-signing-key-0123456789abcdef-0123456789', ADMIN_RATE_LIMIT_PER_TOKEN: '1000000', ADMIN_RATE_LIMIT_PER_ADDRESS: '1000000',
@@ -307,7 +280,7 @@ async function main(): Promise<number> {
   const cleanupOnce = async () => {
     await load?.stop().catch(() => {});
     await stopAll();
-    if (dbCreated) await adminQuery(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch((err: unknown) => log(`drop database: ${String(err)}`));
+    if (dbCreated) await dropDatabaseNamed(PG_URL, dbName).catch((err: unknown) => log(`drop database: ${String(err)}`));
     const deleted = await clearRedis(prefix).catch(() => -1);
     rmSync(tmp, { recursive: true, force: true });
     log(`cleaned up: database ${dbName} dropped, ${deleted} Redis keys under ${prefix} deleted`);
@@ -327,13 +300,13 @@ async function main(): Promise<number> {
     log(machineLine(mach));
     if (mach.idleBusyPercent > 10) log(`warning: the machine is already ${mach.idleBusyPercent}% busy before the bench starts; numbers will be noisy`);
 
-    await adminQuery(`CREATE DATABASE ${dbName}`);
+    await createDatabaseNamed(PG_URL, dbName);
     dbCreated = true;
     log(`database ${dbName}, Redis prefix ${prefix}`);
 
     const noop = await startServer('noop', [NOOP], { PATH: serviceEnv.PATH ?? '' }, 'noop server started');
     const serviceArgv = (process.env.BENCH_SERVICE_EXEC_ARGV ?? '').split(' ').filter(Boolean);
-    let service = await startServer('service', [...serviceArgv, ...SERVICE], serviceEnv, 'otesse key service started');
+    let service = await startServer('service', [...serviceArgv, ...SERVICE], serviceEnv, SERVICE_STARTED);
     const api = admin(service, adminToken);
     await api.ready();
     // The load generator's flags: a larger young generation cuts its GC work (about a fifth of its CPU), which on
@@ -505,7 +478,7 @@ async function main(): Promise<number> {
       };
       const pair = async (tag: string, at: { concurrency: number; channels: number }) => {
         const main = closed({ hit: 1 }, at.concurrency);
-        const svc = await profiled(`service${tag}`, SERVICE, serviceEnv, 'otesse key service started',
+        const svc = await profiled(`service${tag}`, SERVICE, serviceEnv, SERVICE_STARTED,
           (s) => ({ ...onService(s), channels: at.channels, name: `cache hit (service profiled, ${at.concurrency} in flight)`, pools: pools(), main }));
         const noopRun = await profiled(`noop${tag}`, [NOOP], { PATH: serviceEnv.PATH ?? '' }, 'noop server started',
           (s) => ({ ...onNoop, port: s.grpcPort, channels: at.channels, watch: { server: s.pid }, name: `no-op (profiled, ${at.concurrency} in flight)`, pools: pools(), main }));
@@ -522,7 +495,7 @@ async function main(): Promise<number> {
       log('starting 3 replicas for revoke-to-deny');
       const replicas: Server[] = [];
       for (const n of [1, 2, 3]) {
-        replicas.push(await startServer(`replica ${n}`, SERVICE, { ...serviceEnv, REPLICA_ID: `bench-r${n}` }, 'otesse key service started'));
+        replicas.push(await startServer(`replica ${n}`, SERVICE, { ...serviceEnv, REPLICA_ID: `bench-r${n}` }, SERVICE_STARTED));
       }
       await Promise.all(replicas.map((r) => admin(r, adminToken).ready()));
       const revokeKeys = await seed(admin(replicas[0] as Server, adminToken), REVOKE_KEYS, 'revoke');

@@ -23,7 +23,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeRequest, outcomeOf } from './lib/client.js';
 import { num } from './lib/env.js';
-import { createDatabase, fleetEnv, guard, IP, log as logAs, percentiles, Replica, ROOT, Teardown, writeResult } from './lib/fleet.js';
+import { createDatabase, fleetEnv, guard, IP, log as logAs, Replica, ROOT, Teardown, writeResult } from './lib/fleet.js';
+import { percentiles } from '../test/helpers/harness/stats.js';
 import { LoadGenerator } from './lib/procs.js';
 import type { RunResult } from './lib/protocol.js';
 import { clearPrefix } from './lib/redis-prefix.js';
@@ -44,7 +45,7 @@ const SCOPE = 'bookings:read';
 const HERE = fileURLToPath(new URL('.', import.meta.url)); // dist/bench/
 
 const log = (msg: string) => logAs('scale', msg);
-const lat = (ms: number[]): Latency => ({ count: ms.length, ...percentiles(ms) });
+const lat = (ms: number[]): Latency => ({ count: ms.length, ...percentiles(ms, 1) });
 
 function shuffled<T>(items: readonly T[]): T[] {
   const out = [...items];
@@ -143,7 +144,7 @@ async function routes(large: Size): Promise<ScaleReport['routes']> {
   const out: ScaleReport['routes'] = [];
   const add = (name: string, w: { ms: number[]; errors: number }) => {
     out.push({ name, latency: lat(w.ms), errors: w.errors });
-    log(`${name}: p50 ${percentiles(w.ms).p50} ms, p99 ${percentiles(w.ms).p99} ms${w.errors ? `, ${w.errors} errors` : ''}`);
+    log(`${name}: p50 ${percentiles(w.ms, 1).p50} ms, p99 ${percentiles(w.ms, 1).p99} ms${w.errors ? `, ${w.errors} errors` : ''}`);
   };
   add('GET /keys?limit=50, every page', await walk(r, `${base}/keys?limit=50`, 300, (k) => keyIds.add(k.id)));
   for (const filter of ['status=revoked', 'status=expired', 'in_grace=true', 'rotation=due', 'environment=test']) {

@@ -20,9 +20,10 @@ import { parseArgs } from 'node:util';
 import { startRedis } from '../test/helpers/redis-server.js';
 import type { CallResult } from './lib/client.js';
 import {
-  createDatabase, eachLimit, fleetEnv, guard, log as logAs, percentiles, Replica, seedKeys, sleep, startFleet, Teardown,
+  createDatabase, eachLimit, fleetEnv, guard, log as logAs, Replica, seedKeys, sleep, startFleet, Teardown,
   writeResult, type SeededKey,
 } from './lib/fleet.js';
+import { percentiles } from '../test/helpers/harness/stats.js';
 
 const { values: args } = parseArgs({ options: {
   minutes: { type: 'string', default: '10' }, rate: { type: 'string', default: '200' }, keys: { type: 'string', default: '300' },
@@ -290,7 +291,7 @@ async function main(): Promise<number> {
     const flat = whole.length === 0 ? null : whole.every((m) => Math.abs(m.changePercent) <= 10);
     const result = {
       kind: 'soak', startedAt: new Date(t0).toISOString(), logs: process.env.BENCH_LOG_DIR, minutes: MINUTES, replicas: REPLICAS, rate: RATE, activeKeys: ACTIVE_KEYS,
-      calls: counts, writes: { ...writes, waitMs: percentiles(writes.waitMs) }, argon2: { afterWarmUp: argon2AfterWarm, total: argon2Total },
+      calls: counts, writes: { ...writes, waitMs: percentiles(writes.waitMs, 1) }, argon2: { afterWarmUp: argon2AfterWarm, total: argon2Total },
       restarts: restartLog, redisRestart, memory, memoryTrend: trend, instances, series,
       startTimes: Object.fromEntries(slots.map((s) => [s.replica.id, s.replica.startTimes])),
       targets: { staleAllows0: writes.staleAllows === 0, failedOutsideDrain0: counts.errorsElsewhere === 0 && counts.deniedActive === 0, memoryFlat10: flat },
@@ -298,7 +299,7 @@ async function main(): Promise<number> {
     const file = writeResult('soak', result);
     console.log(`soak ${MINUTES} min, ${REPLICAS} replicas, ${ACTIVE_KEYS} active keys, ${RATE} calls/s`);
     console.log(`calls ${counts.calls}: ok ${counts.ok}, errors outside a drain ${counts.errorsElsewhere}, errors on the restarted replica during its drain ${counts.errorsInDrain}, active keys denied ${counts.deniedActive}`);
-    console.log(`writes ${writes.committed} committed of ${writes.attempted} (${writes.revokes} revokes, ${writes.narrows} narrowing PATCHes; ${writes.status503} answered 503 committed), outcomes ${JSON.stringify(writes.outcomes)}, wait ms ${JSON.stringify(percentiles(writes.waitMs))}`);
+    console.log(`writes ${writes.committed} committed of ${writes.attempted} (${writes.revokes} revokes, ${writes.narrows} narrowing PATCHes; ${writes.status503} answered 503 committed), outcomes ${JSON.stringify(writes.outcomes)}, wait ms ${JSON.stringify(percentiles(writes.waitMs, 1))}`);
     console.log(`checks ${writes.checks}: stale allows ${writes.staleAllows} (after a 503: ${writes.staleAfter503}), check errors ${writes.checkErrors}`);
     console.log(`argon2 verifications ${argon2Total} (${argon2AfterWarm} in the warm-up)`);
     console.log(`replica restarts ${restartLog.map((r) => `${r.replica}@${r.at}s drain ${r.drainMs} ms`).join(', ') || 'none'}; Redis restart ${redisRestart ? `@${redisRestart.at}s, down ${redisRestart.downMs} ms` : 'none'}`);

@@ -1,11 +1,14 @@
+import { isAbsolute, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { loadProto, SERVICE_NAME } from '../../src/transport/grpc/server.js';
+import protobuf from 'protobufjs';
+import { PROTO_FILE, PROTO_ROOT, SERVICE_NAME } from '../../src/transport/grpc/server.js';
 
 /**
  * A lean KeyService client for load generation. On 2 cores the client shares the machine with the
  * server, so every microsecond it spends is taken from what is measured: calls go straight to a
  * grpc-js Channel (no Client/interceptor layer, no per-call Error for the caller's stack), requests
  * are encoded once per distinct key, and only `allowed` and `reason` are decoded from an answer.
+ * The messages come from the contract's proto (protobufjs, loaded once per process).
  * The wire traffic is the same as any grpc-js client's: HTTP/2, one unary call per request.
  */
 export const AUTHENTICATE = `/${SERVICE_NAME}/Authenticate`;
@@ -20,66 +23,47 @@ export interface CallResult {
 
 type RawCall = ReturnType<grpc.Channel['createCall']>;
 
-/** DenyReason numbers to names, from the proto (so the client follows the contract). */
-const REASONS: Map<number, string> = (() => {
-  const def = loadProto()['otesse.keys.v1.DenyReason'] as unknown as { type?: { value?: { name: string; number: number }[] } } | undefined;
-  return new Map((def?.type?.value ?? []).map((v) => [v.number, v.name]));
+const PACKAGE = SERVICE_NAME.slice(0, SERVICE_NAME.lastIndexOf('.'));
+
+/** The contract's proto, loaded once (imports resolved under proto/, as the server does). */
+const root: protobuf.Root = (() => {
+  const r = new protobuf.Root();
+  r.resolvePath = (_origin, target) => (isAbsolute(target) ? target : join(PROTO_ROOT, target));
+  return r.loadSync(PROTO_FILE, { keepCase: true });
 })();
 
-function writeVarint(out: number[], n: number): void {
-  while (n > 0x7f) { out.push((n & 0x7f) | 0x80); n >>>= 7; }
-  out.push(n);
-}
+const requestType = root.lookupType(`${PACKAGE}.AuthenticateRequest`);
 
-/** AuthenticateRequest {key = 1, ip = 2, scope = 3} as protobuf bytes. */
-export function encodeRequest(req: { key: string; ip: string; scope: string }): Buffer {
-  const out: number[] = [];
-  ([[1, req.key], [2, req.ip], [3, req.scope]] as const).forEach(([field, text]) => {
-    if (text === '') return; // proto3: default values are not sent
-    const bytes = Buffer.from(text, 'utf8');
-    out.push((field << 3) | 2);
-    writeVarint(out, bytes.length);
-    for (const b of bytes) out.push(b);
-  });
-  return Buffer.from(out);
-}
-
-/** `allowed` (field 1) and `reason` (field 2) of an AuthenticateResponse; the other fields are skipped. */
-export function decodeResponse(buf: Buffer): { allowed: boolean; reason: number } {
-  let allowed = false;
-  let reason = 0;
-  let i = 0;
-  const varint = () => {
-    let n = 0;
-    let shift = 0;
-    for (;;) {
-      const b = buf[i++];
-      if (b === undefined) throw new Error('truncated varint');
-      n += (b & 0x7f) * 2 ** shift;
-      if (b < 0x80) return n;
-      shift += 7;
-    }
-  };
-  while (i < buf.length) {
-    const tag = varint();
-    const wire = tag & 7;
-    const field = Math.floor(tag / 8);
-    if (wire === 0) {
-      const v = varint();
-      if (field === 1) allowed = v !== 0;
-      else if (field === 2) reason = v;
-    } else if (wire === 2) {
-      const length = varint();
-      i += length;
-    } else if (wire === 5) {
-      i += 4;
-    } else if (wire === 1) {
-      i += 8;
-    } else {
-      throw new Error(`unexpected wire type ${wire}`);
-    }
+/**
+ * AuthenticateResponse read as its `allowed` and `reason` fields only (their numbers and types from
+ * the proto): protobufjs skips the other fields unread, which keeps the per-call cost of a decode flat.
+ */
+const decisionType: protobuf.Type = (() => {
+  const full = root.lookupType(`${PACKAGE}.AuthenticateResponse`);
+  const view = new protobuf.Type('AuthenticateDecision');
+  for (const name of ['allowed', 'reason']) {
+    const field = full.fields[name];
+    if (!field) throw new Error(`AuthenticateResponse has no field ${name}`);
+    view.add(new protobuf.Field(name, field.id, field.type));
   }
-  return { allowed, reason };
+  full.parent?.add(view); // beside the response, so `reason` resolves to the same DenyReason
+  return view;
+})();
+
+/** DenyReason numbers to names, from the proto (so the client follows the contract). */
+const REASONS: Readonly<Record<number, string>> = root.lookupEnum(`${PACKAGE}.DenyReason`).valuesById;
+
+/** AuthenticateRequest as protobuf bytes (empty fields left out, as proto3 encoders do). */
+export function encodeRequest(req: { key: string; ip: string; scope: string }): Buffer {
+  const present = Object.fromEntries(Object.entries(req).filter(([, v]) => v !== ''));
+  const bytes = requestType.encode(requestType.fromObject(present)).finish();
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** `allowed` and `reason` of an AuthenticateResponse; the other fields are skipped. */
+export function decodeResponse(buf: Buffer): { allowed: boolean; reason: number } {
+  const m = decisionType.decode(buf) as unknown as { allowed?: boolean; reason?: number };
+  return { allowed: m.allowed === true, reason: m.reason ?? 0 };
 }
 
 /** One connection (its own subchannel) to a KeyService. */
@@ -141,5 +125,5 @@ export class KeyClient {
 export function outcomeOf(r: CallResult): string {
   if (r.code !== grpc.status.OK) return `ERR_${grpc.status[r.code] ?? r.code}`;
   if (r.allowed) return 'ALLOWED';
-  return REASONS.get(r.reason ?? 0) ?? `REASON_${r.reason ?? 0}`;
+  return REASONS[r.reason ?? 0] ?? `REASON_${r.reason ?? 0}`;
 }

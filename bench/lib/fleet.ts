@@ -7,15 +7,15 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { hash } from '@node-rs/argon2';
 import pg from 'pg';
-import { NODE_FLAGS } from '../../src/node-flags.js';
 import { keyIdOf, PUBLIC_ID_LENGTH, redact, SECRET_LENGTH } from '../../src/domain/key-format.js';
+import { scratchDatabase } from '../../test/helpers/harness/database.js';
+import { SERVICE_ARGS, SERVICE_STARTED, waitReady } from '../../test/helpers/harness/process.js';
 import { forgeKey, randomBase62 } from '../../test/helpers/keys.js';
 import { KeyClient, encodeRequest, type CallResult } from './client.js';
 import { startServer, type Server } from './procs.js';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url)); // dist/bench/lib/
 export const ROOT = join(HERE, '..', '..', '..');
-const MAIN = join(HERE, '..', '..', 'src', 'main.js');
 export const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 export const IP = '203.0.113.7';
 
@@ -33,21 +33,8 @@ export class Teardown {
 }
 
 /** A database of this run's own on the shared server, dropped at the end. */
-export async function createDatabase(td: Teardown, label: string): Promise<string> {
-  const name = `bench_${label}_${randomBytes(5).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: PG_URL });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  td.teardown(async () => {
-    const c = new pg.Client({ connectionString: PG_URL });
-    await c.connect();
-    await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await c.end();
-  });
-  const u = new URL(PG_URL);
-  u.pathname = `/${name}`;
-  return u.toString();
+export function createDatabase(td: Teardown, label: string): Promise<string> {
+  return scratchDatabase(td, PG_URL, `bench_${label}_${randomBytes(5).toString('hex')}`);
 }
 
 /** The environment every replica of a fleet shares (cheap argon2 unless BENCH_ARGON2_* say otherwise). */
@@ -92,7 +79,7 @@ export class Replica {
   /** Start the process and wait until /readyz answers 200. */
   async start(): Promise<void> {
     const spawned = performance.now();
-    this.server = await startServer(this.id, [...NODE_FLAGS, MAIN], this.env, 'otesse key service started');
+    this.server = await startServer(this.id, SERVICE_ARGS, this.env, SERVICE_STARTED);
     this.starts++;
     this.logTo(this.server);
     this.client = new KeyClient(this.server.grpcPort, this.starts);
@@ -118,15 +105,7 @@ export class Replica {
   }
 
   async waitReady(timeoutMs = 30_000): Promise<void> {
-    const end = Date.now() + timeoutMs;
-    let last = '';
-    while (Date.now() < end) {
-      const res = await fetch(`${this.base}/readyz`).then(async (r) => ({ status: r.status, text: await r.text() }), (e: unknown) => ({ status: 0, text: String(e) }));
-      if (res.status === 200) return;
-      last = res.text;
-      await sleep(100);
-    }
-    throw new Error(`${this.id} not ready after ${timeoutMs} ms: ${last}\n${this.server?.tail() ?? ''}`);
+    await waitReady(this.base, this.id, timeoutMs, () => this.server?.tail() ?? '');
   }
 
   /** SIGTERM and wait for the exit (the drain); resolves how it ended. */
@@ -233,13 +212,6 @@ export async function eachLimit<T>(items: readonly T[], concurrency: number, fn:
       await fn(items[i]!, i);
     }
   }));
-}
-
-export function percentiles(values: number[]): { p50: number; p99: number; max: number } {
-  const s = [...values].sort((a, b) => a - b);
-  const at = (p: number) => (s.length === 0 ? Number.NaN : s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!);
-  const r = (v: number) => Math.round(v * 10) / 10;
-  return { p50: r(at(50)), p99: r(at(99)), max: r(s.length ? s[s.length - 1]! : Number.NaN) };
 }
 
 /** Write `bench/results/<name>-<timestamp>.json`; returns its path. */

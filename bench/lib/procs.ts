@@ -1,4 +1,5 @@
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
+import { spawnNode } from '../../test/helpers/harness/process.js';
 import type { Command, LoadEvent, Reply } from './protocol.js';
 
 /** Every child started by the bench, so a failure or ^C still stops them all. */
@@ -42,35 +43,18 @@ async function stopProcess(proc: ChildProcess, exited: Promise<string>, graceMs:
  * Spawn `node <args>` and wait for the JSON line containing `startedMessage` (it must hold grpcPort,
  * and httpPort for the service). Output is drained continuously; the last lines are kept.
  */
-export async function startServer(name: string, nodeArgs: string[], env: Record<string, string>, startedMessage: string,
+export async function startServer(name: string, nodeArgs: readonly string[], env: Record<string, string>, startedMessage: string,
   timeoutMs = 30_000): Promise<Server> {
-  const proc = spawn(process.execPath, nodeArgs, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(proc);
   const lines: string[] = [];
   const keep = (line: string) => { lines.push(line); if (lines.length > 200) lines.shift(); };
-  const exited = exitOf(proc);
-  const ports = await new Promise<{ grpcPort: number; httpPort: number }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name} did not start within ${timeoutMs} ms:\n${lines.join('\n')}`)), timeoutMs);
-    let buffer = '';
-    proc.stdout?.on('data', (chunk: Buffer) => {
-      buffer += String(chunk);
-      let nl: number;
-      while ((nl = buffer.indexOf('\n')) >= 0) {
-        const line = buffer.slice(0, nl);
-        buffer = buffer.slice(nl + 1);
-        keep(line);
-        if (line.includes(startedMessage)) {
-          try {
-            const parsed = JSON.parse(line) as { grpcPort?: number; httpPort?: number };
-            clearTimeout(timer);
-            resolve({ grpcPort: Number(parsed.grpcPort), httpPort: Number(parsed.httpPort ?? 0) });
-          } catch { /* not the JSON line */ }
-        }
-      }
-    });
-    proc.stderr?.on('data', (chunk: Buffer) => { for (const l of String(chunk).split('\n')) if (l) keep(l); });
-    void exited.then((code) => { clearTimeout(timer); reject(new Error(`${name} exited (${code}) before it started:\n${lines.join('\n')}`)); });
+  const { proc, started } = spawnNode({
+    name, args: nodeArgs, env, startedMessage, timeoutMs, onLine: keep,
+    onStderr: (chunk) => { for (const l of chunk.split('\n')) if (l) keep(l); },
+    output: () => lines.join('\n'),
   });
+  children.add(proc);
+  const exited = exitOf(proc);
+  const ports = await started;
   return {
     name, proc, pid: proc.pid ?? -1, ...ports, exited,
     tail: () => lines.slice(-30).join('\n'),

@@ -1,13 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
+import { percentile } from '../../test/helpers/harness/stats.js';
 import type { LatencySummary } from './protocol.js';
-
-/** Nearest-rank percentile of an ascending array. */
-export function percentile(sorted: ArrayLike<number>, p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[rank] ?? Number.NaN;
-}
 
 export function summarize(values: number[]): LatencySummary {
   const sorted = Float64Array.from(values).sort();

@@ -47,6 +47,14 @@ t.test('the Dockerfile follows the policy', async (t) => {
   t.match(dockerfile, /--ignore-scripts/, 'the prepare script is not run by npm ci');
 });
 
+t.test('the compiler and type packages are dev dependencies, so the image needs to delete nothing', async (t) => {
+  const pkg = JSON.parse(readFileSync(join(projectRoot, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
+  const buildOnly = (name: string) => name === 'typescript' || name.startsWith('@types/');
+  t.same(Object.keys(pkg.dependencies).filter(buildOnly), [], 'no typescript or @types/* among the runtime dependencies');
+  t.ok('typescript' in pkg.devDependencies, 'typescript is a dev dependency (the build stage installs it)');
+  t.notMatch(dockerfile, /rm\s+-\S*r\S*\s+[^\n]*node_modules/, 'no package is removed from node_modules after npm ci');
+});
+
 t.test('each policy rule can fail', async (t) => {
   const cases: Array<[string, string, string]> = [
     ['unpinned tag', good.replace(`${BUILD}`, 'node:20-bookworm-slim'), 'pinned-from'],

@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { AuthenticateRequest, AuthenticateResponse } from '../../src/transport/grpc/server.js';
 import { ADMIN_TOKEN, grpcClient, testEnv } from './app.js';
 import { startReplica, type Replica } from './replica.js';
+import { probeReady } from './harness/process.js';
 
 interface TestLike { teardown(fn: () => unknown): void }
 
@@ -36,7 +37,7 @@ export function node(t: TestLike, r: Replica): Node {
       }
     },
     async ready() {
-      return (await fetch(`${base}/readyz`).then((r) => r.status, () => 0)) === 200;
+      return (await probeReady(base)).status === 200;
     },
     async metric(name: string) {
       const text = await (await fetch(`${base}/metrics`)).text();

@@ -4,6 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import { node, type Node } from './cluster.js';
 import { testEnv } from './app.js';
 import { startReplica } from './replica.js';
+import { percentile } from './harness/stats.js';
 
 interface TestLike { teardown(fn: () => unknown): void; comment(...args: unknown[]): void }
 
@@ -76,10 +77,7 @@ export async function writeAndCheck(writer: Node, checkers: Node[], key: { id: s
   return res.status;
 }
 
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? 0 : s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-};
+const pct = (xs: number[], p: number) => (xs.length === 0 ? 0 : percentile(Float64Array.from(xs).sort(), p));
 
 /** One row of the fault table, as a comment in the TAP output (`FAULT {json}`). */
 export function report(t: TestLike, tally: Tally): void {
