@@ -1,5 +1,5 @@
 /**
- * `npm run bench:recovery`: proof of verification survives a Redis outage (issue 8, point 4).
+ * `npm run bench:recovery`: proof of verification survives a Redis outage.
  *
  * 10,000 hot keys (seeded straight into api_keys) on 3 replicas whose Redis connections pass through a
  * TCP proxy; every key verified once on every replica; then the proxy cuts Redis for 5 s while every

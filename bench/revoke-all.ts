@@ -1,5 +1,5 @@
 /**
- * `npm run bench:revoke-all`: a large revoke-all holds everywhere when it returns (issue 8, point 8).
+ * `npm run bench:revoke-all`: a large revoke-all holds everywhere when it returns.
  *
  * 3 replicas on a private redis-server; per round, one account with 5,000 active keys (seeded straight
  * into api_keys), each verified on every replica; then POST /v1/accounts/:id/keys/revoke-all on the

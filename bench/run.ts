@@ -57,7 +57,7 @@ const COLD_COUNT_CONCURRENCY = 8;
 const BACKGROUND_COLD_RATE = 50;
 const HIT_KEYS = 4;
 /**
- * Light loads (issue 14) and their rounds: each round is a no-op run and a service run, in an order that
+ * Light loads and their rounds: each round is a no-op run and a service run, in an order that
  * alternates from round to round, so that a drift of the machine weighs on both sides alike. The targets
  * are at 2 in flight; 8 in flight is shown for comparison.
  */
@@ -330,7 +330,7 @@ async function main(): Promise<number> {
     let at = 0;
     const take = (n: number) => { const out = keys.slice(at, at + n); at += n; return out; };
     const hit = take(HIT_KEYS);
-    // Issue 12: keys with two rate limits and a quota, none of which the bench exhausts.
+    // Keys with two rate limits and a quota, none of which the bench exhausts.
     const limitedHit = take(main * HIT_KEYS);
     for (const k of seeded.slice(HIT_KEYS, HIT_KEYS + limitedHit.length)) {
       await api.patchKey(k.id, { remaining_uses: 1e12, rate_limits: [
@@ -547,7 +547,7 @@ async function main(): Promise<number> {
       );
     }
     if (SECTIONS.has('light')) {
-      // Issue 14: at 2 in flight a hit and a malformed key cost what a no-op call costs. Over every round: the
+      // At 2 in flight a hit and a malformed key cost what a no-op call costs. Over every round: the
       // server's CPU per call pooled (all its CPU over all its calls, each side), and the mean of the rounds' p99 ratios.
       const rounds = LIGHT_LOADS[0]?.rounds ?? 0;
       for (const kind of ['hit', 'malformed'] as const) {

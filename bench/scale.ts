@@ -1,5 +1,5 @@
 /**
- * `npm run bench:scale`: the at-scale targets of issue 12, in one run.
+ * `npm run bench:scale`: the at-scale targets, in one run.
  *
  * 1. Two databases of their own (bench_scale_<random>), seeded by the seed:scale code: 1,000 keys and
  *    1,000,000 keys (one shared argon2id hash with the service's default parameters).

@@ -1,5 +1,5 @@
 /**
- * `npm run soak [-- --minutes N]`: the soak of issue 8 (not part of `npm test`).
+ * `npm run soak [-- --minutes N]`: the soak (not part of `npm test`).
  *
  * Five replicas (dist/src/main.js) on a database of their own and a private redis-server (append-only,
  * so a restart keeps its data); steady Authenticate load on every replica; every second a revoke or a

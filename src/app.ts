@@ -5,6 +5,7 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { developmentToken } from './admin-token.js';
+import { Disposers } from './disposers.js';
 import { MemoryBus, type InvalidationBus } from './cache/bus.js';
 import { MemoryFailureCounter, RedisFailureCounter, type FailureCounter } from './cache/failure-counter.js';
 import { LocalCache } from './cache/local-cache.js';
@@ -70,7 +71,7 @@ export interface App {
   hasher: Hasher;
   http: FastifyInstance;
   grpc: GrpcServer;
-  /** Ready once started and caught up; shared faults show as `degraded`, not as unready (design invariant 11). */
+  /** Ready once started and caught up; shared faults show as `degraded`, not as unready (design: readiness-is-local). */
   readiness(): Promise<Readiness>;
   /** SIGTERM: stop taking work, finish in-flight calls, flush usage, close pools. */
   close(): Promise<void>;
@@ -159,26 +160,39 @@ async function listenOn(server: FastifyInstance, host: string, port: number | un
 /** The composition root: build every part from the configuration and start both transports. */
 export async function startApp(config: Config, logger?: Logger): Promise<App> {
   const log = logger ?? createLogger(config.LOG_LEVEL);
+  const opened = new Disposers();
+  try {
+    return await start(config, log, opened);
+  } catch (err) {
+    // A start-up that fails part way (a port taken, say) closes what it opened, then fails as before.
+    await opened.disposeAll((e) => log.warn({ err: e }, 'closing after a failed start-up failed'));
+    throw err;
+  }
+}
+
+/** Every part opened is registered in `opened` as soon as it exists. */
+async function start(config: Config, log: Logger, opened: Disposers): Promise<App> {
   const replicaId = config.REPLICA_ID ?? `${hostname()}-${randomUUID().slice(0, 8)}`;
   const metrics = new Metrics();
   const routes = config.FORWARD_AUTH_ROUTES ? RouteMap.load(config.FORWARD_AUTH_ROUTES) : undefined;
   if (!config.DATABASE_URL) log.info({ dir: join(config.DATA_DIR, 'pg') }, 'no DATABASE_URL: using the embedded PostgreSQL (PGlite)');
-  const db = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR });
+  const db = opened.add(await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR }), (d) => d.close());
   const applied = await migrate(db);
   if (applied.length > 0) log.info({ applied }, 'migrations applied');
 
-  let tokens = config.ADMIN_TOKENS;
-  if (!tokens) {
+  let tokens = config.ADMIN_TOKENS ?? [];
+  // Production never makes a token of its own (the configuration requires ADMIN_TOKENS or JWTs there).
+  if (!config.ADMIN_TOKENS && config.NODE_ENV !== 'production') {
     const dev = developmentToken(config.DATA_DIR);
     tokens = [dev.token];
     log.warn({ path: dev.path }, 'no ADMIN_TOKENS: a development admin token is kept in this file (name "dev")');
   }
 
-  const redis = openRedis(config, replicaId, log, metrics);
+  const redis = opened.add(openRedis(config, replicaId, log, metrics), (r) => r.close());
   const maxAgeMs = (config.CACHE_TTL_SECONDS + config.STALE_SERVE_SECONDS) * 1000;
   // Floors must outlive any entry that Redis may still hold (its TTL) and any verification in flight.
   const recentMs = maxAgeMs + config.CLOCK_SKEW_MS + 60_000;
-  const local = new LocalCache({ maxEntries: config.CACHE_MAX_ENTRIES, maxAgeMs, floorTtlMs: recentMs + 60_000 });
+  const local = new LocalCache({ maxEntries: config.CACHE_MAX_ENTRIES, maxAgeMs, floorTtlMs: recentMs + 60_000, skewMs: config.CLOCK_SKEW_MS });
   const hasher = new Hasher({ memoryCost: config.ARGON2_MEMORY_KIB, timeCost: config.ARGON2_TIME_COST, parallelism: config.ARGON2_PARALLELISM,
     maxConcurrency: config.ARGON2_MAX_CONCURRENCY, maxQueue: config.ARGON2_MAX_QUEUE, adminConcurrency: config.ARGON2_ADMIN_CONCURRENCY });
   const invalidator = new Invalidator({ db, local, shared: redis.shared, bus: redis.bus, pollMs: config.CHANGE_POLL_MS, log, recentMs,
@@ -195,13 +209,20 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
     } });
   const retention = new RetentionJob({ db, policy: { changesDays: config.RETENTION_CHANGES_DAYS,
     activityBatchesDays: config.RETENTION_ACTIVITY_BATCHES_DAYS, usageDays: config.RETENTION_USAGE_DAYS, auditDays: config.RETENTION_AUDIT_DAYS } });
-  const limiter = new Limiter({ db, budget: redis.budget, onBudgetFault: oncePerMinute((err: unknown) =>
-    log.warn({ err }, 'rate limits: Redis unreachable, this replica counts each limit on its own meanwhile (logged once a minute)')) });
+  const limiter = opened.add(new Limiter({ db, budget: redis.budget, onBudgetFault: oncePerMinute((err: unknown) =>
+    log.warn({ err }, 'rate limits: Redis unreachable, this replica counts each limit on its own meanwhile (logged once a minute)')) }), (l) => l.close());
+  const unreadableLog = oncePerMinute((o: { keyId: string; rules: number }) => log.warn(o,
+    'a key\'s stored allowlist has rules that cannot be read: the key is denied from every address (logged once a minute; see otesse_keys_unreadable_data_total)'));
+  const supersededLog = oncePerMinute((keyId: string) => log.warn({ keyId },
+    'a Redis cache entry below this replica\'s version floor was read (replayed or left over): not served (logged once a minute; see otesse_keys_superseded_entries_total)'));
   const authenticator = new Authenticator({ db, local, shared: redis.shared, hasher, invalidator, usage, limiter,
     freshMs: config.CACHE_TTL_SECONDS * 1000, staleServeMs: config.STALE_SERVE_SECONDS * 1000,
-    failureLimit: config.FAILED_ATTEMPTS_LIMIT, failures: redis.failures });
+    failureLimit: config.FAILED_ATTEMPTS_LIMIT, failures: redis.failures,
+    onUnreadable: (keyId, rules) => { metrics.unreadableData.inc({ field: 'allowed_ips' }, 1); unreadableLog({ keyId, rules }); },
+    onSuperseded: (keyId) => { metrics.supersededEntries.inc(); supersededLog(keyId); } });
   const keys = new KeyService({ db, hasher, invalidator });
   const activity = new ActivityService({ db, keys, flush: () => usage.flush() });
+  opened.add(invalidator, (i) => i.close());
   await invalidator.start();
 
   const readiness = async (): Promise<Readiness> => {
@@ -219,7 +240,7 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
     metrics.gatewayChecks.inc({ gateway, outcome: o.allowed ? 'allowed' : 'denied', reason: o.allowed ? '' : o.reason });
   const grpc = new GrpcServer({
     authenticate,
-    services: [new EnvoyCheck({ authenticate, routes, log, onOutcome: countGateway('envoy') })],
+    services: [new EnvoyCheck({ authenticate, routes, trustProxy: config.TRUST_PROXY, log, onOutcome: countGateway('envoy') })],
     log, maxConnectionAgeMs: config.GRPC_MAX_CONNECTION_AGE_MS,
     tls: config.GRPC_TLS_CERT && config.GRPC_TLS_KEY ? { cert: config.GRPC_TLS_CERT, key: config.GRPC_TLS_KEY, ca: config.GRPC_TLS_CA } : undefined,
     onCall: (result, code, seconds) => {
@@ -243,23 +264,27 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
   } };
   const auth = adminAuth(config, tokens);
   const leaks = new LeakReportService({ db, hasher, keys });
-  const http = await buildHttpApp({
-    logger: log, bodyLimit: config.BODY_LIMIT_BYTES, keys, activity, auth, consoleDir: consoleBundleDir(), readiness, trustProxy: config.TRUST_PROXY,
+  const http = opened.add(await buildHttpApp({
+    // Swagger UI is a page of third-party script on the admin origin: off in production unless asked for.
+    docs: config.ADMIN_API_DOCS === undefined ? config.NODE_ENV !== 'production' : config.ADMIN_API_DOCS === '1',
+    logger: log, bodyLimit: config.BODY_LIMIT_BYTES, keys, activity, auth, consoleDir: consoleBundleDir(), consoleHostOrigins: config.CONSOLE_HOST_ORIGINS, readiness, trustProxy: config.TRUST_PROXY,
     onRefused: (status) => metrics.adminRefused.inc({ status: String(status) }),
     rateLimit: { perToken: config.ADMIN_RATE_LIMIT_PER_TOKEN, perAddress: config.ADMIN_RATE_LIMIT_PER_ADDRESS, redis: redis.client, prefix: config.REDIS_PREFIX },
     // With METRICS_PORT, /metrics lives there only: the admin port (and whoever reaches it) does not serve it.
     metrics: config.METRICS_PORT === undefined ? metricsEndpoint : undefined,
     tls: config.HTTP_TLS_CERT && config.HTTP_TLS_KEY ? { cert: config.HTTP_TLS_CERT, key: config.HTTP_TLS_KEY } : undefined,
     onResponse: (route, method, status, seconds) => metrics.http.observe({ route, method, status: String(status) }, seconds),
-  });
+  }), (h) => h.close());
   await http.register(leakedKeyRoutes, { leaks, auth });
-  const leakServer = config.LEAK_REPORT_PORT === undefined ? undefined : await buildLeakServer({
+  const leakServer = config.LEAK_REPORT_PORT === undefined ? undefined : opened.add(await buildLeakServer({
     logger: log, leaks, registry: metrics.registry,
     publicKeys: new GithubPublicKeys({ url: config.GITHUB_SECRET_SCANNING_KEYS_URL,
       onFetchError: (err) => log.warn({ err }, 'GitHub secret-scanning public keys could not be fetched') }),
-  });
-  const metricsServer = config.METRICS_PORT === undefined ? undefined : await buildMetricsServer({ logger: log, metrics: metricsEndpoint });
+  }), (s) => s.close());
+  const metricsServer = config.METRICS_PORT === undefined ? undefined
+    : opened.add(await buildMetricsServer({ logger: log, metrics: metricsEndpoint }), (s) => s.close());
 
+  opened.add(grpc, (g) => g.close(config.SHUTDOWN_GRACE_MS));
   const grpcPort = await grpc.listen(config.HOST, config.GRPC_PORT);
   const healthPort = config.GRPC_HEALTH_PORT === undefined ? undefined : await grpc.listenHealth(config.HOST, config.GRPC_HEALTH_PORT);
   await http.listen({ host: config.HOST, port: config.HTTP_PORT });
@@ -267,7 +292,10 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
   const leakPort = leakServer && await listenOn(leakServer, config.HOST, config.LEAK_REPORT_PORT);
   const metricsPort = metricsServer && await listenOn(metricsServer, config.HOST, config.METRICS_PORT);
   const forwardAuth = config.FORWARD_AUTH_PORT === undefined ? undefined
-    : await buildForwardAuth({ authenticate, routes, trustProxy: config.TRUST_PROXY, logger: log, onOutcome: countGateway('forward_auth') });
+    : opened.add(await buildForwardAuth({ authenticate, routes, trustProxy: config.TRUST_PROXY, logger: log, onOutcome: countGateway('forward_auth'),
+      trustScopeHeader: config.FORWARD_AUTH_TRUST_SCOPE_HEADER === '1',
+      tls: config.FORWARD_AUTH_TLS_CERT && config.FORWARD_AUTH_TLS_KEY
+        ? { cert: config.FORWARD_AUTH_TLS_CERT, key: config.FORWARD_AUTH_TLS_KEY, ca: config.FORWARD_AUTH_TLS_CA } : undefined }), (f) => f.close());
   await forwardAuth?.listen({ host: config.HOST, port: config.FORWARD_AUTH_PORT });
   const forwardAuthPort = forwardAuth && (forwardAuth.server.address() as { port: number }).port;
 

@@ -1,13 +1,25 @@
 import { availableParallelism } from 'node:os';
-import ipaddr from 'ipaddr.js';
-import { z } from 'zod';
+import { Type, type Static, type StringOptions } from '@sinclair/typebox';
 import { normalizeRule, parseRule } from './domain/ip.js';
+import { checker, StringEnum, type ErrorMessages } from './validation.js';
 
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
-const optionalText = z.string().trim().min(1).optional();
-const url = (protocols: string[]) => z.string().trim().refine((v) => {
-  try { return protocols.includes(new URL(v).protocol); } catch { return false; }
-}, `must be a ${protocols.join(' or ')} URL`);
+/** An integer read from its text, within bounds; `byDefault` when unset. */
+const Int = (minimum: number, maximum: number, byDefault?: number) =>
+  Type.Integer({ minimum, maximum, ...(byDefault === undefined ? {} : { default: byDefault }) });
+/** Free text: read without the whitespace around it (see TRIMMED). */
+const Text = (options: StringOptions & ErrorMessages = {}) => Type.String({ minLength: 1, ...options });
+const OptionalText = Type.Optional(Text());
+const Flag = StringEnum(['0', '1'] as const);
+
+/** A value the schema let through but its parser refuses: `message` names the rule, never the value. */
+class InvalidValue extends Error {}
+
+const url = (protocols: string[]) => (text: string): string => {
+  try {
+    if (protocols.includes(new URL(text).protocol)) return text;
+  } catch { /* not a URL: refused below */ }
+  throw new InvalidValue(`must be a ${protocols.join(' or ')} URL`);
+};
 
 /** An admin credential: `accounts` undefined means every account. */
 export interface AdminToken {
@@ -20,121 +32,172 @@ export interface AdminToken {
  * `name:token` entries, comma separated (names are audit actors, tokens at least 16 characters);
  * `name:token:acct_1|acct_2` limits a token to those accounts.
  */
-const adminTokens = z.string().trim().transform((text, ctx) => {
+function adminTokens(text: string): AdminToken[] {
   const out: AdminToken[] = [];
   for (const entry of text.split(',').map((e) => e.trim()).filter(Boolean)) {
     const [name = '', token = '', accounts, ...rest] = entry.split(':');
     if (rest.length > 0 || !/^[A-Za-z0-9._-]{1,64}$/.test(name) || !/^[\x21-\x7e]{16,256}$/.test(token)) {
-      ctx.addIssue({ code: 'custom', message: 'entries must be name:token[:account|account] with a token of 16 to 256 printable characters' });
-      return z.NEVER;
+      throw new InvalidValue('entries must be name:token[:account|account] with a token of 16 to 256 printable characters');
     }
     out.push({ name, token, accounts: accounts === undefined ? undefined : accounts.split('|').filter(Boolean) });
   }
-  if (out.length === 0) ctx.addIssue({ code: 'custom', message: 'no name:token entry' });
+  if (out.length === 0) throw new InvalidValue('no name:token entry');
   return out;
-});
+}
 
 /** Comma-separated addresses and CIDRs (v4 and v6), parsed by the domain's rules. */
-const cidrList = z.string().trim().transform((text, ctx) => {
+function cidrList(text: string): string[] {
   const out: string[] = [];
   for (const entry of text.split(',').map((e) => e.trim()).filter(Boolean)) {
     const rule = parseRule(entry);
-    if (!rule) {
-      ctx.addIssue({ code: 'custom', message: 'entries must be IP addresses or CIDRs, comma separated' });
-      return z.NEVER;
-    }
+    if (!rule) throw new InvalidValue('entries must be IP addresses or CIDRs, comma separated');
     out.push(normalizeRule(rule));
   }
   return out;
-});
+}
 
-const schema = z.object({
-  DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
-  REDIS_URL: url(['redis:', 'rediss:']).optional(),
-  GRPC_PORT: int(0, 65535).default(50051),
-  HTTP_PORT: int(0, 65535).default(8080),
+/**
+ * Comma-separated web origins, each exactly as a browser reports `event.origin` (`https://host[:port]`: lower case,
+ * no default port, no path or trailing slash), since the console compares them as text.
+ */
+function originList(text: string): string[] {
+  const entries = text.split(',').map((e) => e.trim());
+  const bad = entries.findIndex((entry) => !isOrigin(entry));
+  if (bad >= 0) {
+    throw new InvalidValue(`entry ${bad + 1} is not an origin: write scheme://host[:port] (http or https), as a browser reports it, with nothing after`);
+  }
+  return [...new Set(entries)];
+}
+
+function isOrigin(entry: string): boolean {
+  try {
+    const u = new URL(entry);
+    return (u.protocol === 'https:' || u.protocol === 'http:') && u.origin === entry;
+  } catch { return false; }
+}
+
+const schema = Type.Object({
+  DATABASE_URL: OptionalText,
+  REDIS_URL: OptionalText,
+  GRPC_PORT: Int(0, 65535, 50051),
+  HTTP_PORT: Int(0, 65535, 8080),
   /** A plaintext port serving only grpc.health.v1 (for kubelet probes when gRPC uses mutual TLS); unset: none. */
-  GRPC_HEALTH_PORT: int(0, 65535).optional(),
-  HOST: z.string().trim().min(1).default('0.0.0.0'),
-  ADMIN_TOKENS: adminTokens.optional(),
-  DATA_DIR: z.string().trim().min(1).default('./data'),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  ARGON2_MEMORY_KIB: int(1024, 1048576).default(19456),
-  ARGON2_TIME_COST: int(1, 20).default(2),
-  ARGON2_PARALLELISM: int(1, 16).default(1),
-  ARGON2_MAX_CONCURRENCY: int(1, 64).default(Math.max(1, availableParallelism() - 1)),
-  ARGON2_MAX_QUEUE: int(0, 100000).default(64),
+  GRPC_HEALTH_PORT: Type.Optional(Int(0, 65535)),
+  HOST: Text({ default: '0.0.0.0' }),
+  ADMIN_TOKENS: OptionalText,
+  DATA_DIR: Text({ default: './data' }),
+  LOG_LEVEL: StringEnum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, { default: 'info' }),
+  ARGON2_MEMORY_KIB: Int(1024, 1048576, 19456),
+  ARGON2_TIME_COST: Int(1, 20, 2),
+  ARGON2_PARALLELISM: Int(1, 16, 1),
+  // Within its bound on any host: Ajv checks defaults too.
+  ARGON2_MAX_CONCURRENCY: Int(1, 64, Math.min(64, Math.max(1, availableParallelism() - 1))),
+  ARGON2_MAX_QUEUE: Int(0, 100000, 64),
   /** Admin hashing (create, rotate) has a lane of its own, so a bulk create cannot starve Authenticate. */
-  ARGON2_ADMIN_CONCURRENCY: int(1, 16).default(1),
-  CACHE_MAX_ENTRIES: int(1, 10_000_000).default(100_000),
-  CACHE_TTL_SECONDS: int(1, 86_400).default(60),
-  STALE_SERVE_SECONDS: int(0, 86_400).default(300),
-  FAILED_ATTEMPTS_LIMIT: int(1, 1000).default(10),
-  FAILED_ATTEMPTS_WINDOW_SECONDS: int(1, 86_400).default(300),
-  CHANGE_POLL_MS: int(100, 60_000).default(2000),
+  ARGON2_ADMIN_CONCURRENCY: Int(1, 16, 1),
+  CACHE_MAX_ENTRIES: Int(1, 10_000_000, 100_000),
+  CACHE_TTL_SECONDS: Int(1, 86_400, 60),
+  STALE_SERVE_SECONDS: Int(0, 86_400, 300),
+  FAILED_ATTEMPTS_LIMIT: Int(1, 1000, 10),
+  FAILED_ATTEMPTS_WINDOW_SECONDS: Int(1, 86_400, 300),
+  CHANGE_POLL_MS: Int(100, 60_000, 2000),
   /** The explicit way to run without PostgreSQL and Redis (PGlite under DATA_DIR, in-process bus). */
-  EMBEDDED: z.enum(['0', '1']).optional(),
-  NODE_ENV: z.string().trim().min(1).optional(),
-  /** HMAC key for what replicas exchange through Redis (design invariant 12); required with REDIS_URL. */
-  CACHE_SIGNING_KEY: z.string().trim().min(32, 'must be at least 32 characters (e.g. openssl rand -base64 32)').max(512).optional(),
-  /** A replica decides from memory only this long after sending a heartbeat it has heard back (design invariant 2). */
-  LEASE_MS: int(200, 30_000).default(1000),
-  /** Clock difference tolerated between hosts (design invariant 14). */
-  CLOCK_SKEW_MS: int(0, 10_000).default(250),
-  HEARTBEAT_MS: int(20, 60_000).default(200),
-  ACTIVITY_FLUSH_MS: int(100, 600_000).default(5000),
+  EMBEDDED: Type.Optional(Flag),
+  NODE_ENV: OptionalText,
+  /** HMAC key for what replicas exchange through Redis (design: redis-not-authority); required with REDIS_URL. */
+  CACHE_SIGNING_KEY: Type.Optional(Text({ minLength: 32, maxLength: 512,
+    errorMessage: { minLength: 'must be at least 32 characters (e.g. openssl rand -base64 32)' } })),
+  /** A replica decides from memory only this long after sending a heartbeat it has heard back (design: revoke-holds). */
+  LEASE_MS: Int(200, 30_000, 1000),
+  /** Clock difference tolerated between hosts (design: revocation-ignores-clocks). */
+  CLOCK_SKEW_MS: Int(0, 10_000, 250),
+  HEARTBEAT_MS: Int(20, 60_000, 200),
+  ACTIVITY_FLUSH_MS: Int(100, 600_000, 5000),
   /** Proxies whose X-Forwarded-For is believed for the source address (audit log, rate limits); unset: none. */
-  TRUST_PROXY: cidrList.optional(),
+  TRUST_PROXY: OptionalText,
   /** Admin API requests per minute, per token and per source address (shared in Redis when configured). */
-  ADMIN_RATE_LIMIT_PER_TOKEN: int(1, 1_000_000).default(600),
-  ADMIN_RATE_LIMIT_PER_ADDRESS: int(1, 1_000_000).default(1200),
+  ADMIN_RATE_LIMIT_PER_TOKEN: Int(1, 1_000_000, 600),
+  ADMIN_RATE_LIMIT_PER_ADDRESS: Int(1, 1_000_000, 1200),
   /** Usage entries kept in memory per kind while flushes fail; the oldest are dropped beyond it. */
-  USAGE_MAX_ENTRIES: int(1000, 10_000_000).default(100_000),
+  USAGE_MAX_ENTRIES: Int(1000, 10_000_000, 100_000),
   /** Retention, in days: the change log (at least a day: far beyond any cache entry's life), flush ids, usage counts, audit log (at least a year). */
-  RETENTION_CHANGES_DAYS: int(1, 3650).default(7),
-  RETENTION_ACTIVITY_BATCHES_DAYS: int(1, 3650).default(7),
-  RETENTION_USAGE_DAYS: int(1, 3650).default(400),
-  RETENTION_AUDIT_DAYS: int(365, 36_500).default(730),
-  RETENTION_INTERVAL_MS: int(1000, 86_400_000).default(3_600_000),
-  GRPC_MAX_CONNECTION_AGE_MS: int(1000, 86_400_000).default(300_000),
-  SHUTDOWN_GRACE_MS: int(0, 600_000).default(20_000),
-  BODY_LIMIT_BYTES: int(1024, 10_485_760).default(65_536),
-  GRPC_TLS_CERT: optionalText,
-  GRPC_TLS_KEY: optionalText,
-  GRPC_TLS_CA: optionalText,
-  HTTP_TLS_CERT: optionalText,
-  HTTP_TLS_KEY: optionalText,
-  REDIS_PREFIX: z.string().trim().regex(/^[A-Za-z0-9:._-]{1,64}$/).default('otesse:keys:'),
-  REPLICA_ID: z.string().trim().regex(/^[A-Za-z0-9._-]{1,64}$/).optional(),
+  RETENTION_CHANGES_DAYS: Int(1, 3650, 7),
+  RETENTION_ACTIVITY_BATCHES_DAYS: Int(1, 3650, 7),
+  RETENTION_USAGE_DAYS: Int(1, 3650, 400),
+  RETENTION_AUDIT_DAYS: Int(365, 36_500, 730),
+  RETENTION_INTERVAL_MS: Int(1000, 86_400_000, 3_600_000),
+  GRPC_MAX_CONNECTION_AGE_MS: Int(1000, 86_400_000, 300_000),
+  SHUTDOWN_GRACE_MS: Int(0, 600_000, 20_000),
+  BODY_LIMIT_BYTES: Int(1024, 10_485_760, 65_536),
+  GRPC_TLS_CERT: OptionalText,
+  GRPC_TLS_KEY: OptionalText,
+  GRPC_TLS_CA: OptionalText,
+  HTTP_TLS_CERT: OptionalText,
+  HTTP_TLS_KEY: OptionalText,
+  REDIS_PREFIX: Text({ pattern: '^[A-Za-z0-9:._-]{1,64}$', default: 'otesse:keys:' }),
+  REPLICA_ID: Type.Optional(Text({ pattern: '^[A-Za-z0-9._-]{1,64}$' })),
   /** GitHub secret scanning's endpoint, on a listener of its own (nothing else is served there); unset: off. */
-  LEAK_REPORT_PORT: int(0, 65535).optional(),
+  LEAK_REPORT_PORT: Type.Optional(Int(0, 65535)),
   /** Where GitHub publishes the keys that sign its reports (http only for tests). */
-  GITHUB_SECRET_SCANNING_KEYS_URL: url(['https:', 'http:']).default('https://api.github.com/meta/public_keys/secret_scanning'),
+  GITHUB_SECRET_SCANNING_KEYS_URL: Text({ default: 'https://api.github.com/meta/public_keys/secret_scanning' }),
   /** /metrics on a listener of its own (and then not on the admin port); unset: /metrics on HTTP_PORT. */
-  METRICS_PORT: int(0, 65535).optional(),
+  METRICS_PORT: Type.Optional(Int(0, 65535)),
   /** Signed-in admins: JWTs (RS256/ES256) checked against this JWKS; unset: ADMIN_TOKENS only. */
-  ADMIN_JWKS_URL: url(['https:', 'http:']).optional(),
-  ADMIN_JWT_ISSUER: optionalText,
-  ADMIN_JWT_AUDIENCE: optionalText,
+  ADMIN_JWKS_URL: OptionalText,
+  ADMIN_JWT_ISSUER: OptionalText,
+  ADMIN_JWT_AUDIENCE: OptionalText,
+  /** 1: the Swagger UI at /docs on the admin port; unset: on, except with NODE_ENV=production (/openapi.json is always served). */
+  ADMIN_API_DOCS: Type.Optional(Flag),
   /** Forward auth for gateways (nginx auth_request, Traefik ForwardAuth) on its own port; unset: off. */
-  FORWARD_AUTH_PORT: int(0, 65535).optional(),
+  FORWARD_AUTH_PORT: Type.Optional(Int(0, 65535)),
   /** A YAML route map (method, path pattern, scope) for forward auth and Envoy Check; read at start. */
-  FORWARD_AUTH_ROUTES: optionalText,
+  FORWARD_AUTH_ROUTES: OptionalText,
+  /** 1: the gateway sets X-Otesse-Scope and strips the client's, so forward auth believes it; 0: ignored (design: client-cannot-choose). */
+  FORWARD_AUTH_TRUST_SCOPE_HEADER: StringEnum(['0', '1'] as const, { default: '0' }),
+  /** HTTPS on FORWARD_AUTH_PORT; with FORWARD_AUTH_TLS_CA, gateways must present a certificate from that CA. */
+  FORWARD_AUTH_TLS_CERT: OptionalText,
+  FORWARD_AUTH_TLS_KEY: OptionalText,
+  FORWARD_AUTH_TLS_CA: OptionalText,
+  /** Origins of the dashboards that may hand the console a token (postMessage only; no #token= link); unset: any opener (development). */
+  CONSOLE_HOST_ORIGINS: OptionalText,
 });
 
-export type Config = Readonly<z.infer<typeof schema>>;
+/** Variables whose text, once the schema holds, is read further: a parser returns the value or throws InvalidValue. */
+const parsers = {
+  DATABASE_URL: url(['postgres:', 'postgresql:']),
+  REDIS_URL: url(['redis:', 'rediss:']),
+  ADMIN_TOKENS: adminTokens,
+  TRUST_PROXY: cidrList,
+  GITHUB_SECRET_SCANNING_KEYS_URL: url(['https:', 'http:']),
+  ADMIN_JWKS_URL: url(['https:', 'http:']),
+  CONSOLE_HOST_ORIGINS: originList,
+} satisfies { [K in keyof Static<typeof schema>]?: (text: string) => unknown };
+
+type Variables = Static<typeof schema>;
+type Parsers = typeof parsers;
+
+/** The variables, each parsed one as its parser returns it. */
+export type Config = Readonly<{ [K in keyof Variables]: K extends keyof Parsers ? ReturnType<Parsers[K]> | Exclude<Variables[K], string> : Variables[K] }>;
+
+/** Free text is read without the whitespace around it (never meant); enumerated values and numbers are read as written. */
+const TRIMMED: ReadonlySet<string> = new Set(Object.entries(schema.properties)
+  .filter(([, s]) => s.type === 'string' && s.enum === undefined).map(([name]) => name));
+
+const check = checker(schema, 'text');
 
 /** A bad configuration value: `message` is one line naming the variable, never its value. */
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-function checkPairs(c: z.infer<typeof schema>): void {
-  const pairs: [keyof typeof c, keyof typeof c][] = [['GRPC_TLS_CERT', 'GRPC_TLS_KEY'], ['HTTP_TLS_CERT', 'HTTP_TLS_KEY']];
+function checkPairs(c: Config): void {
+  const pairs: [keyof typeof c, keyof typeof c][] = [['GRPC_TLS_CERT', 'GRPC_TLS_KEY'], ['HTTP_TLS_CERT', 'HTTP_TLS_KEY'],
+    ['FORWARD_AUTH_TLS_CERT', 'FORWARD_AUTH_TLS_KEY']];
   for (const [a, b] of pairs) {
     if (Boolean(c[a]) !== Boolean(c[b])) throw new ConfigError(`${c[a] ? b : a}: must be set together with ${c[a] ? a : b}`);
   }
   if (c.GRPC_TLS_CA && !c.GRPC_TLS_CERT) throw new ConfigError('GRPC_TLS_CERT: must be set when GRPC_TLS_CA is set');
+  if (c.FORWARD_AUTH_TLS_CA && !c.FORWARD_AUTH_TLS_CERT) throw new ConfigError('FORWARD_AUTH_TLS_CERT: must be set when FORWARD_AUTH_TLS_CA is set');
   if (c.HEARTBEAT_MS * 2 > c.LEASE_MS) throw new ConfigError('HEARTBEAT_MS: must be at most half of LEASE_MS (a late beat must not cost the lease)');
   const jwt = ['ADMIN_JWKS_URL', 'ADMIN_JWT_ISSUER', 'ADMIN_JWT_AUDIENCE'] as const;
   const missing = jwt.find((v) => !c[v]);
@@ -142,7 +205,7 @@ function checkPairs(c: z.infer<typeof schema>): void {
 }
 
 /** Which backends run: embedded only when asked for, or when neither URL is present at all. */
-function checkModes(c: z.infer<typeof schema>, migrateOnly: boolean): void {
+function checkModes(c: Config, migrateOnly: boolean): void {
   if (c.EMBEDDED === '1' && (c.DATABASE_URL || c.REDIS_URL)) {
     throw new ConfigError(`EMBEDDED: cannot be 1 when ${c.DATABASE_URL ? 'DATABASE_URL' : 'REDIS_URL'} is set`);
   }
@@ -151,6 +214,21 @@ function checkModes(c: z.infer<typeof schema>, migrateOnly: boolean): void {
   if (c.NODE_ENV === 'production') {
     if (!c.DATABASE_URL) throw new ConfigError('DATABASE_URL: required when NODE_ENV=production (the embedded database is for development)');
     if (!c.REDIS_URL && !migrateOnly) throw new ConfigError('REDIS_URL: required when NODE_ENV=production (the in-process bus serves one replica only)');
+    if (!migrateOnly) checkProductionTrust(c);
+  }
+}
+
+/**
+ * Production trusts no admin credential it made itself (each pod would make its own token in
+ * DATA_DIR) and fetches no signing key over plain http (anyone on the path could sign for it).
+ */
+function checkProductionTrust(c: Config): void {
+  if (!c.ADMIN_TOKENS && !c.ADMIN_JWKS_URL) {
+    throw new ConfigError('ADMIN_TOKENS: required when NODE_ENV=production unless ADMIN_JWKS_URL is set (no development token in production)');
+  }
+  for (const name of ['ADMIN_JWKS_URL', 'GITHUB_SECRET_SCANNING_KEYS_URL'] as const) {
+    const value = c[name];
+    if (value && new URL(value).protocol !== 'https:') throw new ConfigError(`${name}: must be an https URL when NODE_ENV=production`);
   }
 }
 
@@ -159,17 +237,34 @@ function checkModes(c: z.infer<typeof schema>, migrateOnly: boolean): void {
  * `migrateOnly`: for `npm run migrate` (the migration Job), which needs PostgreSQL and nothing else.
  */
 export function loadConfig(env: Record<string, string | undefined> = process.env, opts: { migrateOnly?: boolean } = {}): Config {
+  const names = Object.keys(schema.properties);
   // An empty value (an empty Kubernetes secret, say) is a mistake, never the same as unset.
-  const empty = Object.keys(schema.shape).find((name) => env[name] !== undefined && env[name]?.trim() === '');
+  const empty = names.find((name) => env[name] !== undefined && env[name]?.trim() === '');
   if (empty) throw new ConfigError(`${empty}: is empty; unset it or give it a value`);
-  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined));
-  const result = schema.safeParse(present);
-  if (!result.success) {
-    const issue = result.error.issues[0];
-    const name = String(issue?.path[0] ?? 'configuration');
-    throw new ConfigError(`${name}: ${issue?.message ?? 'invalid'}`);
+  const present = Object.fromEntries(names.flatMap((name) => {
+    const value = env[name];
+    return value === undefined ? [] : [[name, TRIMMED.has(name) ? value.trim() : value]];
+  }));
+  const result = check(present);
+  if (!result.ok) throw new ConfigError(`${result.issue.path || 'configuration'}: ${result.issue.message}`);
+  const config = parse(result.value);
+  checkPairs(config);
+  checkModes(config, opts.migrateOnly ?? false);
+  return Object.freeze(config);
+}
+
+/** The checked variables with the parsed ones replaced by their parsers' values. */
+function parse(variables: Variables): Config {
+  const config: Record<string, unknown> = { ...variables };
+  for (const [name, parser] of Object.entries(parsers) as [keyof Parsers, (text: string) => unknown][]) {
+    const text = variables[name];
+    if (text === undefined) continue;
+    try {
+      config[name] = parser(text);
+    } catch (err) {
+      if (err instanceof InvalidValue) throw new ConfigError(`${name}: ${err.message}`);
+      throw err;
+    }
   }
-  checkPairs(result.data);
-  checkModes(result.data, opts.migrateOnly ?? false);
-  return Object.freeze(result.data);
+  return config as Config;
 }

@@ -47,7 +47,8 @@ t.test('backends: embedded only when asked or when neither URL is present; never
   t.match(configError({ NODE_ENV: 'production' })?.message, /^DATABASE_URL: required when NODE_ENV=production/);
   t.match(configError({ NODE_ENV: 'production', EMBEDDED: '1' })?.message, /^DATABASE_URL: required when NODE_ENV=production/);
   t.match(configError({ NODE_ENV: 'production', DATABASE_URL: pg })?.message, /^REDIS_URL: required when NODE_ENV=production/);
-  t.ok(loadConfig({ NODE_ENV: 'production', DATABASE_URL: pg, REDIS_URL: redis, CACHE_SIGNING_KEY: key }), 'production with both is fine');
+  t.ok(loadConfig({ NODE_ENV: 'production', DATABASE_URL: pg, REDIS_URL: redis, CACHE_SIGNING_KEY: key, ADMIN_TOKENS: 'ops:0123456789abcdef' }),
+    'production with both (and admin tokens) is fine');
   t.match(configError({ LEASE_MS: '1000', HEARTBEAT_MS: '600' })?.message, /^HEARTBEAT_MS: must be at most half of LEASE_MS/);
 });
 
@@ -139,4 +140,32 @@ t.test('the process exits non-zero with one stderr line naming the variable', as
   t.equal(token.stderr.split('\n').filter(Boolean).length, 1);
   t.match(token.stderr, /ADMIN_TOKENS/);
   t.notOk(token.stderr.includes('shhh-sekrit'), 'the bad token is not printed');
+});
+
+t.test('production trusts no credential it made itself and fetches no signing key over http', async (t) => {
+  const base = { NODE_ENV: 'production', DATABASE_URL: 'postgres://u@db:5432/keys', REDIS_URL: 'redis://cache:6379', CACHE_SIGNING_KEY: 'k'.repeat(32) };
+  const jwt = { ADMIN_JWT_ISSUER: 'https://id.otesse.test/', ADMIN_JWT_AUDIENCE: 'otesse-keys-admin' };
+  const tokens = { ADMIN_TOKENS: 'ops:0123456789abcdef' };
+  t.match(configError(base)?.message, /^ADMIN_TOKENS: required when NODE_ENV=production unless ADMIN_JWKS_URL is set/,
+    'no ADMIN_TOKENS and no JWTs: no start (every pod would make its own token)');
+  t.ok(loadConfig({ ...base, ...jwt, ADMIN_JWKS_URL: 'https://id.otesse.test/jwks.json' }), 'JWTs alone are enough');
+  t.ok(loadConfig({ ...base, ...tokens }), 'ADMIN_TOKENS alone are enough');
+  t.ok(loadConfig({ NODE_ENV: 'production', DATABASE_URL: base.DATABASE_URL }, { migrateOnly: true }), 'the migration Job needs no admin credential');
+  t.match(configError({ ...base, ...tokens, ...jwt, ADMIN_JWKS_URL: 'http://id.otesse.test/jwks.json' })?.message,
+    /^ADMIN_JWKS_URL: must be an https URL when NODE_ENV=production$/);
+  t.match(configError({ ...base, ...tokens, ...jwt, ADMIN_JWKS_URL: 'HTTP://id.otesse.test/jwks.json' })?.message, /^ADMIN_JWKS_URL: must be an https/);
+  t.match(configError({ ...base, ...tokens, GITHUB_SECRET_SCANNING_KEYS_URL: 'http://api.github.com/meta/public_keys/secret_scanning' })?.message,
+    /^GITHUB_SECRET_SCANNING_KEYS_URL: must be an https URL when NODE_ENV=production$/);
+  t.ok(loadConfig({ ...jwt, ADMIN_JWKS_URL: 'http://127.0.0.1:9/jwks.json' }), 'http stays possible outside production (tests, a local provider)');
+  t.equal(loadConfig({}).ADMIN_API_DOCS, undefined, '/docs follows NODE_ENV unless set');
+  t.match(configError({ ADMIN_API_DOCS: 'yes' })?.message, /^ADMIN_API_DOCS:/);
+});
+
+t.test('a production process without admin credentials stops at once with one stderr line naming the variable', async (t) => {
+  const out = await run({ NODE_ENV: 'production', DATABASE_URL: 'postgres://u@127.0.0.1:9/keys', REDIS_URL: 'redis://127.0.0.1:9',
+    CACHE_SIGNING_KEY: 'k'.repeat(32), DATA_DIR: '/nonexistent/never-created' });
+  t.not(out.code, 0, `exit code ${out.code}`);
+  const lines = out.stderr.split('\n').filter(Boolean);
+  t.equal(lines.length, 1, `one line: ${out.stderr}`);
+  t.match(lines[0], /^.*ADMIN_TOKENS: required when NODE_ENV=production/);
 });

@@ -1,4 +1,4 @@
-// Invariant 1: the secret is never stored, logged, put in an error, or returned after creation.
+// Design: secret-never-kept: the secret is never stored, logged, put in an error, or returned after creation.
 // This file creates keys, takes them through every route and every deny, then searches every
 // response, every database column, every Redis entry and every log line for them.
 import { createHash } from 'node:crypto';

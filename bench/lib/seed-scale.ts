@@ -1,4 +1,4 @@
-// Bulk seeding for the at-scale benchmark (issue 12): a million keys in a few dozen seconds, in the real
+// Bulk seeding for the at-scale benchmark: a million keys in a few dozen seconds, in the real
 // key format, spread over accounts, with one large account that also has a realistic audit log and activity.
 import { randomInt } from 'node:crypto';
 import { hash } from '@node-rs/argon2';

@@ -3,7 +3,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { Api, ApiError, type Me } from './api.js';
 import { App } from './App.js';
 import { ErrorText } from './Dialog.js';
-import { fromFragment, listenToOpener, type Handoff } from './handoff.js';
+import { fromFragment, hostOrigins, listenToOpener, type Handoff } from './handoff.js';
 
 interface Session { api: Api; me: Me; account: string; scopes: string[] }
 
@@ -48,9 +48,10 @@ function Root() {
     signIn(h).then((s) => { setSession(s); setError(undefined); }, (err: unknown) => setError(err instanceof ApiError ? err : new ApiError(0, String(err))));
   };
   useEffect(() => {
-    const handed = fromFragment();
+    const hosts = hostOrigins();
+    const handed = fromFragment(hosts);
     if (handed) attempt(handed);
-    listenToOpener(attempt);
+    listenToOpener(hosts, attempt);
   }, []);
   if (!session) return <SignInForm error={error} onSubmit={attempt} />;
   const signOut = (why?: ApiError) => {

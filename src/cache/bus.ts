@@ -26,7 +26,7 @@ export interface BusHandlers {
   onMissed(): void;
 }
 
-/** How a published change reached the replicas (design invariant 2). */
+/** How a published change reached the replicas (design: revoke-holds). */
 export interface PublishResult {
   /** Replicas that may have been deciding from memory when the change was published (this one included). */
   replicas: number;

@@ -1,6 +1,6 @@
 import type { KeyGrant } from '../domain/decision.js';
 import type { Environment } from '../domain/key-format.js';
-import { parseRule, type IpRule } from '../domain/ip.js';
+import { allowlistOf, parseRule, type IpRule } from '../domain/ip.js';
 
 /** A verified key's grant as it crosses process boundaries (JSON in Redis). */
 export interface GrantData {
@@ -62,10 +62,19 @@ function shared<T>(table: Map<string, T>, key: string, make: () => T): T {
 
 const text = (s: string): string => shared(sharedText, s, () => s);
 
-/** Build an entry, parsing the allowlist once (and each distinct rule once per process). */
-export function toEntry(digest: string, data: GrantData, refreshedAt: number): CacheEntry {
-  const allowedIps = data.allowedIps.length === 0 ? NONE
-    : data.allowedIps.map((r) => shared(sharedRules, r, () => parseRule(r))).filter((r): r is IpRule => r !== undefined);
+/**
+ * Build an entry, parsing the allowlist once (and each distinct rule once per process). A stored rule
+ * that does not parse makes the allowlist match no address (design: unreadable-denies); `onUnreadable`
+ * is told how many rules could not be read.
+ */
+export function toEntry(digest: string, data: GrantData, refreshedAt: number, onUnreadable?: (keyId: string, rules: number) => void): CacheEntry {
+  let allowedIps: readonly IpRule[] = NONE;
+  if (data.allowedIps.length > 0) {
+    const parsed = data.allowedIps.map((r) => shared(sharedRules, r, () => parseRule(r)));
+    allowedIps = allowlistOf(parsed);
+    const unreadable = parsed.reduce((n, r) => (r === undefined ? n + 1 : n), 0);
+    if (unreadable > 0) onUnreadable?.(data.keyId, unreadable);
+  }
   const grant: CachedGrant = {
     keyId: data.keyId, accountId: text(data.accountId), environment: text(data.environment) as Environment,
     scopes: data.scopes.map(text), allowedIps, allowedIpText: data.allowedIps.length === 0 ? NONE : data.allowedIps.map(text),

@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import { LRUCache } from 'lru-cache';
 
 /**
- * Failed attempts per (key id, source address), shared by replicas (design invariant 13): a
+ * Failed attempts per (key id, source address), shared by replicas (design: no-remote-lockout): a
  * stranger's wrong guesses lock out the stranger's address, never the key. Contract:
  * - `count` resolves the failures recorded within the window; it never rejects (a fault of the
  *   shared store falls back to this replica's own count);
@@ -58,6 +58,7 @@ export class RedisFailureCounter implements FailureCounter {
   async add(keyId: string, ip: string): Promise<void> {
     await this.#local.add(keyId, ip);
     const k = this.#key(keyId, ip);
+    // Redis unreachable: this replica's own count (above) still refuses the address here.
     await this.#redis.multi().incr(k).pexpire(k, this.#windowMs, 'NX').exec().catch(() => undefined);
   }
 }

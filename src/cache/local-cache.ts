@@ -7,17 +7,40 @@ export interface LocalCacheOptions {
   maxAgeMs: number;
   /** How long an eviction floor is remembered: longer than any verification can take, ms. */
   floorTtlMs?: number;
+  /** How many version floors are kept (default: as many as entries, at least 1,000). */
+  maxFloors?: number;
+  /** Clock difference tolerated between hosts (entries read elsewhere carry that host's clock), ms. */
+  skewMs?: number;
+  now?: () => number;
+}
+
+/** A key's version floor: the newest version of it this replica has heard of, and when it first did. */
+interface Floor {
+  version: number;
+  learnedAt: number;
 }
 
 /**
  * The in-process tier: a bounded LRU keyed by the key's digest, with an index by key id for
  * eviction and per-key version floors so a verification that read an older version cannot
- * store it after a change (design invariant 4).
+ * store it after a change (design: no-stale-write), and no grant below a floor is served from any
+ * tier (design: version-floor).
+ *
+ * Floors are bounded: an LRU of `maxFloors`, each kept `floorTtlMs` (longer than any entry can be
+ * served). A floor pushed out early is not forgotten outright: every grant read before the moment
+ * its change may have committed (when it was learned, plus the clock skew) counts as superseded,
+ * whatever its key — such grants are re-read from PostgreSQL, never served, so a bulk change that
+ * overflows the floors costs reads, not a stale allow.
  */
 export class LocalCache {
   #entries: LRUCache<string, CacheEntry>;
   #byKeyId = new Map<string, string>();
-  #floors: LRUCache<string, number>;
+  #floors: LRUCache<string, Floor>;
+  /** Grants read before this may be below a floor pushed out of `#floors` (ms, this host's clock). */
+  #forgottenBefore = Number.NEGATIVE_INFINITY;
+  #skewMs: number;
+  #floorTtlMs: number;
+  #now: () => number;
   /** Entries refreshed before this are not fresh (the subscription was lost meanwhile). */
   #staleBefore = Number.NEGATIVE_INFINITY;
 
@@ -33,7 +56,26 @@ export class LocalCache {
         if (this.#byKeyId.get(entry.grant.keyId) === digest) this.#byKeyId.delete(entry.grant.keyId);
       },
     });
-    this.#floors = new LRUCache<string, number>({ max: Math.max(1000, opts.maxEntries), ttl: opts.floorTtlMs ?? 600_000, ttlResolution: 0 });
+    this.#skewMs = opts.skewMs ?? 0;
+    this.#floorTtlMs = opts.floorTtlMs ?? 600_000;
+    this.#now = opts.now ?? Date.now;
+    this.#floors = new LRUCache<string, Floor>({
+      max: opts.maxFloors ?? Math.max(1000, opts.maxEntries),
+      // Only a floor pushed out for room while it still matters is lost; one past its time has outlived every entry below it.
+      dispose: (floor, _keyId, reason) => {
+        if (reason === 'evict' && this.#live(floor)) this.#forgottenBefore = Math.max(this.#forgottenBefore, floor.learnedAt + this.#skewMs);
+      },
+    });
+  }
+
+  /** A floor matters for `floorTtlMs` after it was learned (expiry is ours, on this clock, not the LRU's). */
+  #live(floor: Floor): boolean {
+    return this.#now() - floor.learnedAt < this.#floorTtlMs;
+  }
+
+  #floor(keyId: string): Floor | undefined {
+    const floor = this.#floors.get(keyId);
+    return floor && this.#live(floor) ? floor : undefined;
   }
 
   get(digest: string): CacheEntry | undefined {
@@ -47,7 +89,7 @@ export class LocalCache {
    * from PostgreSQL instead); returns whether stored.
    */
   set(entry: CacheEntry): boolean {
-    if (this.superseded(entry.grant.keyId, entry.grant.version) || entry.refreshedAt < this.#staleBefore) return false;
+    if (this.superseded(entry) || entry.refreshedAt < this.#staleBefore) return false;
     const previous = this.#byKeyId.get(entry.grant.keyId);
     if (previous !== undefined && previous !== entry.digest) this.#entries.delete(previous);
     this.#entries.set(entry.digest, entry);
@@ -55,10 +97,15 @@ export class LocalCache {
     return true;
   }
 
-  /** True when a change newer than `version` of the key has been seen here. */
-  superseded(keyId: string, version: number): boolean {
-    const floor = this.#floors.get(keyId);
-    return floor !== undefined && version < floor;
+  /**
+   * True when the entry may be older than a change seen here: its version is below the key's floor,
+   * or it was read before a floor was pushed out (design: version-floor). Its signature or origin does
+   * not matter: a superseded entry may prove that its digest was verified, never grant.
+   */
+  superseded(entry: Pick<CacheEntry, 'grant' | 'refreshedAt'>): boolean {
+    if (entry.refreshedAt < this.#forgottenBefore) return true;
+    const floor = this.#floor(entry.grant.keyId);
+    return floor !== undefined && entry.grant.version < floor.version;
   }
 
   /**
@@ -67,8 +114,8 @@ export class LocalCache {
    * the key from PostgreSQL (no argon2) and never decides from the old grant, nor serves it stale.
    */
   evict(keyId: string, version: number): void {
-    const floor = this.#floors.get(keyId) ?? 0;
-    if (version > floor) this.#floors.set(keyId, version);
+    const floor = this.#floor(keyId)?.version ?? 0;
+    if (version > floor) this.#floors.set(keyId, { version, learnedAt: this.#now() });
     const digest = this.#byKeyId.get(keyId);
     const entry = digest === undefined ? undefined : this.#entries.peek(digest);
     if (digest !== undefined && entry) this.#entries.set(digest, { ...entry, refreshedAt: Number.NEGATIVE_INFINITY }, { noUpdateTTL: true });

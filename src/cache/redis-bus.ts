@@ -18,7 +18,7 @@ export interface RedisBusOptions {
   signer: Signer;
   /** How long a heard heartbeat lets this replica decide from memory, counted from its sending. */
   leaseMs: number;
-  /** The clock difference between hosts that is tolerated (design invariant 14). */
+  /** The clock difference between hosts that is tolerated (design: revocation-ignores-clocks). */
   skewMs: number;
   heartbeatMs: number;
   onError?: (err: unknown) => void;
@@ -59,7 +59,7 @@ export function readChangeMessage(obj: Record<string, unknown> | undefined): Cha
 }
 
 /**
- * Invalidations over Redis pub/sub with confirmations and leases (design invariant 2): a replica
+ * Invalidations over Redis pub/sub with confirmations and leases (design: revoke-holds): a replica
  * decides from memory only while it holds a lease renewed by its own heartbeats, which travel the
  * same subscription as the changes; a writer waits for every leaseholder's confirmation or for its
  * lease to run out. Everything read from Redis is authenticated and parsed defensively.
@@ -191,6 +191,7 @@ export class RedisBus implements InvalidationBus {
     this.#handlers?.onMessage(msg);
     const ackChannel = `${this.#o.prefix}ack:${msg.origin}`;
     const ack = this.#o.signer.sign(ackChannel, JSON.stringify({ a: msg.ackId, r: this.replicaId }));
+    // A lost confirmation costs the writer a wait until our lease runs out, never a stale allow.
     this.#o.redis.publish(ackChannel, ack).catch(() => {});
   }
 

@@ -113,8 +113,8 @@ export class RedisSharedCache implements SharedCache {
       batches.push(this.#o.redis.eval(INVALIDATE, keys.length, ...keys, ...batch.map((c) => String(c.version)), String(this.#floorTtlMs)));
     }
     const results = await Promise.allSettled(batches);
-    const failed = results.find((r) => r.status === 'rejected');
-    if (failed) throw (failed as PromiseRejectedResult).reason;
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 
   async close(): Promise<void> {}

@@ -15,9 +15,9 @@ export interface KeyVersion {
 /**
  * The tier shared by replicas (Redis), keyed by key id and the key's digest. Contract:
  * - `get` resolves undefined on a miss, and on an entry that fails authentication or parsing
- *   (design invariant 12: Redis is not an authority); it rejects on a fault; callers treat a
+ *   (design: redis-not-authority: Redis is not an authority); it rejects on a fault; callers treat a
  *   fault as a miss;
- * - `set` stores unless `invalidate` has recorded a newer version for the key (invariant 4);
+ * - `set` stores unless `invalidate` has recorded a newer version for the key (design: no-stale-write);
  * - `invalidate` removes the keys' entries and records their version floors, in batches; it
  *   rejects when any batch failed.
  */

@@ -1,7 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
 /**
- * Authenticates what replicas exchange through Redis (design invariant 12): a payload is stored
+ * Authenticates what replicas exchange through Redis (design: redis-not-authority): a payload is stored
  * or sent as `<mac>.<payload>`, the MAC an HMAC-SHA256 under CACHE_SIGNING_KEY bound to a context
  * (the channel or the cache key), so a valid value cannot be replayed under another name.
  */
@@ -38,6 +38,7 @@ export function parseObject(text: string): Record<string, unknown> | undefined {
     const v: unknown = JSON.parse(text);
     return v !== null && typeof v === 'object' && !Array.isArray(v) ? v as Record<string, unknown> : undefined;
   } catch {
+    // Not JSON: unreadable input from Redis, which the caller drops and counts.
     return undefined;
   }
 }

@@ -2,17 +2,20 @@ import type { Environment } from './key-format.js';
 import type { Address, IpRule } from './ip.js';
 import { ipAllowed } from './ip.js';
 
-export type DenyReason =
-  | 'KEY_MALFORMED'
-  | 'KEY_UNKNOWN'
-  | 'KEY_REVOKED'
-  | 'KEY_EXPIRED'
-  | 'IP_NOT_ALLOWED'
-  | 'SCOPE_NOT_GRANTED'
-  | 'TOO_MANY_FAILURES'
-  | 'RATE_LIMITED'
-  | 'USAGE_EXCEEDED'
-  | 'KEY_DISABLED';
+/** The contract's deny reasons (the proto's DenyReason without UNSPECIFIED), defined once here. */
+export const DENY_REASONS = Object.freeze([
+  'KEY_MALFORMED',
+  'KEY_UNKNOWN',
+  'KEY_REVOKED',
+  'KEY_EXPIRED',
+  'IP_NOT_ALLOWED',
+  'SCOPE_NOT_GRANTED',
+  'TOO_MANY_FAILURES',
+  'RATE_LIMITED',
+  'USAGE_EXCEEDED',
+  'KEY_DISABLED',
+] as const);
+export type DenyReason = (typeof DENY_REASONS)[number];
 
 /** What a decision needs to know about a verified key (also what caches hold). */
 export interface KeyGrant {
@@ -40,7 +43,7 @@ export type Decision =
 
 /**
  * Decide from a verified key: revocation, expiry, address, then scope. Pure. A revocation does not
- * depend on the clock (design invariant 14): `revokedAt` set means revoked.
+ * depend on the clock (design: revocation-ignores-clocks): `revokedAt` set means revoked.
  */
 export function decide(grant: KeyGrant, ip: Address, scope: string, now: number): Decision {
   const identity: Identity = grant;

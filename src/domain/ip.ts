@@ -7,6 +7,21 @@ type Address = ipaddr.IPv4 | ipaddr.IPv6;
 export interface IpRule {
   address: Address;
   prefix: number;
+  /** Stands for stored rules that could not be read: matches no address (design: unreadable-denies). */
+  readonly unreadable?: true;
+}
+
+/** The whole of an allowlist that holds a rule the service cannot read. `::/128` too, should a check ever miss the flag. */
+const UNREADABLE: readonly IpRule[] = Object.freeze([Object.freeze({ address: ipaddr.parse('::'), prefix: 128, unreadable: true as const })]);
+
+/**
+ * The allowlist to match, from its stored rules parsed one by one (undefined: a rule that does not
+ * parse). Dropping such a rule would widen the list (to any address, once none is left), so a list
+ * with any unreadable rule matches no address at all: its key is refused everywhere until the rule is
+ * fixed, never allowed more widely than its owner wrote (design: unreadable-denies).
+ */
+export function allowlistOf(parsed: readonly (IpRule | undefined)[]): readonly IpRule[] {
+  return parsed.every((r) => r !== undefined) ? parsed : UNREADABLE;
 }
 
 /** Strict parse, no folding: undefined when not an address. */
@@ -21,6 +36,7 @@ function parseRaw(text: string): Address | undefined {
     if (compatible?.[1]) return ipaddr.fromByteArray([...new Array<number>(12).fill(0), ...ipaddr.IPv4.parse(compatible[1]).toByteArray()]);
     return ipaddr.parse(text);
   } catch {
+    // ipaddr.js throws on what it cannot read: not an address.
     return undefined;
   }
 }
@@ -70,10 +86,11 @@ export function ruleWithin(inner: IpRule, outer: IpRule): boolean {
   return inner.address.kind() === outer.address.kind() && inner.prefix >= outer.prefix && inner.address.match(outer.address, outer.prefix);
 }
 
-/** True when the allowlist is empty (any address) or one rule contains the address. */
+/** True when the allowlist is empty (any address) or one rule contains the address; an unreadable rule contains none. */
 export function ipAllowed(rules: readonly IpRule[], address: Address): boolean {
   if (rules.length === 0) return true;
   for (const rule of rules) {
+    if (rule.unreadable) continue;
     if (rule.address.kind() === address.kind() && address.match(rule.address, rule.prefix)) return true;
   }
   return false;

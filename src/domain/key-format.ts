@@ -14,6 +14,9 @@ export const CHECKSUM_LENGTH = 6;
 export const BODY_LENGTH = PUBLIC_ID_LENGTH + SECRET_LENGTH + CHECKSUM_LENGTH;
 
 const PREFIXES: Record<Environment, string> = { live: 'otesse_live_sk_', test: 'otesse_test_sk_' };
+const KEY_ID_PREFIX = 'key_';
+/** A key id as a pattern (JSON Schema and RegExp): `key_` + a public id, what isKeyId accepts. */
+export const KEY_ID_PATTERN = `^${KEY_ID_PREFIX}[0-9A-Za-z]{${PUBLIC_ID_LENGTH}}$`;
 const PREFIX_LENGTH = PREFIXES.live.length;
 const KEY_LENGTH = PREFIX_LENGTH + BODY_LENGTH;
 const BODY_RE = /^[0-9A-Za-z]+$/;
@@ -82,7 +85,7 @@ function checksum(text: string): string {
 
 /** The admin-facing id of a key with this public id. */
 export function keyIdOf(publicId: string): string {
-  return `key_${publicId}`;
+  return `${KEY_ID_PREFIX}${publicId}`;
 }
 
 /** How a key is shown to admins: prefix, public id, last four characters. */
@@ -143,7 +146,8 @@ export function secretOf(key: string): string {
 
 /** True when the text is shaped like a key id (`key_` + a public id). */
 export function isKeyId(id: string): boolean {
-  return id.length === 4 + PUBLIC_ID_LENGTH && id.startsWith('key_') && BODY_RE.test(id.slice(4));
+  const p = KEY_ID_PREFIX.length;
+  return id.length === p + PUBLIC_ID_LENGTH && id.startsWith(KEY_ID_PREFIX) && BODY_RE.test(id.slice(p));
 }
 
 /** Every place a key-shaped token appears in text, for log redaction. */
@@ -155,4 +159,16 @@ export const KEY_PATTERN = /otesse_(?:live|test)_sk_[0-9A-Za-z]+/g;
  */
 export function secretCheck(secret: string): string {
   return createHash('sha256').update(secret).digest('hex').slice(0, 8);
+}
+
+/**
+ * Why a presented key cannot be the stored one, decided without argon2: the other environment's
+ * prefix on a real id, or a secret whose check value differs from the stored one (unknown for keys
+ * made before check values existed: null). Undefined when only argon2 can tell. Authenticate and
+ * leak reports both ask this before hashing (design: bounded-hashing).
+ */
+export function offlineRefusal(stored: { environment: string; check: string | null }, environment: Environment, check: string): 'environment' | 'check' | undefined {
+  if (stored.environment !== environment) return 'environment';
+  if (stored.check !== null && stored.check !== check) return 'check';
+  return undefined;
 }

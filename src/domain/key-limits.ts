@@ -1,7 +1,7 @@
 import { AppError, invalid, type FieldError } from './errors.js';
-import type { RateLimit, RefillInterval } from './key.js';
+import { REFILL_INTERVALS, type RateLimit, type RefillInterval } from './key.js';
 
-/** Bounds of the limits, quota and metadata of a key (issue 12); the API schema states the same. */
+/** Bounds of the limits, quota and metadata of a key; the API schema states the same. */
 export const LIMITS = Object.freeze({
   rateLimits: 5,
   rateLimitName: 32,
@@ -15,7 +15,6 @@ export const LIMITS = Object.freeze({
 });
 
 const NAME = new RegExp(LIMITS.rateLimitNamePattern);
-const REFILL_INTERVALS: readonly RefillInterval[] = ['daily', 'monthly'];
 const isInt = (v: unknown, min: number, max: number): v is number => Number.isSafeInteger(v) && (v as number) >= min && (v as number) <= max;
 
 /** At most 5 named limits, each name once (a duplicate is refused, not merged), in request order. */
@@ -80,6 +79,7 @@ export function metadataBytes(metadata: Record<string, unknown> | null): number 
 const jsonBytes = (value: object): number => Buffer.byteLength(JSON.stringify(value), 'utf8');
 
 // NUL is refused by jsonb; a lone surrogate is not well-formed Unicode (jsonb refuses it too).
+// eslint-disable-next-line no-control-regex -- NUL is the character this looks for
 const UNSTORABLE = /\u0000|\p{Cs}/u;
 
 /** Why a container (at `depth`, the top object being 1) cannot be stored, or undefined. */
@@ -89,7 +89,7 @@ function shapeProblem(value: object, depth: number): string | undefined {
     if (!Array.isArray(value) && k.length > LIMITS.metadataKey) return `keys must be at most ${LIMITS.metadataKey} characters`;
     if (UNSTORABLE.test(k) || (typeof v === 'string' && UNSTORABLE.test(v))) return 'text must not contain a NUL character or a lone surrogate';
     if (v !== null && typeof v === 'object') {
-      const inner = shapeProblem(v, depth + 1);
+      const inner = shapeProblem(v as object, depth + 1);
       if (inner) return inner;
     }
   }

@@ -7,9 +7,15 @@ export interface RateLimit {
   window_seconds: number;
 }
 
-export type RefillInterval = 'daily' | 'monthly';
+/** An account id as the admin API, JWT claims and URLs carry it. */
+export const ACCOUNT_ID_PATTERN = '^[A-Za-z0-9_-]{1,64}$';
 
-export type KeyStatus = 'active' | 'revoked' | 'expired';
+/** When a quota refills: each UTC midnight, or the first of each UTC month. */
+export const REFILL_INTERVALS = Object.freeze(['daily', 'monthly'] as const);
+export type RefillInterval = (typeof REFILL_INTERVALS)[number];
+
+export const KEY_STATUSES = Object.freeze(['active', 'revoked', 'expired'] as const);
+export type KeyStatus = (typeof KEY_STATUSES)[number];
 
 /** A key as the use cases see it (never the secret nor its hash). */
 export interface Key {

@@ -28,9 +28,9 @@ class AnswerCounts {
   count(outcome: string, reason: string, environment: string, path: string, tier: boolean, seconds: number): void {
     const first = reason === '' ? outcome : reason;
     let byEnv = this.#tallies.get(first);
-    if (!byEnv) this.#tallies.set(first, byEnv = new Map());
+    if (!byEnv) this.#tallies.set(first, byEnv = new Map<string, Map<string, AnswerTally>>());
     let byPath = byEnv.get(environment);
-    if (!byPath) byEnv.set(environment, byPath = new Map());
+    if (!byPath) byEnv.set(environment, byPath = new Map<string, AnswerTally>());
     let tally = byPath.get(path);
     if (!tally) {
       tally = { outcome, reason, environment, path, tier, calls: 0, buckets: new Float64Array(LATENCY_BUCKETS.length + 1), seconds: 0 };
@@ -134,6 +134,16 @@ export class Metrics {
   readonly redisRejected = new Counter({
     name: 'otesse_keys_redis_rejected_total', help: 'Messages and cache entries read from Redis that were dropped (unreadable or failed the HMAC)',
     labelNames: ['kind'] as const, registers: [this.registry],
+  });
+  readonly unreadableData = new Counter({
+    name: 'otesse_keys_unreadable_data_total',
+    help: 'Stored key data the service could not read, each time a key\'s grant was read (field allowed_ips: the key is denied from every address)',
+    labelNames: ['field'] as const, registers: [this.registry],
+  });
+  readonly supersededEntries = new Counter({
+    name: 'otesse_keys_superseded_entries_total',
+    help: 'Redis cache entries below this replica\'s version floor (replayed, or left by a failed invalidation): used as proof of the digest only, never served',
+    registers: [this.registry],
   });
   readonly propagations = new Counter({
     name: 'otesse_keys_propagation_total', help: 'Announced changes by outcome (confirmed, lease_expired, single_replica, pending)',

@@ -3,7 +3,7 @@ import { LRUCache } from 'lru-cache';
 import { decide, deny, type Decision, type DenyReason } from '../domain/decision.js';
 import { invalid, AppError } from '../domain/errors.js';
 import { parseAddress, type Address } from '../domain/ip.js';
-import { partsOfWellFormed, secretCheck, secretOf, wellFormed, type ParsedKey } from '../domain/key-format.js';
+import { offlineRefusal, partsOfWellFormed, secretCheck, secretOf, wellFormed, type ParsedKey } from '../domain/key-format.js';
 import { isScope } from '../domain/scopes.js';
 import { dataOf, toEntry, type CacheEntry, type CachedGrant, type GrantData } from '../cache/entry.js';
 import type { FailureCounter } from '../cache/failure-counter.js';
@@ -56,12 +56,16 @@ export interface AuthenticatorOptions {
   staleServeMs: number;
   /** Failed attempts from one address on one key id before that address is refused (`TOO_MANY_FAILURES`). */
   failureLimit: number;
-  /** Shared by replicas when Redis is configured (design invariant 13). */
+  /** Shared by replicas when Redis is configured (design: no-remote-lockout). */
   failures: FailureCounter;
   /** Rate limits and usage quotas (none counted without it). */
   limiter?: Limiter;
   /** How long an unknown key id is remembered. */
   unknownTtlMs?: number;
+  /** A key's stored allowlist holds rules that cannot be read (the key is then denied from every address). */
+  onUnreadable?: (keyId: string, rules: number) => void;
+  /** A Redis entry below this replica's version floor was read (a replayed or left-over entry): kept as proof only. */
+  onSuperseded?: (keyId: string) => void;
   now?: () => number;
 }
 
@@ -81,7 +85,7 @@ export class Authenticator {
   #now: () => number;
   #inflight = new Map<string, Promise<Resolved>>();
   #unknown: LRUCache<string, true>;
-  #rows = new Map<string, Promise<KeyRow | undefined>>();
+  #rows = new Map<string, Promise<RowRead>>();
   /** Check values of key ids seen (they never change): a wrong secret is refused from memory. */
   #checks = new LRUCache<string, { check: string; environment: string }>({ max: 200_000 });
   #refusedByCheck = 0;
@@ -164,8 +168,9 @@ export class Authenticator {
   async #authenticateSlow(call: Call, address: Address, scope: string, cached: CacheEntry | undefined, now: number): Promise<AuthResult> {
     let r = await this.#resolve(call, cached);
     // A shared resolution may have read the key before a change this call started after.
-    if ('entry' in r && this.#o.local.superseded(r.entry.grant.keyId, r.entry.grant.version)) {
-      r = await this.#load(call, undefined);
+    if ('entry' in r && this.#o.local.superseded(r.entry)) {
+      // Read again; the superseded grant still proves its digest was verified (no argon2), and is never served.
+      r = await this.#load(call, { ...r.entry, refreshedAt: Number.NEGATIVE_INFINITY });
     }
     if ('reason' in r) {
       if (r.known) this.#o.usage?.record(call.parsed.keyId, call.ip, false, r.reason, now, call.uses);
@@ -192,15 +197,23 @@ export class Authenticator {
     if (!cached && this.#unknown.has(parsed.keyId)) return { reason: 'KEY_UNKNOWN', path: 'memory', known: false };
     const trusted = this.#o.invalidator.trusted(this.#now());
     if (trusted) {
+      // Redis unreachable is a miss: PostgreSQL answers (the outage shows in readiness and metrics).
       const hit = await this.#o.shared.get(parsed.keyId, digest).catch(() => undefined);
       if (hit) {
-        const entry = toEntry(digest, hit.data, hit.refreshedAt);
-        if (this.#now() - hit.refreshedAt < this.#o.freshMs && this.#o.local.set(entry)) return { entry, path: 'redis' };
-        // Stale or superseded, but proof that this digest was verified: refresh without hashing.
-        cached ??= entry;
+        const entry = toEntry(digest, hit.data, hit.refreshedAt, this.#o.onUnreadable);
+        if (this.#o.local.superseded(entry)) {
+          // A valid signature says where the entry came from, not that it is current (design: version-floor):
+          // it proves the digest was verified (no argon2 to re-read the key), and it is never served, not even stale.
+          this.#o.onSuperseded?.(parsed.keyId);
+          cached ??= { ...entry, refreshedAt: Number.NEGATIVE_INFINITY };
+        } else {
+          if (this.#now() - hit.refreshedAt < this.#o.freshMs && this.#o.local.set(entry)) return { entry, path: 'redis' };
+          // Past its fresh time, but proof that this digest was verified: refresh without hashing.
+          cached ??= entry;
+        }
       }
     }
-    // Only this address is refused: the owner, elsewhere, is not locked out (design invariant 13).
+    // Only this address is refused: the owner, elsewhere, is not locked out (design: no-remote-lockout).
     if (!cached && await this.#o.failures.count(parsed.keyId, call.ip) >= this.#o.failureLimit) {
       return { reason: 'TOO_MANY_FAILURES', path: 'memory', known: true };
     }
@@ -209,22 +222,27 @@ export class Authenticator {
       await this.#o.failures.add(parsed.keyId, call.ip);
       return { reason: 'KEY_UNKNOWN', path: 'memory', known: true };
     }
-    let row: KeyRow | undefined;
+    let read: RowRead;
     try {
-      row = await this.#row(parsed.keyId);
+      read = await this.#row(parsed.keyId);
     } catch (err) {
       return this.#stale(cached, err);
     }
-    return this.#verified(row, call, cached, trusted);
+    return this.#verified(read, call, cached, trusted);
   }
 
-  /** Concurrent reads of one key id (a burst of distinct wrong secrets, say) share one query. */
-  #row(keyId: string): Promise<KeyRow | undefined> {
+  /**
+   * Concurrent reads of one key id (a burst of distinct wrong secrets, say) share one query. `readAt`
+   * is taken before the query: a grant is known current only as of then (a change may commit while
+   * the row travels), which is what the version floors' bound on forgotten floors relies on.
+   */
+  #row(keyId: string): Promise<RowRead> {
     let p = this.#rows.get(keyId);
     if (!p) {
-      p = keysRepository.byId(this.#o.db, keyId).finally(() => this.#rows.delete(keyId));
+      const readAt = this.#now();
+      p = keysRepository.byId(this.#o.db, keyId).then((row) => ({ row, readAt })).finally(() => this.#rows.delete(keyId));
       this.#rows.set(keyId, p);
-      void p.then((row) => { if (row?.secret_check) this.#checks.set(keyId, { check: row.secret_check, environment: row.environment }); }, () => {});
+      void p.then(({ row }) => { if (row?.secret_check) this.#checks.set(keyId, { check: row.secret_check, environment: row.environment }); }, () => {});
     }
     return p;
   }
@@ -233,20 +251,21 @@ export class Authenticator {
   #wrongByCheck(call: Call): boolean {
     const known = this.#checks.get(call.parsed.keyId);
     if (!known) return false;
-    const wrong = known.environment !== call.parsed.environment || known.check !== call.check;
+    const wrong = offlineRefusal(known, call.parsed.environment, call.check) !== undefined;
     if (wrong) this.#refusedByCheck++;
     return wrong;
   }
 
-  /** PostgreSQL unreachable: a verified entry serves within the stale bound, else the fault stands. */
+  /** PostgreSQL unreachable: a verified entry not below its version floor serves within the stale bound, else the fault stands. */
   #stale(cached: CacheEntry | undefined, err: unknown): Resolved {
     const now = this.#now();
-    const usable = cached && this.#o.invalidator.trusted(now) && now - cached.refreshedAt < this.#o.freshMs + this.#o.staleServeMs;
+    const usable = cached && this.#o.invalidator.trusted(now) && !this.#o.local.superseded(cached)
+      && now - cached.refreshedAt < this.#o.freshMs + this.#o.staleServeMs;
     if (usable) return { entry: cached, path: 'memory' };
     throw err instanceof AppError ? err : new AppError('STORAGE_UNAVAILABLE', 'storage unavailable');
   }
 
-  async #verified(row: KeyRow | undefined, call: Call, cached: CacheEntry | undefined, trusted: boolean): Promise<Resolved> {
+  async #verified({ row, readAt }: RowRead, call: Call, cached: CacheEntry | undefined, trusted: boolean): Promise<Resolved> {
     const { parsed, digest } = call;
     if (!row) {
       this.#unknown.set(parsed.keyId, true);
@@ -257,8 +276,8 @@ export class Authenticator {
       await this.#o.failures.add(parsed.keyId, call.ip);
       return { reason: 'KEY_UNKNOWN', path: 'storage', known: true };
     }
-    const entry = toEntry(digest, grantData(row), this.#now());
-    // A row read before a change this replica has already seen is not cached anywhere (invariant 4).
+    const entry = toEntry(digest, grantData(row), readAt, this.#o.onUnreadable);
+    // A row read before a change this replica has already seen is not cached anywhere (design: no-stale-write).
     if (this.#o.local.set(entry) && trusted) await this.#o.shared.set(digest, { data: dataOf(entry.grant), refreshedAt: entry.refreshedAt }).catch(() => false);
     return { entry, path: 'storage' };
   }
@@ -269,9 +288,9 @@ export class Authenticator {
    * no hashing; argon2 runs only for the right secret (or a one-in-four-billion collision).
    */
   async #secretMatches(row: KeyRow, call: Call): Promise<boolean> {
-    if (row.environment !== call.parsed.environment) return false;
-    if (row.secret_check !== null && row.secret_check !== call.check) {
-      this.#refusedByCheck++;
+    const refusal = offlineRefusal({ environment: row.environment, check: row.secret_check }, call.parsed.environment, call.check);
+    if (refusal) {
+      if (refusal === 'check') this.#refusedByCheck++;
       return false;
     }
     const { limits } = call;
@@ -287,6 +306,12 @@ export class Authenticator {
 
 function refused(allowed: Decision, r: Refusal): Decision {
   return { allowed: false, reason: r.reason, identity: allowed.identity, retryAfterMs: r.retryAfterMs };
+}
+
+/** A key row as read from PostgreSQL, and when the read began. */
+interface RowRead {
+  row: KeyRow | undefined;
+  readAt: number;
 }
 
 /** One Authenticate call as the resolution steps see it. */

@@ -88,4 +88,15 @@ export class Hasher {
       return verify(phc, secret).catch(() => false);
     }, shouldStart);
   }
+
+  /**
+   * A verification for an admin use case (a leak report): in the admin lane, beside create and
+   * rotate, so it never takes a slot or a queue place of Authenticate; OVERLOADED when that lane is full.
+   */
+  async verifyForAdmin(phc: string, secret: string): Promise<boolean> {
+    return this.#admin.run(() => {
+      this.#verifications++;
+      return verify(phc, secret).catch(() => false);
+    });
+  }
 }

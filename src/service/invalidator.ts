@@ -23,7 +23,7 @@ export interface InvalidatorOptions {
   now?: () => number;
 }
 
-/** What a committed change reached (design invariant 2). */
+/** What a committed change reached (design: revoke-holds). */
 export interface Propagation extends PublishResult {
   /** False only for a change that needed no announcement (nothing changed). */
   published: boolean;
@@ -32,7 +32,7 @@ export interface Propagation extends PublishResult {
 const NOTHING: Propagation = { replicas: 0, confirmed: 0, outcome: 'confirmed', unconfirmed: [], waitedMs: 0, published: true };
 
 /**
- * Keeps this replica's caches consistent with the change log (design invariants 2, 3 and 5):
+ * Keeps this replica's caches consistent with the change log (design: revoke-holds, change-log-catch-up, untrusted-without-lease):
  * evicts on every bus message, catches up from the change log on a gap, on resubscribe and
  * every `pollMs`, and trusts its caches only while it holds the bus lease and is caught up.
  */
@@ -66,7 +66,7 @@ export class Invalidator {
     return this.trusted(this.#now());
   }
 
-  /** Subscribed and caught up at least once since start (readiness, design invariant 11). */
+  /** Subscribed and caught up at least once since start (readiness, design: readiness-is-local). */
   get everReady(): boolean {
     return this.#everReady;
   }
@@ -83,10 +83,14 @@ export class Invalidator {
     return this.#lastSeq;
   }
 
-  /** Seed version floors from the recent change log, read its head, subscribe, and start the poll. */
+  /**
+   * Read the change log's head, seed version floors from its recent changes, subscribe, catch up from
+   * the head, and start the poll. The head is read first: a change committed between the two reads is
+   * then read again by the catch-up, rather than missed by both (design: version-floor).
+   */
   async start(): Promise<void> {
-    for (const c of await changesRepository.recent(this.#o.db, this.#o.recentMs)) this.#o.local.evict(c.keyId, c.version);
     this.#lastSeq = await changesRepository.latest(this.#o.db);
+    for (const c of await changesRepository.recent(this.#o.db, this.#o.recentMs)) this.#o.local.evict(c.keyId, c.version);
     await this.#o.bus.start({
       onMessage: (msg) => {
         this.#apply(msg.changes);
@@ -145,11 +149,13 @@ export class Invalidator {
       if (c.seq > this.#lastSeq + 1) gap = true;
       else if (c.seq === this.#lastSeq + 1) this.#lastSeq = c.seq;
     }
+    // A failed catch-up leaves trust as it is and is tried again by the next poll.
     if (gap) void this.catchUp().catch(() => {});
   }
 
   /** Read every change after the last one applied (one catch-up at a time); restores trust when nothing was missed meanwhile. */
   catchUp(): Promise<void> {
+    // The previous catch-up's failure was its caller's to see; this one starts afresh.
     this.#catchUp = this.#catchUp.catch(() => {}).then(async () => {
       const epoch = this.#epoch;
       await this.#readLog();
@@ -180,6 +186,7 @@ export class Invalidator {
       this.#repair.clear();
       await this.#invalidateShared(pending);
     }
+    // A failed poll is tried again on the next tick; trust is unchanged meanwhile.
     await this.catchUp().catch(() => {});
   }
 
@@ -187,6 +194,7 @@ export class Invalidator {
   #missed(): void {
     this.#epoch++;
     this.#caughtUp = false;
+    // Until a catch-up succeeds (the next poll retries) the caches are not trusted.
     void this.catchUp().catch(() => {});
   }
 
@@ -212,6 +220,7 @@ export class Invalidator {
         await this.catchUp();
         return;
       } catch {
+        // PostgreSQL or Redis unreachable: still untrusted; try again shortly while subscribed.
         await new Promise((r) => setTimeout(r, 500));
         if (!this.#subscribed) return;
       }

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import pLimit from 'p-limit';
 import { AppError } from '../domain/errors.js';
-import { KEY_PATTERN, parseKey, redact, secretOf, type ParsedKey } from '../domain/key-format.js';
+import { KEY_PATTERN, offlineRefusal, parseKey, redact, secretCheck, secretOf, type ParsedKey } from '../domain/key-format.js';
+import { readableFrom, TEXT_LIMITS } from '../domain/text.js';
 import { auditRepository, type NewAudit } from '../store/audit-repository.js';
 import type { Database } from '../store/db.js';
 import { keysRepository, type KeyRow } from '../store/keys-repository.js';
@@ -19,14 +20,20 @@ export interface LeakedToken {
 
 export type LeakLabel = 'true_positive' | 'false_positive';
 
+/**
+ * `not_checked`: the token names a key made before check values existed, and the report had already
+ * spent its argon2 budget (MAX_UNVOUCHED_VERIFICATIONS): nothing was decided, report it again.
+ */
+export type LeakOutcome = 'revoked' | 'already_revoked' | 'not_checked';
+
 /** The answer for one reported token, never the token itself. */
 export interface LeakVerdict {
   /** SHA-256 hex of the token as reported. */
   tokenHash: string;
-  /** true_positive: a real key (now revoked, or revoked before); false_positive: anything else. */
-  label: LeakLabel;
+  /** true_positive: a real key (now revoked, or revoked before); false_positive: anything else; null: not checked. */
+  label: LeakLabel | null;
   keyId: string | null;
-  outcome: 'revoked' | 'already_revoked' | null;
+  outcome: LeakOutcome | null;
 }
 
 export interface LeakScope {
@@ -40,7 +47,7 @@ export interface LeakReportServiceOptions {
   db: Database;
   hasher: Hasher;
   keys: KeyService;
-  /** argon2 verifications this use case keeps in the Hasher at once (Authenticate shares its queue); default 2. */
+  /** argon2 verifications this use case keeps in the Hasher's admin lane at once; default 1. */
   verifyConcurrency?: number;
   /** Revokes at once (each waits for every replica's confirmation); default 8. */
   revokeConcurrency?: number;
@@ -50,7 +57,13 @@ export interface LeakReportServiceOptions {
 
 /** Places recorded per key and report: a token pasted in thousands of files is one incident. */
 const MAX_PLACES = 20;
-const MAX_REASON = 500;
+/**
+ * argon2 verifications one report may spend on tokens no check value vouches for (keys made before
+ * check values existed). A token whose secret fails the check value costs no hashing at all; one that
+ * passes it is the real secret (short of a one-in-four-billion chance) and is hashed only to revoke a
+ * live key, so it costs argon2 once per key. Past the budget a token is answered `not_checked`.
+ */
+export const MAX_UNVOUCHED_VERIFICATIONS = 20;
 
 const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex');
 /** A URL could itself hold a key: never store one, wherever it appears. */
@@ -61,6 +74,10 @@ interface Candidate {
   parsed: ParsedKey;
   places: { source: string; url: string | null }[];
 }
+
+/** What a candidate costs to decide: nothing (refused offline, or an already revoked key vouched for), or argon2. */
+type Triage = { kind: 'refused' } | { kind: 'settled'; row: KeyRow } | { kind: 'verify'; row: KeyRow; vouched: boolean };
+type Decided = { row: KeyRow; outcome: LeakOutcome };
 
 /**
  * Leaked-key reports: each token is checked offline, then, when it names a real key (of the
@@ -75,23 +92,30 @@ export class LeakReportService {
     this.#o = opts;
   }
 
-  /** Check, verify, revoke and record; one verdict per entry, in the entries' order. */
+  /**
+   * Check, verify, revoke and record; one verdict per entry, in the entries' order. Tokens are refused
+   * offline as Authenticate refuses them (format, unknown id, environment, check value), so only a
+   * real secret, or a bounded number of tokens for keys without a check value, reaches argon2
+   * (design: bounded-hashing); it runs in the Hasher's admin lane, never in Authenticate's.
+   */
   async report(actor: Actor, entries: readonly LeakedToken[], scope: LeakScope): Promise<LeakVerdict[]> {
-    const candidates = candidatesOf(entries);
-    const rows = await this.#rows([...new Set([...candidates.values()].map((c) => c.parsed.keyId))]);
-    const verified = new Map<string, { row: KeyRow; outcome: 'revoked' | 'already_revoked' }>();
-    const verify = pLimit(this.#o.verifyConcurrency ?? 2);
+    const candidates = [...candidatesOf(entries).values()];
+    const rows = await this.#rows([...new Set(candidates.map((c) => c.parsed.keyId))]);
+    const triaged = candidates.map((c) => ({ c, t: triage(rows.get(c.parsed.keyId), c, scope) }));
+    const decided = new Map<string, Decided>();
+    const verify = pLimit(this.#o.verifyConcurrency ?? 1);
     const revoke = pLimit(this.#o.revokeConcurrency ?? 8);
-    await Promise.all([...candidates.values()].map(async (c) => {
-      const row = rows.get(c.parsed.keyId);
-      if (!row || row.environment !== c.parsed.environment || (scope.accountId !== undefined && row.account_id !== scope.accountId)) return;
-      if (!(await verify(() => this.#verify(row, c.token)))) return;
-      verified.set(c.token, { row, outcome: await revoke(() => this.#revokeAndRecord(actor, row, c, scope)) });
+    let unvouched = 0;
+    await Promise.all(triaged.map(async ({ c, t }) => {
+      if (t.kind === 'refused') return;
+      if (t.kind === 'verify' && !t.vouched && ++unvouched > MAX_UNVOUCHED_VERIFICATIONS) {
+        decided.set(c.token, { row: t.row, outcome: 'not_checked' });
+        return;
+      }
+      if (t.kind === 'verify' && !(await verify(() => this.#verify(t.row, c.token)))) return;
+      decided.set(c.token, { row: t.row, outcome: await revoke(() => this.#revokeAndRecord(actor, t.row, c, scope)) });
     }));
-    return entries.map((e) => {
-      const hit = verified.get(e.token);
-      return { tokenHash: sha256(e.token), label: hit ? 'true_positive' : 'false_positive', keyId: hit?.row.id ?? null, outcome: hit?.outcome ?? null };
-    });
+    return entries.map((e) => verdictOf(e.token, decided.get(e.token)));
   }
 
   async #rows(ids: string[]): Promise<Map<string, KeyRow>> {
@@ -100,12 +124,12 @@ export class LeakReportService {
     return new Map(rows.filter((r): r is KeyRow => r !== undefined).map((r) => [r.id, r]));
   }
 
-  /** argon2 verification; while Authenticate keeps the Hasher's queue full, wait rather than fail the report. */
+  /** argon2 in the admin lane; while create and rotate keep it full, wait rather than fail the report. */
   async #verify(row: KeyRow, token: string): Promise<boolean> {
     const deadline = Date.now() + (this.#o.overloadWaitMs ?? 5000);
     for (;;) {
       try {
-        return await this.#o.hasher.verify(row.secret_hash, secretOf(token));
+        return await this.#o.hasher.verifyForAdmin(row.secret_hash, secretOf(token));
       } catch (err) {
         if (!(err instanceof AppError && err.code === 'OVERLOADED') || Date.now() > deadline) throw err;
         await new Promise((r) => setTimeout(r, 25));
@@ -118,7 +142,8 @@ export class LeakReportService {
     const outcome = row.revoked_at ? 'already_revoked' : 'revoked';
     const first = c.places[0];
     if (outcome === 'revoked') {
-      const reason = `leaked: ${scope.channel}${first?.url ? ` ${first.url}` : ''}`.slice(0, MAX_REASON);
+      // Built by the service from what the reporter sent: made readable and cut, never refused (one odd URL must not fail the report).
+      const reason = readableFrom(`leaked: ${scope.channel}${first?.url ? ` ${first.url}` : ''}`, TEXT_LIMITS.reason);
       await this.#o.keys.revoke(actor, row.account_id, row.id, reason);
     }
     const leaks: NewLeak[] = c.places.map((p) => ({ key_id: row.id, account_id: row.account_id, reporter: actor.name, source: p.source, url: p.url, outcome }));
@@ -141,9 +166,33 @@ function candidatesOf(entries: readonly LeakedToken[]): Map<string, Candidate> {
     const parsed = parseKey(e.token);
     if (!parsed) continue;
     const c = out.get(e.token) ?? { token: e.token, parsed, places: [] };
-    const place = { source: scrubKeys(e.source), url: e.url === undefined ? null : scrubKeys(e.url) };
+    const place = { source: readableFrom(scrubKeys(e.source), TEXT_LIMITS.leakSource) || 'unknown',
+      url: e.url === undefined ? null : readableFrom(scrubKeys(e.url), TEXT_LIMITS.leakUrl) || null };
     if (c.places.length < MAX_PLACES && !c.places.some((p) => p.source === place.source && p.url === place.url)) c.places.push(place);
     out.set(e.token, c);
   }
   return out;
+}
+
+/**
+ * The same offline refusals as Authenticate (design: bounded-hashing): an unknown id, another account's
+ * key, the other environment or a check value that differs cost no hashing. A key already revoked whose
+ * check value vouches for the secret is settled without argon2: nothing would change, and a replayed
+ * report of revoked keys must not cost hashing.
+ */
+function triage(row: KeyRow | undefined, c: Candidate, scope: LeakScope): Triage {
+  if (!row || (scope.accountId !== undefined && row.account_id !== scope.accountId)) return { kind: 'refused' };
+  if (offlineRefusal({ environment: row.environment, check: row.secret_check }, c.parsed.environment, secretCheck(secretOf(c.token)))) {
+    return { kind: 'refused' };
+  }
+  const vouched = row.secret_check !== null;
+  if (vouched && row.revoked_at) return { kind: 'settled', row };
+  return { kind: 'verify', row, vouched };
+}
+
+function verdictOf(token: string, d: Decided | undefined): LeakVerdict {
+  const tokenHash = sha256(token);
+  if (!d) return { tokenHash, label: 'false_positive', keyId: null, outcome: null };
+  if (d.outcome === 'not_checked') return { tokenHash, label: null, keyId: null, outcome: 'not_checked' };
+  return { tokenHash, label: 'true_positive', keyId: d.row.id, outcome: d.outcome };
 }

@@ -31,7 +31,7 @@ export interface LimiterOptions {
 interface RateBucket {
   window: number;
   tokens: number;
-  /** The fleet's budget for this window is spent: refuse until it ends, without asking again. */
+  /** The fleet's budget for this window is spent: once the tokens held here are, refuse until it ends, without asking again. */
   spent: boolean;
   leasing: Promise<void> | undefined;
   /** Calls waiting for a share: a lease asks for at least as many, so that a burst is served in one round trip. */
@@ -42,7 +42,7 @@ interface RateBucket {
 interface QuotaBucket {
   tokens: number;
   lease: QuotaLease | undefined;
-  /** The balance was 0: refuse until then (a refill, or a re-check in a few seconds). */
+  /** The balance was 0: once the tokens held here are spent, refuse until then (a refill, or a re-check in a few seconds). */
   emptyUntil: number;
   retryAt: number;
   leasing: Promise<void> | undefined;
@@ -84,8 +84,10 @@ function quotaShare(remaining: number): number {
  *
  * Guarantees: a window never allows more than `limit` calls across the fleet (every share comes out
  * of one counter); when demand stays above the limit it allows at least `limit - replicas × share`
- * (shares left unspent when the window ends). The quota never allows more calls than its balance;
- * unspent shares are given back when a key goes idle and at shutdown (a replica that crashes loses
+ * (shares left unspent when the window ends). The quota never allows more calls than its balance,
+ * and while calls keep reaching the replicas that hold shares it allows exactly the balance (a replica
+ * spends the tokens it holds before an empty balance refuses anything there); unspent shares are
+ * given back when a key goes idle and at shutdown (a replica that crashes loses
  * its share: fewer calls allowed, never more). While Redis cannot be reached each replica counts
  * rate limits on its own (up to replicas × limit per window), and a quota share cannot be leased
  * without PostgreSQL (STORAGE_UNAVAILABLE).
@@ -161,7 +163,8 @@ export class Limiter {
         b.tokens = 0;
         b.spent = false;
       }
-      if (b.spent) {
+      // As for the quota: the window's budget being spent refuses only once this replica's tokens are.
+      if (b.tokens < 1 && b.spent) {
         const retryAfterMs = (window + 1) * rule.windowMs - now;
         if (!refusal || retryAfterMs > refusal.retryAfterMs) refusal = { reason: 'RATE_LIMITED', retryAfterMs };
       } else if (b.tokens < 1) {
@@ -173,8 +176,10 @@ export class Limiter {
     if (refusal) return refusal;
     const q = state.quota;
     if (q && !q.gone) {
-      if (q.emptyUntil > now) return { reason: 'USAGE_EXCEEDED', retryAfterMs: Math.max(0, q.retryAt - now) };
       if (q.tokens < 1) {
+        // The empty mark refuses only once this replica's share is spent: a renewal ahead of need may
+        // find the balance empty while tokens are still held here, and they are part of the quota too.
+        if (q.emptyUntil > now) return { reason: 'USAGE_EXCEEDED', retryAfterMs: Math.max(0, q.retryAt - now) };
         need = true;
         this.#leaseQuota(keyId, q, want);
       }
@@ -187,11 +192,11 @@ export class Limiter {
       const b = state.rate[i] as RateBucket;
       b.tokens -= n;
       // Renew ahead of need, so that calls rarely wait for a lease.
-      if (b.tokens * 4 < rateShare((state.rules[i] as RateLimitRule).limit) && !b.leasing) this.#leaseRate(keyId, state.rules[i] as RateLimitRule, b, 1);
+      if (b.tokens * 4 < rateShare((state.rules[i] as RateLimitRule).limit) && !b.leasing && !b.spent) this.#leaseRate(keyId, state.rules[i] as RateLimitRule, b, 1);
     }
     if (q && !q.gone) {
       q.tokens -= n;
-      if (q.tokens * 4 < q.share && !q.leasing) this.#leaseQuota(keyId, q, 1);
+      if (q.tokens * 4 < q.share && !q.leasing && q.emptyUntil <= now) this.#leaseQuota(keyId, q, 1);
     }
     return n;
   }
@@ -276,6 +281,7 @@ export class Limiter {
       if (state.usedAt >= before) continue;
       this.#keys.delete(keyId);
       const q = state.quota;
+      // A share that cannot be given back is lost: fewer calls allowed, never more.
       if (q?.lease && q.tokens > 0) jobs.push(quotaRepository.giveBack(this.#o.db, keyId, q.tokens, q.lease).catch(() => false));
     }
     await Promise.all(jobs);

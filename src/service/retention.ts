@@ -20,7 +20,7 @@ const RETENTION_LOCK = 7_336_013;
 
 /** Each table's rule: the rows older than its retention, by its time column. */
 const TABLES: { table: string; column: string; days: (p: RetentionPolicy) => number; extra?: string }[] = [
-  // The newest change is always kept: sequence numbers continue from it (design invariant 3).
+  // The newest change is always kept: sequence numbers continue from it (design: change-log-catch-up).
   { table: 'key_changes', column: 'at', days: (p) => p.changesDays, extra: 'AND seq < (SELECT max(seq) FROM key_changes)' },
   { table: 'activity_batches', column: 'applied_at', days: (p) => p.activityBatchesDays },
   { table: 'key_usage_hourly', column: 'hour', days: (p) => p.usageDays },

@@ -11,7 +11,7 @@ export interface ChangeRow {
 // Serialises change-log appends so that sequence numbers are gap-free in commit order.
 const CHANGE_LOCK = 7_336_012;
 
-/** The change log of design invariant 2. */
+/** The change log of design: revoke-holds. */
 export const changesRepository = {
   /** Append changes inside the caller's transaction (call it last, just before commit). */
   async record(tx: Queryable, changes: { keyId: string; version: number; kind: string }[]): Promise<ChangeRow[]> {

@@ -12,7 +12,7 @@ export interface KeyRow extends Key {
 export type { KeyStatus, RateLimit, RefillInterval };
 export { statusOf };
 
-/** The limits, quota, switch and metadata of a key (issue 12); a new key without them is enabled and unlimited. */
+/** The limits, quota, switch and metadata of a key; a new key without them is enabled and unlimited. */
 export type KeyLimits = Pick<KeyRow, 'enabled' | 'rate_limits' | 'remaining_uses' | 'refill_amount' | 'refill_interval' | 'metadata'>;
 
 export type NewKey = Pick<KeyRow, 'id' | 'account_id' | 'environment' | 'label' | 'scopes' | 'allowed_ips'

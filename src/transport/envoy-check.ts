@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import type { Identity } from '../domain/decision.js';
+import { clientAddress, trustedProxies } from '../domain/forwarded-for.js';
+import type { IpRule } from '../domain/ip.js';
 import { checkGatewayRequest, identityHeaders, type Authenticate, type GatewayOutcome } from './gateway-check.js';
 import { PROTO_ROOT } from './grpc/server.js';
 import type { RouteMap } from './route-map.js';
@@ -33,6 +34,11 @@ export interface EnvoyCheckOptions {
   authenticate: Authenticate;
   /** FORWARD_AUTH_ROUTES: the scope when the route sets no context_extensions["scope"]. */
   routes?: RouteMap | undefined;
+  /**
+   * TRUST_PROXY: attributes.source.address is the peer of Envoy's connection (a load balancer, say);
+   * its x-forwarded-for is believed only when that peer is one of these, as forward auth does.
+   */
+  trustProxy?: string[] | undefined;
   log: { error(obj: object, msg: string): void };
   onOutcome?: (outcome: GatewayOutcome) => void;
 }
@@ -57,7 +63,7 @@ const overwrite = (headers: Record<string, string>): HeaderValueOption[] =>
 export function toCheckResponse(outcome: GatewayOutcome): CheckResponse {
   if (outcome.allowed) {
     return { status: { code: RPC_OK, message: '' },
-      ok_response: { headers: overwrite(identityHeaders(outcome.identity as Identity)), headers_to_remove: outcome.keyHeaders } };
+      ok_response: { headers: overwrite(identityHeaders(outcome.identity)), headers_to_remove: outcome.keyHeaders } };
   }
   const { status, headers, body } = outcome.answer;
   return {
@@ -70,9 +76,11 @@ export function toCheckResponse(outcome: GatewayOutcome): CheckResponse {
 export class EnvoyCheck {
   readonly definition = loadEnvoyProto();
   #o: EnvoyCheckOptions;
+  #trusted: IpRule[];
 
   constructor(opts: EnvoyCheckOptions) {
     this.#o = opts;
+    this.#trusted = trustedProxies(opts.trustProxy);
   }
 
   addToServer(server: grpc.Server): void {
@@ -85,9 +93,11 @@ export class EnvoyCheck {
   #check(call: grpc.ServerUnaryCall<CheckRequest, CheckResponse>, callback: grpc.sendUnaryData<CheckResponse>): void {
     const attrs = call.request.attributes;
     const http = attrs?.request?.http;
-    const scope = attrs?.context_extensions?.scope || this.#o.routes?.scopeFor(http?.method ?? '', http?.path ?? '');
-    const ip = attrs?.source?.address?.socket_address?.address ?? '';
-    checkGatewayRequest(this.#o.authenticate, { headers: headersOf(http), ip, scope }).then((outcome) => {
+    const headers = headersOf(http);
+    const ip = clientAddress(attrs?.source?.address?.socket_address?.address ?? '', headers['x-forwarded-for'], this.#trusted);
+    // context_extensions come from the operator's Envoy configuration, never from the client.
+    checkGatewayRequest(this.#o.authenticate, this.#o.routes, { headers, ip, method: http?.method || undefined,
+      target: http?.path || undefined, fixedScope: attrs?.context_extensions?.scope || undefined }).then((outcome) => {
       this.#o.onOutcome?.(outcome);
       callback(null, toCheckResponse(outcome));
     }, (err: unknown) => {

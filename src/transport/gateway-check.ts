@@ -1,7 +1,9 @@
-import { denialResponse, keyFromHeaders, type DenialResponse, type HeaderValue } from '@otesse/keys-client';
+import { denialResponse, keyFromHeaders, PROBLEM_BASE, PROBLEM_CONTENT_TYPE, type DenialResponse, type HeaderValue } from '@otesse/keys-client';
 import type { Identity } from '../domain/decision.js';
 import { AppError } from '../domain/errors.js';
+import { checkRequestTarget } from '../domain/request-target.js';
 import type { AuthResult } from '../service/authenticator.js';
+import type { RouteMap } from './route-map.js';
 
 /** The one Authenticate use case, as the transports call it. */
 export type Authenticate = (key: string, ip: string, scope: string) => AuthResult | Promise<AuthResult>;
@@ -14,37 +16,61 @@ export type GatewayOutcome =
 const refuse = (reason: string, identity?: Identity, retryAfterMs?: number): GatewayOutcome => (
   { allowed: false, reason, answer: denialResponse(reason, retryAfterMs), identity });
 
-/**
- * A gateway's question for forward auth and Envoy Check alike: find the key in the request's
- * headers, call Authenticate, and map the decision through the client package's one table.
- */
-export async function checkGatewayRequest(authenticate: Authenticate, req: {
+/** A request the gateway (or its client) got wrong: 400 problem+json, said plainly. */
+export function badRequest(reason: string, detail: string, slug = 'bad-request'): GatewayOutcome {
+  return { allowed: false, reason, answer: { status: 400, headers: { 'content-type': PROBLEM_CONTENT_TYPE },
+    body: { type: `${PROBLEM_BASE}${slug}`, title: 'Bad Request', status: 400, detail } } };
+}
+
+/** What a gateway says about the client's request. */
+export interface GatewayRequest {
   headers: { authorization?: HeaderValue; 'x-api-key'?: HeaderValue };
   ip: string;
-  scope: string | undefined;
-}): Promise<GatewayOutcome> {
-  if (req.scope === undefined) return refuse('ROUTE_NOT_MAPPED');
-  const found = keyFromHeaders(req.headers);
-  if (found.kind === 'conflict') return refuse('KEY_CONFLICT');
-  if (found.kind === 'missing') return refuse('KEY_MISSING');
+  /** The client's method and request target, when the gateway sends them. */
+  method?: string | undefined;
+  target?: string | undefined;
+  /** A scope the operator's configuration sets (Envoy's context_extensions, a declared X-Otesse-Scope). */
+  fixedScope?: string | undefined;
+}
+
+/**
+ * The scope a request needs: the operator's fixed scope, else the route map's. A target not in its
+ * one canonical form is refused first, however the scope is found (design: client-cannot-choose).
+ */
+function scopeOf(req: GatewayRequest, routes: RouteMap | undefined): { scope: string | undefined } | { refused: GatewayOutcome } {
+  if (req.target !== undefined) {
+    const checked = checkRequestTarget(req.target);
+    if (!checked.ok) return { refused: badRequest('TARGET_NOT_CANONICAL', checked.detail, 'target-not-canonical') };
+  }
+  if (req.fixedScope) return { scope: req.fixedScope };
+  const mapped = req.method !== undefined && req.target !== undefined ? routes?.scopeFor(req.method, req.target) : undefined;
+  return { scope: mapped };
+}
+
+/**
+ * A gateway's question for forward auth and Envoy Check alike: check the target, find the scope
+ * and the key, call Authenticate, and map the decision through the client package's one table.
+ */
+export async function checkGatewayRequest(authenticate: Authenticate, routes: RouteMap | undefined, req: GatewayRequest): Promise<GatewayOutcome> {
+  const found = scopeOf(req, routes);
+  if ('refused' in found) return found.refused;
+  if (found.scope === undefined) return refuse('ROUTE_NOT_MAPPED');
+  const key = keyFromHeaders(req.headers);
+  if (key.kind === 'conflict') return refuse('KEY_CONFLICT');
+  if (key.kind === 'missing') return refuse('KEY_MISSING');
   let result: AuthResult;
   try {
-    result = await authenticate(found.key, req.ip, req.scope);
+    result = await authenticate(key.key, req.ip, found.scope);
   } catch (err) {
     if (!(err instanceof AppError)) throw err;
     if (err.code === 'STORAGE_UNAVAILABLE' || err.code === 'OVERLOADED') return refuse('SERVICE_UNAVAILABLE');
-    if (err.code === 'VALIDATION_FAILED') return { allowed: false, reason: 'BAD_REQUEST', answer: badRequest(err.message) };
+    // A gateway that sent a scope outside the catalog or an address that is none: its operator's bug.
+    if (err.code === 'VALIDATION_FAILED') return badRequest('BAD_REQUEST', err.message);
     throw err;
   }
   const d = result.decision;
-  if (d.allowed) return { allowed: true, identity: d.identity, keyHeaders: found.headers };
+  if (d.allowed) return { allowed: true, identity: d.identity, keyHeaders: key.headers };
   return refuse(d.reason, d.identity, d.retryAfterMs);
-}
-
-/** A gateway that sent a scope outside the catalog or an address that is none: its operator's bug, said plainly. */
-function badRequest(detail: string): DenialResponse {
-  const answer = denialResponse('KEY_CONFLICT');
-  return { ...answer, body: { ...answer.body, type: 'https://docs.otesse.com/problems/bad-request', detail } };
 }
 
 /** The identity headers a gateway passes upstream on allow. */

@@ -1,22 +1,24 @@
 import { readFileSync } from 'node:fs';
 import FindMyWay, { type HTTPMethod } from 'find-my-way';
 import { parse } from 'yaml';
-import { z } from 'zod';
+import { Type, type Static } from '@sinclair/typebox';
 import { ConfigError } from '../config.js';
-import { isScope } from '../domain/scopes.js';
+import { checkRequestTarget } from '../domain/request-target.js';
+import { SCOPES } from '../domain/scopes.js';
+import { checker, StringEnum } from '../validation.js';
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 
-const rule = z.object({
-  method: z.union([z.literal('ANY'), z.enum(METHODS)]),
+const Rule = Type.Object({
+  method: StringEnum(['ANY', ...METHODS] as const),
   // find-my-way patterns: `/v1/bookings/:id`, `/v1/files/*`.
-  path: z.string().regex(/^\/\S*$/, 'must start with / and hold no spaces'),
-  scope: z.string().refine(isScope, 'not a scope of the catalog'),
-}).strict();
+  path: Type.String({ pattern: '^/\\S*$', errorMessage: { pattern: 'must start with / and hold no spaces' } }),
+  scope: StringEnum(SCOPES, { errorMessage: { enum: 'not a scope of the catalog' } }),
+}, { additionalProperties: false });
 
-const file = z.object({ routes: z.array(rule).min(1) }).strict();
+const checkFile = checker(Type.Object({ routes: Type.Array(Rule, { minItems: 1 }) }, { additionalProperties: false }), 'json');
 
-export type RouteRule = z.infer<typeof rule>;
+export type RouteRule = Static<typeof Rule>;
 
 /**
  * Which scope a gateway's request needs, from its method and path (FORWARD_AUTH_ROUTES). Paths
@@ -34,12 +36,9 @@ export class RouteMap {
 
   /** Parse and check the YAML text; throws an Error naming the bad entry. */
   static parse(text: string): RouteMap {
-    const result = file.safeParse(parse(text));
-    if (!result.success) {
-      const issue = result.error.issues[0];
-      throw new Error(`${issue?.path.join('.') || 'file'}: ${issue?.message ?? 'invalid'}`);
-    }
-    return new RouteMap(result.data.routes);
+    const result = checkFile(parse(text));
+    if (!result.ok) throw new Error(`${result.issue.path || 'file'}: ${result.issue.message}`);
+    return new RouteMap(result.value.routes);
   }
 
   /** Read FORWARD_AUTH_ROUTES at start; a bad file stops start-up with one line naming the variable. */
@@ -51,12 +50,16 @@ export class RouteMap {
     }
   }
 
-  /** The scope for a method and a request target (query string ignored), or undefined when no rule matches. */
+  /**
+   * The scope for a method and a request target (query string ignored), or undefined when no rule
+   * matches. A target not in its canonical form matches nothing (design: client-cannot-choose);
+   * the gateways refuse it with 400 before they get here.
+   */
   scopeFor(method: string, target: string): string | undefined {
-    const path = target.split('?')[0] ?? '';
+    const checked = checkRequestTarget(target);
     const m = method.toUpperCase();
-    if (!(METHODS as readonly string[]).includes(m)) return undefined;
-    const found = this.#router.find(m as HTTPMethod, path);
+    if (!checked.ok || !(METHODS as readonly string[]).includes(m)) return undefined;
+    const found = this.#router.find(m as HTTPMethod, checked.path);
     return (found?.store as { scope?: string } | undefined)?.scope;
   }
 }

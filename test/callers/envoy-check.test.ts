@@ -3,43 +3,12 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
 import t from 'tap';
-import { loadEnvoyProto, type CheckRequest } from '../../src/transport/envoy-check.js';
+import type { CheckRequest } from '../../src/transport/envoy-check.js';
 import { createKey, startTestApp } from '../helpers/app.js';
+import { checkRequest as request, envoyClient, headerMap } from '../helpers/envoy.js';
 import { reflect } from '../helpers/grpc.js';
 import { scrape } from '../helpers/ops/prom.js';
-
-interface HeaderOption { header: { key: string; value: string }; append_action: string }
-interface CheckResponse {
-  status: { code: number; message: string };
-  http_response?: string;
-  ok_response?: { headers: HeaderOption[]; headers_to_remove: string[] };
-  denied_response?: { status: { code: string }; headers: HeaderOption[]; body: string };
-}
-type CheckClient = grpc.Client & { Check(req: CheckRequest, cb: (err: grpc.ServiceError | null, res?: CheckResponse) => void): void };
-
-function envoyClient(t: { teardown(fn: () => unknown): void }, port: number) {
-  const pkg = grpc.loadPackageDefinition(loadEnvoyProto()) as unknown as {
-    envoy: { service: { auth: { v3: { Authorization: new (a: string, c: grpc.ChannelCredentials) => CheckClient } } } };
-  };
-  const client = new pkg.envoy.service.auth.v3.Authorization(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
-  t.teardown(() => client.close());
-  return (req: CheckRequest) => new Promise<CheckResponse>((resolve, reject) => client.Check(req, (err, res) => (err || !res ? reject(err) : resolve(res))));
-}
-
-/** A CheckRequest as Envoy builds it for an HTTP request. */
-function request(headers: Record<string, string>, opts: { scope?: string; ip?: string; method?: string; path?: string } = {}): CheckRequest {
-  return {
-    attributes: {
-      source: { address: { socket_address: { address: opts.ip ?? '203.0.113.7' } } },
-      request: { http: { method: opts.method ?? 'GET', path: opts.path ?? '/v1/bookings', headers: { ':authority': 'api.otesse.com', ...headers } } },
-      context_extensions: opts.scope ? { scope: opts.scope } : {},
-    },
-  };
-}
-
-const headerMap = (options: HeaderOption[]) => Object.fromEntries(options.map((o) => [o.header.key, o.header.value]));
 
 t.test('Check: allow adds the identity and strips the key; deny is a problem+json response', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'otesse-routes-'));

@@ -6,6 +6,8 @@ import * as protoLoader from '@grpc/proto-loader';
 import t from 'tap';
 import { DENIALS, DENY_REASONS, denialResponse } from '@otesse/keys-client';
 import { loadConfig } from '../../src/config.js';
+import { MAX_USES as SERVICE_MAX_USES } from '../../src/service/authenticator.js';
+import { MAX_USES as CLIENT_MAX_USES } from '../../packages/keys-client/src/client.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const PKG = join(ROOT, 'packages', 'keys-client');
@@ -39,6 +41,13 @@ t.test('every DenyReason of the proto has a row in the one table', async (t) => 
   }
   t.same(['RATE_LIMITED', 'USAGE_EXCEEDED', 'KEY_DISABLED'].map((r) => denialResponse(r).status), [429, 429, 401], 'announced reasons are mapped already');
   t.equal(denialResponse('SOMETHING_NEW').status, 401, 'a reason from a newer service is still a deny');
+});
+
+t.test('the most uses one call decides: the client coalesces no more than the service accepts and the proto states', async (t) => {
+  const proto = readFileSync(join(ROOT, 'proto/otesse/keys/v1/keys.proto'), 'utf8');
+  const stated = /\/\/ At most (\d+)\.\n\s*uint32 uses = \d+;/.exec(proto)?.[1];
+  t.equal(CLIENT_MAX_USES, SERVICE_MAX_USES, 'the client\'s batch bound is the service\'s');
+  t.equal(Number(stated), SERVICE_MAX_USES, 'the proto documents the same bound on `uses`');
 });
 
 t.test('the gateway variables are validated at start', async (t) => {

@@ -1,4 +1,4 @@
-// Fault suite (design invariants 2, 5, 11, 12): Redis cut, half-open, restarted empty and restarted
+// Fault suite (design: revoke-holds, untrusted-without-lease, readiness-is-local, redis-not-authority): Redis cut, half-open, restarted empty and restarted
 // with its data. Writes keep holding on every replica, every replica stays ready and keeps
 // answering, and a Redis entry that outlived a change never serves.
 import { Redis } from 'ioredis';

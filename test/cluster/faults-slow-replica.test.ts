@@ -1,4 +1,4 @@
-// Fault suite (design invariant 2): a replica that hears late, or not at all for a while, never
+// Fault suite (design: revoke-holds): a replica that hears late, or not at all for a while, never
 // allows what a returned revoke or narrowing PATCH took away: it confirms, or its lease runs out
 // before the writer answers. One cluster, three faults in turn on its third replica.
 import t from 'tap';

@@ -1,4 +1,4 @@
-// Fault suite (design invariants 2, 3, 6, 12): PostgreSQL cut and slowed during admin writes, the
+// Fault suite (design: revoke-holds, change-log-catch-up, storage-down-bounded, redis-not-authority): PostgreSQL cut and slowed during admin writes, the
 // writer killed between commit and publish, and junk on every channel and in every Redis key.
 import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';

@@ -1,4 +1,4 @@
-// Issue 12 on real replicas: a rate limit holds for the key across the fleet, a quota is exact, a
+// Limits on real replicas: a rate limit holds for the key across the fleet, a quota is exact, a
 // disable holds on every replica when the PATCH returns, metadata comes back with the answer.
 import * as grpc from '@grpc/grpc-js';
 import t from 'tap';
@@ -101,4 +101,31 @@ t.test('enabled: false holds on every replica when the PATCH returns; true bring
   for (const [i, n] of nodes.entries()) t.equal((await n.authenticate({ key: key!.secret })).reason, 'KEY_DISABLED', `replica ${i}: disabled at once`);
   t.equal((await patch(key!.id, { enabled: true })).status, 200);
   for (const [i, n] of nodes.entries()) t.equal((await n.authenticate({ key: key!.secret })).allowed, true, `replica ${i}: enabled again`);
+});
+
+t.test('remaining_uses 2,000, demand moving between 3 replicas (48 in flight, then one at a time round robin): exactly 2,000 allowed', async (t) => {
+  // Every replica holds a share; two of them then spend the balance while the third is quiet, and the
+  // demand comes back to all three, one call at a time. The third's renewal ahead of need finds the balance
+  // empty while it still holds tokens (no burst spends them meanwhile): they must still be spent, not
+  // refused until the key goes idle (today's code allowed 1,992 here).
+  const [key] = await createKeys(writer, 1);
+  t.equal((await patch(key!.id, { remaining_uses: 2000 })).status, 200);
+  const tally = { allowed: 0, exceeded: 0, other: [] as string[] };
+  const round = async (targets: Node[], calls: number, inFlight = 48) => {
+    let next = 0;
+    await Promise.all(Array.from({ length: inFlight }, async () => {
+      for (let i = next++; i < calls; i = next++) {
+        const { code, res } = await (targets[i % targets.length] as Node).tryAuthenticate({ key: key!.secret });
+        if (code === grpc.status.OK && res?.allowed) tally.allowed++;
+        else if (code === grpc.status.OK && res?.reason === 'USAGE_EXCEEDED') tally.exceeded++;
+        else tally.other.push(`${code}:${res?.reason}`);
+      }
+    }));
+  };
+  for (const n of nodes) for (let i = 0; i < 5; i++) await round([n], 1);
+  await round(nodes.slice(0, 2), 2400);
+  await round(nodes, 300, 1);
+  t.comment(`QUOTA ${JSON.stringify({ calls: 2715, allowed: tally.allowed, exceeded: tally.exceeded })}`);
+  t.same(tally.other, [], 'no other answer');
+  t.equal(tally.allowed, 2000, 'exactly the quota: no share is left unspent while calls are refused');
 });

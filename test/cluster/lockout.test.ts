@@ -1,4 +1,4 @@
-// Design invariant 13: a stranger's wrong guesses lock out the stranger, shared by every replica,
+// Design: no-remote-lockout: a stranger's wrong guesses lock out the stranger, shared by every replica,
 // and never the key: a key never used before works for its owner while it is being attacked.
 import t from 'tap';
 import { createKeys, startCluster, type Node } from '../helpers/cluster.js';

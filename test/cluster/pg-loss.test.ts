@@ -16,7 +16,7 @@ t.test('PostgreSQL cut: verified keys serve for the stale bound, the rest is UNA
 
   proxy.cut();
   t.ok(await waitFor(async () => JSON.stringify(await (await fetch(`http://127.0.0.1:${b.httpPort}/readyz`)).json()).includes('storage unreachable')), 'b names PostgreSQL as degraded');
-  t.equal(await b.ready(), true, 'and stays ready (design invariant 11)');
+  t.equal(await b.ready(), true, 'and stays ready (design: readiness-is-local)');
   await new Promise((r) => setTimeout(r, 1200)); // past the fresh time: entries now need PostgreSQL to refresh
   t.equal((await b.authenticate({ key: warm.secret })).allowed, true, 'the verified key still serves within the stale bound');
   t.equal((await b.tryAuthenticate({ key: cold.secret })).code, grpc.status.UNAVAILABLE, 'a never-verified key is UNAVAILABLE, never allowed');

@@ -28,7 +28,7 @@ function sum(calls: Call[]): Totals {
   for (const c of calls) {
     if (c.outcome === 'ALLOWED') out.allowed += c.n;
     else out.denied[c.outcome] = (out.denied[c.outcome] ?? 0) + c.n;
-    // Addresses are those of allowed calls (issue 9: a denied call's address is only sampled).
+    // Addresses are those of allowed calls (a denied call's address is only sampled).
     if (c.outcome === 'ALLOWED') out.addresses[c.ip] = (out.addresses[c.ip] ?? 0) + c.n;
   }
   return out;

@@ -72,6 +72,46 @@ t.test('rendered objects follow the platform rules', async (t) => {
   }
 });
 
+type Json = Record<string, any>;
+/** The server pods' NetworkPolicy egress rules of a fresh copy of a rendered overlay, to break one thing at a time. */
+function withEgress(dir: string, mutate: (egress: Json[]) => void): K8sObject[] {
+  const objects = (rendered.get(dir) ?? []).map((o) => structuredClone(o));
+  const policy = objects.find((o) => o.kind === 'NetworkPolicy' && o.metadata.name === 'otesse-keys') as Json | undefined;
+  if (!policy) throw new Error(`${dir}: no NetworkPolicy otesse-keys`);
+  mutate(policy['spec'].egress as Json[]);
+  return objects;
+}
+
+t.test('egress goes to DNS, PostgreSQL, Redis and HTTPS on public addresses only; each widening fails', async (t) => {
+  const ruleOn = (port: number) => (egress: Json[]) => egress.find((r) => r.ports.some((p: Json) => p.port === port)) as Json;
+  const [dns, stores, https] = [ruleOn(53), ruleOn(5432), ruleOn(443)];
+  const cases: Array<[string, (egress: Json[]) => void, RegExp]> = [
+    ['egress not governed at all', (e) => { e.length = 0; }, /no egress rule for UDP\/53/],
+    ['a rule open to everything', (e) => { e.push({}); }, /must name its ports.*\n.*must name its destinations/],
+    ['every port to one address', (e) => { e.push({ to: [{ ipBlock: { cidr: '203.0.113.7/32' } }] }); }, /must name its ports/],
+    ['a port to every address', (e) => { e.push({ ports: [{ port: 443, protocol: 'TCP' }] }); }, /must name its destinations/],
+    ['a port outside the list', (e) => { e.push({ ports: [{ port: 8080, protocol: 'TCP' }], to: [{ ipBlock: { cidr: '203.0.113.0/24' } }] }); }, /egress to TCP\/8080 is not in the list/],
+    ['a port range', (e) => { https(e).ports = [{ port: 443, endPort: 8443, protocol: 'TCP' }]; }, /egress to TCP\/443-8443 is not in the list/],
+    ['DNS over UDP to any port', (e) => { dns(e).ports.push({ protocol: 'UDP' }); }, /egress to UDP\/every port is not in the list/],
+    ['443 to the whole internet, private ranges included', (e) => { https(e).to = [{ ipBlock: { cidr: '0.0.0.0/0' } }]; }, /egress to TCP\/443 may only reach public addresses/],
+    ['443 to the cloud metadata address', (e) => { https(e).to[0].ipBlock.except = https(e).to[0].ipBlock.except.filter((c: string) => c !== '169.254.0.0/16'); }, /TCP\/443 may only reach public/],
+    ['443 to a private range', (e) => { https(e).to.push({ ipBlock: { cidr: '10.20.0.0/16' } }); }, /TCP\/443 may only reach public/],
+    ['443 to every pod of the cluster', (e) => { https(e).to.push({ namespaceSelector: {} }); }, /TCP\/443 may only reach public/],
+    ['IPv6 443 with unique-local addresses', (e) => { https(e).to[1].ipBlock.except = ['fe80::/10']; }, /TCP\/443 may only reach public/],
+    ['PostgreSQL on public addresses', (e) => { stores(e).to.push({ ipBlock: { cidr: '0.0.0.0/0' } }); }, /egress to TCP\/5432 may only reach private addresses or cluster pods/],
+    ['DNS to every pod', (e) => { dns(e).to = [{ namespaceSelector: {} }]; }, /egress to UDP\/53 may only reach the cluster DNS/],
+    ['DNS to a resolver range', (e) => { dns(e).to = [{ ipBlock: { cidr: '0.0.0.0/0' } }]; }, /egress to UDP\/53 may only reach the cluster DNS/],
+  ];
+  for (const dir of ['overlays/staging', 'overlays/production']) {
+    t.same(manifestPolicy(withEgress(dir, () => undefined)).filter((v) => /egress|Egress/.test(v)), [], `${dir}: the shipped egress passes`);
+    for (const [name, mutate, expected] of cases) t.match(manifestPolicy(withEgress(dir, mutate)).join('\n'), expected, `${dir}: ${name}`);
+    const open = (rendered.get(dir) ?? []).map((o) => structuredClone(o)) as Json[];
+    const policy = open.find((o) => o.kind === 'NetworkPolicy');
+    policy!['spec'].policyTypes = ['Ingress'];
+    t.match(manifestPolicy(open as K8sObject[]).join('\n'), /policyTypes must include Egress/, `${dir}: egress left ungoverned`);
+  }
+});
+
 t.test('staging and production differ as intended', async (t) => {
   const deployment = (dir: string) => rendered.get(dir)?.find((o) => o.kind === 'Deployment');
   const hpa = (dir: string) => rendered.get(dir)?.find((o) => o.kind === 'HorizontalPodAutoscaler');

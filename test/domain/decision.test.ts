@@ -1,4 +1,4 @@
-// The decision (design invariants 8 and 14): revocation never depends on the clock; expiry does.
+// The decision (design: expiry-every-call, revocation-ignores-clocks): revocation never depends on the clock; expiry does.
 import t from 'tap';
 import { decide, type KeyGrant } from '../../src/domain/decision.js';
 import { parseAddress, parseRule, type IpRule } from '../../src/domain/ip.js';

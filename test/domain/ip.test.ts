@@ -1,5 +1,5 @@
 import t from 'tap';
-import { ipAllowed, normalizeRule, parseAddress, parseRule, type IpRule } from '../../src/domain/ip.js';
+import { allowlistOf, ipAllowed, normalizeRule, parseAddress, parseRule, type IpRule } from '../../src/domain/ip.js';
 
 const rules = (...texts: string[]): IpRule[] => texts.map((text) => {
   const rule = parseRule(text);
@@ -96,4 +96,16 @@ t.test('IPv4-compatible ::a.b.c.d is an IPv6 address, not folded into IPv4 (ipad
   t.equal(parseAddress('fe80::1%eth0'), undefined, 'zone ids are refused');
   t.equal(parseRule('10.0.0.0/+8'), undefined);
   t.equal(parseRule('::ffff:10.0.0.0/104')?.prefix, 8, 'a mapped CIDR folds to IPv4');
+});
+
+t.test('an allowlist with a rule that cannot be read matches no address, whatever else it holds', async (t) => {
+  const everywhere = ['203.0.113.7', '10.1.2.3', '0.0.0.0', '255.255.255.255', '2001:db8::1', '::', '::1', '::ffff:203.0.113.7'];
+  for (const stored of [['not-an-address'], ['10.0.0.0/33'], ['203.0.113.0/24', 'x'], ['0.0.0.0/0', '::/0', '1.2.3.4/']]) {
+    const list = allowlistOf(stored.map(parseRule));
+    t.ok(list.length > 0, `${JSON.stringify(stored)}: never the empty list (which allows any address)`);
+    for (const ip of everywhere) t.equal(allowed([...list], ip), false, `${JSON.stringify(stored)} refuses ${ip}`);
+  }
+  const readable = allowlistOf(['203.0.113.0/24'].map(parseRule));
+  t.equal(allowed([...readable], '203.0.113.7'), true, 'a readable list is matched as written');
+  t.same(allowlistOf([]), [], 'no rules: any address, as before');
 });

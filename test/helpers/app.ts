@@ -6,7 +6,7 @@ import { createLogger } from '../../src/observability/logger.js';
 import { loadProto, type AuthenticateRequest, type AuthenticateResponse } from '../../src/transport/grpc/server.js';
 import { createDatabase, redisPrefix, REDIS_URL } from './db.js';
 
-/** The HMAC key every test replica shares (design invariant 12). */
+/** The HMAC key every test replica shares (design: redis-not-authority). */
 export const TEST_SIGNING_KEY = 'test-signing-key-0123456789abcdef-0123456789';
 export const ADMIN_TOKEN = 'admin-token-0123456789abcdef';
 export const LIMITED_TOKEN = 'limited-token-0123456789abcdef';

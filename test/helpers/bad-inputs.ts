@@ -76,7 +76,7 @@ export const REST_CASES: RestCase[] = [
   create('expires_at on a leap second', withField('expires_at', '2030-06-30T23:59:60Z'), 400, ['expires_at']),
   create('expires_at not a date', withField('expires_at', 'tomorrow'), 400, ['expires_at']),
   create('expires_at a number', withField('expires_at', 1_900_000_000), 400, ['expires_at']),
-  // Rate limits, quota, enabled and metadata (issue 12): errors name the field, never echo metadata.
+  // Rate limits, quota, enabled and metadata: errors name the field, never echo metadata.
   create('six rate limits', withField('rate_limits', Array.from({ length: 6 }, (_, i) => ({ name: `l${i}`, limit: 1, window_seconds: 1 }))), 400, ['rate_limits']),
   create('duplicate rate limit names', withField('rate_limits', [{ name: 'a', limit: 1, window_seconds: 1 }, { name: 'a', limit: 2, window_seconds: 60 }]), 400, ['rate_limits/1/name']),
   create('rate limit window 0', withField('rate_limits', [{ name: 'a', limit: 1, window_seconds: 0 }]), 400, ['rate_limits/0/window_seconds']),

@@ -1,5 +1,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
 import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
@@ -49,4 +51,17 @@ export function screenshotDir(t: TestLike): string {
   const dir = mkdtempSync(join(tmpdir(), 'otesse-screens-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
+}
+
+/**
+ * A blank page on a loopback port of its own: another origin than the service (`http://127.0.0.1:<port>`), to play
+ * the dashboard that embeds the console, or a stranger's site. Closed at teardown.
+ */
+export async function originServer(t: TestLike): Promise<string> {
+  const server: Server = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end('<!doctype html><html lang="en"><title>host</title><p>host page</p></html>');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise((resolve) => { server.closeAllConnections(); server.close(resolve); }));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }

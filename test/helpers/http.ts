@@ -46,7 +46,7 @@ export async function accountState(app: TestApp, account: string): Promise<{ key
       cursor = res.body.next_cursor as string | null;
     } while (cursor);
   }
-  // Refused attempts are audited on purpose (issue 9): they are the trace of the refusal, not a change. A key's last
+  // Refused attempts are audited on purpose: they are the trace of the refusal, not a change. A key's last
   // use comes from Authenticate calls through the periodic usage flush, whenever it runs: not a change either.
   const unused = keys.map((k) => ({ ...(k as Record<string, unknown>), last_used_at: undefined, last_used_ip: undefined }));
   return { keys: unused, audit: audit.filter((a) => !String((a as { action?: string }).action).startsWith('admin.')) };

@@ -1,4 +1,4 @@
-// grpc.health.v1 as the kubelet and load balancers see it (design invariant 11): readiness ("" and
+// grpc.health.v1 as the kubelet and load balancers see it (design: readiness-is-local): readiness ("" and
 // the KeyService name) says whether this replica can serve: not ready until first subscribed and
 // caught up, then SERVING through faults every replica shares (Redis, PostgreSQL), which show in
 // the body of /readyz instead; "liveness" never follows dependencies; the plaintext health-only

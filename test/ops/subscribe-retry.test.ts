@@ -1,4 +1,4 @@
-// Design invariant 5 / issue 8: a SUBSCRIBE that fails (here refused by a Redis ACL) is retried with
+// Design untrusted-without-lease: a SUBSCRIBE that fails (here refused by a Redis ACL) is retried with
 // backoff; the replica becomes ready once it succeeds, without a restart.
 import { Redis } from 'ioredis';
 import t from 'tap';

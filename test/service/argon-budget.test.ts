@@ -1,4 +1,4 @@
-// The argon2 budget (issue 9): admin hashing cannot starve Authenticate, and a call that has ended
+// The argon2 budget: admin hashing cannot starve Authenticate, and a call that has ended
 // (deadline passed, cancelled) never starts a verification.
 import * as grpc from '@grpc/grpc-js';
 import t from 'tap';

@@ -129,7 +129,7 @@ t.test('refused requests change nothing: no entry for a 400 or 409; a 401 or 403
   const after = await auditLog(app, 'acct_1');
   const added = after.slice(0, after.length - baseline) as { action: string; actor: string; source_ip: string | null }[];
   t.same(added.map((a) => a.action).sort(), ['admin.forbidden', 'admin.unauthenticated'],
-    'no entry for a 400, 409, a repeated revoke or a PATCH that changes nothing; the 401 and 403 are recorded as refusals (issue 9)');
+    'no entry for a 400, 409, a repeated revoke or a PATCH that changes nothing; the 401 and 403 are recorded as refusals');
   t.ok(added.every((a) => a.source_ip === '127.0.0.1'), 'with their source address');
   t.notOk(JSON.stringify(added).includes('not-a-token-at-all') || JSON.stringify(added).includes(LIMITED_TOKEN), 'never the presented token');
   t.equal((await app.authenticate({ key: other.secret })).allowed, true, 'and the key they aimed at is untouched');

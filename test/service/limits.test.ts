@@ -1,4 +1,4 @@
-// Issue 12 in one replica: a refill at the start of a period, unspent quota given back at shutdown,
+// Limits and quotas in one replica: a refill at the start of a period, unspent quota given back at shutdown,
 // and the new denials in the activity's counts.
 import t from 'tap';
 import { createKey, startTestApp, type TestApp } from '../helpers/app.js';

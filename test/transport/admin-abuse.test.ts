@@ -1,7 +1,7 @@
 // Admin API abuse levers: rate limits per token and per source address (429 problem+json with
 // Retry-After), TRUST_PROXY for the audit source address, and edits that may not revive or widen.
 import t from 'tap';
-import { ADMIN_TOKEN, createKey, startTestApp } from '../helpers/app.js';
+import { ADMIN_TOKEN, LIMITED_TOKEN, createKey, startTestApp } from '../helpers/app.js';
 import { assertProblem, rawRequest } from '../helpers/http.js';
 import { waitFor } from '../helpers/replica.js';
 
@@ -55,4 +55,60 @@ t.test('edits: an expired key is not revived, a rotated-out key is not widened (
   t.equal(narrowed.status, 200, 'narrowing a rotated-out key is fine');
   t.same(narrowed.body.allowed_ips, ['10.1.0.0/16']);
   t.same(narrowed.body.scopes, ['bookings:read'], 'scopes unchanged');
+});
+
+t.test('rate limits follow the matched route: an encoded path and /v1/me are limited like any /v1 route', async (t) => {
+  const app = await startTestApp(t, { ADMIN_RATE_LIMIT_PER_TOKEN: '3', ADMIN_RATE_LIMIT_PER_ADDRESS: '1000' });
+  const encoded: number[] = [];
+  for (let i = 0; i < 5; i++) encoded.push((await app.api('GET', '/v1/%61ccounts/acct_enc/keys')).status);
+  t.same(encoded, [200, 200, 200, 429, 429], 'the router decodes /v1/%61ccounts/...: so does the limit');
+  t.equal((await app.api('GET', '/v1/accounts/acct_enc/keys')).status, 429, 'one budget whatever the spelling of the path');
+  const me: number[] = [];
+  const other = `other-token-${'x'.repeat(20)}`;
+  for (let i = 0; i < 5; i++) me.push((await app.api('GET', '/v1/me', undefined, other)).status);
+  t.same(me, [401, 401, 401, 429, 429], '/v1/me is no free oracle for guessing tokens');
+});
+
+t.test('refused requests are limited per source address; callers without a token do not share one budget', async (t) => {
+  const app = await startTestApp(t, { ADMIN_RATE_LIMIT_PER_TOKEN: '1000', ADMIN_RATE_LIMIT_PER_ADDRESS: '4', TRUST_PROXY: '127.0.0.1/32' });
+  const from = (ip: string) => ({ 'x-forwarded-for': ip });
+  const guesses: number[] = [];
+  for (let i = 0; i < 6; i++) guesses.push((await rawRequest(app, 'GET', '/v1/me', undefined, from('198.51.100.7'), `guess-${i}-0123456789abcdef`)).status);
+  t.same(guesses, [401, 401, 401, 401, 429, 429], 'a new wrong token each time still runs into the address limit');
+  const v6: number[] = [];
+  for (let i = 1; i <= 5; i++) v6.push((await rawRequest(app, 'GET', '/v1/me', undefined, from(`2001:db8:5:6::${i}`), `guess6-${i}-0123456789abcdef`)).status);
+  t.same(v6, [401, 401, 401, 401, 429], 'a fresh address in the same IPv6 /64 is the same budget');
+  const bare: number[] = [];
+  for (let i = 0; i < 5; i++) bare.push((await rawRequest(app, 'GET', '/v1/scopes', undefined, from('198.51.100.8'), null)).status);
+  t.same(bare, [200, 200, 200, 200, 429], 'no token: limited by address');
+  t.equal((await rawRequest(app, 'GET', '/v1/scopes', undefined, from('198.51.100.9'), null)).status, 200,
+    'another address without a token is not refused for the first one');
+});
+
+t.test('refused attempts are folded: one audit entry per account, reason and address per 10 minutes, with a count', async (t) => {
+  const app = await startTestApp(t, { TRUST_PROXY: '127.0.0.1/32' });
+  const victim = 'acct_victim';
+  await createKey(app, victim);
+  const wrong = (i: number) => `wrong-${i}-0123456789abcdef`;
+  // In parallel: concurrent refusals for one window must add up in one entry, never make two.
+  await Promise.all(Array.from({ length: 60 }, (_, i) => rawRequest(app, i % 2 ? 'GET' : 'POST', `/v1/accounts/${victim}/keys`, i % 2 ? undefined : '{}',
+    { 'content-type': 'application/json' }, wrong(i))));
+  for (let i = 0; i < 3; i++) await app.api('POST', `/v1/accounts/${victim}/keys/revoke-all`, {}, LIMITED_TOKEN);
+  await rawRequest(app, 'GET', `/v1/accounts/${victim}/keys`, undefined, { 'x-forwarded-for': '198.51.100.50' }, wrong(99));
+  type Entry = { action: string; actor: string; source_ip: string; count: number; last_at: string; at: string; changes: Record<string, unknown> };
+  const refusals = async () => ((await app.api('GET', `/v1/accounts/${victim}/audit-log?limit=100`)).body.data as Entry[])
+    .filter((e) => e.action.startsWith('admin.'));
+  t.ok(await waitFor(async () => (await refusals()).reduce((n, e) => n + e.count, 0) === 64, 10_000, 100), 'every refusal is counted');
+  const entries = await refusals();
+  const summary = entries.map((e) => [e.action, e.actor, e.source_ip, e.count]).sort();
+  t.same(summary, [
+    ['admin.forbidden', 'limited', '127.0.0.1', 3],
+    ['admin.unauthenticated', 'unauthenticated', '127.0.0.1', 60],
+    ['admin.unauthenticated', 'unauthenticated', '198.51.100.50', 1],
+  ], '64 refusals, 3 entries');
+  const flood = entries.find((e) => e.count === 60);
+  t.ok(flood && Date.parse(flood.last_at) >= Date.parse(flood.at), 'first and last time of the window');
+  t.notOk(JSON.stringify(entries).includes('wrong-'), 'never the presented token');
+  const normal = ((await app.api('GET', `/v1/accounts/${victim}/audit-log?limit=100`)).body.data as Entry[]).find((e) => e.action === 'key.created');
+  t.equal(normal?.count, 1, 'an ordinary entry counts 1');
 });

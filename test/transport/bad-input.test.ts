@@ -1,4 +1,4 @@
-// Bad input over REST and gRPC (design invariant 10): each case gets its one clear error and changes
+// Bad input over REST and gRPC (design: edge-validation): each case gets its one clear error and changes
 // nothing: no key row, version, change-log row or audit entry (refusals aside), no Redis entry.
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';

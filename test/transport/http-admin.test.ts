@@ -484,7 +484,9 @@ t.test('audit-log: who, what, when, from where; paginated', async (t) => {
   const entries = res.body.data as Record<string, any>[];
   t.same(entries.map((e) => e.action), ['key.revoked', 'key.updated', 'key.created'], 'newest first');
   for (const e of entries) {
-    t.same(Object.keys(e).sort(), ['action', 'actor', 'at', 'changes', 'id', 'key_id', 'source_ip']);
+    t.same(Object.keys(e).sort(), ['action', 'actor', 'at', 'changes', 'count', 'id', 'key_id', 'last_at', 'source_ip']);
+    t.equal(e.count, 1, 'an ordinary entry stands for one event');
+    t.equal(e.last_at, e.at);
     t.type(e.id, 'string');
     t.ok(near(e.at, Date.now(), 60_000));
     t.equal(e.actor, 'admin');
@@ -584,6 +586,20 @@ t.test('/openapi.json describes every route; /docs serves the UI', async (t) => 
   t.equal(docs.status, 200);
   t.match(docs.headers.get('content-type'), /^text\/html/);
   t.match(await docs.text(), /swagger/i);
+});
+
+t.test('production: no Swagger UI at /docs unless ADMIN_API_DOCS=1; /openapi.json stays', async (t) => {
+  const production = await startTestApp(t, { NODE_ENV: 'production' });
+  const docs = await rawRequest(production, 'GET', '/docs', undefined, {}, null);
+  assertProblem(t, docs, 404);
+  t.equal((await rawRequest(production, 'GET', '/docs/static/index.html', undefined, {}, null)).status, 404, 'nor its files');
+  const description = await rawRequest(production, 'GET', '/openapi.json', undefined, {}, null);
+  t.equal(description.status, 200);
+  t.ok(description.body.paths['/v1/accounts/{accountId}/keys'], 'the description is still served');
+  const asked = await startTestApp(t, { NODE_ENV: 'production', ADMIN_API_DOCS: '1' });
+  t.equal((await fetch(`${asked.url}/docs`)).status, 200, 'ADMIN_API_DOCS=1 turns it on');
+  const off = await startTestApp(t, { ADMIN_API_DOCS: '0' });
+  t.equal((await fetch(`${off.url}/docs`)).status, 404, 'ADMIN_API_DOCS=0 turns it off anywhere');
 });
 
 t.test('no key created here was ever logged', async (t) => {

@@ -25,13 +25,13 @@ const routes = (acct: string, id: string): [string, string, unknown?][] => [
   ['GET', `${keys(acct)}/${id}/activity`], ['POST', `${keys(acct)}/revoke-all`, {}], ['GET', `/v1/accounts/${acct}/audit-log`],
 ];
 
-t.test('an RS256 admin JWT acts on its account; sub is the audit actor; GET /v1/me tells who it is', async (t) => {
+t.test('an RS256 admin JWT acts on its account; jwt:<sub> is the audit actor; GET /v1/me tells who it is', async (t) => {
   const res = await app.api('POST', keys(A), { label: 'from a person', scopes: ['bookings:read'], environment: 'live' }, adminOfA);
   t.equal(res.status, 201, JSON.stringify(res.body));
-  t.equal(res.body.created_by, 'alice@otesse.test');
+  t.equal(res.body.created_by, 'jwt:alice@otesse.test');
   const audit = await app.api('GET', `/v1/accounts/${A}/audit-log`, undefined, adminOfA);
-  t.same(audit.body.data.map((e: { actor: string; action: string }) => [e.actor, e.action]), [['alice@otesse.test', 'key.created']]);
-  t.same((await app.api('GET', '/v1/me', undefined, adminOfA)).body, { name: 'alice@otesse.test', role: 'admin', accounts: [A] });
+  t.same(audit.body.data.map((e: { actor: string; action: string }) => [e.actor, e.action]), [['jwt:alice@otesse.test', 'key.created']]);
+  t.same((await app.api('GET', '/v1/me', undefined, adminOfA)).body, { name: 'jwt:alice@otesse.test', role: 'admin', accounts: [A] });
   t.same((await app.api('GET', '/v1/me')).body, { name: 'admin', role: 'admin', accounts: null }, 'ADMIN_TOKENS still work beside JWTs');
   t.ok(jwks.requests() <= 2, `the key set is cached, not fetched per request (${jwks.requests()} fetches)`);
 });
@@ -91,6 +91,48 @@ t.test('expired, wrong issuer, wrong audience, alg none, HS256, unknown kid, tam
   t.same(await accountState(app, A), before, 'no refused token changed anything');
 });
 
+t.test('only access tokens, at most 24 h old: ID tokens, other token types and tokens without iat are 401', async (t) => {
+  const claims = { sub: 'mallory', otesse_accounts: [A], otesse_role: 'admin' };
+  const now = Math.floor(Date.now() / 1000);
+  const sign = (payload: Record<string, unknown>, header: Record<string, unknown> = { typ: 'JWT' }, iat: number | null = now) => {
+    let jwt = new SignJWT(payload).setProtectedHeader({ alg: rsa.alg, kid: rsa.kid, ...header }).setIssuer(ISSUER).setAudience(AUDIENCE)
+      .setExpirationTime(now + 600);
+    if (iat !== null) jwt = jwt.setIssuedAt(iat);
+    return jwt.sign(rsa.privateKey);
+  };
+  const refused: Record<string, string> = {
+    'an ID token (nonce) addressed to our audience': await sign({ ...claims, nonce: 'n-0S6_WzA2Mj' }),
+    'an ID token (at_hash)': await sign({ ...claims, at_hash: 'HK6E_P6Dh8Y93mRNtsDB1Q' }),
+    'typ id_token+jwt': await sign(claims, { typ: 'id_token+jwt' }),
+    'typ logout+jwt': await sign(claims, { typ: 'logout+jwt' }),
+    'typ dpop+jwt': await sign(claims, { typ: 'dpop+jwt' }),
+    'no iat': await sign(claims, { typ: 'JWT' }, null),
+    'issued 25 h ago, exp still ahead': await sign(claims, { typ: 'JWT' }, now - 25 * 3600),
+    'issued in the future': await sign(claims, { typ: 'JWT' }, now + 3600),
+  };
+  for (const [name, token] of Object.entries(refused)) {
+    const res = await app.api('GET', '/v1/me', undefined, token);
+    t.equal(res.status, 401, name);
+    assertProblem(t, res, 401);
+  }
+  const accepted: Record<string, string> = {
+    'typ at+jwt (RFC 9068)': await sign(claims, { typ: 'at+jwt' }),
+    'typ application/at+jwt': await sign(claims, { typ: 'application/at+jwt' }),
+    'no typ': await sign(claims, {}),
+    'issued 23 h ago': await sign(claims, { typ: 'JWT' }, now - 23 * 3600),
+  };
+  for (const [name, token] of Object.entries(accepted)) t.equal((await app.api('GET', '/v1/me', undefined, token)).status, 200, name);
+});
+
+t.test('a JWT actor cannot pass for a static token: sub "admin" is audited as jwt:admin', async (t) => {
+  const impostor = await adminJwt(rsa, { sub: 'admin', otesse_accounts: [A], otesse_role: 'admin' });
+  const res = await app.api('POST', keys(A), { label: 'who am i', scopes: ['bookings:read'], environment: 'test' }, impostor);
+  t.equal(res.status, 201);
+  t.equal(res.body.created_by, 'jwt:admin', 'not the name of the ADMIN_TOKENS entry "admin"');
+  t.equal((await app.api('GET', '/v1/me', undefined, impostor)).body.name, 'jwt:admin');
+  t.equal((await app.api('GET', '/v1/me')).body.name, 'admin', 'the static token keeps its own name');
+});
+
 t.test('a key set that cannot be fetched is 503 (the service cannot check), never an allow', async (t) => {
   const down = await startTestApp(t, jwtEnv('http://127.0.0.1:1/jwks.json'));
   const token = await adminJwt(rsa, { sub: 'alice', otesse_accounts: [A], otesse_role: 'admin' });
@@ -103,12 +145,12 @@ t.test('the key set is cached, and re-read when the provider rotates in a new ke
   const idp = await jwksServer(t, [old]);
   const auth = new JwtAdminAuth({ jwksUrl: idp.url, issuer: ISSUER, audience: AUDIENCE, cooldownMs: 0 });
   const bearer = async (key: typeof old) => `Bearer ${await adminJwt(key, { sub: 'alice', otesse_accounts: [A], otesse_role: 'viewer' })}`;
-  for (let i = 0; i < 5; i++) t.equal((await auth.authenticate(await bearer(old))).name, 'alice');
+  for (let i = 0; i < 5; i++) t.equal((await auth.authenticate(await bearer(old))).name, 'jwt:alice');
   t.equal(idp.requests(), 1, 'five tokens, one fetch');
   const fresh = await signingKey('RS256');
   await t.rejects(auth.authenticate(await bearer(fresh)), { code: 'UNAUTHENTICATED' }, 'a kid the provider does not publish');
   idp.keys.push(fresh);
-  t.same(await auth.authenticate(await bearer(fresh)), { name: 'alice', role: 'viewer', accounts: new Set([A]) }, 'published: re-read and accepted');
+  t.same(await auth.authenticate(await bearer(fresh)), { name: 'jwt:alice', role: 'viewer', accounts: new Set([A]) }, 'published: re-read and accepted');
   t.equal(idp.requests(), 3, 'one fetch per unknown kid');
 });
 

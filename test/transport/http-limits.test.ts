@@ -1,4 +1,4 @@
-// Issue 12, the admin side: rate limits, the usage quota with its refill, disabling and metadata
+// Limits and quotas, the admin side: rate limits, the usage quota with its refill, disabling and metadata
 // through create, PATCH, the key resource, the audit log, the activity and the OpenAPI description.
 import pg from 'pg';
 import t from 'tap';

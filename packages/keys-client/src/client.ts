@@ -119,8 +119,11 @@ function toResult(res: RawResponse, allowed: boolean): AuthenticateResult {
   return identity ? { allowed: false, reason, identity, ...retry } : { allowed: false, reason, ...retry };
 }
 
-/** The most requests one call decides (the service's limit). */
-const MAX_USES = 1000;
+/**
+ * The most requests one call decides: the service's limit, which the proto states (`uses`, at most 1000).
+ * A copy, since the client never loads the service: test/callers/package.test.ts holds the three to one value.
+ */
+export const MAX_USES = 1000;
 
 /** A request waiting for its decision. */
 interface Waiter {

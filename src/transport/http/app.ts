@@ -2,12 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
-import { Ajv, type Options as AjvOptions } from 'ajv';
-import addFormats from 'ajv-formats';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { Logger } from 'pino';
 import { scrub } from '../../observability/logger.js';
+import { createAjv } from '../../validation.js';
 import { consolePlugin } from './console.js';
 import { errorHandler, sendProblem } from './problem.js';
 import adminRateLimit, { type AdminRateLimitOptions } from './rate-limit.js';
@@ -23,21 +22,21 @@ export interface HttpAppOptions extends KeyRoutesOptions, SystemRoutesOptions {
   rateLimit?: AdminRateLimitOptions | undefined;
   tls?: { cert: string; key: string } | undefined;
   onResponse?: (route: string, method: string, status: number, seconds: number) => void;
+  /** Swagger UI at /docs (the OpenAPI description at /openapi.json is served either way); default on. */
+  docs?: boolean | undefined;
   /** The built dashboard (index.html and assets), served at /console/; unset or missing: no dashboard. */
   consoleDir?: string | undefined;
+  /** CONSOLE_HOST_ORIGINS, told to the dashboard page. */
+  consoleHostOrigins?: readonly string[] | undefined;
 }
 
 /**
  * Bodies are validated as sent (no type coercion: `null` is not 0); querystrings and params are
- * text, so there numbers and booleans are coerced from their string form.
+ * text, so there numbers and booleans are coerced from their string form. Instances of this app's
+ * own (not the shared checkers'): two apps in one process may compile the same schemas.
  */
-function validators(): { body: Ajv; text: Ajv } {
-  const base: AjvOptions = { removeAdditional: false, allErrors: true, useDefaults: true, strict: false };
-  const body = new Ajv({ ...base, coerceTypes: false });
-  const text = new Ajv({ ...base, coerceTypes: 'array' });
-  addFormats.default(body);
-  addFormats.default(text);
-  return { body, text };
+function validators() {
+  return { body: createAjv('json'), text: createAjv('text') };
 }
 
 /** The admin API: Fastify with schemas on every route, problem+json errors and the OpenAPI description. */
@@ -77,14 +76,14 @@ export async function buildHttpApp(opts: HttpAppOptions): Promise<FastifyInstanc
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'an ADMIN_TOKENS token, or a JWT from the admin identity provider (ADMIN_JWKS_URL)' } } },
     },
   });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
+  if (opts.docs ?? true) await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   if (opts.rateLimit) await app.register(adminRateLimit, opts.rateLimit);
   await app.register(systemRoutes, { readiness: opts.readiness, metrics: opts.metrics });
   await app.register(keyRoutes, { keys: opts.keys, activity: opts.activity, auth: opts.auth, onRefused: opts.onRefused });
   await app.register(sessionRoutes, { auth: opts.auth });
-  if (opts.consoleDir && existsSync(join(opts.consoleDir, 'index.html'))) await app.register(consolePlugin, { dir: opts.consoleDir });
+  if (opts.consoleDir && existsSync(join(opts.consoleDir, 'index.html'))) await app.register(consolePlugin, { dir: opts.consoleDir, hostOrigins: opts.consoleHostOrigins });
   else if (opts.consoleDir) opts.logger.warn({ dir: opts.consoleDir }, 'the dashboard is not built (npm run build): /console is off');
   return app;
 }

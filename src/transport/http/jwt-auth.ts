@@ -1,5 +1,6 @@
-import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { createRemoteJWKSet, errors, jwtVerify, type JWTHeaderParameters, type JWTPayload, type JWTVerifyGetKey, type JWTVerifyResult } from 'jose';
 import { AppError } from '../../domain/errors.js';
+import { ACCOUNT_ID_PATTERN } from '../../domain/key.js';
 import { bearer, unauthenticated, type Admin, type AdminAuthenticator } from './auth.js';
 
 export interface JwtAuthOptions {
@@ -12,9 +13,17 @@ export interface JwtAuthOptions {
 }
 
 const ALGORITHMS = ['RS256', 'ES256'];
-/** The audit actor is `sub`: printable, no control characters (it lands in text that people read). */
+/** An older token is refused whatever its `exp` says (a token minted for a year is not a session). */
+export const MAX_TOKEN_AGE = '24h';
+/** The audit actor of a signed-in person: a static token's name cannot contain ':', so the two never collide. */
+export const JWT_ACTOR_PREFIX = 'jwt:';
+/** `typ` values of an access token (RFC 9068, or the generic one most providers set), compared without `application/`. */
+const ACCESS_TYPES = new Set(['at+jwt', 'jwt']);
+/** Claims only an OpenID Connect ID token carries: proof of a sign-in to some client, not a grant to call this API. */
+const ID_TOKEN_CLAIMS = ['nonce', 'at_hash', 'c_hash'];
+/** The audit actor is `jwt:<sub>`: printable, no control characters (it lands in text that people read). */
 const SUBJECT = /^[^\p{Cc}]{1,200}$/u;
-const ACCOUNT = /^[A-Za-z0-9_-]{1,64}$/;
+const ACCOUNT = new RegExp(ACCOUNT_ID_PATTERN);
 
 /** Signed-in people: a JWT from Otesse's identity provider, checked against its JWKS with `jose`. */
 export class JwtAdminAuth implements AdminAuthenticator {
@@ -30,15 +39,26 @@ export class JwtAdminAuth implements AdminAuthenticator {
 
   async authenticate(header: string | undefined): Promise<Admin> {
     const token = bearer(header);
-    let payload: JWTPayload;
+    let verified: JWTVerifyResult;
     try {
-      ({ payload } = await jwtVerify(token, this.#keys, { issuer: this.#issuer, audience: this.#audience, algorithms: ALGORITHMS,
-        requiredClaims: ['sub', 'exp'], clockTolerance: 30 }));
+      verified = await jwtVerify(token, this.#keys, { issuer: this.#issuer, audience: this.#audience, algorithms: ALGORITHMS,
+        requiredClaims: ['sub', 'exp', 'iat'], maxTokenAge: MAX_TOKEN_AGE, clockTolerance: 30 });
     } catch (err) {
       throw verificationFailure(err);
     }
-    return admin(payload);
+    if (!isAccessToken(verified.protectedHeader, verified.payload)) throw unauthenticated();
+    return admin(verified.payload);
   }
+}
+
+/**
+ * Only access tokens open the admin API: `typ`, when the provider sets it, must be `at+jwt` or
+ * `JWT` (not `id_token+jwt`, `logout+jwt`, …), and a token with an ID token's own claims is refused
+ * even when typed `JWT` (many providers type ID tokens so) and addressed to our audience.
+ */
+function isAccessToken(header: JWTHeaderParameters, payload: JWTPayload): boolean {
+  const typ = header.typ?.toLowerCase().replace(/^application\//, '');
+  return (typ === undefined || ACCESS_TYPES.has(typ)) && ID_TOKEN_CLAIMS.every((claim) => !(claim in payload));
 }
 
 /** A key set that cannot be fetched or read is the service's fault (503); anything else about the token is 401. */
@@ -53,5 +73,5 @@ function admin(payload: JWTPayload): Admin {
   const valid = typeof sub === 'string' && SUBJECT.test(sub) && (role === 'admin' || role === 'viewer')
     && Array.isArray(accounts) && accounts.every((a) => typeof a === 'string' && ACCOUNT.test(a));
   if (!valid) throw unauthenticated();
-  return { name: sub, role, accounts: new Set(accounts as string[]) };
+  return { name: `${JWT_ACTOR_PREFIX}${sub}`, role, accounts: new Set(accounts as string[]) };
 }

@@ -1,7 +1,10 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { SCOPES } from '../../domain/scopes.js';
 import { LIMITS } from '../../domain/key-limits.js';
-import { READABLE_PATTERN } from '../../domain/text.js';
+import { KEY_BOUNDS } from '../../domain/key-bounds.js';
+import { ENVIRONMENTS, KEY_ID_PATTERN } from '../../domain/key-format.js';
+import { ACCOUNT_ID_PATTERN, KEY_STATUSES, REFILL_INTERVALS } from '../../domain/key.js';
+import { READABLE_PATTERN, TEXT_LIMITS } from '../../domain/text.js';
 
 const DateTime = Type.String({ format: 'date-time' });
 /** A string enum as JSON Schema `enum` (one clear error instead of anyOf noise). */
@@ -9,19 +12,25 @@ const StringEnum = <T extends string>(values: readonly T[], description?: string
   Type.Unsafe<T>({ type: 'string', enum: [...values], ...(description ? { description } : {}) });
 const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
 export const Scope = StringEnum(SCOPES);
-const Environment = StringEnum(['live', 'test'] as const);
+const Environment = StringEnum(ENVIRONMENTS);
 
 export const AccountParams = Type.Object({
-  accountId: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'the account that owns the keys' }),
+  accountId: Type.String({ pattern: ACCOUNT_ID_PATTERN, description: 'the account that owns the keys' }),
 }, { additionalProperties: false });
 export const KeyParams = Type.Object({
   accountId: AccountParams.properties.accountId,
-  keyId: Type.String({ pattern: '^key_[0-9A-Za-z]{12}$', description: 'key_<public id>' }),
+  keyId: Type.String({ pattern: KEY_ID_PATTERN, description: 'key_<public id>' }),
 }, { additionalProperties: false });
 
-const Label = Type.String({ minLength: 1, maxLength: 100, pattern: READABLE_PATTERN, description: '1 to 100 characters, not only spaces, no control characters' });
+/**
+ * Text people give and others read: the pattern is generated from the domain's rule (domain/text.ts), so
+ * the edge and the use case refuse the same strings (a test holds them to one table).
+ */
+export const Readable = (max: number, description: string) => Type.String({ minLength: 1, maxLength: max, pattern: READABLE_PATTERN,
+  description: `${description}: 1 to ${max} characters, not only spaces, no control characters, bidirectional overrides or isolates` });
+const Label = Readable(TEXT_LIMITS.label, 'the key\'s name');
 const Scopes = Type.Array(Type.String({ maxLength: 64 }), { minItems: 1, maxItems: 32, uniqueItems: true, description: 'catalog scopes (GET /v1/scopes), each once' });
-const AllowedIps = Type.Array(Type.String({ maxLength: 64 }), { maxItems: 100, uniqueItems: true,
+const AllowedIps = Type.Array(Type.String({ maxLength: 64 }), { maxItems: KEY_BOUNDS.allowedIps, uniqueItems: true,
   description: 'IPv4/IPv6 addresses and CIDRs (no zone ids, no host bits beyond the prefix), each once; empty = any' });
 const RateLimit = Type.Object({
   name: Type.String({ minLength: 1, maxLength: LIMITS.rateLimitName, pattern: LIMITS.rateLimitNamePattern,
@@ -35,7 +44,7 @@ const RemainingUses = Type.Integer({ minimum: 0, maximum: LIMITS.usesMax,
   description: 'the usage quota: allowed calls left, exactly across replicas (USAGE_EXCEEDED at 0); absent = unlimited' });
 const Refill = Type.Object({
   amount: Type.Integer({ minimum: 1, maximum: LIMITS.usesMax, description: 'remaining_uses is set back to this at the start of each period' }),
-  interval: StringEnum(['daily', 'monthly'] as const, 'daily: each UTC midnight; monthly: the first of each UTC month'),
+  interval: StringEnum(REFILL_INTERVALS, 'daily: each UTC midnight; monthly: the first of each UTC month'),
 }, { additionalProperties: false, description: 'refills the quota; needs remaining_uses' });
 const Enabled = Type.Boolean({ description: 'false: Authenticate answers KEY_DISABLED on every replica until enabled again; revoking stays final' });
 /** Any JSON object: its bounds (size, depth, key length) are checked by the use case, whose errors never echo the content. */
@@ -45,7 +54,7 @@ const Metadata = Type.Unsafe<Record<string, unknown>>({ type: 'object', addition
     + `${LIMITS.metadataKey} characters, no NUL or lone surrogate; key order is not kept` });
 const NullableOf = <T extends TSchema>(t: T, description: string) => Type.Union([t, Type.Null()], { description });
 
-const Reason = Type.String({ maxLength: 500, pattern: READABLE_PATTERN, description: 'no control characters' });
+const Reason = Readable(TEXT_LIMITS.reason, 'why (kept with the key and in the audit log)');
 
 export const CreateBody = Type.Object({
   label: Label,
@@ -81,7 +90,8 @@ export const RevokeAllBody = Type.Object({
   reason: Type.Optional(Reason),
 }, { additionalProperties: false });
 export const RotateBody = Type.Object({
-  expire_previous_in: Type.Optional(Type.Integer({ minimum: 0, maximum: 604_800, description: 'seconds the old key keeps working (default 86400)' })),
+  expire_previous_in: Type.Optional(Type.Integer({ minimum: 0, maximum: KEY_BOUNDS.graceMaxSeconds,
+    description: `seconds the old key keeps working (default ${KEY_BOUNDS.graceDefaultSeconds})` })),
 }, { additionalProperties: false });
 
 const Limit = Type.Integer({ minimum: 1, maximum: 100, default: 20 });
@@ -90,7 +100,7 @@ export const ListQuery = Type.Object({
   limit: Limit,
   cursor: Type.Optional(Cursor),
   environment: Type.Optional(Environment),
-  status: Type.Optional(StringEnum(['active', 'revoked', 'expired'] as const)),
+  status: Type.Optional(StringEnum(KEY_STATUSES)),
   rotation: Type.Optional(StringEnum(['due', 'overdue'] as const, 'due: rotation date within 14 days or past; overdue: past')),
   in_grace: Type.Optional(Type.Boolean({ description: 'only rotated keys still working in their grace period' })),
 }, { additionalProperties: false });
@@ -108,7 +118,7 @@ export const KeyResource = Type.Object({
   environment: Environment,
   scopes: Type.Array(Type.String()),
   allowed_ips: Type.Array(Type.String()),
-  status: StringEnum(['active', 'revoked', 'expired'] as const),
+  status: StringEnum(KEY_STATUSES),
   redacted: Type.String(),
   created_at: DateTime,
   created_by: Type.String(),
@@ -125,7 +135,7 @@ export const KeyResource = Type.Object({
     description: 'the quota balance as stored; null = unlimited. Replicas lease shares of it to answer without a database round trip: '
       + 'a share they hold and have not spent counts as used here until they return it (within seconds, or when the replica stops)' }),
   refill: Type.Union([Type.Object({
-    amount: Type.Integer(), interval: StringEnum(['daily', 'monthly'] as const),
+    amount: Type.Integer(), interval: StringEnum(REFILL_INTERVALS),
     refilled_at: Nullable(DateTime),
   }, { description: 'refilled_at: when the balance was last set back to amount (or the quota or refill was set)' }), Type.Null()], {
     description: 'the quota refill; null = none' }),
@@ -144,7 +154,7 @@ export const Propagation = Type.Object({
   unconfirmed: Type.Array(Type.String(), { description: 'replicas whose lease ran out instead of confirming' }),
   waited_ms: Type.Integer({ description: 'how long the response waited for the change to hold everywhere' }),
   published: Type.Boolean(),
-}, { description: 'how the change reached every replica before the response was sent (design invariant 2)' });
+}, { description: 'how the change reached every replica before the response was sent (design: revoke-holds)' });
 
 export const KeyWithPropagation = Type.Intersect([KeyResource, Type.Object({ propagation: Propagation })]);
 export const IssuedKey = Type.Intersect([KeyResource, Type.Object({ secret: Type.String({ description: 'the full key: shown once, never again' }) })]);
@@ -163,6 +173,9 @@ export const AuditEntry = Type.Object({
   key_id: Nullable(Type.String()),
   source_ip: Nullable(Type.String()),
   changes: Type.Record(Type.String(), Type.Unknown()),
+  count: Type.Integer({ minimum: 1, description: 'events this entry stands for: 1, or the refused attempts (admin.unauthenticated, '
+    + 'admin.forbidden) of one actor from one address folded into one entry per 10 minutes; `changes` describes the first' }),
+  last_at: Type.String({ format: 'date-time', description: 'the last of those events (equal to `at` for an ordinary entry)' }),
 });
 export const AuditPage = Type.Object({ data: Type.Array(AuditEntry), next_cursor: Nullable(Type.String()) });
 
@@ -182,7 +195,7 @@ export const ActivityBody = Type.Object({
   last_used_at: Nullable(DateTime),
   last_used_ip: Nullable(Type.String()),
   remaining_uses: Type.Union([Count, Type.Null()], { description: 'the quota balance, as on the key resource; null = unlimited' }),
-  refill: Type.Union([Type.Object({ amount: Type.Integer(), interval: StringEnum(['daily', 'monthly'] as const), refilled_at: Nullable(DateTime) }),
+  refill: Type.Union([Type.Object({ amount: Type.Integer(), interval: StringEnum(REFILL_INTERVALS), refilled_at: Nullable(DateTime) }),
     Type.Null()], { description: 'the quota refill, as on the key resource; null = none' }),
   totals: Type.Object({ allowed: Count, denied: Type.Record(Type.String(), Count, {
     description: 'denials per reason (KEY_REVOKED, IP_NOT_ALLOWED, RATE_LIMITED, USAGE_EXCEEDED, KEY_DISABLED, …): every reason recorded, no fixed list' }) }),

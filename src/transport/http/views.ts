@@ -34,11 +34,13 @@ export function keyResource(key: Key, now = Date.now()): KeyResource {
   };
 }
 
-/** An audit entry as the API shows it. */
-export function auditEntry(entry: { id: number; at: Date; actor: string; action: string; key_id: string | null; source_ip: string | null; changes: Record<string, unknown> }) {
+/** An audit entry as the API shows it: `at` is its first event, `last_at` its last (they differ for folded refusals). */
+export function auditEntry(entry: { id: number; at: Date; actor: string; action: string; key_id: string | null; source_ip: string | null;
+  changes: Record<string, unknown>; count: number | string; last_at: Date | null }) {
   return {
     id: String(entry.id), at: entry.at.toISOString(), actor: entry.actor, action: entry.action,
     key_id: entry.key_id, source_ip: entry.source_ip, changes: entry.changes,
+    count: Number(entry.count), last_at: (entry.last_at ?? entry.at).toISOString(),
   };
 }
 

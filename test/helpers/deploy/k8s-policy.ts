@@ -4,10 +4,11 @@ import type { Deployment } from 'kubernetes-types/apps/v1.js';
 import type { Job } from 'kubernetes-types/batch/v1.js';
 import type { HorizontalPodAutoscaler } from 'kubernetes-types/autoscaling/v2.js';
 import type { PodDisruptionBudget } from 'kubernetes-types/policy/v1.js';
-import type { NetworkPolicy, NetworkPolicyPeer } from 'kubernetes-types/networking/v1.js';
+import type { NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyPeer } from 'kubernetes-types/networking/v1.js';
 import type {
   ConfigMap, Container, PodSpec, PodTemplateSpec, Probe, Service, ServiceAccount,
 } from 'kubernetes-types/core/v1.js';
+import ipaddr from 'ipaddr.js';
 import type { K8sObject } from './render.js';
 
 export const APP = 'otesse-keys';
@@ -334,6 +335,7 @@ function networkPolicyRules(objects: readonly K8sObject[], podLabels: Record<str
   const out: string[] = [];
   const policies = ofKind<NetworkPolicy>(objects, 'NetworkPolicy').filter((p) => selects(p.spec?.podSelector.matchLabels, podLabels));
   if (policies.length === 0) return ['a NetworkPolicy must select the server pods'];
+  out.push(...egressRules(policies));
   const ingress = policies.flatMap((p) => {
     if (!p.spec?.policyTypes?.includes('Ingress')) out.push(`NetworkPolicy ${p.metadata?.name}: policyTypes must include Ingress`);
     return p.spec?.ingress ?? [];
@@ -356,5 +358,89 @@ function networkPolicyRules(objects: readonly K8sObject[], podLabels: Record<str
   for (const [what, port] of [['metrics scrape', ports.metrics ?? HTTP_PORT], ['forward auth', ports.forwardAuth], ['leak reports', ports.leakReport]] as const) {
     if (port !== undefined && !admitted.includes(port)) out.push(`NetworkPolicy: no ingress rule for ${port} (${what})`);
   }
+  return out;
+}
+
+/**
+ * The only destinations of the server pods (docs/deploying.md, "Network policy"), by `protocol/port`. NetworkPolicy cannot
+ * name hosts, so the identity provider's JWKS and GitHub's API are "443 to public addresses"; a CNI with FQDN policies
+ * (Cilium, Calico Enterprise) can narrow that rule to the two hosts.
+ */
+export const EGRESS = {
+  dns: { ports: ['UDP/53', 'TCP/53'], says: 'the cluster DNS (kube-dns pods in kube-system, or one resolver address)' },
+  stores: { ports: ['TCP/5432', 'TCP/6432', 'TCP/6379', 'TCP/26379'], says: 'private addresses or cluster pods (PostgreSQL, PgBouncer, Redis, Sentinel)' },
+  https: { ports: ['TCP/443'], says: 'public addresses only (the identity provider\'s JWKS, GitHub\'s API), every private, shared and link-local range excepted' },
+} as const;
+type EgressClass = keyof typeof EGRESS;
+/** Without these the service cannot start or serve: DNS, PostgreSQL, Redis, and the two HTTPS fetches. */
+const EGRESS_REQUIRED = ['UDP/53', 'TCP/53', 'TCP/5432', 'TCP/6379', 'TCP/443'];
+/** Private networks: where a cluster's pods, Services and managed databases on private endpoints live. */
+const PRIVATE = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7'];
+/** What a 443 rule must leave out: the private networks, shared address space (CGNAT) and link-local (cloud metadata). */
+export const NOT_PUBLIC = [...PRIVATE, '100.64.0.0/10', '169.254.0.0/16', 'fe80::/10'];
+
+type Cidr = [ipaddr.IPv4 | ipaddr.IPv6, number];
+const cidr = (text: string): Cidr | undefined => {
+  try { return ipaddr.parseCIDR(text); } catch { return undefined; }
+};
+/** Whether range `a` lies inside range `b` (same family, longer or equal prefix, same leading bits). */
+function within(a: Cidr, b: Cidr): boolean {
+  return a[0].kind() === b[0].kind() && a[1] >= b[1] && a[0].match(b as [ipaddr.IPv4, number] & [ipaddr.IPv6, number]);
+}
+const inAny = (text: string, ranges: readonly string[]) => {
+  const c = cidr(text);
+  return c !== undefined && ranges.some((r) => within(c, cidr(r)!));
+};
+
+/** An ipBlock that reaches no private, shared or link-local address: each such range inside it is excepted. */
+function publicOnly(peer: NetworkPolicyPeer): boolean {
+  const block = peer.ipBlock;
+  const whole = block && cidr(block.cidr);
+  if (!whole || peer.namespaceSelector || peer.podSelector) return false;
+  const excepted = (block.except ?? []).map(cidr);
+  return NOT_PUBLIC.map((r) => cidr(r)!).every((range) => {
+    if (within(whole, range)) return false;
+    return !within(range, whole) || excepted.some((e) => e !== undefined && within(range, e));
+  });
+}
+
+const EGRESS_PEERS: Record<EgressClass, (p: NetworkPolicyPeer) => boolean> = {
+  dns: (p) => (p.ipBlock === undefined && p.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name'] === 'kube-system' &&
+    p.podSelector?.matchLabels?.['k8s-app'] === 'kube-dns') || (p.ipBlock !== undefined && /\/(32|128)$/.test(p.ipBlock.cidr) && !p.ipBlock.except),
+  stores: (p) => (p.ipBlock === undefined && (p.namespaceSelector !== undefined || p.podSelector !== undefined)) ||
+    (p.ipBlock !== undefined && !p.namespaceSelector && !p.podSelector && inAny(p.ipBlock.cidr, PRIVATE)),
+  https: publicOnly,
+};
+
+function egressClass(key: string): EgressClass | undefined {
+  return (Object.keys(EGRESS) as EgressClass[]).find((c) => (EGRESS[c].ports as readonly string[]).includes(key));
+}
+
+/** One egress rule: named ports from the list, named destinations, each destination fit for every port of the rule. */
+function checkEgressRule(rule: NetworkPolicyEgressRule, out: string[]): string[] {
+  const keys: string[] = [];
+  if (!rule.ports?.length) out.push('NetworkPolicy: every egress rule must name its ports (without, it allows every port)');
+  if (!rule.to?.length) out.push('NetworkPolicy: every egress rule must name its destinations (without, it allows every address)');
+  for (const port of rule.ports ?? []) {
+    const key = `${port.protocol ?? 'TCP'}/${port.port === undefined ? 'every port' : String(port.port)}`;
+    const which = port.endPort === undefined ? egressClass(key) : undefined;
+    if (!which) {
+      out.push(`NetworkPolicy: egress to ${key}${port.endPort ? `-${port.endPort}` : ''} is not in the list (DNS 53, PostgreSQL 5432/6432, Redis 6379/26379, HTTPS 443)`);
+      continue;
+    }
+    keys.push(key);
+    if (!(rule.to ?? []).every(EGRESS_PEERS[which])) out.push(`NetworkPolicy: egress to ${key} may only reach ${EGRESS[which].says}`);
+  }
+  return keys;
+}
+
+/** Egress closed by default and opened only to DNS, PostgreSQL, Redis and HTTPS on public addresses. */
+function egressRules(policies: readonly NetworkPolicy[]): string[] {
+  const out: string[] = [];
+  if (!policies.some((p) => p.spec?.policyTypes?.includes('Egress'))) {
+    out.push('NetworkPolicy: policyTypes must include Egress (otherwise the pods may connect anywhere)');
+  }
+  const allowed = policies.flatMap((p) => p.spec?.egress ?? []).flatMap((rule) => checkEgressRule(rule, out));
+  for (const key of EGRESS_REQUIRED) if (!allowed.includes(key)) out.push(`NetworkPolicy: no egress rule for ${key} (the service needs it)`);
   return out;
 }

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Static } from '@sinclair/typebox';
 import type { ActivityService } from '../../../service/activity-service.js';
+import { ACCOUNT_ID_PATTERN } from '../../../domain/key.js';
 import type { Actor, KeyService } from '../../../service/key-service.js';
 import { authorize, type Admin, type AdminAuthenticator } from '../auth.js';
 import * as S from '../schemas.js';
@@ -17,7 +18,7 @@ export interface KeyRoutesOptions {
 type Params = Static<typeof S.KeyParams>;
 const problems = { 400: S.Problem, 401: S.Problem, 403: S.Problem, 404: S.Problem, 409: S.Problem, 503: S.Problem };
 
-const ACCOUNT_ID = /^[A-Za-z0-9_-]{1,64}$/;
+const ACCOUNT_ID = new RegExp(ACCOUNT_ID_PATTERN);
 
 /**
  * Every /v1/accounts/:accountId route is admin-only and account-scoped: the token is checked first
@@ -38,15 +39,17 @@ export async function keyRoutes(app: FastifyInstance, { keys, activity, auth, on
     authorize((request as FastifyRequest & { admin: Admin }).admin, (request.params as { accountId: string }).accountId,
       request.method !== 'GET' && request.method !== 'HEAD');
   });
-  // Refused attempts are counted and, when the account id is a valid one, written to its audit log.
-  app.addHook('onResponse', async (request, reply) => {
-    if (reply.statusCode !== 401 && reply.statusCode !== 403) return;
+  // Refused attempts are counted and, when the account id is a valid one, written to its audit log
+  // (folded per window) before the answer leaves: whoever reads the log after a refusal sees it.
+  app.addHook('onSend', async (request, reply, payload) => {
+    if (reply.statusCode !== 401 && reply.statusCode !== 403) return payload;
     onRefused?.(reply.statusCode);
     const accountId = (request.params as { accountId?: string }).accountId;
-    if (!accountId || !ACCOUNT_ID.test(accountId)) return;
+    if (!accountId || !ACCOUNT_ID.test(accountId)) return payload;
     const actor = (request as FastifyRequest & { actor: Actor | null }).actor ?? undefined;
     await keys.recordRefusal(accountId, actor, request.ip, { status: reply.statusCode, method: request.method, route: request.routeOptions.url ?? '' })
       .catch((err: unknown) => request.log.warn({ err }, 'refused attempt not written to the audit log'));
+    return payload;
   });
   const who = (r: FastifyRequest) => (r as FastifyRequest & { actor: Actor }).actor;
   // Every field of these bodies is optional: a POST with no body at all means `{}`.

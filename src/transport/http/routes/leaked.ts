@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
-import type { LeakReportService } from '../../../service/leak-report-service.js';
+import { TEXT_LIMITS } from '../../../domain/text.js';
+import { MAX_UNVOUCHED_VERIFICATIONS, type LeakReportService } from '../../../service/leak-report-service.js';
 import { authorize, type Admin, type AdminAuthenticator } from '../auth.js';
 import * as S from '../schemas.js';
 
@@ -9,20 +10,20 @@ export interface LeakedRoutesOptions {
   auth: AdminAuthenticator;
 }
 
-const Readable = (max: number, description: string) =>
-  Type.String({ minLength: 1, maxLength: max, pattern: '^[^\\u0000-\\u001f\\u007f]*$', description });
 const LeakedBody = Type.Object({
   keys: Type.Array(Type.String({ maxLength: 1024 }), { minItems: 1, maxItems: 1000, description: 'the tokens found (any text: only real keys of this account count)' }),
-  source: Readable(100, 'what found them (the scanner, or "incident-1234"); goes into the revoke reason'),
-  url: Type.Optional(Readable(2048, 'where they were published')),
+  source: S.Readable(TEXT_LIMITS.leakSource, 'what found them (the scanner, or "incident-1234"); goes into the revoke reason'),
+  url: Type.Optional(S.Readable(TEXT_LIMITS.leakUrl, 'where they were published')),
 }, { additionalProperties: false });
 const LeakedResult = Type.Object({
   token_hash: Type.String({ description: 'SHA-256 hex of the token as sent (never the token)' }),
   token_type: Type.String({ description: 'always otesse_api_key' }),
-  label: Type.Unsafe<'true_positive' | 'false_positive'>({ type: 'string', enum: ['true_positive', 'false_positive'],
-    description: 'true_positive: a key of this account, now revoked or revoked before' }),
+  label: Type.Union([Type.Unsafe<'true_positive' | 'false_positive'>({ type: 'string', enum: ['true_positive', 'false_positive'] }), Type.Null()], {
+    description: 'true_positive: a key of this account, now revoked or revoked before; null: not checked (see outcome)' }),
   key_id: Type.Union([Type.String(), Type.Null()], { description: 'the key, for a true positive' }),
-  outcome: Type.Union([Type.Literal('revoked'), Type.Literal('already_revoked'), Type.Null()]),
+  outcome: Type.Union([Type.Literal('revoked'), Type.Literal('already_revoked'), Type.Literal('not_checked'), Type.Null()], {
+    description: `not_checked: the token names a key made before check values existed and the report already spent its `
+      + `${MAX_UNVOUCHED_VERIFICATIONS} argon2 verifications on such keys; nothing was decided or changed: report it again` }),
 });
 const LeakedResponse = Type.Object({ results: Type.Array(LeakedResult, { description: 'one per entry of keys, in order' }) });
 const problems = { 400: S.Problem, 401: S.Problem, 403: S.Problem, 413: S.Problem, 503: S.Problem };

@@ -8,7 +8,7 @@ export interface SessionRoutesOptions {
 }
 
 const Me = Type.Object({
-  name: Type.String({ description: 'the audit actor: the token name, or the JWT `sub`' }),
+  name: Type.String({ description: 'the audit actor: the token name, or `jwt:` and the JWT `sub`' }),
   role: Type.Union([Type.Literal('admin'), Type.Literal('viewer')]),
   accounts: Type.Union([Type.Array(Type.String()), Type.Null()], { description: 'the accounts it may touch; null: every account' }),
 });

@@ -5,7 +5,7 @@ import { sendProblem } from '../problem.js';
 import * as S from '../schemas.js';
 
 export interface SystemRoutesOptions {
-  /** Ready once started and caught up; shared faults listed in `degraded` (design invariant 11). */
+  /** Ready once started and caught up; shared faults listed in `degraded` (design: readiness-is-local). */
   readiness(): Promise<{ ready: boolean; degraded: string[] }>;
   metrics?: { contentType: string; render(): Promise<string> } | undefined;
 }
@@ -24,7 +24,7 @@ export async function systemRoutes(app: FastifyInstance, opts: SystemRoutesOptio
       tags: ['health'],
       summary: 'Ready: started, subscribed and caught up once',
       description: 'A fault every replica shares (Redis down, PostgreSQL slow) does not make a replica unready: it is named in '
-        + '`degraded` while the replica keeps answering correctly (design invariant 11). 503 only before the first catch-up.',
+        + '`degraded` while the replica keeps answering correctly (design: readiness-is-local). 503 only before the first catch-up.',
       response: { 200: Type.Object({ status: Type.Union([Type.Literal('ready'), Type.Literal('degraded')]), degraded: Type.Array(Type.String()) }), 503: S.Problem },
     },
   }, async (_request, reply) => {
