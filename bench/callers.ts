@@ -61,6 +61,7 @@ async function closedLoop(origin: string, path: string, headers: Record<string, 
         statuses[res.statusCode] = (statuses[res.statusCode] ?? 0) + 1;
         latencies.push(performance.now() - started);
       } catch {
+        // Counted: the report prints the error count beside the statuses.
         errors++;
       }
     }
@@ -203,7 +204,7 @@ async function main(): Promise<void> {
   } finally {
     for (const fn of teardowns.reverse()) await fn();
     await stopAll();
-    await dropDatabaseNamed(PG_URL, dbName).catch(() => undefined);
+    await dropDatabaseNamed(PG_URL, dbName).catch((err: unknown) => process.stderr.write(`bench:callers: database ${dbName} left behind: ${String(err)}\n`));
     await clearPrefix(REDIS_URL, prefix);
   }
 }

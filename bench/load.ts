@@ -283,7 +283,10 @@ async function revoke(spec: RevokeSpec): Promise<RevokeResult> {
           if (o !== 'ALLOWED') throw new Error(`warming ${k.id} on ${spec.replicas[i]?.name}: ${o}`);
         }
       }
+      // Set once each below, but read by the pollers before that: as consts those reads would throw (TDZ).
+      // eslint-disable-next-line prefer-const
       let sentAt: number | undefined;
+      // eslint-disable-next-line prefer-const
       let responseAt: number | undefined;
       const polled = spec.replicas.slice(1);
       const state = polled.map(() => ({ firstDenyAt: undefined as number | undefined, firstDenySent: 0, stale: 0, after: 0, calls: 0 }));
@@ -326,9 +329,9 @@ async function revoke(spec: RevokeSpec): Promise<RevokeResult> {
       const deniedBeforeResponse: Record<string, boolean> = {};
       polled.forEach((r, j) => {
         const at = state[j]?.firstDenyAt;
-        denyMs[r.name] = at === undefined ? null : Math.round((at - (sentAt as number)) * 1000) / 1000;
-        denySentMs[r.name] = at === undefined ? null : Math.round(((state[j]?.firstDenySent ?? 0) - (sentAt as number)) * 1000) / 1000;
-        deniedBeforeResponse[r.name] = at !== undefined && at <= (responseAt as number);
+        denyMs[r.name] = at === undefined ? null : Math.round((at - sentAt) * 1000) / 1000;
+        denySentMs[r.name] = at === undefined ? null : Math.round(((state[j]?.firstDenySent ?? 0) - sentAt) * 1000) / 1000;
+        deniedBeforeResponse[r.name] = at !== undefined && at <= responseAt;
       });
       results.push({
         keyId: k.id, status: res.status, revokeMs: Math.round((responseAt - sentAt) * 1000) / 1000, propagation: body.propagation ?? null,

@@ -21,7 +21,7 @@ const ANSWER: AuthenticateResponse = Object.freeze({
   retry_after_ms: 0,
   metadata: '',
   allowed_uses: 1,
-}) as AuthenticateResponse;
+});
 
 // The same server options as the service's GrpcServer, so the transport costs the same.
 const server = new grpc.Server({

@@ -10,6 +10,7 @@
  * --cache-ttl CACHE_TTL_SECONDS of the replicas (600, so that nothing ages out between the warm-up and the cut).
  */
 import { parseArgs } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
 import { startProxy } from '../test/helpers/proxy.js';
 import { startRedis } from '../test/helpers/redis-server.js';
 import {
@@ -33,6 +34,12 @@ const log = (msg: string) => logAs('recovery', msg);
 
 interface Tally { calls: number; failed: number; denied: number; codes: Record<string, number>; latencyMs: number[] }
 const tally = (): Tally => ({ calls: 0, failed: 0, denied: 0, codes: {}, latencyMs: [] });
+
+/** One phase's figures, as reported. */
+interface Phase {
+  phase: string; seconds: number; calls: number; failed: number; denied: number; errorCodes: Record<string, number>;
+  argon2: number; fromMemory: number; fromRedis: number; fromPostgres: number; latencyMs: ReturnType<typeof percentiles>;
+}
 
 /** Counters of one replica that the phases are measured with. */
 async function counters(r: Replica): Promise<{ argon2: number; memory: number; redis: number; storage: number }> {
@@ -61,7 +68,7 @@ async function main(): Promise<number> {
     for (const r of replicas) {
       await eachLimit(keys, CONCURRENCY, async (k) => {
         const res = await r.authenticate(k.request);
-        if (res.code !== 0 || !res.allowed) throw new Error(`warm-up: ${k.id} on ${r.id}: ${res.code} ${res.details ?? res.reason}`);
+        if (res.code !== grpc.status.OK || !res.allowed) throw new Error(`warm-up: ${k.id} on ${r.id}: ${res.code} ${res.details ?? res.reason}`);
       });
     }
     const warmMs = performance.now() - warmStarted;
@@ -85,12 +92,12 @@ async function main(): Promise<number> {
         const res = await r.authenticate(k.request);
         t.calls++;
         t.latencyMs.push(performance.now() - started);
-        if (res.code !== 0) { t.failed++; t.codes[String(res.code)] = (t.codes[String(res.code)] ?? 0) + 1; }
+        if (res.code !== grpc.status.OK) { t.failed++; t.codes[String(res.code)] = (t.codes[String(res.code)] ?? 0) + 1; }
         else if (!res.allowed) { t.failed++; t.denied++; }
       }
     })));
 
-    const phases: Record<string, unknown>[] = [];
+    const phases: Phase[] = [];
     const close = async (name: string, started: number, before: Awaited<ReturnType<typeof sum>>) => {
       const t = phase;
       phase = tally();

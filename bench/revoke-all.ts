@@ -9,9 +9,10 @@
  * Options: --keys (5000), --sample (500), --replicas (3), --rounds (3).
  */
 import { parseArgs } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
 import { startRedis } from '../test/helpers/redis-server.js';
 import {
-  createDatabase, eachLimit, fleetEnv, guard, log as logAs, seedKeys, startFleet, Teardown, writeResult, type Replica, type SeededKey,
+  createDatabase, eachLimit, fleetEnv, guard, log as logAs, seedKeys, startFleet, Teardown, writeResult, type Propagation, type Replica, type SeededKey,
 } from './lib/fleet.js';
 import { percentiles } from '../test/helpers/harness/stats.js';
 
@@ -25,6 +26,15 @@ const REPLICAS = Number(args.replicas);
 const ROUNDS = Number(args.rounds);
 const log = (msg: string) => logAs('revoke-all', msg);
 
+/** What one replica answered for a set of keys. */
+interface Asked { replica: string; allowed: number; errors: number; ms: number }
+
+/** One revoke-all round, as reported. */
+interface Round {
+  round: number; account: string; warmMs: number; status: number; revoked: number | undefined; responseMs: number;
+  propagation: Propagation | undefined; sampleRightAfter: Asked[]; everyKeyAfterwards: Asked[];
+}
+
 /** Ask `keys` on `r`: how many were allowed, and how many calls failed. */
 async function ask(r: Replica, keys: SeededKey[], concurrency = 32): Promise<{ allowed: number; errors: number; ms: number }> {
   let allowed = 0;
@@ -32,7 +42,7 @@ async function ask(r: Replica, keys: SeededKey[], concurrency = 32): Promise<{ a
   const started = performance.now();
   await eachLimit(keys, concurrency, async (k) => {
     const res = await r.authenticate(k.request);
-    if (res.code !== 0) errors++;
+    if (res.code !== grpc.status.OK) errors++;
     else if (res.allowed) allowed++;
   });
   return { allowed, errors, ms: Math.round(performance.now() - started) };
@@ -47,7 +57,7 @@ async function main(): Promise<number> {
     // Entries stay fresh for 10 min, so every replica would decide from memory (the case a revoke must reach).
     const replicas = await startFleet(td, REPLICAS, fleetEnv(db, redis.url, { CACHE_TTL_SECONDS: '600' }));
     const [writer, ...others] = replicas as [Replica, ...Replica[]];
-    const rounds: Record<string, unknown>[] = [];
+    const rounds: Round[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
       const account = `acct_revoke_all_${round}`;
       const keys = await seedKeys(db, account, KEYS);
@@ -70,9 +80,9 @@ async function main(): Promise<number> {
       rounds.push(row);
       log(JSON.stringify(row));
     }
-    const allowedInSample = rounds.reduce((a, r) => a + (r.sampleRightAfter as { allowed: number }[]).reduce((b, s) => b + s.allowed, 0), 0);
-    const allowedAfter = rounds.reduce((a, r) => a + (r.everyKeyAfterwards as { allowed: number }[]).reduce((b, s) => b + s.allowed, 0), 0);
-    const errors = rounds.reduce((a, r) => a + [...(r.sampleRightAfter as { errors: number }[]), ...(r.everyKeyAfterwards as { errors: number }[])]
+    const allowedInSample = rounds.reduce((a, r) => a + r.sampleRightAfter.reduce((b, s) => b + s.allowed, 0), 0);
+    const allowedAfter = rounds.reduce((a, r) => a + r.everyKeyAfterwards.reduce((b, s) => b + s.allowed, 0), 0);
+    const errors = rounds.reduce((a, r) => a + [...r.sampleRightAfter, ...r.everyKeyAfterwards]
       .reduce((b, s) => b + s.errors, 0), 0);
     const result = {
       kind: 'revoke-all', at: new Date().toISOString(), keys: KEYS, sample: SAMPLE, replicas: REPLICAS, rounds,
@@ -85,10 +95,10 @@ async function main(): Promise<number> {
     const file = writeResult('revoke-all', result);
     console.log(`revoke-all: ${KEYS} keys cached on ${REPLICAS} replicas, ${ROUNDS} round(s)`);
     for (const r of rounds) {
-      const p = r.propagation as { outcome?: string; replicas?: number; confirmed?: number; waited_ms?: number } | undefined;
+      const p = r.propagation;
       console.log(`round ${r.round}: HTTP ${r.status}, revoked ${r.revoked}, ${r.responseMs} ms; propagation ${p?.outcome} ${p?.confirmed}/${p?.replicas} confirmed, waited ${p?.waited_ms} ms; `
-        + `right after, ${SAMPLE} sampled keys allowed: ${(r.sampleRightAfter as { replica: string; allowed: number }[]).map((s) => `${s.replica}=${s.allowed}`).join(' ')}; `
-        + `afterwards, all keys allowed: ${(r.everyKeyAfterwards as { replica: string; allowed: number }[]).map((s) => `${s.replica}=${s.allowed}`).join(' ')}`);
+        + `right after, ${SAMPLE} sampled keys allowed: ${r.sampleRightAfter.map((s) => `${s.replica}=${s.allowed}`).join(' ')}; `
+        + `afterwards, all keys allowed: ${r.everyKeyAfterwards.map((s) => `${s.replica}=${s.allowed}`).join(' ')}`);
     }
     console.log(`response ms ${JSON.stringify(result.responseMs)}; call errors ${errors}`);
     console.log(`targets: ${JSON.stringify(result.targets)}`);

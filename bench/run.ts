@@ -44,6 +44,7 @@ import {
 import { machineCpu, pidsNamed } from './lib/stats.js';
 import { num } from './lib/env.js';
 import { clearPrefix } from './lib/redis-prefix.js';
+import { tracingEnv } from './lib/otlp-sink.js';
 
 const DURATION_MS = num('BENCH_DURATION_MS', 5000);
 const WARMUP_MS = num('BENCH_WARMUP_MS', 1000);
@@ -134,6 +135,7 @@ class BackendProbe {
 
   async close(): Promise<void> {
     this.#redis.disconnect();
+    // At the end of the run, the figures taken: a pool that fails to close holds nothing the exit does not end.
     await this.#pg.end().catch(() => {});
   }
 }
@@ -144,6 +146,7 @@ function commit(): string {
     const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== '';
     return dirty ? `${head} (src/ modified)` : head;
   } catch {
+    // Not a git checkout (an unpacked release) or no git: the report says so; nothing else depends on it.
     return 'unknown';
   }
 }
@@ -278,10 +281,11 @@ async function main(): Promise<number> {
   let cleaning: Promise<void> | undefined;
   const cleanup = () => (cleaning ??= cleanupOnce());
   const cleanupOnce = async () => {
+    // The load generator may be what failed (or be gone already): stopAll below ends whatever is left of it.
     await load?.stop().catch(() => {});
     await stopAll();
     if (dbCreated) await dropDatabaseNamed(PG_URL, dbName).catch((err: unknown) => log(`drop database: ${String(err)}`));
-    const deleted = await clearRedis(prefix).catch(() => -1);
+    const deleted = await clearRedis(prefix).catch((err: unknown) => { log(`clear Redis keys under ${prefix}: ${String(err)}`); return -1; });
     rmSync(tmp, { recursive: true, force: true });
     log(`cleaned up: database ${dbName} dropped, ${deleted} Redis keys under ${prefix} deleted`);
   };
@@ -306,7 +310,10 @@ async function main(): Promise<number> {
 
     const noop = await startServer('noop', [NOOP], { PATH: serviceEnv.PATH ?? '' }, 'noop server started');
     const serviceArgv = (process.env.BENCH_SERVICE_EXEC_ARGV ?? '').split(' ').filter(Boolean);
-    let service = await startServer('service', [...serviceArgv, ...SERVICE], serviceEnv, SERVICE_STARTED);
+    const tracing = await tracingEnv(process.env.BENCH_TRACING);
+    Object.assign(serviceEnv, tracing.env);
+    log(tracing.describe);
+    const service = await startServer('service', [...serviceArgv, ...SERVICE], serviceEnv, SERVICE_STARTED);
     const api = admin(service, adminToken);
     await api.ready();
     // The load generator's flags: a larger young generation cuts its GC work (about a fifth of its CPU), which on
@@ -370,6 +377,7 @@ async function main(): Promise<number> {
       let last: Promise<Snapshot> | undefined;
       load!.onWindow = (phase) => {
         const snap = probe.snapshot();
+        // Only marks it handled until it is awaited below, where a failure surfaces and fails the case.
         snap.catch(() => {});
         if (phase === 'start') first = snap; else last = snap;
       };

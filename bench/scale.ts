@@ -131,8 +131,8 @@ async function walk(r: Replica, path: string, count: number, seen?: (item: { id:
     const res = await r.api('GET', cursor ? `${path}&cursor=${encodeURIComponent(cursor)}` : path);
     ms.push(res.ms);
     if (res.status !== 200) { errors++; cursor = null; continue; }
-    for (const item of res.body.data as { id: string }[]) seen?.(item);
-    cursor = res.body.next_cursor as string | null;
+    for (const item of res.body?.data ?? []) seen?.(item);
+    cursor = res.body?.next_cursor ?? null;
   }
   return { ms, errors };
 }
@@ -173,6 +173,7 @@ function commit(): string {
   try {
     return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
   } catch {
+    // Not a git checkout (an unpacked release) or no git: the report says so; nothing else depends on it.
     return 'unknown';
   }
 }

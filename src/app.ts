@@ -1,7 +1,5 @@
-import { randomUUID } from 'node:crypto';
-import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { developmentToken } from './admin-token.js';
@@ -9,12 +7,13 @@ import { Disposers } from './disposers.js';
 import { MemoryBus, type InvalidationBus } from './cache/bus.js';
 import { MemoryFailureCounter, RedisFailureCounter, type FailureCounter } from './cache/failure-counter.js';
 import { LocalCache } from './cache/local-cache.js';
+import { checkRedisSetup, openRedisConnections, type RedisTarget } from './cache/open-redis.js';
 import { RedisBus } from './cache/redis-bus.js';
 import { RedisSharedCache } from './cache/redis-shared-cache.js';
 import { Signer } from './cache/signer.js';
 import { NoSharedCache, type SharedCache } from './cache/shared-cache.js';
 import type { AdminToken, Config } from './config.js';
-import { createLogger } from './observability/logger.js';
+import { createLogger, wantsPrettyLogs } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { ActivityService } from './service/activity-service.js';
 import { Authenticator, type CallLimits } from './service/authenticator.js';
@@ -26,8 +25,9 @@ import { KeyService } from './service/key-service.js';
 import { LeakReportService } from './service/leak-report-service.js';
 import { RetentionJob } from './service/retention.js';
 import { UsageRecorder } from './service/usage.js';
-import { migrate } from './store/migrations.js';
-import { openDatabase } from './store/open-database.js';
+import { NO_TRACE, type Trace } from './service/trace.js';
+import { newReplicaId } from './replica-id.js';
+import { applyMigrations, openConfiguredDatabase } from './database.js';
 import { FirstOfAuth, StaticTokenAuth, type AdminAuthenticator } from './transport/http/auth.js';
 import { buildHttpApp } from './transport/http/app.js';
 import { consoleBundleDir } from './transport/http/console.js';
@@ -81,16 +81,26 @@ interface RedisParts {
   shared: SharedCache; bus: InvalidationBus; failures: FailureCounter; budget: RateBudget; client?: Redis; ping(): Promise<boolean>; close(): Promise<void>;
 }
 
-function openRedis(config: Config, replicaId: string, log: Logger, metrics: Metrics): RedisParts {
-  if (!config.REDIS_URL || !config.CACHE_SIGNING_KEY) {
+/** One Redis server (REDIS_URL) or the primary that Sentinels name; undefined: in-process. */
+function redisTarget(config: Config): RedisTarget | undefined {
+  const common = { password: config.REDIS_PASSWORD, tlsCa: config.REDIS_TLS_CA };
+  if (config.REDIS_URL) return { ...common, url: config.REDIS_URL };
+  if (config.REDIS_SENTINELS && config.REDIS_SENTINEL_NAME) {
+    return { ...common, sentinels: config.REDIS_SENTINELS, name: config.REDIS_SENTINEL_NAME, sentinelPassword: config.REDIS_SENTINEL_PASSWORD };
+  }
+  return undefined;
+}
+
+async function openRedis(config: Config, replicaId: string, log: Logger, metrics: Metrics): Promise<RedisParts> {
+  const target = redisTarget(config);
+  if (!target || !config.CACHE_SIGNING_KEY) {
     log.info({}, 'no REDIS_URL: in-process cache and bus (run one replica only)');
     return { shared: new NoSharedCache(), bus: new MemoryBus({ replicaId }), ping: async () => true, close: async () => {},
       failures: new MemoryFailureCounter({ windowMs: config.FAILED_ATTEMPTS_WINDOW_SECONDS * 1000 }), budget: new MemoryRateBudget() };
   }
-  const options = { enableOfflineQueue: false, commandTimeout: 500, maxRetriesPerRequest: 1, connectTimeout: 2000,
-    retryStrategy: (n: number) => Math.min(50 * 2 ** n, 1000) };
-  const redis = new Redis(config.REDIS_URL, options);
-  const subscriber = new Redis(config.REDIS_URL, { ...options, autoResubscribe: false });
+  const checked = await checkRedisSetup(target, config.LEASE_MS + config.CLOCK_SKEW_MS);
+  for (const warning of checked.warnings) log.warn({ primary: checked.primary }, warning);
+  const { command: redis, subscriber } = openRedisConnections(target);
   redis.on('error', (err: Error) => log.debug({ err }, 'redis error'));
   const onError = (err: unknown) => log.debug({ err }, 'redis subscriber error');
   const signer = new Signer(config.CACHE_SIGNING_KEY);
@@ -157,12 +167,15 @@ async function listenOn(server: FastifyInstance, host: string, port: number | un
   return (server.server.address() as { port: number }).port;
 }
 
-/** The composition root: build every part from the configuration and start both transports. */
-export async function startApp(config: Config, logger?: Logger): Promise<App> {
-  const log = logger ?? createLogger(config.LOG_LEVEL);
+/**
+ * The composition root: build every part from the configuration and start both transports.
+ * `trace`: the use cases' spans and attributes (main.ts passes it when tracing is configured).
+ */
+export async function startApp(config: Config, logger?: Logger, trace: Trace = NO_TRACE): Promise<App> {
+  const log = logger ?? createLogger(config.LOG_LEVEL, undefined, { pretty: wantsPrettyLogs(config.NODE_ENV, process.stdout.isTTY) });
   const opened = new Disposers();
   try {
-    return await start(config, log, opened);
+    return await start(config, log, opened, trace);
   } catch (err) {
     // A start-up that fails part way (a port taken, say) closes what it opened, then fails as before.
     await opened.disposeAll((e) => log.warn({ err: e }, 'closing after a failed start-up failed'));
@@ -171,13 +184,15 @@ export async function startApp(config: Config, logger?: Logger): Promise<App> {
 }
 
 /** Every part opened is registered in `opened` as soon as it exists. */
-async function start(config: Config, log: Logger, opened: Disposers): Promise<App> {
-  const replicaId = config.REPLICA_ID ?? `${hostname()}-${randomUUID().slice(0, 8)}`;
+async function start(config: Config, log: Logger, opened: Disposers, trace: Trace): Promise<App> {
+  const replicaId = config.REPLICA_ID ?? newReplicaId();
   const metrics = new Metrics();
   const routes = config.FORWARD_AUTH_ROUTES ? RouteMap.load(config.FORWARD_AUTH_ROUTES) : undefined;
   if (!config.DATABASE_URL) log.info({ dir: join(config.DATA_DIR, 'pg') }, 'no DATABASE_URL: using the embedded PostgreSQL (PGlite)');
-  const db = opened.add(await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR }), (d) => d.close());
-  const applied = await migrate(db);
+  const db = opened.add(await openConfiguredDatabase(config, 'service', {
+    onIdleError: (err) => log.warn({ err }, 'PostgreSQL: an idle pooled connection failed; the pool opens another for the next query'),
+  }), (d) => d.close());
+  const applied = await applyMigrations(config, db);
   if (applied.length > 0) log.info({ applied }, 'migrations applied');
 
   let tokens = config.ADMIN_TOKENS ?? [];
@@ -188,13 +203,15 @@ async function start(config: Config, log: Logger, opened: Disposers): Promise<Ap
     log.warn({ path: dev.path }, 'no ADMIN_TOKENS: a development admin token is kept in this file (name "dev")');
   }
 
-  const redis = opened.add(openRedis(config, replicaId, log, metrics), (r) => r.close());
+  const redis = opened.add(await openRedis(config, replicaId, log, metrics), (r) => r.close());
   const maxAgeMs = (config.CACHE_TTL_SECONDS + config.STALE_SERVE_SECONDS) * 1000;
   // Floors must outlive any entry that Redis may still hold (its TTL) and any verification in flight.
   const recentMs = maxAgeMs + config.CLOCK_SKEW_MS + 60_000;
   const local = new LocalCache({ maxEntries: config.CACHE_MAX_ENTRIES, maxAgeMs, floorTtlMs: recentMs + 60_000, skewMs: config.CLOCK_SKEW_MS });
   const hasher = new Hasher({ memoryCost: config.ARGON2_MEMORY_KIB, timeCost: config.ARGON2_TIME_COST, parallelism: config.ARGON2_PARALLELISM,
-    maxConcurrency: config.ARGON2_MAX_CONCURRENCY, maxQueue: config.ARGON2_MAX_QUEUE, adminConcurrency: config.ARGON2_ADMIN_CONCURRENCY });
+    maxConcurrency: config.ARGON2_MAX_CONCURRENCY, maxQueue: config.ARGON2_MAX_QUEUE, adminConcurrency: config.ARGON2_ADMIN_CONCURRENCY,
+    onFault: oncePerMinute((err: unknown) => log.error({ err },
+      'argon2 could not verify a stored hash: answered UNAVAILABLE, not counted as a wrong secret (logged once a minute; see otesse_keys_argon2_faults)')) });
   const invalidator = new Invalidator({ db, local, shared: redis.shared, bus: redis.bus, pollMs: config.CHANGE_POLL_MS, log, recentMs,
     publishRetryMs: config.LEASE_MS + config.CLOCK_SKEW_MS,
     onApplied: (ms) => metrics.invalidationLag.observe(ms / 1000),
@@ -215,12 +232,12 @@ async function start(config: Config, log: Logger, opened: Disposers): Promise<Ap
     'a key\'s stored allowlist has rules that cannot be read: the key is denied from every address (logged once a minute; see otesse_keys_unreadable_data_total)'));
   const supersededLog = oncePerMinute((keyId: string) => log.warn({ keyId },
     'a Redis cache entry below this replica\'s version floor was read (replayed or left over): not served (logged once a minute; see otesse_keys_superseded_entries_total)'));
-  const authenticator = new Authenticator({ db, local, shared: redis.shared, hasher, invalidator, usage, limiter,
+  const authenticator = new Authenticator({ db, local, shared: redis.shared, hasher, invalidator, usage, limiter, trace,
     freshMs: config.CACHE_TTL_SECONDS * 1000, staleServeMs: config.STALE_SERVE_SECONDS * 1000,
     failureLimit: config.FAILED_ATTEMPTS_LIMIT, failures: redis.failures,
     onUnreadable: (keyId, rules) => { metrics.unreadableData.inc({ field: 'allowed_ips' }, 1); unreadableLog({ keyId, rules }); },
     onSuperseded: (keyId) => { metrics.supersededEntries.inc(); supersededLog(keyId); } });
-  const keys = new KeyService({ db, hasher, invalidator });
+  const keys = new KeyService({ db, hasher, invalidator, trace });
   const activity = new ActivityService({ db, keys, flush: () => usage.flush() });
   opened.add(invalidator, (i) => i.close());
   await invalidator.start();
@@ -257,13 +274,14 @@ async function start(config: Config, log: Logger, opened: Disposers): Promise<Ap
     metrics.argonQueue.set(hasher.queued);
     metrics.argonRunning.set(hasher.running);
     metrics.argonVerifications.set(hasher.verifications);
+    metrics.argonFaults.set(hasher.faults);
     metrics.checkRefusals.set(authenticator.refusedByCheck);
     metrics.subscribed.set(redis.bus.subscribed ? 1 : 0);
     metrics.trusted.set(invalidator.healthy ? 1 : 0);
     return metrics.render();
   } };
   const auth = adminAuth(config, tokens);
-  const leaks = new LeakReportService({ db, hasher, keys });
+  const leaks = new LeakReportService({ db, hasher, keys, trace });
   const http = opened.add(await buildHttpApp({
     // Swagger UI is a page of third-party script on the admin origin: off in production unless asked for.
     docs: config.ADMIN_API_DOCS === undefined ? config.NODE_ENV !== 'production' : config.ADMIN_API_DOCS === '1',

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { AdminApi, CliError, EXIT, keysPath } from './cli/admin-api.js';
-import { activityLines, keyLines, keyTable } from './cli/output.js';
+import { activityLines, keyLines, keyTable, type Activity, type Key, type KeyPage } from './cli/output.js';
 
 const EXIT_CODES = `
 Exit codes:
@@ -32,8 +32,9 @@ function adminToken(g: Globals): string {
   if (g.tokenFile) {
     try {
       return readFileSync(g.tokenFile, 'utf8').trim();
-    } catch {
-      throw new CliError(EXIT.USAGE, `cannot read --token-file ${g.tokenFile}`);
+    } catch (err) {
+      // The errno code only (ENOENT, EACCES): nothing of the file's content can reach the message.
+      throw new CliError(EXIT.USAGE, `cannot read --token-file ${g.tokenFile}: ${(err as NodeJS.ErrnoException).code ?? 'unreadable'}`);
     }
   }
   const token = process.env.OTESSE_ADMIN_TOKEN;
@@ -60,7 +61,7 @@ function adminCommands(program: Command): void {
     .action(async (o: { account: string; label: string; scope: string[]; environment: string; allowedIp?: string[]; expiresAt?: string }) => {
       const { g, api: a } = api();
       const body = { label: o.label, scopes: o.scope, environment: o.environment, allowed_ips: o.allowedIp, expires_at: o.expiresAt };
-      const key = await a.call('POST', keysPath(o.account), body);
+      const key = await a.call<Key>('POST', keysPath(o.account), body);
       print(g, key, () => `${keyLines(key)}\n\nsecret:          ${key.secret}\n(shown only now: store it in your secret manager)`);
     });
 
@@ -73,14 +74,14 @@ function adminCommands(program: Command): void {
       const { g, api: a } = api();
       const query = new URLSearchParams(Object.entries({ environment: o.environment, status: o.status, limit: o.limit, cursor: o.cursor })
         .filter((e): e is [string, string] => e[1] !== undefined));
-      const page = await a.call('GET', `${keysPath(o.account)}${query.size > 0 ? `?${query}` : ''}`);
+      const page = await a.call<KeyPage>('GET', `${keysPath(o.account)}${query.size > 0 ? `?${query.toString()}` : ''}`);
       print(g, page, () => `${keyTable(page.data)}${page.next_cursor ? `\n(more: --cursor ${page.next_cursor})` : ''}`);
     });
 
   program.command('get').description('show one key').argument('<keyId>', 'key id (key_...)').addOption(account())
     .action(async (keyId: string, o: { account: string }) => {
       const { g, api: a } = api();
-      const key = await a.call('GET', keysPath(o.account, keyId));
+      const key = await a.call<Key>('GET', keysPath(o.account, keyId));
       print(g, key, () => keyLines(key));
     });
 
@@ -88,7 +89,7 @@ function adminCommands(program: Command): void {
     .option('-r, --reason <text>', 'why (kept in the audit log)')
     .action(async (keyId: string, o: { account: string; reason?: string }) => {
       const { g, api: a } = api();
-      const key = await a.call('POST', keysPath(o.account, keyId, '/revoke'), o.reason === undefined ? {} : { reason: o.reason });
+      const key = await a.call<Key>('POST', keysPath(o.account, keyId, '/revoke'), o.reason === undefined ? {} : { reason: o.reason });
       print(g, key, () => `revoked ${key.id} at ${key.revoked_at}`);
     });
 
@@ -97,7 +98,7 @@ function adminCommands(program: Command): void {
     .action(async (keyId: string, o: { account: string; expirePreviousIn?: number }) => {
       const { g, api: a } = api();
       const body = o.expirePreviousIn === undefined ? {} : { expire_previous_in: o.expirePreviousIn };
-      const key = await a.call('POST', keysPath(o.account, keyId, '/rotate'), body);
+      const key = await a.call<Key>('POST', keysPath(o.account, keyId, '/rotate'), body);
       print(g, key, () => `${keyLines(key)}\n\nsecret:          ${key.secret}\n(shown only now)\nprevious ${key.previous?.id} expires at ${key.previous?.expires_at}`);
     });
 
@@ -106,7 +107,7 @@ function adminCommands(program: Command): void {
     .action(async (keyId: string, o: { account: string; from?: string; to?: string }) => {
       const { g, api: a } = api();
       const query = new URLSearchParams(Object.entries({ from: o.from, to: o.to }).filter((e): e is [string, string] => e[1] !== undefined));
-      const activity = await a.call('GET', keysPath(o.account, keyId, `/activity${query.size > 0 ? `?${query}` : ''}`));
+      const activity = await a.call<Activity>('GET', keysPath(o.account, keyId, `/activity${query.size > 0 ? `?${query.toString()}` : ''}`));
       print(g, activity, () => activityLines(activity));
     });
 }
@@ -177,4 +178,5 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv).then((code) => process.exit(code));
+// main answers every error with an exit code of its own: it never rejects.
+void main(process.argv).then((code) => process.exit(code));

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { Type, type Static, type StringOptions } from '@sinclair/typebox';
 import { normalizeRule, parseRule } from './domain/ip.js';
@@ -20,6 +21,31 @@ const url = (protocols: string[]) => (text: string): string => {
   } catch { /* not a URL: refused below */ }
   throw new InvalidValue(`must be a ${protocols.join(' or ')} URL`);
 };
+
+/** A file that holds at least one PEM certificate (a CA bundle); the value stays the path. */
+function pemCertificateFile(path: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    // The system's error would repeat the path; the line names the variable only.
+    throw new InvalidValue('cannot read the file');
+  }
+  if (!text.includes('-----BEGIN CERTIFICATE-----')) throw new InvalidValue('the file holds no PEM certificate');
+  return path;
+}
+
+/** `host:port` entries, comma separated (IPv6 in brackets): the Sentinels. */
+function hostPorts(text: string): { host: string; port: number }[] {
+  const out = text.split(',').map((e) => e.trim()).filter(Boolean).map((entry) => {
+    const m = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(entry);
+    const port = Number(m?.[2]);
+    if (!m?.[1] || port < 1 || port > 65535) throw new InvalidValue('entries must be host:port, comma separated');
+    return { host: m[1].replace(/^\[|\]$/g, ''), port };
+  });
+  if (out.length === 0) throw new InvalidValue('no host:port entry');
+  return out;
+}
 
 /** An admin credential: `accounts` undefined means every account. */
 export interface AdminToken {
@@ -78,7 +104,21 @@ function isOrigin(entry: string): boolean {
 
 const schema = Type.Object({
   DATABASE_URL: OptionalText,
+  /** A direct connection (not through a pooler) for the migrations; unset: they run over DATABASE_URL. */
+  DATABASE_MIGRATION_URL: OptionalText,
+  /** PEM file of the CA of PostgreSQL's certificate: TLS with certificate and host name verified (verify-full), for both URLs. */
+  DATABASE_TLS_CA: OptionalText,
   REDIS_URL: OptionalText,
+  /** Redis through Sentinel instead of REDIS_URL: `host:port` of each Sentinel, comma separated. */
+  REDIS_SENTINELS: OptionalText,
+  /** The master group the Sentinels watch (with REDIS_SENTINELS). */
+  REDIS_SENTINEL_NAME: Type.Optional(Text({ pattern: '^[A-Za-z0-9._-]{1,64}$' })),
+  /** The Redis servers' password (with REDIS_SENTINELS, or to keep it out of REDIS_URL). */
+  REDIS_PASSWORD: OptionalText,
+  /** The Sentinels' own password, when they require one. */
+  REDIS_SENTINEL_PASSWORD: OptionalText,
+  /** PEM file of the CA of the Redis servers' (and Sentinels') certificates: TLS verified against it, with rediss:// or Sentinels. */
+  REDIS_TLS_CA: OptionalText,
   GRPC_PORT: Int(0, 65535, 50051),
   HTTP_PORT: Int(0, 65535, 8080),
   /** A plaintext port serving only grpc.health.v1 (for kubelet probes when gRPC uses mutual TLS); unset: none. */
@@ -104,7 +144,7 @@ const schema = Type.Object({
   /** The explicit way to run without PostgreSQL and Redis (PGlite under DATA_DIR, in-process bus). */
   EMBEDDED: Type.Optional(Flag),
   NODE_ENV: OptionalText,
-  /** HMAC key for what replicas exchange through Redis (design: redis-not-authority); required with REDIS_URL. */
+  /** HMAC key for what replicas exchange through Redis (design: redis-not-authority); required with REDIS_URL or REDIS_SENTINELS. */
   CACHE_SIGNING_KEY: Type.Optional(Text({ minLength: 32, maxLength: 512,
     errorMessage: { minLength: 'must be at least 32 characters (e.g. openssl rand -base64 32)' } })),
   /** A replica decides from memory only this long after sending a heartbeat it has heard back (design: revoke-holds). */
@@ -165,7 +205,11 @@ const schema = Type.Object({
 /** Variables whose text, once the schema holds, is read further: a parser returns the value or throws InvalidValue. */
 const parsers = {
   DATABASE_URL: url(['postgres:', 'postgresql:']),
+  DATABASE_MIGRATION_URL: url(['postgres:', 'postgresql:']),
+  DATABASE_TLS_CA: pemCertificateFile,
   REDIS_URL: url(['redis:', 'rediss:']),
+  REDIS_SENTINELS: hostPorts,
+  REDIS_TLS_CA: pemCertificateFile,
   ADMIN_TOKENS: adminTokens,
   TRUST_PROXY: cidrList,
   GITHUB_SECRET_SCANNING_KEYS_URL: url(['https:', 'http:']),
@@ -204,16 +248,63 @@ function checkPairs(c: Config): void {
   if (missing && jwt.some((v) => c[v])) throw new ConfigError(`${missing}: must be set together with ${jwt.filter((v) => v !== missing).join(' and ')}`);
 }
 
+/**
+ * PostgreSQL's URLs beside DATABASE_TLS_CA: a URL may not weaken or replace it (pg would let the URL's
+ * sslmode win over the CA file), and a URL's own sslrootcert must be readable.
+ */
+function checkDatabase(c: Config): void {
+  for (const name of ['DATABASE_MIGRATION_URL', 'DATABASE_TLS_CA'] as const) {
+    if (c[name] && !c.DATABASE_URL) throw new ConfigError(`DATABASE_URL: required when ${name} is set`);
+  }
+  for (const name of ['DATABASE_URL', 'DATABASE_MIGRATION_URL'] as const) {
+    const value = c[name];
+    if (!value) continue;
+    const params = new URL(value).searchParams;
+    const mode = params.get('sslmode');
+    if (c.DATABASE_TLS_CA) {
+      if (mode !== null && mode !== 'verify-full') throw new ConfigError(`${name}: an sslmode other than verify-full cannot go with DATABASE_TLS_CA, which verifies the certificate and host name; remove it`);
+      const other = ['sslrootcert', 'ssl', 'uselibpqcompat'].find((p) => params.has(p));
+      if (other) throw new ConfigError(`${name}: ${other} cannot go with DATABASE_TLS_CA; remove it`);
+    }
+    const rootCert = params.get('sslrootcert');
+    if (rootCert !== null) {
+      try {
+        readFileSync(rootCert);
+      } catch {
+        // The system's error would repeat the path, a part of the URL; the line names the variable only.
+        throw new ConfigError(`${name}: sslrootcert: cannot read the file`);
+      }
+    }
+  }
+}
+
+/** Redis is one server (REDIS_URL) or a master group behind Sentinels, never both; its other settings need one of them. */
+function checkRedis(c: Config): void {
+  if (c.REDIS_URL && c.REDIS_SENTINELS) throw new ConfigError('REDIS_SENTINELS: cannot be set together with REDIS_URL (one Redis server, or Sentinels: choose one)');
+  if (Boolean(c.REDIS_SENTINELS) !== Boolean(c.REDIS_SENTINEL_NAME)) {
+    throw new ConfigError(`${c.REDIS_SENTINELS ? 'REDIS_SENTINEL_NAME' : 'REDIS_SENTINELS'}: must be set together with ${c.REDIS_SENTINELS ? 'REDIS_SENTINELS' : 'REDIS_SENTINEL_NAME'}`);
+  }
+  if (c.REDIS_SENTINEL_PASSWORD && !c.REDIS_SENTINELS) throw new ConfigError('REDIS_SENTINELS: required when REDIS_SENTINEL_PASSWORD is set');
+  for (const name of ['REDIS_PASSWORD', 'REDIS_TLS_CA'] as const) {
+    if (c[name] && !c.REDIS_URL && !c.REDIS_SENTINELS) throw new ConfigError(`REDIS_URL: required when ${name} is set (or REDIS_SENTINELS)`);
+  }
+  if (!c.REDIS_URL) return;
+  const url = new URL(c.REDIS_URL);
+  if (c.REDIS_TLS_CA && url.protocol !== 'rediss:') throw new ConfigError('REDIS_URL: must be a rediss:// URL when REDIS_TLS_CA is set (the CA is for TLS)');
+  if (c.REDIS_PASSWORD && url.password) throw new ConfigError('REDIS_PASSWORD: cannot be set when REDIS_URL holds a password; keep one of them');
+}
+
 /** Which backends run: embedded only when asked for, or when neither URL is present at all. */
 function checkModes(c: Config, migrateOnly: boolean): void {
-  if (c.EMBEDDED === '1' && (c.DATABASE_URL || c.REDIS_URL)) {
-    throw new ConfigError(`EMBEDDED: cannot be 1 when ${c.DATABASE_URL ? 'DATABASE_URL' : 'REDIS_URL'} is set`);
+  const redis = c.REDIS_URL ? 'REDIS_URL' : c.REDIS_SENTINELS ? 'REDIS_SENTINELS' : undefined;
+  if (c.EMBEDDED === '1' && (c.DATABASE_URL || redis)) {
+    throw new ConfigError(`EMBEDDED: cannot be 1 when ${c.DATABASE_URL ? 'DATABASE_URL' : redis} is set`);
   }
-  if (c.REDIS_URL && !c.DATABASE_URL) throw new ConfigError('DATABASE_URL: required when REDIS_URL is set (replicas cannot share an embedded database)');
-  if (c.REDIS_URL && !c.CACHE_SIGNING_KEY) throw new ConfigError('CACHE_SIGNING_KEY: required when REDIS_URL is set');
+  if (redis && !c.DATABASE_URL) throw new ConfigError(`DATABASE_URL: required when ${redis} is set (replicas cannot share an embedded database)`);
+  if (redis && !c.CACHE_SIGNING_KEY) throw new ConfigError(`CACHE_SIGNING_KEY: required when ${redis} is set`);
   if (c.NODE_ENV === 'production') {
     if (!c.DATABASE_URL) throw new ConfigError('DATABASE_URL: required when NODE_ENV=production (the embedded database is for development)');
-    if (!c.REDIS_URL && !migrateOnly) throw new ConfigError('REDIS_URL: required when NODE_ENV=production (the in-process bus serves one replica only)');
+    if (!redis && !migrateOnly) throw new ConfigError('REDIS_URL: required when NODE_ENV=production, or REDIS_SENTINELS (the in-process bus serves one replica only)');
     if (!migrateOnly) checkProductionTrust(c);
   }
 }
@@ -249,6 +340,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (!result.ok) throw new ConfigError(`${result.issue.path || 'configuration'}: ${result.issue.message}`);
   const config = parse(result.value);
   checkPairs(config);
+  checkDatabase(config);
+  checkRedis(config);
   checkModes(config, opts.migrateOnly ?? false);
   return Object.freeze(config);
 }

@@ -1,11 +1,11 @@
 import { ConfigError, loadConfig } from './config.js';
+import { openConfiguredDatabase } from './database.js';
 import { migrate } from './store/migrations.js';
-import { openDatabase } from './store/open-database.js';
 
-/** `npm run migrate`: apply the migrations to DATABASE_URL (or the embedded database) and exit. */
+/** `npm run migrate`: apply the migrations over DATABASE_MIGRATION_URL, else DATABASE_URL (or the embedded database), and exit. */
 async function run(): Promise<void> {
   const config = loadConfig(process.env, { migrateOnly: true });
-  const db = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR, max: 1 });
+  const db = await openConfiguredDatabase(config, 'migrations', { max: 1 });
   try {
     const applied = await migrate(db);
     process.stdout.write(applied.length > 0 ? `applied: ${applied.join(', ')}\n` : 'up to date\n');

@@ -60,6 +60,20 @@ export function fleetEnv(databaseUrl: string, redisUrl: string, extra: Record<st
 
 export const ADMIN_TOKEN = randomBytes(24).toString('hex');
 
+/** How a change reached the replicas (the admin API's `propagation`). */
+export interface Propagation { outcome?: string; replicas?: number; confirmed?: number; waited_ms?: number }
+
+/** An admin API answer, the fields the benchmarks read: a problem (detail, title), a page, or a change's result. */
+export interface ApiBody {
+  detail?: string;
+  title?: string;
+  data?: { id: string }[];
+  next_cursor?: string | null;
+  revoked?: number;
+  propagation?: Propagation;
+  [field: string]: unknown;
+}
+
 /** One replica slot: a REPLICA_ID whose process can be stopped and started again (new ports each time). */
 export class Replica {
   readonly id: string;
@@ -128,13 +142,13 @@ export class Replica {
     }
   }
 
-  async api(method: string, path: string, body?: unknown): Promise<{ status: number; body: any; ms: number }> {
+  async api(method: string, path: string, body?: unknown): Promise<{ status: number; body: ApiBody | undefined; ms: number }> {
     const headers: Record<string, string> = { authorization: `Bearer ${ADMIN_TOKEN}` };
     if (body !== undefined) headers['content-type'] = 'application/json';
     const started = performance.now();
     const res = await fetch(`${this.base}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
     const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : undefined, ms: performance.now() - started };
+    return { status: res.status, body: text ? JSON.parse(text) as ApiBody : undefined, ms: performance.now() - started };
   }
 
   /** A counter or gauge without labels from /metrics (NaN when absent). */
@@ -152,6 +166,7 @@ export class Replica {
       const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${this.pid}/status`, 'utf8'));
       return m ? Number(m[1]) : Number.NaN;
     } catch {
+      // The process has exited (a restart in progress): no sample, shown as NaN and left out of the figures.
       return Number.NaN;
     }
   }

@@ -104,8 +104,8 @@ export class LoadGenerator {
         this.#pending.delete(id);
         reject(new Error(`load generator: no answer to ${req.cmd} within ${timeoutMs} ms`));
       }, timeoutMs);
-      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
-      this.proc.send({ ...req, id } as Command);
+      this.#pending.set(id, { resolve, reject, timer });
+      this.proc.send({ ...req, id });
     });
   }
 

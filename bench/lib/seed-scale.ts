@@ -257,6 +257,8 @@ async function insertBatch(pool: pg.Pool, statements: { sql: string; params: unk
     for (const s of statements) await client.query(s.sql, s.params);
     await client.query('COMMIT');
   } catch (err) {
+    // The batch's own error is the one thrown; a ROLLBACK that fails too means the connection broke, and
+    // pg's pool discards a client that is no longer queryable on release.
     await client.query('ROLLBACK').catch(() => {});
     throw err;
   } finally {

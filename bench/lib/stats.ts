@@ -28,6 +28,7 @@ export function processCpuMs(pid: number): number | undefined {
     const ticks = Number(rest[11]) + Number(rest[12]);
     return (ticks * 1000) / CLOCK_TICKS;
   } catch {
+    // The process has exited: undefined is the documented answer.
     return undefined;
   }
 }
@@ -43,6 +44,7 @@ export function machineCpu(): { busy: number; total: number } {
     const idle = (f[3] ?? 0) + (f[4] ?? 0);
     return { busy: total - idle, total };
   } catch {
+    // No /proc (not Linux): zero counters, and the report shows no machine CPU figure rather than failing the run.
     return { busy: 0, total: 0 };
   }
 }

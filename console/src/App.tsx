@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useState } from 'preact/hooks';
-import { Api, ApiError, type Activity, type Issued, type Key, type Me } from './api.js';
+import { ApiError, type Activity, type Api, type Issued, type Key, type Me } from './api.js';
 import { AuditLog } from './AuditLog.js';
 import { ActivityPanel } from './Activity.js';
 import { RevokeAllDialog, RevokeDialog, RotateDialog } from './Confirm.js';

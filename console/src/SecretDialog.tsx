@@ -9,6 +9,7 @@ export function SecretDialog(props: { secret: string; title: string; onClose: ()
       await navigator.clipboard.writeText(props.secret);
       setCopied('Copied to the clipboard.');
     } catch {
+      // Refused by the browser (no permission, no secure context): the person is told what to do instead.
       setCopied('The browser did not allow copying: select the key and copy it by hand.');
     }
   };
@@ -17,7 +18,7 @@ export function SecretDialog(props: { secret: string; title: string; onClose: ()
       <p class="warning" role="note"><strong>Copy this key now. It will not be shown again.</strong> Store it in your secret manager.</p>
       <label for="secret-value">API key</label>
       <input id="secret-value" class="secret" readOnly value={props.secret} autoComplete="off" spellcheck={false}
-        onFocus={(e) => (e.currentTarget as HTMLInputElement).select()} />
+        onFocus={(e) => e.currentTarget.select()} />
       <div class="actions">
         <button type="button" onClick={() => void copy()}>Copy</button>
         <button type="button" class="secondary" onClick={props.onClose}>Done</button>

@@ -52,6 +52,7 @@ export class Api {
     try {
       res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), referrerPolicy: 'no-referrer', cache: 'no-store' });
     } catch {
+      // A network failure: the browser's own error says no more (its developer tools show the request); the person is told.
       throw new ApiError(0, 'The key service cannot be reached. Check your connection and try again.');
     }
     const text = await res.text();
@@ -81,5 +82,10 @@ const enc = encodeURIComponent;
 const acct = (account: string) => `/v1/accounts/${enc(account)}`;
 
 function safeJson(text: string): unknown {
-  try { return JSON.parse(text); } catch { return undefined; }
+  try {
+    return JSON.parse(text);
+  } catch {
+    // Not JSON (a proxy's error page): the caller falls back to a message built from the HTTP status.
+    return undefined;
+  }
 }

@@ -33,7 +33,11 @@ interface Pending {
 
 // Publish and read, atomically, which replicas may hold a lease: a replica not listed here renews its
 // lease only with a heartbeat that Redis runs after this publish, so it hears the change first.
+// It writes first (the prune a heartbeat does too): a server that refuses writes, a demoted or cut-off
+// primary (READONLY, NOREPLICAS), refuses the publish as it refuses heartbeats, so a writer never
+// publishes where no lease is renewed (design: revoke-holds, in a failover).
 const PUBLISH_AND_LIST = `
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[3])
 local n = redis.call('PUBLISH', KEYS[1], ARGV[1])
 local r = redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[2], '+inf')
 return {n, r}`;
@@ -214,7 +218,7 @@ export class RedisBus implements InvalidationBus {
     try {
       const since = Date.now() - this.#o.skewMs;
       const [receivers, listed] = await this.#o.redis.eval(PUBLISH_AND_LIST, 2, c.changes, c.registry,
-        this.#o.signer.sign(c.changes, payload), String(since)) as [number, string[]];
+        this.#o.signer.sign(c.changes, payload), String(since), String(Date.now() - 60_000)) as [number, string[]];
       // Any lease not confirmed was renewed by a heartbeat Redis ran before the publish returned.
       const deadline = performance.now() + this.#o.leaseMs + this.#o.skewMs;
       const holders = new Set(listed);

@@ -31,8 +31,11 @@ export class AdminApi {
     this.#token = token;
   }
 
-  /** One call; resolves the JSON body of a 2xx, throws CliError otherwise (4xx: 1, unreachable or 5xx: 3). */
-  async call(method: string, path: string, body?: unknown): Promise<any> {
+  /**
+   * One call; resolves the JSON body of a 2xx, throws CliError otherwise (4xx: 1, unreachable or 5xx: 3).
+   * `T` is what the API documents for the route: only printed, so it is taken on trust.
+   */
+  async call<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
     const headers: Record<string, string> = { authorization: `Bearer ${this.#token}` };
     if (body !== undefined) headers['content-type'] = 'application/json';
     let res: Response;
@@ -45,8 +48,13 @@ export class AdminApi {
     }
     const text = await res.text();
     let parsed: unknown;
-    try { parsed = text ? JSON.parse(text) : undefined; } catch { parsed = { detail: text.slice(0, 200) }; }
-    if (res.ok) return parsed;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      // Not JSON (a proxy's HTML error page, say): its start is the detail shown; the status says what failed.
+      parsed = { detail: text.slice(0, 200) };
+    }
+    if (res.ok) return parsed as T;
     throw new CliError(res.status >= 500 ? EXIT.UNAVAILABLE : EXIT.DENIED, describe(res.status, parsed));
   }
 }

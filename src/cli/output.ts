@@ -1,8 +1,29 @@
 /** Human-readable output of the CLI (`--json` prints the API's JSON instead). */
 
-type Key = Record<string, unknown>;
+/** A key resource of the admin API, as printed; `secret` and `previous` only in create and rotate answers. */
+export type Key = Record<string, unknown> & { id?: string; secret?: string; revoked_at?: string; previous?: { id: string; expires_at: string } };
 
-const text = (v: unknown) => (v === null || v === undefined ? '-' : Array.isArray(v) ? v.join(',') || '-' : String(v));
+/** A page of `GET …/keys`. */
+export interface KeyPage {
+  data: Key[];
+  next_cursor?: string | null;
+}
+
+/** `GET …/activity`, the parts printed. */
+export interface Activity {
+  totals?: { allowed?: number; denied?: Record<string, number> };
+  addresses?: { ip: string; count: number; last_seen: string }[];
+  alerts?: { type?: string; message?: string }[];
+  events?: unknown[];
+}
+
+const text = (v: unknown): string => {
+  if (v === null || v === undefined) return '-';
+  if (Array.isArray(v)) return v.join(',') || '-';
+  if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') return String(v);
+  // An object the API adds later reads as JSON, not as "[object Object]".
+  return JSON.stringify(v) ?? '-';
+};
 
 /** One key as `field: value` lines. */
 export function keyLines(key: Key): string {
@@ -29,8 +50,7 @@ export function keyTable(keys: Key[]): string {
 }
 
 /** The activity summary: totals, denials by reason, addresses, alerts. */
-export function activityLines(a: { totals?: { allowed?: number; denied?: Record<string, number> }; addresses?: { ip: string; count: number; last_seen: string }[];
-  alerts?: { type?: string; message?: string }[]; events?: unknown[] }): string {
+export function activityLines(a: Activity): string {
   const denied = Object.entries(a.totals?.denied ?? {}).map(([r, n]) => `${r}=${n}`).join(' ') || 'none';
   const lines = [`allowed: ${a.totals?.allowed ?? 0}`, `denied:  ${denied}`, 'addresses:'];
   for (const ad of a.addresses ?? []) lines.push(`  ${ad.ip.padEnd(40)} ${String(ad.count).padStart(8)}  last ${ad.last_seen}`);

@@ -11,6 +11,8 @@ export type ErrorCode =
   | 'DEADLINE_EXCEEDED'
   /** The change is committed but could not be announced to the replicas yet: the message says when it holds. */
   | 'PROPAGATION_PENDING'
+  /** argon2 failed (a stored hash that does not decode, the native module, memory): the key cannot be checked. */
+  | 'HASHER_FAULT'
   | 'INTERNAL';
 
 export interface FieldError {

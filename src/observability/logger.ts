@@ -36,6 +36,8 @@ export function redactLine(line: string): string {
   try {
     return `${JSON.stringify(redactDeep(JSON.parse(line)))}\n`;
   } catch {
+    // Not JSON (pino writes JSON, but a line may arrive cut or from another writer): it is still scrubbed as text.
+    // The parse error is not logged: this is the logger's own write hook, and logging here would recurse.
     return scrub(line);
   }
 }
@@ -77,11 +79,32 @@ export function safeUrl(url: string, req: LoggedRequest = {}): string {
   return out;
 }
 
+/** Human-readable lines only for a person at a terminal in development; JSON lines for pipes, production and the image. */
+export function wantsPrettyLogs(nodeEnv: string | undefined, isTTY: boolean | undefined): boolean {
+  return isTTY === true && nodeEnv !== 'production';
+}
+
+export interface LoggerOptions {
+  /** Lines through pino-pretty (in a worker thread) instead of JSON: decide with wantsPrettyLogs. Ignored with a destination. */
+  pretty?: boolean;
+  /** Where pretty lines go: a file path or a file descriptor; stdout by default. */
+  prettyTo?: string | number;
+}
+
+/** pino-pretty as a pino transport: it receives the lines already redacted by the streamWrite hook. */
+function prettyDestination(to: string | number): DestinationStream {
+  return pino.transport({
+    target: 'pino-pretty',
+    options: { destination: to, colorize: to === 1, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' },
+  });
+}
+
 /**
- * The service's pino logger: JSON lines, and no key secret or admin token in any field or
+ * The service's pino logger: JSON lines (or pretty ones, see LoggerOptions), and no key secret or admin token in any field or
  * message, whatever the level (serializers shape req, res and err; every finished line is redacted).
  */
-export function createLogger(level: string, destination?: DestinationStream): Logger {
+export function createLogger(level: string, destination?: DestinationStream, options: LoggerOptions = {}): Logger {
+  const out = destination ?? (options.pretty ? prettyDestination(options.prettyTo ?? 1) : undefined);
   return pino({
     level,
     base: { service: 'otesse-keys' },
@@ -96,5 +119,5 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
       // client's x-request-id), and the `msg` pino takes from an Error, whatever produced them.
       streamWrite: redactLine,
     },
-  }, destination);
+  }, out);
 }

@@ -126,6 +126,8 @@ export class Metrics {
     name: 'otesse_keys_secret_check_refusals', help: 'Wrong secrets refused by the check value, without argon2, since start', registers: [this.registry],
   });
   readonly argonRunning = new Gauge({ name: 'otesse_keys_argon2_running', help: 'argon2 operations running', registers: [this.registry] });
+  readonly argonFaults = new Gauge({
+    name: 'otesse_keys_argon2_faults', help: 'argon2 verifications that failed with a fault (not a wrong secret) since start', registers: [this.registry] });
   readonly invalidationLag = new Histogram({
     name: 'otesse_keys_invalidation_lag_seconds', help: 'From a change being published to its eviction on this replica',
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5], registers: [this.registry],

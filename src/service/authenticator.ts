@@ -14,9 +14,14 @@ import { keysRepository, type KeyRow } from '../store/keys-repository.js';
 import type { Hasher } from './hasher.js';
 import type { Invalidator } from './invalidator.js';
 import type { Limiter, PartialAdmission, Refusal } from './limiter.js';
+import { NO_TRACE, type Trace } from './trace.js';
 
 /** Which tier answered: for metrics and tests. */
 export type AuthPath = 'parse' | 'memory' | 'redis' | 'storage';
+
+/** The tier a trace names: PostgreSQL's answer is told apart from one that also needed argon2. */
+type Tier = 'parse' | 'memory' | 'redis' | 'postgresql' | 'argon2';
+const TIER: Record<AuthPath, Tier> = { parse: 'parse', memory: 'memory', redis: 'redis', storage: 'postgresql' };
 
 export interface AuthResult {
   decision: Decision;
@@ -66,6 +71,8 @@ export interface AuthenticatorOptions {
   onUnreadable?: (keyId: string, rules: number) => void;
   /** A Redis entry below this replica's version floor was read (a replayed or left-over entry): kept as proof only. */
   onSuperseded?: (keyId: string) => void;
+  /** Each decision's key id, outcome and tier on the caller's span (default: tracing off). */
+  trace?: Trace;
   now?: () => number;
 }
 
@@ -76,13 +83,14 @@ export interface CallLimits {
   cancelled?: () => boolean;
 }
 
-/** A verified entry, or a deny; `known` when the key id exists (the deny is counted against it). */
-type Resolved = { entry: CacheEntry; path: AuthPath } | { reason: DenyReason; path: AuthPath; known: boolean };
+/** A verified entry (`hashed`: argon2 verified it just now), or a deny; `known` when the key id exists (the deny is counted against it). */
+type Resolved = { entry: CacheEntry; path: AuthPath; hashed?: boolean } | { reason: DenyReason; path: AuthPath; known: boolean };
 
 /** The Authenticate use case: parse, memory, Redis, then PostgreSQL and argon2 (design: the Authenticate path). */
 export class Authenticator {
   #o: AuthenticatorOptions;
   #now: () => number;
+  #trace: Trace;
   #inflight = new Map<string, Promise<Resolved>>();
   #unknown: LRUCache<string, true>;
   #rows = new Map<string, Promise<RowRead>>();
@@ -98,6 +106,7 @@ export class Authenticator {
   constructor(opts: AuthenticatorOptions) {
     this.#o = opts;
     this.#now = opts.now ?? Date.now;
+    this.#trace = opts.trace ?? NO_TRACE;
     // ttlResolution 0: no timer per millisecond of traffic to reuse a clock reading (lru-cache's default).
     this.#unknown = new LRUCache({ max: 100_000, ttl: opts.unknownTtlMs ?? 30_000, ttlResolution: 0 });
   }
@@ -120,14 +129,27 @@ export class Authenticator {
     if (!isScope(scope)) throw invalid('scope', 'not a scope of the catalog');
     if (uses !== 1 && !(Number.isInteger(uses) && uses >= 1 && uses <= MAX_USES)) throw invalid('uses', `1 to ${MAX_USES}`);
     // The offline checks build nothing; the key's parts are only taken apart when memory cannot decide.
-    if (!wellFormed(key)) return MALFORMED;
+    if (!wellFormed(key)) return this.#trace.on ? this.#traced(MALFORMED, undefined, 'parse', scope) : MALFORMED;
     const digest = hash('sha256', key, 'base64url');
     const now = this.#now();
     const found = this.#o.local.get(digest);
     if (!found || !this.#o.invalidator.trusted(now) || now - found.refreshedAt >= this.#o.freshMs) {
       return this.#authenticateSlow({ parsed: partsOfWellFormed(key), digest, key, ip: source.text, check: secretCheck(secretOf(key)), limits, uses }, source.address, scope, found, now);
     }
-    return this.#limited(found.grant, decide(found.grant, source.address, scope, now), source.text, now, 'memory', uses);
+    const result = this.#limited(found.grant, decide(found.grant, source.address, scope, now), source.text, now, 'memory', uses);
+    return this.#trace.on ? this.#traced(result, found.grant.keyId, 'memory', scope, uses) : result;
+  }
+
+  /** The decision told to the caller's span: the key's id, never the key (design: secret-never-kept). */
+  #traced<R extends AuthResult | Promise<AuthResult>>(result: R, keyId: string | undefined, tier: Tier, scope: string, uses = 1): R {
+    if (result instanceof Promise) return result.then((r) => this.#traced(r, keyId, tier, scope, uses)) as R;
+    const { decision, allowedUses } = result;
+    this.#trace.setAttributes({
+      'otesse.key_id': keyId, 'otesse.account_id': decision.identity?.accountId, 'otesse.scope': scope, 'otesse.tier': tier,
+      'otesse.outcome': decision.allowed ? 'allowed' : 'denied', 'otesse.deny_reason': decision.allowed ? undefined : decision.reason,
+      'otesse.uses': uses, 'otesse.allowed_uses': allowedUses,
+    });
+    return result;
   }
 
   /** An allowed call's uses are counted against the key's rate limits and quota (which may refuse some or all), then recorded. */
@@ -172,13 +194,16 @@ export class Authenticator {
       // Read again; the superseded grant still proves its digest was verified (no argon2), and is never served.
       r = await this.#load(call, { ...r.entry, refreshedAt: Number.NEGATIVE_INFINITY });
     }
+    const tier = 'hashed' in r && r.hashed ? 'argon2' : TIER[r.path];
     if ('reason' in r) {
       if (r.known) this.#o.usage?.record(call.parsed.keyId, call.ip, false, r.reason, now, call.uses);
-      return { decision: deny(r.reason), path: r.path };
+      const denied = { decision: deny(r.reason), path: r.path };
+      return this.#trace.on ? this.#traced(denied, call.parsed.keyId, tier, scope, call.uses) : denied;
     }
     // Decide at the time of the answer: a call that waited must not judge expiry by its start.
     const at = r.path === 'memory' ? now : this.#now();
-    return this.#limited(r.entry.grant, decide(r.entry.grant, address, scope, at), call.ip, at, r.path, call.uses);
+    const result = this.#limited(r.entry.grant, decide(r.entry.grant, address, scope, at), call.ip, at, r.path, call.uses);
+    return this.#trace.on ? this.#traced(result, call.parsed.keyId, tier, scope, call.uses) : result;
   }
 
   /** Concurrent misses of one key share one resolution (and so one verification). */
@@ -279,7 +304,7 @@ export class Authenticator {
     const entry = toEntry(digest, grantData(row), readAt, this.#o.onUnreadable);
     // A row read before a change this replica has already seen is not cached anywhere (design: no-stale-write).
     if (this.#o.local.set(entry) && trusted) await this.#o.shared.set(digest, { data: dataOf(entry.grant), refreshedAt: entry.refreshedAt }).catch(() => false);
-    return { entry, path: 'storage' };
+    return { entry, path: 'storage', hashed: !cached };
   }
 
   /**
@@ -294,10 +319,10 @@ export class Authenticator {
       return false;
     }
     const { limits } = call;
-    const ok = await this.#o.hasher.verify(row.secret_hash, secretOf(call.key), () => {
+    const ok = await this.#trace.span('otesse.argon2.verify', () => this.#o.hasher.verify(row.secret_hash, secretOf(call.key), () => {
       const deadline = limits.deadline;
       return !limits.cancelled?.() && (deadline === undefined || this.#now() < deadline);
-    });
+    }), { 'otesse.key_id': row.id });
     // A key made before check values existed gets one on its first successful verification.
     if (ok && row.secret_check === null) void keysRepository.setSecretCheck(this.#o.db, row.id, call.check).catch(() => {});
     return ok;

@@ -13,6 +13,11 @@ export interface HasherOptions {
   adminConcurrency?: number;
   /** Admin hashes allowed to wait; beyond that `hash` fails fast with OVERLOADED. */
   adminQueue?: number;
+  /**
+   * argon2 failed (a stored hash that does not decode, the native module failing, memory exhausted): told
+   * with argon2's own error, for the log and a metric. The caller gets HASHER_FAULT, never a wrong secret.
+   */
+  onFault?: (err: unknown) => void;
 }
 
 /** One bounded lane of argon2 work. */
@@ -50,6 +55,7 @@ export class Hasher {
   #verify: Lane;
   #admin: Lane;
   #verifications = 0;
+  #faults = 0;
 
   constructor(opts: HasherOptions) {
     this.#o = opts;
@@ -71,6 +77,11 @@ export class Hasher {
     return this.#verifications;
   }
 
+  /** argon2 verifications that failed with a fault (not a wrong secret) since start. */
+  get faults(): number {
+    return this.#faults;
+  }
+
   /** The argon2id PHC string of a secret. */
   async hash(secret: string): Promise<string> {
     return this.#admin.run(() => hash(secret, {
@@ -80,23 +91,35 @@ export class Hasher {
 
   /**
    * True when the secret matches the PHC string; OVERLOADED when the queue is full;
-   * DEADLINE_EXCEEDED when `shouldStart` says no once a slot is free.
+   * DEADLINE_EXCEEDED when `shouldStart` says no once a slot is free; HASHER_FAULT when argon2 fails.
    */
   async verify(phc: string, secret: string, shouldStart?: () => boolean): Promise<boolean> {
-    return this.#verify.run(() => {
-      this.#verifications++;
-      return verify(phc, secret).catch(() => false);
-    }, shouldStart);
+    return this.#verify.run(() => this.#verifyOnce(phc, secret), shouldStart);
   }
 
   /**
    * A verification for an admin use case (a leak report): in the admin lane, beside create and
-   * rotate, so it never takes a slot or a queue place of Authenticate; OVERLOADED when that lane is full.
+   * rotate, so it never takes a slot or a queue place of Authenticate; OVERLOADED when that lane is full,
+   * HASHER_FAULT when argon2 fails.
    */
   async verifyForAdmin(phc: string, secret: string): Promise<boolean> {
-    return this.#admin.run(() => {
-      this.#verifications++;
-      return verify(phc, secret).catch(() => false);
-    });
+    return this.#admin.run(() => this.#verifyOnce(phc, secret));
+  }
+
+  /**
+   * A wrong secret is `false` (argon2 says so without throwing); a throw is a fault of the stored hash or
+   * of argon2 itself. Taken for a wrong secret it would answer KEY_UNKNOWN and count toward the caller's
+   * lockout (design: no-remote-lockout), so it is reported and thrown as HASHER_FAULT instead.
+   */
+  async #verifyOnce(phc: string, secret: string): Promise<boolean> {
+    this.#verifications++;
+    try {
+      return await verify(phc, secret);
+    } catch (err) {
+      this.#faults++;
+      this.#o.onFault?.(err);
+      // argon2's message stays in the log: this one reaches callers (gRPC details), so it names no hash.
+      throw new AppError('HASHER_FAULT', 'the key could not be checked: its stored hash could not be verified');
+    }
   }
 }

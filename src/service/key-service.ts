@@ -11,6 +11,7 @@ import type { Hasher } from './hasher.js';
 import type { Invalidator, Propagation } from './invalidator.js';
 import { auditEntry, changedFields, limitsAudit, updateAction, type Actor } from './key-audit.js';
 import { checkCreate, checkEdit, checkGrace, checkPatch, checkReason, type CreateInput, type PatchInput } from './key-input.js';
+import { NO_TRACE, type Trace } from './trace.js';
 
 export type { Actor } from './key-audit.js';
 export type { Page } from './cursor.js';
@@ -26,6 +27,8 @@ export interface KeyServiceOptions {
   db: Database;
   hasher: Hasher;
   invalidator: Invalidator;
+  /** The key and account on the admin request's span, and the wait for the fleet's confirmations as a span (default: tracing off). */
+  trace?: Trace;
   now?: () => number;
 }
 
@@ -33,10 +36,12 @@ export interface KeyServiceOptions {
 export class KeyService {
   #o: KeyServiceOptions;
   #now: () => number;
+  #trace: Trace;
 
   constructor(opts: KeyServiceOptions) {
     this.#o = opts;
     this.#now = opts.now ?? Date.now;
+    this.#trace = opts.trace ?? NO_TRACE;
   }
 
   /** Issue a new key. */
@@ -44,6 +49,7 @@ export class KeyService {
     const { label, scopes, allowedIps, expiresAt, limits } = checkCreate(input, this.#now);
     const generated = generateKey(input.environment);
     const secretHash = await this.#o.hasher.hash(generated.secret);
+    this.#trace.setAttributes({ 'otesse.account_id': accountId });
     const row = await this.#o.db.transaction(async (tx) => {
       const inserted = await keysRepository.insert(tx, {
         id: generated.keyId, account_id: accountId, environment: input.environment, label, scopes,
@@ -56,6 +62,7 @@ export class KeyService {
       });
       return inserted;
     });
+    this.#trace.setAttributes({ 'otesse.key_id': row.id });
     return { row, key: generated.key };
   }
 
@@ -78,6 +85,7 @@ export class KeyService {
    */
   async update(actor: Actor, accountId: string, keyId: string, input: PatchInput): Promise<{ row: KeyRow; propagation: Propagation }> {
     const patch = checkPatch(input, this.#now);
+    this.#trace.setAttributes({ 'otesse.account_id': accountId, 'otesse.key_id': keyId });
     const { row, changes } = await this.#o.db.transaction(async (tx) => {
       const before = await this.#locked(tx, accountId, keyId);
       if (before.revoked_at) throw new AppError('CONFLICT', `key ${keyId} is revoked`);
@@ -94,6 +102,7 @@ export class KeyService {
   /** Revoke (idempotent): no Authenticate that starts after it returns is allowed. */
   async revoke(actor: Actor, accountId: string, keyId: string, reasonText: string | undefined): Promise<{ row: KeyRow; propagation: Propagation }> {
     const reason = checkReason(reasonText);
+    this.#trace.setAttributes({ 'otesse.account_id': accountId, 'otesse.key_id': keyId });
     const { row, changes } = await this.#o.db.transaction(async (tx) => {
       const before = await this.#locked(tx, accountId, keyId);
       if (before.revoked_at) return { row: before, changes: [] };
@@ -108,6 +117,7 @@ export class KeyService {
   async rotate(actor: Actor, accountId: string, keyId: string, graceSeconds = KEY_BOUNDS.graceDefaultSeconds):
   Promise<Issued & { previous: KeyRow; propagation: Propagation }> {
     checkGrace(graceSeconds);
+    this.#trace.setAttributes({ 'otesse.account_id': accountId, 'otesse.key_id': keyId });
     const current = await this.get(accountId, keyId);
     const generated = generateKey(current.environment);
     const secretHash = await this.#o.hasher.hash(generated.secret);
@@ -138,6 +148,7 @@ export class KeyService {
   async revokeAll(actor: Actor, accountId: string, environment: Environment | undefined, reasonText: string | undefined):
   Promise<{ revoked: number; propagation: Propagation }> {
     const reason = checkReason(reasonText);
+    this.#trace.setAttributes({ 'otesse.account_id': accountId, 'otesse.environment': environment });
     const changes = await this.#o.db.transaction(async (tx) => {
       const rows = await keysRepository.revokeAll(tx, accountId, environment, reason ?? null);
       const entries: NewAudit[] = rows.map((r) => auditEntry(actor, r, 'key.revoked', { reason: reason ?? null, via: 'revoke-all' }));
@@ -177,8 +188,15 @@ export class KeyService {
     await auditRepository.insert(tx, [auditEntry(actor, row, action, changes)]);
   }
 
+  /** Evict everywhere and wait for the fleet: a span of its own, saying how many replicas confirmed and how long it took. */
   async #announce(changes: { seq: number; key_id: string; version: number }[]): Promise<Propagation> {
-    return this.#o.invalidator.announce(changes.map((c) => ({ seq: c.seq, keyId: c.key_id, version: c.version })));
+    if (changes.length === 0) return this.#o.invalidator.announce([]);
+    return this.#trace.span('otesse.propagation', async () => {
+      const p = await this.#o.invalidator.announce(changes.map((c) => ({ seq: c.seq, keyId: c.key_id, version: c.version })));
+      this.#trace.setAttributes({ 'otesse.propagation.outcome': p.outcome, 'otesse.propagation.replicas': p.replicas,
+        'otesse.propagation.confirmed': p.confirmed, 'otesse.propagation.unconfirmed': p.unconfirmed.length, 'otesse.propagation.waited_ms': p.waitedMs });
+      return p;
+    }, { 'otesse.changes': changes.length });
   }
 }
 

@@ -9,6 +9,7 @@ import { keysRepository, type KeyRow } from '../store/keys-repository.js';
 import { leaksRepository, type NewLeak } from '../store/leaks-repository.js';
 import type { Hasher } from './hasher.js';
 import type { Actor, KeyService } from './key-service.js';
+import { NO_TRACE, type Trace } from './trace.js';
 
 /** One place a token was seen: GitHub sends one per match, an admin one per key. */
 export interface LeakedToken {
@@ -22,7 +23,8 @@ export type LeakLabel = 'true_positive' | 'false_positive';
 
 /**
  * `not_checked`: the token names a key made before check values existed, and the report had already
- * spent its argon2 budget (MAX_UNVOUCHED_VERIFICATIONS): nothing was decided, report it again.
+ * spent its argon2 budget (MAX_UNVOUCHED_VERIFICATIONS), or argon2 could not verify the key's stored
+ * hash (a fault, reported by the Hasher): nothing was decided, report it again.
  */
 export type LeakOutcome = 'revoked' | 'already_revoked' | 'not_checked';
 
@@ -53,6 +55,8 @@ export interface LeakReportServiceOptions {
   revokeConcurrency?: number;
   /** How long to keep retrying while the Hasher sheds load before giving up with OVERLOADED. */
   overloadWaitMs?: number;
+  /** Each report as a span with its counts, never a token (default: tracing off). */
+  trace?: Trace;
 }
 
 /** Places recorded per key and report: a token pasted in thousands of files is one incident. */
@@ -87,9 +91,11 @@ type Decided = { row: KeyRow; outcome: LeakOutcome };
  */
 export class LeakReportService {
   #o: LeakReportServiceOptions;
+  #trace: Trace;
 
   constructor(opts: LeakReportServiceOptions) {
     this.#o = opts;
+    this.#trace = opts.trace ?? NO_TRACE;
   }
 
   /**
@@ -98,7 +104,17 @@ export class LeakReportService {
    * real secret, or a bounded number of tokens for keys without a check value, reaches argon2
    * (design: bounded-hashing); it runs in the Hasher's admin lane, never in Authenticate's.
    */
-  async report(actor: Actor, entries: readonly LeakedToken[], scope: LeakScope): Promise<LeakVerdict[]> {
+  report(actor: Actor, entries: readonly LeakedToken[], scope: LeakScope): Promise<LeakVerdict[]> {
+    return this.#trace.span('otesse.leak_report', async () => {
+      const verdicts = await this.#report(actor, entries, scope);
+      const count = (outcome: LeakOutcome) => verdicts.filter((v) => v.outcome === outcome).length;
+      this.#trace.setAttributes({ 'otesse.leak.revoked': count('revoked'), 'otesse.leak.already_revoked': count('already_revoked'),
+        'otesse.leak.not_checked': count('not_checked'), 'otesse.leak.false_positives': verdicts.filter((v) => v.label === 'false_positive').length });
+      return verdicts;
+    }, { 'otesse.leak.channel': scope.channel, 'otesse.leak.tokens': entries.length, 'otesse.account_id': scope.accountId });
+  }
+
+  async #report(actor: Actor, entries: readonly LeakedToken[], scope: LeakScope): Promise<LeakVerdict[]> {
     const candidates = [...candidatesOf(entries).values()];
     const rows = await this.#rows([...new Set(candidates.map((c) => c.parsed.keyId))]);
     const triaged = candidates.map((c) => ({ c, t: triage(rows.get(c.parsed.keyId), c, scope) }));
@@ -112,7 +128,9 @@ export class LeakReportService {
         decided.set(c.token, { row: t.row, outcome: 'not_checked' });
         return;
       }
-      if (t.kind === 'verify' && !(await verify(() => this.#verify(t.row, c.token)))) return;
+      const verified = t.kind === 'verify' ? await verify(() => this.#verify(t.row, c.token)) : true;
+      if (verified === 'fault') decided.set(c.token, { row: t.row, outcome: 'not_checked' });
+      if (verified !== true) return;
       decided.set(c.token, { row: t.row, outcome: await revoke(() => this.#revokeAndRecord(actor, t.row, c, scope)) });
     }));
     return entries.map((e) => verdictOf(e.token, decided.get(e.token)));
@@ -124,13 +142,18 @@ export class LeakReportService {
     return new Map(rows.filter((r): r is KeyRow => r !== undefined).map((r) => [r.id, r]));
   }
 
-  /** argon2 in the admin lane; while create and rotate keep it full, wait rather than fail the report. */
-  async #verify(row: KeyRow, token: string): Promise<boolean> {
+  /**
+   * argon2 in the admin lane; while create and rotate keep it full, wait rather than fail the report.
+   * `fault`: argon2 could not verify this key's hash (the Hasher counted and reported it): that token is
+   * left undecided rather than failing every other token of the report, or calling a real key forged.
+   */
+  async #verify(row: KeyRow, token: string): Promise<boolean | 'fault'> {
     const deadline = Date.now() + (this.#o.overloadWaitMs ?? 5000);
     for (;;) {
       try {
         return await this.#o.hasher.verifyForAdmin(row.secret_hash, secretOf(token));
       } catch (err) {
+        if (err instanceof AppError && err.code === 'HASHER_FAULT') return 'fault';
         if (!(err instanceof AppError && err.code === 'OVERLOADED') || Date.now() > deadline) throw err;
         await new Promise((r) => setTimeout(r, 25));
       }

@@ -130,6 +130,8 @@ export class UsageRecorder implements UsageSink {
 
   /** Write what was counted; a failed batch is kept and retried, with the same id, first. */
   flush(): Promise<void> {
+    // The previous flush's failure was counted (onFlush) and went to its own caller; its batch is
+    // still pending and is retried first here, so this one only waits for it to end.
     this.#flushing = this.#flushing.catch(() => {}).then(() => this.#flushOnce());
     return this.#flushing;
   }

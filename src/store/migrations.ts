@@ -36,6 +36,15 @@ export async function migrate(db: Database, dir = MIGRATIONS_DIR): Promise<strin
   return applied;
 }
 
+/** The migrations of `dir` that `db` does not record as applied (all of them when it has no ledger). */
+export async function unappliedMigrations(db: Database, dir = MIGRATIONS_DIR): Promise<string[]> {
+  const files = (await readdir(dir)).filter((f) => f.endsWith('.sql')).sort();
+  const { rows } = await db.query<{ ledger: string | null }>("SELECT to_regclass('schema_migrations')::text AS ledger");
+  if (!rows[0]?.ledger) return files;
+  const applied = new Set((await db.query<{ name: string }>('SELECT name FROM schema_migrations')).rows.map((r) => r.name));
+  return files.filter((f) => !applied.has(f));
+}
+
 /** Split a migration script on the semicolons that end statements (our migrations hold no functions). */
 function splitStatements(sql: string): string[] {
   return sql

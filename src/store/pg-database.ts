@@ -1,3 +1,4 @@
+import type { ConnectionOptions } from 'node:tls';
 import pg from 'pg';
 import { AppError } from '../domain/errors.js';
 import type { Database, Queryable } from './db.js';
@@ -6,7 +7,7 @@ import type { Database, Queryable } from './db.js';
 pg.types.setTypeParser(20, (v: string) => Number(v));
 
 /** SQLSTATE classes and socket errors that mean "the database cannot be reached". */
-function isConnectionFault(err: unknown): boolean {
+export function isConnectionFault(err: unknown): boolean {
   const e = err as { code?: string; message?: string };
   const code = e?.code ?? '';
   return code.startsWith('08') || code === '57P01' || code === '57P03' || code === 'ECONNREFUSED'
@@ -21,25 +22,44 @@ function wrap(err: unknown): never {
 
 export interface PgDatabaseOptions {
   connectionString: string;
+  /** TLS to the server (see pg-connection.ts); unset: as the URL says. */
+  ssl?: ConnectionOptions | undefined;
   max?: number;
   connectionTimeoutMillis?: number;
+  /**
+   * An idle pooled connection failed (the server restarted, a proxy or firewall cut it): pg drops that
+   * client and the next query opens another, so no call fails here, but the fault is told so it can be
+   * logged. Without it, a process warning is emitted.
+   */
+  onIdleError?: (err: Error) => void;
 }
 
 /** PostgreSQL server through a `pg` pool; owns the pool and closes it. */
 export class PgDatabase implements Database {
   #pool: pg.Pool;
+  #idleErrors = 0;
 
   constructor(opts: PgDatabaseOptions) {
     const config: pg.PoolConfig = {
       connectionString: opts.connectionString,
+      ...(opts.ssl ? { ssl: opts.ssl } : {}),
       max: opts.max ?? 10,
       connectionTimeoutMillis: opts.connectionTimeoutMillis ?? 2000,
       query_timeout: 3000,
       application_name: 'otesse-keys',
     };
     this.#pool = new pg.Pool(config);
-    // An idle client that loses its connection must not crash the process.
-    this.#pool.on('error', () => {});
+    // Unhandled, pg's 'error' event for an idle client would crash the process; ignored, it would hide the fault.
+    const told = opts.onIdleError ?? ((err: Error) => process.emitWarning(`PostgreSQL: an idle pooled connection failed: ${err.message}`));
+    this.#pool.on('error', (err) => {
+      this.#idleErrors++;
+      told(err);
+    });
+  }
+
+  /** Idle pooled connections that failed since start. */
+  get idleErrors(): number {
+    return this.#idleErrors;
   }
 
   async query<R>(sql: string, params: readonly unknown[] = []): Promise<{ rows: R[] }> {
@@ -68,8 +88,10 @@ export class PgDatabase implements Database {
       client.release();
       return out;
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      client.release(isConnectionFault(err) || (err as AppError).code === 'STORAGE_UNAVAILABLE');
+      // The caller gets the transaction's own error; a ROLLBACK that fails as well says the connection is
+      // unusable, so the client is destroyed instead of going back to the pool.
+      const rolledBack = await client.query('ROLLBACK').then(() => true, () => false);
+      client.release(!rolledBack || isConnectionFault(err) || (err as AppError).code === 'STORAGE_UNAVAILABLE');
       throw err;
     }
   }

@@ -63,7 +63,7 @@ export async function checkGatewayRequest(authenticate: Authenticate, routes: Ro
     result = await authenticate(key.key, req.ip, found.scope);
   } catch (err) {
     if (!(err instanceof AppError)) throw err;
-    if (err.code === 'STORAGE_UNAVAILABLE' || err.code === 'OVERLOADED') return refuse('SERVICE_UNAVAILABLE');
+    if (err.code === 'STORAGE_UNAVAILABLE' || err.code === 'OVERLOADED' || err.code === 'HASHER_FAULT') return refuse('SERVICE_UNAVAILABLE');
     // A gateway that sent a scope outside the catalog or an address that is none: its operator's bug.
     if (err.code === 'VALIDATION_FAILED') return badRequest('BAD_REQUEST', err.message);
     throw err;

@@ -68,3 +68,11 @@ t.test('a caller bug is a KeyServiceError, not unavailability', async (t) => {
   t.equal((err as KeyServiceError).code, 'INVALID_ARGUMENT');
   t.same(await client.authenticate({ key: '', ip: '203.0.113.7', scope: 'bookings:read' }), { allowed: false, reason: 'KEY_MALFORMED' }, 'an empty key is a deny');
 });
+
+t.test('maxAttempts: 1 asks once, with no retry policy (grpc-js refuses one of fewer than 2 attempts)', async (t) => {
+  const app = await startTestApp(t);
+  const key = await createKey(app);
+  const once = keysClient(t, { address: `127.0.0.1:${app.grpcPort}`, deadlineMs: 3000, maxAttempts: 1 });
+  const answer = await once.authenticate({ key: key.secret, ip: '203.0.113.7', scope: 'bookings:read' });
+  t.equal(answer.allowed, true, 'the client is built and its call is answered');
+});

@@ -1,4 +1,5 @@
 // @otesse/keys-client as a calling service installs it: self-contained, light, and in step with the contract.
+import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,18 +13,21 @@ import { MAX_USES as CLIENT_MAX_USES } from '../../packages/keys-client/src/clie
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const PKG = join(ROOT, 'packages', 'keys-client');
 
-t.test('package.json: two entry points, grpc-js and proto-loader only, fastify as a peer', async (t) => {
+t.test('package.json: two entry points, grpc-js and proto-loader only, fastify and the OpenTelemetry API as optional peers', async (t) => {
   const pkg = JSON.parse(readFileSync(join(PKG, 'package.json'), 'utf8')) as Record<string, any>;
   t.equal(pkg.name, '@otesse/keys-client');
   t.same(Object.keys(pkg.exports).filter((k) => k !== './package.json'), ['.', './fastify']);
   t.same(Object.keys(pkg.dependencies).sort(), ['@grpc/grpc-js', '@grpc/proto-loader']);
   t.ok(pkg.peerDependencies.fastify, 'fastify is a peer dependency');
+  // The API only (no SDK): a caller that traces already has it; one that does not never loads it.
+  t.same(Object.keys(pkg.peerDependencies).sort(), ['@opentelemetry/api', 'fastify']);
+  t.same(pkg.peerDependenciesMeta, { '@opentelemetry/api': { optional: true }, fastify: { optional: true } }, 'both peers are optional');
   t.ok(pkg.files.includes('proto'), 'the proto ships with it');
 });
 
 t.test('the built package imports nothing of the service', async (t) => {
   const dist = join(PKG, 'dist');
-  const allowed = /^(\.\/|node:|@grpc\/grpc-js$|@grpc\/proto-loader$|fastify$)/;
+  const allowed = /^(\.\/|node:|@grpc\/grpc-js$|@grpc\/proto-loader$|fastify$|@opentelemetry\/api$)/;
   for (const file of readdirSync(dist).filter((f) => f.endsWith('.js'))) {
     const code = readFileSync(join(dist, file), 'utf8');
     const specifiers = [...code.matchAll(/(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]|import\(['"]([^'"]+)['"]\)/g)].map((m) => m[1] ?? m[2] ?? '');
@@ -57,4 +61,24 @@ t.test('the gateway variables are validated at start', async (t) => {
   t.throws(() => loadConfig({ ...base, TRUST_PROXY: 'everyone' }), { message: /^TRUST_PROXY: / });
   t.throws(() => loadConfig({ ...base, FORWARD_AUTH_PORT: '70000' }), { message: /^FORWARD_AUTH_PORT: / });
   t.equal(loadConfig(base).FORWARD_AUTH_PORT, undefined, 'forward auth is off by default');
+});
+
+t.test('without @opentelemetry/api installed the package still loads and calls', async (t) => {
+  // A resolve hook that finds no @opentelemetry/api, as in a caller that does not trace.
+  const hook = `data:text/javascript,export async function resolve(s, c, next) {
+    if (s === '@opentelemetry/api') throw Object.assign(new Error('not installed'), { code: 'ERR_MODULE_NOT_FOUND' });
+    return next(s, c);
+  }`;
+  const script = `
+    import { register } from 'node:module';
+    register(${JSON.stringify(hook)});
+    const { KeyServiceClient } = await import('@otesse/keys-client');
+    const client = new KeyServiceClient({ address: '127.0.0.1:1', deadlineMs: 200 });
+    const failed = await client.authenticate({ key: 'x', ip: '127.0.0.1', scope: 'bookings:read' }).then(() => 'answered', (e) => e.name);
+    client.close();
+    let api = 'missing';
+    await import('@opentelemetry/api').then(() => { api = 'loaded'; }, () => {});
+    console.log(JSON.stringify({ failed, api }));`;
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8' });
+  t.same(JSON.parse(out.trim()), { failed: 'KeyServiceUnavailableError', api: 'missing' }, 'the call runs (and fails closed) with no OpenTelemetry API');
 });

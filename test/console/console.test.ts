@@ -299,7 +299,11 @@ t.test('an admin JWT handed over by postMessage from the page that opened the co
   const opened = context.waitForEvent('page');
   // The host opens the console and keeps the window that says it is ready.
   await host.evaluate((url) => {
-    const w = globalThis as unknown as { addEventListener: Function; open: Function; consoleWindow?: unknown };
+    const w = globalThis as unknown as {
+      addEventListener(type: 'message', listener: (e: { data?: { type?: string }; source: unknown }) => void): void;
+      open(url: string): unknown;
+      consoleWindow?: unknown;
+    };
     w.addEventListener('message', (e: { data?: { type?: string }; source: unknown }) => {
       if (e.data?.type === 'otesse-console:ready') w.consoleWindow = e.source;
     });
@@ -310,11 +314,11 @@ t.test('an admin JWT handed over by postMessage from the page that opened the co
   await popup.getByLabel('Admin token').waitFor();
   await host.waitForFunction(() => Boolean((globalThis as unknown as { consoleWindow?: unknown }).consoleWindow));
   // A message that does not come from the opener (here: the console's own window) is ignored.
-  await popup.evaluate(([tok, acct]) => (globalThis as unknown as { postMessage: Function }).postMessage({ type: 'otesse-console:token', token: tok, account: acct }, '*'), [token, ACCOUNT]);
+  await popup.evaluate(([tok, acct]) => (globalThis as unknown as { postMessage(message: unknown, targetOrigin: string): void }).postMessage({ type: 'otesse-console:token', token: tok, account: acct }, '*'), [token, ACCOUNT]);
   await popup.waitForTimeout(500);
   t.equal(await popup.getByLabel('Admin token').count(), 1, 'a token from another window does not sign in');
   await host.evaluate(([tok, acct]) => {
-    const w = globalThis as unknown as { consoleWindow: { postMessage: Function } };
+    const w = globalThis as unknown as { consoleWindow: { postMessage(message: unknown, targetOrigin: string): void } };
     w.consoleWindow.postMessage({ type: 'otesse-console:token', token: tok, account: acct }, '*');
   }, [token, ACCOUNT]);
   await popup.getByText('alice@otesse.test').waitFor();

@@ -28,7 +28,12 @@ async function openFrom(origin: string): Promise<{ host: Page; popup: Page }> {
   await host.goto(`${origin}/`);
   const opened = context.waitForEvent('page');
   await host.evaluate((url) => {
-    const w = globalThis as unknown as { addEventListener: Function; open: Function; readyFrom: string[]; consoleWindow: unknown };
+    const w = globalThis as unknown as {
+      addEventListener(type: 'message', listener: (e: { data?: { type?: string }; origin: string }) => void): void;
+      open(url: string): unknown;
+      readyFrom: string[];
+      consoleWindow: unknown;
+    };
     w.readyFrom = [];
     w.addEventListener('message', (e: { data?: { type?: string }; origin: string }) => {
       if (e.data?.type === 'otesse-console:ready') w.readyFrom.push(e.origin);
@@ -43,12 +48,15 @@ async function openFrom(origin: string): Promise<{ host: Page; popup: Page }> {
 /** The host posts a token to the console it opened, every 100 ms for `ms` (whenever the console listens, it hears one). */
 async function handOver(host: Page, targetOrigin: string, ms: number): Promise<void> {
   await host.evaluate(async ([tok, acct, target, duration]) => {
-    const w = globalThis as unknown as { consoleWindow: { postMessage: Function }; setTimeout: Function };
+    const w = globalThis as unknown as {
+      consoleWindow: { postMessage(message: unknown, targetOrigin: string): void };
+      setTimeout(handler: (value?: unknown) => void, ms: number): unknown;
+    };
     for (let waited = 0; waited < Number(duration); waited += 100) {
       w.consoleWindow.postMessage({ type: 'otesse-console:token', token: tok, account: acct }, target);
       await new Promise((resolve) => w.setTimeout(resolve, 100));
     }
-  }, [ADMIN_TOKEN, ACCOUNT, targetOrigin, String(ms)]);
+  }, [ADMIN_TOKEN, ACCOUNT, targetOrigin, String(ms)] as const);
 }
 
 const signedIn = async (p: Page) => (await p.getByRole('button', { name: 'Generate New Key', exact: true }).count()) > 0;

@@ -11,7 +11,7 @@ const production = render('overlays/production');
 const certificates = render('overlays/production/cert-manager');
 
 type Json = Record<string, any>;
-const clone = () => production.map((o) => structuredClone(o)) as Json[] as K8sObject[];
+const clone = () => production.map((o) => structuredClone(o));
 const find = (objects: K8sObject[], kind: string, name?: string) => {
   const o = objects.find((x) => x.kind === kind && (name === undefined || x.metadata.name === name));
   if (!o) throw new Error(`no ${kind} ${name ?? ''}`);

@@ -4,7 +4,7 @@ import { startApp, type App } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { loadProto, type AuthenticateRequest, type AuthenticateResponse } from '../../src/transport/grpc/server.js';
-import { createDatabase, redisPrefix, REDIS_URL } from './db.js';
+import { createDatabase, directUrl, redisPrefix, REDIS_URL } from './db.js';
 
 /** The HMAC key every test replica shares (design: redis-not-authority). */
 export const TEST_SIGNING_KEY = 'test-signing-key-0123456789abcdef-0123456789';
@@ -29,8 +29,11 @@ export interface TestApp extends App {
 
 /** Environment for a test service: its own database and Redis prefix, ports 0, cheap argon2. */
 export async function testEnv(t: TestLike, extra: Record<string, string> = {}): Promise<Record<string, string>> {
+  const database = await createDatabase(t);
   const env: Record<string, string> = {
-    DATABASE_URL: await createDatabase(t),
+    DATABASE_URL: database,
+    // Through PgBouncer (TEST_PG_VIA_PGBOUNCER), migrations take the direct URL, as in production.
+    ...(directUrl(database) !== database && !extra.DATABASE_URL ? { DATABASE_MIGRATION_URL: directUrl(database) } : {}),
     REDIS_URL,
     REDIS_PREFIX: redisPrefix(),
     CACHE_SIGNING_KEY: TEST_SIGNING_KEY,
@@ -63,9 +66,11 @@ export function grpcClient(t: TestLike, port: number, creds = grpc.credentials.c
   t.teardown(() => client.close());
   return {
     client,
-    authenticate(req: Partial<AuthenticateRequest>): Promise<AuthenticateResponse> {
+    // A function of its own (no `this`): callers pass it around detached.
+    authenticate: (req: Partial<AuthenticateRequest>): Promise<AuthenticateResponse> => {
       const full = { key: '', ip: '203.0.113.7', scope: 'bookings:read', ...req };
-      return new Promise((resolve, reject) => client.Authenticate(full, (err, res) => (err || !res ? reject(err) : resolve(res))));
+      return new Promise((resolve, reject) => client.Authenticate(full, (err, res) =>
+        (err || !res ? reject(err ?? new Error('Authenticate answered neither an error nor a response')) : resolve(res))));
     },
   };
 }

@@ -21,7 +21,7 @@ export function healthClient(t: TestLike, port: number) {
   t.teardown(() => client.close());
   return {
     check: (serviceName: string) => new Promise<string>((resolve, reject) => {
-      client.check({ service: serviceName }, (err, res) => (err || !res ? reject(err) : resolve(String(res.status))));
+      client.check({ service: serviceName }, (err, res) => (err || !res ? reject(err ?? new Error('Check answered neither an error nor a response')) : resolve(String(res.status))));
     }),
   };
 }

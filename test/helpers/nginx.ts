@@ -30,8 +30,8 @@ const accepts = (port: number) => new Promise<boolean>((resolve) => {
 export async function startNginx(t: TestLike, http: (port: number) => string): Promise<{ port: number; dir: string }> {
   try {
     execFileSync('nginx', ['-v'], { stdio: 'pipe' });
-  } catch {
-    throw new Error('nginx is not installed: apt-get install -y nginx (.ci/run does it)');
+  } catch (err) {
+    throw new Error('nginx is not installed: apt-get install -y nginx (.ci/run does it)', { cause: err });
   }
   const dir = mkdtempSync(join(tmpdir(), 'otesse-nginx-'));
   for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(dir, d));

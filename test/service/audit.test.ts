@@ -71,7 +71,7 @@ t.test('every admin action writes one audit entry: actor, action, key, source ad
     ['key.updated', key.id],
     ['key.created', key.id],
   ], 'newest first, one entry per action (and per key a revoke-all touched)');
-  const [revokedAll, allOne, , revokeOne, createdByRotate, rotateOne, updateOne, createOne] = log as Entry[];
+  const [revokedAll, allOne, , revokeOne, createdByRotate, rotateOne, updateOne, createOne] = log;
   const within = (e: Entry | undefined, name: string) => {
     const [from, to] = at[name] ?? [0, 0];
     t.ok(e && Date.parse(e.at) >= from && Date.parse(e.at) <= to, `${name}: at is the time of the request`);

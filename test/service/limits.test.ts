@@ -31,7 +31,7 @@ t.test('unspent shares of the quota go back to the balance at shutdown', async (
   const key = await createKey(app, 'acct_1', { remaining_uses: 1000 });
   for (let i = 0; i < 3; i++) t.equal((await call(app, key.secret)).allowed, true);
   const [held] = await sql(app, 'SELECT remaining_uses FROM api_keys WHERE id = $1', [key.id]);
-  t.ok(Number(held?.remaining_uses) < 997, `a share is held while the replica runs (${held?.remaining_uses} shown)`);
+  t.ok(Number(held?.remaining_uses) < 997, `a share is held while the replica runs (${String(held?.remaining_uses)} shown)`);
   await app.close();
   const [after] = await sql(app, 'SELECT remaining_uses FROM api_keys WHERE id = $1', [key.id]);
   t.equal(Number(after?.remaining_uses), 997, 'exactly the 3 calls made are spent');

@@ -114,7 +114,7 @@ t.test('grace values of the wrong JSON type are refused, not coerced', async (t)
 t.test('list filters: ?in_grace=true and ?rotation=due|overdue; rotation_due_at is created + 90 days', async (t) => {
   const app = await startTestApp(t);
   const db = await sql(t, app);
-  const fresh = await createKey(app, 'acct_1', { label: 'fresh' });
+  await createKey(app, 'acct_1', { label: 'fresh' }); // made today: in no filter's answer below
   const due = await createKey(app, 'acct_1', { label: 'due' });
   const overdue = await createKey(app, 'acct_1', { label: 'overdue' });
   const revokedOld = await createKey(app, 'acct_1', { label: 'revoked and old' });

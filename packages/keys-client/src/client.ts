@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { DenyReason } from './denials.js';
 import { KeyServiceError, KeyServiceUnavailableError } from './errors.js';
 import { loadKeysProto, SERVICE_NAME } from './proto.js';
+import { callerContext, callSpan, type CallerContext } from './trace.js';
 
 /** Who the caller is, as the key service identified the key. */
 export interface ApiKeyIdentity {
@@ -83,7 +84,8 @@ const UNAVAILABLE = new Set([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEE
 function serviceConfig(maxAttempts: number): string {
   return JSON.stringify({
     loadBalancingConfig: [{ round_robin: {} }],
-    methodConfig: [{
+    // grpc-js refuses a retry policy of fewer than 2 attempts: one attempt is no policy at all.
+    methodConfig: maxAttempts < 2 ? [] : [{
       name: [{ service: SERVICE_NAME }],
       retryPolicy: { maxAttempts, initialBackoff: '0.01s', maxBackoff: '0.08s', backoffMultiplier: 2, retryableStatusCodes: ['UNAVAILABLE'] },
     }],
@@ -103,6 +105,7 @@ function metadataOf(text: string | undefined): Record<string, unknown> | null {
     const v: unknown = JSON.parse(text);
     return v !== null && typeof v === 'object' && !Array.isArray(v) ? v as Record<string, unknown> : null;
   } catch {
+    // The decision stands without it: a caller must not fail a request on the service's bad metadata text.
     return null;
   }
 }
@@ -138,6 +141,8 @@ interface Batch {
   id: string;
   req: AuthenticateInput;
   waiters: Waiter[];
+  /** The first request's trace context: the call continues that trace (the others' requests are decided by it too). */
+  context: CallerContext;
 }
 
 function failure(err: grpc.ServiceError | null): KeyServiceError {
@@ -189,11 +194,11 @@ export class KeyServiceClient {
     const req = { key: input.key, ip: input.ip, scope: input.scope };
     return new Promise((resolve, reject) => {
       const waiter: Waiter = { resolve, reject, deadline };
-      if (!this.#coalesce) return this.#ask({ id: '', req, waiters: [waiter] });
+      if (!this.#coalesce) return this.#ask({ id: '', req, waiters: [waiter], context: callerContext() });
       // Requests with another deadline are asked apart: a call's deadline is its earliest request's.
       const id = `${budget}\u0000${req.key}\u0000${req.ip}\u0000${req.scope}`;
       const batch = this.#batches.get(id);
-      if (!batch) this.#batches.set(id, { id, req, waiters: [waiter] });
+      if (!batch) this.#batches.set(id, { id, req, waiters: [waiter], context: callerContext() });
       else if (batch.waiters.push(waiter) === MAX_USES) {
         // Full: asked now; the next request starts another.
         this.#batches.delete(id);
@@ -231,8 +236,11 @@ export class KeyServiceClient {
     if (waiters.length === 0) return;
     const { id } = batch;
     if (id) this.#inflight.set(id, (this.#inflight.get(id) ?? 0) + 1);
-    this.#client.Authenticate({ ...batch.req, uses: waiters.length }, new grpc.Metadata(), { deadline: new Date(deadline) }, (err, res) => {
+    const metadata = new grpc.Metadata();
+    const span = callSpan(batch.context, metadata, waiters.length);
+    const call = () => this.#client.Authenticate({ ...batch.req, uses: waiters.length }, metadata, { deadline: new Date(deadline) }, (err, res) => {
       if (id) this.#returned(id);
+      span?.end(err || !res ? { error: grpc.status[err?.code ?? grpc.status.UNKNOWN] ?? 'UNKNOWN' } : { allowed: res.allowed, reason: res.allowed ? undefined : String(res.reason) });
       if (err || !res) {
         for (const w of waiters) w.reject(failure(err));
         return;
@@ -242,6 +250,8 @@ export class KeyServiceClient {
       const allowed = res.allowed ? res.allowed_uses || waiters.length : 0;
       for (let i = 0; i < waiters.length; i++) (waiters[i] as Waiter).resolve(toResult(res, i < allowed));
     });
+    if (span) span.run(call);
+    else call();
   }
 
   /** A call returned: the requests that waited for it are asked now, in one call. */

@@ -57,8 +57,9 @@ async function check(client: KeyServiceClient, request: FastifyRequest, reply: F
 }
 
 const plugin: FastifyPluginAsync<OtesseKeysOptions> = async (fastify: FastifyInstance, opts: OtesseKeysOptions) => {
-  const owned = opts.client ? undefined : new KeyServiceClient({ ...opts.clientOptions, address: opts.address ?? 'localhost:50051' });
-  const client = opts.client ?? (owned as KeyServiceClient);
+  const client = opts.client ?? new KeyServiceClient({ ...opts.clientOptions, address: opts.address ?? 'localhost:50051' });
+  // Only a client made here is closed here.
+  const owned = opts.client ? undefined : client;
   fastify.decorateRequest('apiKey', null);
   fastify.addHook('onRequest', (request, reply) => check(client, request, reply));
   if (owned) fastify.addHook('onClose', async () => owned.close());

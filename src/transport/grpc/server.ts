@@ -63,6 +63,8 @@ export interface GrpcServerOptions {
 const STATUS: Partial<Record<AppError['code'], grpc.status>> = {
   VALIDATION_FAILED: grpc.status.INVALID_ARGUMENT,
   STORAGE_UNAVAILABLE: grpc.status.UNAVAILABLE,
+  // The key cannot be checked here: fail closed, and a caller's retry may reach a replica whose argon2 works.
+  HASHER_FAULT: grpc.status.UNAVAILABLE,
   OVERLOADED: grpc.status.RESOURCE_EXHAUSTED,
   DEADLINE_EXCEEDED: grpc.status.DEADLINE_EXCEEDED,
 };

@@ -15,7 +15,12 @@ export function consoleBundleDir(from = dirname(fileURLToPath(import.meta.url)))
 }
 
 function isThisPackage(file: string): boolean {
-  try { return (JSON.parse(readFileSync(file, 'utf8')) as { name?: string }).name === 'otesse-key-service'; } catch { return false; }
+  try {
+    return (JSON.parse(readFileSync(file, 'utf8')) as { name?: string }).name === 'otesse-key-service';
+  } catch {
+    // Most folders walked up have no package.json (or another's): that folder is simply not ours.
+    return false;
+  }
 }
 
 /** The meta tag that tells the page who may hand it a token (console/src/handoff.ts reads it): `*` any opener and `#token=` (development), else the origins. */

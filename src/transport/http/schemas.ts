@@ -5,11 +5,9 @@ import { KEY_BOUNDS } from '../../domain/key-bounds.js';
 import { ENVIRONMENTS, KEY_ID_PATTERN } from '../../domain/key-format.js';
 import { ACCOUNT_ID_PATTERN, KEY_STATUSES, REFILL_INTERVALS } from '../../domain/key.js';
 import { READABLE_PATTERN, TEXT_LIMITS } from '../../domain/text.js';
+import { StringEnum } from '../../validation.js';
 
 const DateTime = Type.String({ format: 'date-time' });
-/** A string enum as JSON Schema `enum` (one clear error instead of anyOf noise). */
-const StringEnum = <T extends string>(values: readonly T[], description?: string) =>
-  Type.Unsafe<T>({ type: 'string', enum: [...values], ...(description ? { description } : {}) });
 const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
 export const Scope = StringEnum(SCOPES);
 const Environment = StringEnum(ENVIRONMENTS);
@@ -44,7 +42,7 @@ const RemainingUses = Type.Integer({ minimum: 0, maximum: LIMITS.usesMax,
   description: 'the usage quota: allowed calls left, exactly across replicas (USAGE_EXCEEDED at 0); absent = unlimited' });
 const Refill = Type.Object({
   amount: Type.Integer({ minimum: 1, maximum: LIMITS.usesMax, description: 'remaining_uses is set back to this at the start of each period' }),
-  interval: StringEnum(REFILL_INTERVALS, 'daily: each UTC midnight; monthly: the first of each UTC month'),
+  interval: StringEnum(REFILL_INTERVALS, { description: 'daily: each UTC midnight; monthly: the first of each UTC month' }),
 }, { additionalProperties: false, description: 'refills the quota; needs remaining_uses' });
 const Enabled = Type.Boolean({ description: 'false: Authenticate answers KEY_DISABLED on every replica until enabled again; revoking stays final' });
 /** Any JSON object: its bounds (size, depth, key length) are checked by the use case, whose errors never echo the content. */
@@ -101,7 +99,7 @@ export const ListQuery = Type.Object({
   cursor: Type.Optional(Cursor),
   environment: Type.Optional(Environment),
   status: Type.Optional(StringEnum(KEY_STATUSES)),
-  rotation: Type.Optional(StringEnum(['due', 'overdue'] as const, 'due: rotation date within 14 days or past; overdue: past')),
+  rotation: Type.Optional(StringEnum(['due', 'overdue'] as const, { description: 'due: rotation date within 14 days or past; overdue: past' })),
   in_grace: Type.Optional(Type.Boolean({ description: 'only rotated keys still working in their grace period' })),
 }, { additionalProperties: false });
 export type ListQuery = Static<typeof ListQuery>;

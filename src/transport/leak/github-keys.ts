@@ -33,6 +33,8 @@ function p256(pem: string): KeyObject | undefined {
     const key = createPublicKey(pem);
     return key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1' ? key : undefined;
   } catch {
+    // A PEM that does not parse is left out like a key of another kind; a list left with no key fails
+    // the refresh, and that is reported (onFetchError).
     return undefined;
   }
 }
@@ -112,6 +114,7 @@ export function verifyGithubSignature(body: Buffer, signatureBase64: string, key
   try {
     return verify('sha256', body, { key, dsaEncoding: 'der' }, Buffer.from(signatureBase64, 'base64'));
   } catch {
+    // A signature that is not DER at all is a bad signature: the listener refuses and counts it as one.
     return false;
   }
 }

@@ -90,6 +90,7 @@ function isExecForm(instruction: Instruction): boolean {
     const parsed: unknown = JSON.parse(raw);
     return Array.isArray(parsed) && parsed.length > 0 && parsed.every((p) => typeof p === 'string');
   } catch {
+    // Not JSON: shell form, which is what the answer says; the policy reports the instruction itself.
     return false;
   }
 }

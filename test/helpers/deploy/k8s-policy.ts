@@ -381,11 +381,16 @@ export const NOT_PUBLIC = [...PRIVATE, '100.64.0.0/10', '169.254.0.0/16', 'fe80:
 
 type Cidr = [ipaddr.IPv4 | ipaddr.IPv6, number];
 const cidr = (text: string): Cidr | undefined => {
-  try { return ipaddr.parseCIDR(text); } catch { return undefined; }
+  try {
+    return ipaddr.parseCIDR(text);
+  } catch {
+    // Not a CIDR (a typo in a manifest): it fits no class of destination, so the egress rule holding it is reported.
+    return undefined;
+  }
 };
 /** Whether range `a` lies inside range `b` (same family, longer or equal prefix, same leading bits). */
 function within(a: Cidr, b: Cidr): boolean {
-  return a[0].kind() === b[0].kind() && a[1] >= b[1] && a[0].match(b as [ipaddr.IPv4, number] & [ipaddr.IPv6, number]);
+  return a[0].kind() === b[0].kind() && a[1] >= b[1] && a[0].match(b);
 }
 const inAny = (text: string, ranges: readonly string[]) => {
   const c = cidr(text);

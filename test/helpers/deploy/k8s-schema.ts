@@ -87,14 +87,17 @@ export function typecheckObjects(objects: readonly K8sObject[]): TypeFinding[] {
     sources.set(file, { text, object: label(obj) });
   });
   const host = ts.createCompilerHost(compilerOptions, true);
-  const { getSourceFile, fileExists, readFile } = host;
-  host.fileExists = (file) => sources.has(file) || fileExists.call(host, file);
-  host.readFile = (file) => sources.get(file)?.text ?? readFile.call(host, file);
+  // The host's own methods, bound to it, for every file that is not one of ours.
+  const getSourceFile = host.getSourceFile.bind(host);
+  const fileExists = host.fileExists.bind(host);
+  const readFile = host.readFile.bind(host);
+  host.fileExists = (file) => sources.has(file) || fileExists(file);
+  host.readFile = (file) => sources.get(file)?.text ?? readFile(file);
   host.getSourceFile = (file, languageVersion, onError, shouldCreate) => {
     const source = sources.get(file);
     return source
       ? ts.createSourceFile(file, source.text, languageVersion, true)
-      : getSourceFile.call(host, file, languageVersion, onError, shouldCreate);
+      : getSourceFile(file, languageVersion, onError, shouldCreate);
   };
   const program = ts.createProgram([...sources.keys()], compilerOptions, host);
   return ts.getPreEmitDiagnostics(program).map((d) => {

@@ -124,7 +124,7 @@ export function productionPosture(objects: readonly K8sObject[], certificates: r
   const pod = dep?.spec?.template.spec;
   const c = pod?.containers.find((x) => x.name === APP);
   if (!pod || !c) return [`no Deployment ${APP} with a container ${APP}`];
-  checkAdminTls(objects, c, pod, certificates as unknown as Certificate[], out);
+  checkAdminTls(objects, c, pod, certificates, out);
   const ports = checkListeners(objects, c, out);
   if (!ports) return out;
   checkNetworkPolicy(objects, c, ports, out);

@@ -23,7 +23,8 @@ const LeakedResult = Type.Object({
   key_id: Type.Union([Type.String(), Type.Null()], { description: 'the key, for a true positive' }),
   outcome: Type.Union([Type.Literal('revoked'), Type.Literal('already_revoked'), Type.Literal('not_checked'), Type.Null()], {
     description: `not_checked: the token names a key made before check values existed and the report already spent its `
-      + `${MAX_UNVOUCHED_VERIFICATIONS} argon2 verifications on such keys; nothing was decided or changed: report it again` }),
+      + `${MAX_UNVOUCHED_VERIFICATIONS} argon2 verifications on such keys, or its key's stored hash could not be verified (a fault of the service); `
+      + 'nothing was decided or changed: report it again' }),
 });
 const LeakedResponse = Type.Object({ results: Type.Array(LeakedResult, { description: 'one per entry of keys, in order' }) });
 const problems = { 400: S.Problem, 401: S.Problem, 403: S.Problem, 413: S.Problem, 503: S.Problem };
@@ -39,7 +40,7 @@ export async function leakedKeyRoutes(app: FastifyInstance, { leaks, auth }: Lea
       (request as typeof request & { leakAdmin?: Admin }).leakAdmin = await auth.authenticate(request.headers.authorization);
     },
     preHandler: async (request) => {
-      authorize((request as typeof request & { leakAdmin: Admin }).leakAdmin, (request.params as { accountId: string }).accountId, true);
+      authorize((request as typeof request & { leakAdmin: Admin }).leakAdmin, request.params.accountId, true);
     },
     schema: {
       tags: ['keys'], security: [{ bearer: [] }], params: S.AccountParams, body: LeakedBody, response: { 200: LeakedResponse, ...problems },

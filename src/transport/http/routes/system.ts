@@ -6,7 +6,7 @@ import * as S from '../schemas.js';
 
 export interface SystemRoutesOptions {
   /** Ready once started and caught up; shared faults listed in `degraded` (design: readiness-is-local). */
-  readiness(): Promise<{ ready: boolean; degraded: string[] }>;
+  readiness: () => Promise<{ ready: boolean; degraded: string[] }>;
   metrics?: { contentType: string; render(): Promise<string> } | undefined;
 }
 
