@@ -270,7 +270,7 @@ async function main(): Promise<number> {
     })();
 
     const failovers: Promise<FailoverRecord[]> = group ? failoverLoop({ group, everyMs: 120_000, firstAtMs: 60_000, t0, endAt, running: () => running, log,
-      trusted: async () => (await Promise.all(slots.filter((s) => s.state === 'up').map((s) => s.replica.metric('otesse_keys_cache_trusted').catch(() => 0)))).every((v) => v === 1) }) : Promise.resolve([]);
+      trusted: async () => (await Promise.all(slots.filter((s) => s.state === 'up').map((s) => s.replica.metric('otesse_keys_cache_trusted').catch(() => /* no answer: not trusted yet */ 0)))).every((v) => v === 1) }) : Promise.resolve([]);
     await writer;
     await restarter;
     const failoverLog = await failovers;

@@ -70,7 +70,7 @@ export async function failoverLoop(o: LoopOptions): Promise<FailoverRecord[]> {
   const records: FailoverRecord[] = [];
   for (let k = 0; ; k++) {
     const due = o.t0 + o.firstAtMs + k * o.everyMs;
-    while (Date.now() < due && o.running()) await sleep(200);
+    while (Date.now() < Math.min(due, o.endAt) && o.running()) await sleep(200);
     if (Date.now() >= o.endAt || !o.running()) return records;
     const kind = k % 2 === 0 ? 'primary SIGKILL' : 'SENTINEL FAILOVER';
     o.log(`failover ${k + 1}: ${kind}`);

@@ -117,7 +117,7 @@ export async function checkRedisSetup(target: RedisTarget, minDownAfterMs: numbe
   }
   const asked = await Promise.all(target.sentinels.map(async (s) => {
     const p = await probe({ host: s.host, port: s.port, ...(target.sentinelPassword ? { password: target.sentinelPassword } : {}), ...(tls ? { tls } : {}) },
-      async (c) => ({ addr: await c.call('SENTINEL', 'get-master-addr-by-name', target.name), master: await c.call('SENTINEL', 'master', target.name).catch(() => null) }));
+      async (c) => ({ addr: await c.call('SENTINEL', 'get-master-addr-by-name', target.name), master: await c.call('SENTINEL', 'master', target.name).catch(() => /* only for the down-after warning */ null) }));
     refuse(p, `the Sentinel ${s.host}:${s.port}`, 'REDIS_SENTINEL_PASSWORD');
     return p;
   }));

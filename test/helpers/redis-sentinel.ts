@@ -156,7 +156,7 @@ export async function startSentinelGroup(t: TestLike, opts: SentinelGroupOptions
     try {
       await c.connect();
       return await c.call('SENTINEL', ...args) as T;
-    } catch { return undefined; } finally { c.disconnect(); }
+    } catch { return undefined; /* a Sentinel down or not started: no answer from it */ } finally { c.disconnect(); }
   };
   const setting = sentinelPorts.map((p) => `127.0.0.1:${p}`).join(',');
   const group: SentinelGroup = {
@@ -202,7 +202,7 @@ export async function startSentinelGroup(t: TestLike, opts: SentinelGroupOptions
         await c.connect();
         const info = await c.info('replication');
         return /role:slave/.test(info) && /master_link_status:up/.test(info);
-      } catch { return false; } finally { c.disconnect(); }
+      } catch { return false; /* down or loading: not in sync yet */ } finally { c.disconnect(); }
     },
     nextSwitch() {
       return new Promise((resolve) => {
@@ -217,6 +217,7 @@ export async function startSentinelGroup(t: TestLike, opts: SentinelGroupOptions
             resolve({ at: performance.now(), port: Number(parts[4]) });
             for (const x of subs) x.disconnect();
           });
+          // A Sentinel that is down is not listened to; the others announce the switch too.
           void sub.subscribe('+switch-master').catch(() => {});
         }
       });
