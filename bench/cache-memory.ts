@@ -28,19 +28,40 @@ const cache = new LocalCache({ maxEntries: ENTRIES, maxAgeMs: 3_600_000 });
 const now = Date.now();
 for (const k of keys) {
   const digest = createHash('sha256').update(k.key).digest('base64url');
-  cache.set(toEntry(digest, {
-    keyId: fresh(k.keyId), accountId: fresh('acct_scale_1234'), environment: fresh('live') as 'live',
-    scopes: ['bookings:read', 'bookings:write', 'invoices:read'].map(fresh),
-    allowedIps: ['203.0.113.0/24', '2001:db8::/32'].map(fresh),
-    expiresAt: null, revokedAt: null, version: 1, enabled: true, rateLimits: [], quota: false, metadata: null,
-  }, now));
+  cache.set(
+    toEntry(
+      digest,
+      {
+        keyId: fresh(k.keyId),
+        accountId: fresh('acct_scale_1234'),
+        environment: fresh('live') as 'live',
+        scopes: ['bookings:read', 'bookings:write', 'invoices:read'].map(fresh),
+        allowedIps: ['203.0.113.0/24', '2001:db8::/32'].map(fresh),
+        expiresAt: null,
+        revokedAt: null,
+        version: 1,
+        enabled: true,
+        rateLimits: [],
+        quota: false,
+        metadata: null,
+      },
+      now,
+    ),
+  );
 }
 const after = settle();
 const per = (a: number, b: number) => Math.round((a - b) / ENTRIES);
-process.stdout.write(`${JSON.stringify({
-  entries: ENTRIES,
-  heapBytesPerEntry: per(after.heapUsed, before.heapUsed),
-  arrayBufferBytesPerEntry: per(after.arrayBuffers, before.arrayBuffers),
-  // Still referenced here so the cache is not collected before the measure.
-  held: cache.get(createHash('sha256').update(keys[0]?.key ?? '').digest('base64url')) !== undefined,
-})}\n`);
+process.stdout.write(
+  `${JSON.stringify({
+    entries: ENTRIES,
+    heapBytesPerEntry: per(after.heapUsed, before.heapUsed),
+    arrayBufferBytesPerEntry: per(after.arrayBuffers, before.arrayBuffers),
+    // Still referenced here so the cache is not collected before the measure.
+    held:
+      cache.get(
+        createHash('sha256')
+          .update(keys[0]?.key ?? '')
+          .digest('base64url'),
+      ) !== undefined,
+  })}\n`,
+);

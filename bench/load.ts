@@ -9,13 +9,30 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { encodeRequest, KeyClient, outcomeOf } from './lib/client.js';
 import {
-  KINDS, type Command, type Kind, type LoadEvent, type MainLoad, type Pattern, type Pools, type Reply, type RevokeKeyResult, type RevokeResult,
-  type RevokeSpec, type RunResult, type RunSpec, type StreamResult,
+  KINDS,
+  type Command,
+  type Kind,
+  type LoadEvent,
+  type MainLoad,
+  type Pattern,
+  type Pools,
+  type Reply,
+  type RevokeKeyResult,
+  type RevokeResult,
+  type RevokeSpec,
+  type RunResult,
+  type RunSpec,
+  type StreamResult,
 } from './lib/protocol.js';
 import { CpuSampler, summarize } from './lib/stats.js';
 
 /** What each kind of key must get from the service. */
-const EXPECTED: Record<Kind, string> = { hit: 'ALLOWED', cold: 'ALLOWED', malformed: 'KEY_MALFORMED', unknown: 'KEY_UNKNOWN' };
+const EXPECTED: Record<Kind, string> = {
+  hit: 'ALLOWED',
+  cold: 'ALLOWED',
+  malformed: 'KEY_MALFORMED',
+  unknown: 'KEY_UNKNOWN',
+};
 /** Deadline for the slow or low-rate calls (cold verifications, revoke polling). */
 const SLOW_DEADLINE_MS = 15_000;
 
@@ -31,7 +48,10 @@ export function schedule(pattern: Pattern): Kind[] {
     let bestDue = Number.NEGATIVE_INFINITY;
     for (const [k, w] of weights) {
       const due = (w * (slot + 1)) / total - (given.get(k) ?? 0);
-      if (due > bestDue) { bestDue = due; best = k; }
+      if (due > bestDue) {
+        bestDue = due;
+        best = k;
+      }
     }
     const k = best ?? 'hit';
     given.set(k, (given.get(k) ?? 0) + 1);
@@ -63,7 +83,10 @@ class Picker {
     let kind = this.#slots[this.#n++ % this.#slots.length] ?? 'hit';
     if (kind === 'cold') {
       const key = this.#pools.cold[this.#cold.next];
-      if (key !== undefined) { this.#cold.next++; return { kind, req: this.#encode(key) }; }
+      if (key !== undefined) {
+        this.#cold.next++;
+        return { kind, req: this.#encode(key) };
+      }
       this.coldExhausted++;
       kind = 'hit';
     }
@@ -71,7 +94,10 @@ class Picker {
     if (pool.length === 0) throw new Error(`no ${kind} keys given`);
     const key = pool[this.#next[kind]++ % pool.length] ?? '';
     let req = this.#encoded.get(key);
-    if (!req) { req = this.#encode(key); this.#encoded.set(key, req); }
+    if (!req) {
+      req = this.#encode(key);
+      this.#encoded.set(key, req);
+    }
     return { kind, req };
   }
 }
@@ -95,7 +121,10 @@ class Recorder {
   add(kind: Kind, ms: number, outcome: string): void {
     this.all.push(ms);
     let list = this.byKind.get(kind);
-    if (!list) { list = []; this.byKind.set(kind, list); }
+    if (!list) {
+      list = [];
+      this.byKind.set(kind, list);
+    }
     list.push(ms);
     this.outcomes[outcome] = (this.outcomes[outcome] ?? 0) + 1;
     if (outcome !== (this.#expect === 'allowed' ? 'ALLOWED' : EXPECTED[kind])) {
@@ -108,55 +137,85 @@ class Recorder {
     const byKind: StreamResult['byKind'] = {};
     for (const [k, list] of this.byKind) byKind[k] = { calls: list.length, latencyMs: summarize(list) };
     return {
-      calls: this.all.length, seconds: Math.round(seconds * 1000) / 1000,
+      calls: this.all.length,
+      seconds: Math.round(seconds * 1000) / 1000,
       throughput: seconds > 0 ? Math.round((this.all.length / seconds) * 10) / 10 : Number.NaN,
-      latencyMs: summarize(this.all), byKind, outcomes: this.outcomes, unexpected: this.unexpected,
-      unexpectedSamples: this.unexpectedSamples, coldExhausted, maxSendLagMs: this.maxSendLagMs,
+      latencyMs: summarize(this.all),
+      byKind,
+      outcomes: this.outcomes,
+      unexpected: this.unexpected,
+      unexpectedSamples: this.unexpectedSamples,
+      coldExhausted,
+      maxSendLagMs: this.maxSendLagMs,
       sentPerSec: this.sent === undefined || seconds <= 0 ? undefined : Math.round((this.sent / seconds) * 10) / 10,
     };
   }
 }
 
-interface Window { start: number; end: number }
+interface Window {
+  start: number;
+  end: number;
+}
 const inWindow = (w: Window, t: number) => t >= w.start && t <= w.end;
 
 /** `concurrency` workers, each with one call in flight, until `end`. */
-async function closedLoop(clients: KeyClient[], picker: Picker, concurrency: number, until: number,
-  record: (kind: Kind, start: number, end: number, outcome: string) => void): Promise<void> {
-  await Promise.all(Array.from({ length: concurrency }, async (_, i) => {
-    const client = clients[i % clients.length] as KeyClient;
-    while (performance.now() < until) {
-      const { kind, req } = picker.next();
-      const s = performance.now();
-      const r = await client.call(req);
-      record(kind, s, performance.now(), outcomeOf(r));
-    }
-  }));
+async function closedLoop(
+  clients: KeyClient[],
+  picker: Picker,
+  concurrency: number,
+  until: number,
+  record: (kind: Kind, start: number, end: number, outcome: string) => void,
+): Promise<void> {
+  await Promise.all(
+    Array.from({ length: concurrency }, async (_, i) => {
+      const client = clients[i % clients.length] as KeyClient;
+      while (performance.now() < until) {
+        const { kind, req } = picker.next();
+        const s = performance.now();
+        const r = await client.call(req);
+        record(kind, s, performance.now(), outcomeOf(r));
+      }
+    }),
+  );
 }
 
 /** A fixed number of calls with `concurrency` in flight. */
-async function countLoop(clients: KeyClient[], picker: Picker, concurrency: number, count: number,
-  record: (kind: Kind, start: number, end: number, outcome: string) => void): Promise<void> {
+async function countLoop(
+  clients: KeyClient[],
+  picker: Picker,
+  concurrency: number,
+  count: number,
+  record: (kind: Kind, start: number, end: number, outcome: string) => void,
+): Promise<void> {
   let sent = 0;
-  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, async (_, i) => {
-    const client = clients[i % clients.length] as KeyClient;
-    while (sent < count) {
-      sent++;
-      const { kind, req } = picker.next();
-      const s = performance.now();
-      const r = await client.call(req, SLOW_DEADLINE_MS);
-      record(kind, s, performance.now(), outcomeOf(r));
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, count) }, async (_, i) => {
+      const client = clients[i % clients.length] as KeyClient;
+      while (sent < count) {
+        sent++;
+        const { kind, req } = picker.next();
+        const s = performance.now();
+        const r = await client.call(req, SLOW_DEADLINE_MS);
+        record(kind, s, performance.now(), outcomeOf(r));
+      }
+    }),
+  );
 }
 
 /**
  * Open loop: call i is sent at start + i/rate whatever the earlier ones do (no coordinated omission),
  * until `count` calls or the time `until`. Resolves when every call sent has answered.
  */
-async function pacedLoop(client: KeyClient, picker: Picker, ratePerSec: number, count: number, until: number,
-  record: (kind: Kind, start: number, end: number, outcome: string) => void, stop: () => boolean = () => false,
-  onSend: (at: number) => void = () => {}): Promise<number> {
+async function pacedLoop(
+  client: KeyClient,
+  picker: Picker,
+  ratePerSec: number,
+  count: number,
+  until: number,
+  record: (kind: Kind, start: number, end: number, outcome: string) => void,
+  stop: () => boolean = () => false,
+  onSend: (at: number) => void = () => {},
+): Promise<number> {
   const interval = 1000 / ratePerSec;
   const t0 = performance.now();
   const pending: Promise<void>[] = [];
@@ -195,7 +254,10 @@ async function openClients(port: number, ids: number[]): Promise<KeyClient[]> {
 async function run(spec: RunSpec): Promise<RunResult> {
   const cold = { next: 0 };
   const picker = new Picker(spec.pools, spec.main.pattern, cold, spec);
-  const clients = await openClients(spec.port, Array.from({ length: spec.channels }, (_, i) => i));
+  const clients = await openClients(
+    spec.port,
+    Array.from({ length: spec.channels }, (_, i) => i),
+  );
   const bgPicker = spec.background ? new Picker(spec.pools, spec.background.pattern, cold, spec) : undefined;
   const [bgClient] = spec.background ? await openClients(spec.port, [spec.channels]) : [];
   const main = new Recorder(spec.expect);
@@ -210,7 +272,10 @@ async function run(spec: RunSpec): Promise<RunResult> {
     if (load.mode === 'closed') {
       window = { start: t0 + load.warmupMs, end: t0 + load.warmupMs + load.durationMs };
       const w = window;
-      const startTimer = setTimeout(() => { sampler.start(); windowEvent('start'); }, load.warmupMs);
+      const startTimer = setTimeout(() => {
+        sampler.start();
+        windowEvent('start');
+      }, load.warmupMs);
       mainDone = closedLoop(clients, picker, load.concurrency, w.end, (kind, _s, e, outcome) => {
         if (inWindow(w, e)) main.add(kind, e - _s, outcome);
       }).finally(() => clearTimeout(startTimer));
@@ -219,23 +284,39 @@ async function run(spec: RunSpec): Promise<RunResult> {
       sampler.start();
       windowEvent('start');
       const rec = (kind: Kind, s: number, e: number, outcome: string) => main.add(kind, e - s, outcome);
-      mainDone = load.mode === 'count'
-        ? countLoop(clients, picker, load.concurrency, load.count, rec)
-        : pacedLoop(clients[0] as KeyClient, picker, load.ratePerSec, load.count, Number.POSITIVE_INFINITY, rec)
-          .then((lag) => { main.maxSendLagMs = Math.round(lag * 100) / 100; });
+      mainDone =
+        load.mode === 'count'
+          ? countLoop(clients, picker, load.concurrency, load.count, rec)
+          : pacedLoop(clients[0] as KeyClient, picker, load.ratePerSec, load.count, Number.POSITIVE_INFINITY, rec).then(
+              (lag) => {
+                main.maxSendLagMs = Math.round(lag * 100) / 100;
+              },
+            );
     }
     // The background stream runs until the main load is over, recorded over the same window.
     let mainOver = false;
-    const bgDone = spec.background && bgClient && bgPicker
-      ? (async () => {
-        const bgSpec = spec.background as { ratePerSec: number };
-        const end = load.mode === 'closed' ? window.end : Number.POSITIVE_INFINITY;
-        const lag = await pacedLoop(bgClient, bgPicker, bgSpec.ratePerSec, Number.MAX_SAFE_INTEGER, end,
-          (kind, s, e, outcome) => { if (inWindow(window, e)) bg.add(kind, e - s, outcome); }, () => mainOver,
-          (at) => { if (inWindow(window, at)) bg.sent = (bg.sent ?? 0) + 1; });
-        bg.maxSendLagMs = Math.round(lag * 100) / 100;
-      })()
-      : Promise.resolve();
+    const bgDone =
+      spec.background && bgClient && bgPicker
+        ? (async () => {
+            const bgSpec = spec.background as { ratePerSec: number };
+            const end = load.mode === 'closed' ? window.end : Number.POSITIVE_INFINITY;
+            const lag = await pacedLoop(
+              bgClient,
+              bgPicker,
+              bgSpec.ratePerSec,
+              Number.MAX_SAFE_INTEGER,
+              end,
+              (kind, s, e, outcome) => {
+                if (inWindow(window, e)) bg.add(kind, e - s, outcome);
+              },
+              () => mainOver,
+              (at) => {
+                if (inWindow(window, at)) bg.sent = (bg.sent ?? 0) + 1;
+              },
+            );
+            bg.maxSendLagMs = Math.round(lag * 100) / 100;
+          })()
+        : Promise.resolve();
     await mainDone;
     const elapsedEnd = performance.now();
     const cpu = sampler.stop();
@@ -267,8 +348,12 @@ async function revoke(spec: RevokeSpec): Promise<RevokeResult> {
   const { ip, scope } = spec;
   const first = spec.replicas[0];
   if (!first || spec.replicas.length < 2) throw new Error('revoke needs at least two replicas');
-  const pollers = await Promise.all(spec.replicas.map((r, i) => openClients(r.grpcPort, [100 + i]).then(([c]) => c as KeyClient)));
-  const checkers = await Promise.all(spec.replicas.map((r, i) => openClients(r.grpcPort, [200 + i]).then(([c]) => c as KeyClient)));
+  const pollers = await Promise.all(
+    spec.replicas.map((r, i) => openClients(r.grpcPort, [100 + i]).then(([c]) => c as KeyClient)),
+  );
+  const checkers = await Promise.all(
+    spec.replicas.map((r, i) => openClients(r.grpcPort, [200 + i]).then(([c]) => c as KeyClient)),
+  );
   const base = `http://127.0.0.1:${first.httpPort}`;
   const headers = { authorization: `Bearer ${spec.adminToken}`, 'content-type': 'application/json' };
   await fetch(`${base}/healthz`).then((r) => r.text()); // open the keep-alive connection first
@@ -289,7 +374,13 @@ async function revoke(spec: RevokeSpec): Promise<RevokeResult> {
       // eslint-disable-next-line prefer-const
       let responseAt: number | undefined;
       const polled = spec.replicas.slice(1);
-      const state = polled.map(() => ({ firstDenyAt: undefined as number | undefined, firstDenySent: 0, stale: 0, after: 0, calls: 0 }));
+      const state = polled.map(() => ({
+        firstDenyAt: undefined as number | undefined,
+        firstDenySent: 0,
+        stale: 0,
+        after: 0,
+        calls: 0,
+      }));
       const giveUp = performance.now() + spec.timeoutMs;
       const polling = polled.map(async (_r, j) => {
         const st = state[j] as (typeof state)[number];
@@ -304,16 +395,21 @@ async function revoke(spec: RevokeSpec): Promise<RevokeResult> {
             st.after++;
             if (o === 'ALLOWED') st.stale++;
           }
-          if (o !== 'ALLOWED' && !o.startsWith('ERR_') && sentAt !== undefined && st.firstDenyAt === undefined) { st.firstDenyAt = e; st.firstDenySent = s; }
+          if (o !== 'ALLOWED' && !o.startsWith('ERR_') && sentAt !== undefined && st.firstDenyAt === undefined) {
+            st.firstDenyAt = e;
+            st.firstDenySent = s;
+          }
           if (st.firstDenyAt !== undefined && after) return;
         }
       });
       await sleep(3); // pollers in their stride
       sentAt = performance.now();
       const res = await fetch(`${base}/v1/accounts/${spec.accountId}/keys/${k.id}/revoke`, {
-        method: 'POST', headers, body: JSON.stringify({ reason: 'bench revoke-to-deny' }),
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ reason: 'bench revoke-to-deny' }),
       });
-      const body = await res.json() as { propagation?: RevokeKeyResult['propagation'] };
+      const body = (await res.json()) as { propagation?: RevokeKeyResult['propagation'] };
       responseAt = performance.now();
       const checks = await Promise.all(checkers.map((c) => c.call(req, SLOW_DEADLINE_MS)));
       await Promise.all(polling);
@@ -330,13 +426,22 @@ async function revoke(spec: RevokeSpec): Promise<RevokeResult> {
       polled.forEach((r, j) => {
         const at = state[j]?.firstDenyAt;
         denyMs[r.name] = at === undefined ? null : Math.round((at - sentAt) * 1000) / 1000;
-        denySentMs[r.name] = at === undefined ? null : Math.round(((state[j]?.firstDenySent ?? 0) - sentAt) * 1000) / 1000;
+        denySentMs[r.name] =
+          at === undefined ? null : Math.round(((state[j]?.firstDenySent ?? 0) - sentAt) * 1000) / 1000;
         deniedBeforeResponse[r.name] = at !== undefined && at <= responseAt;
       });
       results.push({
-        keyId: k.id, status: res.status, revokeMs: Math.round((responseAt - sentAt) * 1000) / 1000, propagation: body.propagation ?? null,
-        denyMs, denySentMs, deniedBeforeResponse, staleAllows, callsAfterResponse: state.reduce((s, st) => s + st.after, 0) + checks.length,
-        firstAfter, pollCalls: state.reduce((s, st) => s + st.calls, 0),
+        keyId: k.id,
+        status: res.status,
+        revokeMs: Math.round((responseAt - sentAt) * 1000) / 1000,
+        propagation: body.propagation ?? null,
+        denyMs,
+        denySentMs,
+        deniedBeforeResponse,
+        staleAllows,
+        callsAfterResponse: state.reduce((s, st) => s + st.after, 0) + checks.length,
+        firstAfter,
+        pollCalls: state.reduce((s, st) => s + st.calls, 0),
       });
     }
   } finally {
@@ -347,20 +452,31 @@ async function revoke(spec: RevokeSpec): Promise<RevokeResult> {
 
 async function handle(msg: Command): Promise<unknown> {
   switch (msg.cmd) {
-    case 'run': return run(msg.spec);
-    case 'revoke': return revoke(msg.spec);
-    case 'exit': setImmediate(() => process.exit(0)); return null;
+    case 'run':
+      return run(msg.spec);
+    case 'revoke':
+      return revoke(msg.spec);
+    case 'exit':
+      setImmediate(() => process.exit(0));
+      return null;
   }
 }
 
 if (!process.send) {
-  process.stderr.write('bench/load.js is the load generator of `npm run bench`: run it through bench/run.js (it needs the IPC channel)\n');
+  process.stderr.write(
+    'bench/load.js is the load generator of `npm run bench`: run it through bench/run.js (it needs the IPC channel)\n',
+  );
   process.exit(2);
 }
 process.on('message', (msg: Command) => {
   handle(msg).then(
     (result) => process.send?.({ id: msg.id, ok: true, result } satisfies Reply),
-    (err: unknown) => process.send?.({ id: msg.id, ok: false, error: err instanceof Error ? err.stack ?? err.message : String(err) } satisfies Reply),
+    (err: unknown) =>
+      process.send?.({
+        id: msg.id,
+        ok: false,
+        error: err instanceof Error ? (err.stack ?? err.message) : String(err),
+      } satisfies Reply),
   );
 });
 // The orchestrator is gone: stop.

@@ -9,7 +9,9 @@ import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { loadProto, type AuthenticateRequest, type AuthenticateResponse } from '../src/transport/grpc/server.js';
 
-const { values } = parseArgs({ options: { port: { type: 'string', default: '0' }, host: { type: 'string', default: '127.0.0.1' } } });
+const { values } = parseArgs({
+  options: { port: { type: 'string', default: '0' }, host: { type: 'string', default: '127.0.0.1' } },
+});
 
 const ANSWER: AuthenticateResponse = Object.freeze({
   allowed: true,
@@ -34,7 +36,10 @@ const proto = grpc.loadPackageDefinition(loadProto()) as unknown as {
   otesse: { keys: { v1: { KeyService: grpc.ServiceClientConstructor } } };
 };
 server.addService(proto.otesse.keys.v1.KeyService.service, {
-  Authenticate: (call: grpc.ServerUnaryCall<AuthenticateRequest, AuthenticateResponse>, callback: grpc.sendUnaryData<AuthenticateResponse>) => {
+  Authenticate: (
+    call: grpc.ServerUnaryCall<AuthenticateRequest, AuthenticateResponse>,
+    callback: grpc.sendUnaryData<AuthenticateResponse>,
+  ) => {
     // Every use allowed, as the service answers a cache hit of a key without limits.
     const uses = call.request.uses ?? 0;
     callback(null, uses > 1 ? { ...ANSWER, allowed_uses: uses } : ANSWER);
@@ -51,7 +56,13 @@ server.bindAsync(`${values.host}:${values.port}`, grpc.ServerCredentials.createI
 
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.once(signal, () => {
-    const timer = setTimeout(() => { server.forceShutdown(); process.exit(0); }, 2000);
-    server.tryShutdown(() => { clearTimeout(timer); process.exit(0); });
+    const timer = setTimeout(() => {
+      server.forceShutdown();
+      process.exit(0);
+    }, 2000);
+    server.tryShutdown(() => {
+      clearTimeout(timer);
+      process.exit(0);
+    });
   });
 }

@@ -8,11 +8,30 @@
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 
-interface CallFrame { functionName: string; url: string; lineNumber: number; columnNumber: number }
-interface ProfileNode { id: number; callFrame: CallFrame; children?: number[] }
-interface CpuProfile { nodes: ProfileNode[]; startTime: number; endTime: number; samples: number[]; timeDeltas: number[] }
+interface CallFrame {
+  functionName: string;
+  url: string;
+  lineNumber: number;
+  columnNumber: number;
+}
+interface ProfileNode {
+  id: number;
+  callFrame: CallFrame;
+  children?: number[];
+}
+interface CpuProfile {
+  nodes: ProfileNode[];
+  startTime: number;
+  endTime: number;
+  samples: number[];
+  timeDeltas: number[];
+}
 
-export interface Row { name: string; ms: number; pct: number }
+export interface Row {
+  name: string;
+  ms: number;
+  pct: number;
+}
 export interface ProfileSummary {
   file: string;
   /** Time covered by the samples counted (ms). */
@@ -46,7 +65,7 @@ export function moduleOf(url: string): string {
   const nm = url.lastIndexOf('node_modules/');
   if (nm >= 0) {
     const parts = url.slice(nm + 'node_modules/'.length).split('/');
-    return parts[0]?.startsWith('@') ? `${parts[0]}/${parts[1] ?? ''}` : parts[0] ?? url;
+    return parts[0]?.startsWith('@') ? `${parts[0]}/${parts[1] ?? ''}` : (parts[0] ?? url);
   }
   if (url.startsWith('node:')) {
     const parts = url.split('/');
@@ -62,8 +81,14 @@ function label(f: CallFrame): string {
 }
 
 function rows(map: Map<string, number>, busyUs: number, limit: number): Row[] {
-  return [...map.entries()].sort((a, b) => b[1] - a[1]).slice(0, limit)
-    .map(([name, us]) => ({ name, ms: Math.round(us / 100) / 10, pct: busyUs > 0 ? Math.round((us / busyUs) * 1000) / 10 : 0 }));
+  return [...map.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, limit)
+    .map(([name, us]) => ({
+      name,
+      ms: Math.round(us / 100) / 10,
+      pct: busyUs > 0 ? Math.round((us / busyUs) * 1000) / 10 : 0,
+    }));
 }
 
 export function summarizeProfile(file: string, window?: { fromMs: number; toMs: number }, limit = 25): ProfileSummary {
@@ -88,7 +113,7 @@ export function summarizeProfile(file: string, window?: { fromMs: number; toMs: 
     const at = (t - profile.startTime) / 1000;
     if (window && (at < window.fromMs || at > window.toMs)) continue;
     // A sample stands for the time until the next one.
-    const dt = Math.max(0, i + 1 < n ? profile.timeDeltas[i + 1] ?? meanDelta : meanDelta);
+    const dt = Math.max(0, i + 1 < n ? (profile.timeDeltas[i + 1] ?? meanDelta) : meanDelta);
     const node = byId.get(profile.samples[i] ?? -1);
     if (!node) continue;
     total += dt;
@@ -108,28 +133,41 @@ export function summarizeProfile(file: string, window?: { fromMs: number; toMs: 
       const cf = byId.get(id)?.callFrame;
       if (cf && cf.url.includes('/dist/src/')) {
         const key = label(cf);
-        if (!seen.has(key)) { seen.add(key); inclusive.set(key, (inclusive.get(key) ?? 0) + dt); }
+        if (!seen.has(key)) {
+          seen.add(key);
+          inclusive.set(key, (inclusive.get(key) ?? 0) + dt);
+        }
       }
     }
   }
   const cats = rows(categories, total, 10);
   return {
-    file, sampledMs: Math.round(total / 1000), window: window ?? null,
-    categories: cats, topSelf: rows(self, busy, limit), byModule: rows(modules, busy, 60), topInclusiveService: rows(inclusive, busy, 15),
+    file,
+    sampledMs: Math.round(total / 1000),
+    window: window ?? null,
+    categories: cats,
+    topSelf: rows(self, busy, limit),
+    byModule: rows(modules, busy, 60),
+    topInclusiveService: rows(inclusive, busy, 15),
   };
 }
 
 export function formatProfile(s: ProfileSummary): string {
-  const table = (title: string, list: Row[], of: string) => [
-    `${title}`, `| ms | % of ${of} | function |`, '| ---: | ---: | --- |',
-    ...list.map((r) => `| ${r.ms.toFixed(1)} | ${r.pct.toFixed(1)} | \`${r.name.replace(/\|/g, '\\|')}\` |`), '',
-  ].join('\n');
+  const table = (title: string, list: Row[], of: string) =>
+    [
+      `${title}`,
+      `| ms | % of ${of} | function |`,
+      '| ---: | ---: | --- |',
+      ...list.map((r) => `| ${r.ms.toFixed(1)} | ${r.pct.toFixed(1)} | \`${r.name.replace(/\|/g, '\\|')}\` |`),
+      '',
+    ].join('\n');
   return [
-    `Profile ${s.file}: ${s.sampledMs} ms sampled${s.window ? ` (window ${Math.round(s.window.fromMs)}-${Math.round(s.window.toMs)} ms)` : ''}`, '',
+    `Profile ${s.file}: ${s.sampledMs} ms sampled${s.window ? ` (window ${Math.round(s.window.fromMs)}-${Math.round(s.window.toMs)} ms)` : ''}`,
+    '',
     table('Where the time went:', s.categories, 'sampled'),
     table('Top self time by function (busy = not idle):', s.topSelf, 'busy'),
     table('Self time by module (top 15):', s.byModule.slice(0, 15), 'busy'),
-    table('Inclusive time of the service\'s own functions:', s.topInclusiveService, 'busy'),
+    table("Inclusive time of the service's own functions:", s.topInclusiveService, 'busy'),
   ].join('\n');
 }
 

@@ -12,14 +12,29 @@ import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { startRedis } from '../test/helpers/redis-server.js';
 import {
-  createDatabase, eachLimit, fleetEnv, guard, log as logAs, seedKeys, startFleet, Teardown, writeResult, type Propagation, type Replica, type SeededKey,
+  createDatabase,
+  eachLimit,
+  fleetEnv,
+  guard,
+  log as logAs,
+  seedKeys,
+  startFleet,
+  Teardown,
+  writeResult,
+  type Propagation,
+  type Replica,
+  type SeededKey,
 } from './lib/fleet.js';
 import { percentiles } from '../test/helpers/harness/stats.js';
 
-const { values: args } = parseArgs({ options: {
-  keys: { type: 'string', default: '5000' }, sample: { type: 'string', default: '500' },
-  replicas: { type: 'string', default: '3' }, rounds: { type: 'string', default: '3' },
-} });
+const { values: args } = parseArgs({
+  options: {
+    keys: { type: 'string', default: '5000' },
+    sample: { type: 'string', default: '500' },
+    replicas: { type: 'string', default: '3' },
+    rounds: { type: 'string', default: '3' },
+  },
+});
 const KEYS = Number(args.keys);
 const SAMPLE = Number(args.sample);
 const REPLICAS = Number(args.replicas);
@@ -27,16 +42,32 @@ const ROUNDS = Number(args.rounds);
 const log = (msg: string) => logAs('revoke-all', msg);
 
 /** What one replica answered for a set of keys. */
-interface Asked { replica: string; allowed: number; errors: number; ms: number }
+interface Asked {
+  replica: string;
+  allowed: number;
+  errors: number;
+  ms: number;
+}
 
 /** One revoke-all round, as reported. */
 interface Round {
-  round: number; account: string; warmMs: number; status: number; revoked: number | undefined; responseMs: number;
-  propagation: Propagation | undefined; sampleRightAfter: Asked[]; everyKeyAfterwards: Asked[];
+  round: number;
+  account: string;
+  warmMs: number;
+  status: number;
+  revoked: number | undefined;
+  responseMs: number;
+  propagation: Propagation | undefined;
+  sampleRightAfter: Asked[];
+  everyKeyAfterwards: Asked[];
 }
 
 /** Ask `keys` on `r`: how many were allowed, and how many calls failed. */
-async function ask(r: Replica, keys: SeededKey[], concurrency = 32): Promise<{ allowed: number; errors: number; ms: number }> {
+async function ask(
+  r: Replica,
+  keys: SeededKey[],
+  concurrency = 32,
+): Promise<{ allowed: number; errors: number; ms: number }> {
   let allowed = 0;
   let errors = 0;
   const started = performance.now();
@@ -64,41 +95,66 @@ async function main(): Promise<number> {
       const warmStarted = performance.now();
       for (const r of replicas) {
         const warm = await ask(r, keys);
-        if (warm.allowed !== keys.length) throw new Error(`warm-up on ${r.id}: ${warm.allowed} of ${keys.length} allowed, ${warm.errors} errors`);
+        if (warm.allowed !== keys.length)
+          throw new Error(`warm-up on ${r.id}: ${warm.allowed} of ${keys.length} allowed, ${warm.errors} errors`);
       }
       const warmMs = Math.round(performance.now() - warmStarted);
       // Every key answered from memory on every replica before the revoke (no refresh due within the round).
       const sample = [...keys].sort(() => Math.random() - 0.5).slice(0, SAMPLE);
-      log(`round ${round}: ${keys.length} keys of ${account} cached on ${replicas.length} replicas; revoke-all on ${writer.id}`);
+      log(
+        `round ${round}: ${keys.length} keys of ${account} cached on ${replicas.length} replicas; revoke-all on ${writer.id}`,
+      );
       const res = await writer.api('POST', `/v1/accounts/${account}/keys/revoke-all`, { reason: 'bench' });
       const sampled = await Promise.all(others.map(async (r) => ({ replica: r.id, ...(await ask(r, sample)) })));
       const everyKey = await Promise.all(replicas.map(async (r) => ({ replica: r.id, ...(await ask(r, keys)) })));
       const row = {
-        round, account, warmMs, status: res.status, revoked: res.body?.revoked, responseMs: Math.round(res.ms), propagation: res.body?.propagation,
-        sampleRightAfter: sampled, everyKeyAfterwards: everyKey,
+        round,
+        account,
+        warmMs,
+        status: res.status,
+        revoked: res.body?.revoked,
+        responseMs: Math.round(res.ms),
+        propagation: res.body?.propagation,
+        sampleRightAfter: sampled,
+        everyKeyAfterwards: everyKey,
       };
       rounds.push(row);
       log(JSON.stringify(row));
     }
     const allowedInSample = rounds.reduce((a, r) => a + r.sampleRightAfter.reduce((b, s) => b + s.allowed, 0), 0);
     const allowedAfter = rounds.reduce((a, r) => a + r.everyKeyAfterwards.reduce((b, s) => b + s.allowed, 0), 0);
-    const errors = rounds.reduce((a, r) => a + [...r.sampleRightAfter, ...r.everyKeyAfterwards]
-      .reduce((b, s) => b + s.errors, 0), 0);
+    const errors = rounds.reduce(
+      (a, r) => a + [...r.sampleRightAfter, ...r.everyKeyAfterwards].reduce((b, s) => b + s.errors, 0),
+      0,
+    );
     const result = {
-      kind: 'revoke-all', at: new Date().toISOString(), keys: KEYS, sample: SAMPLE, replicas: REPLICAS, rounds,
-      responseMs: percentiles(rounds.map((r) => Number(r.responseMs)), 1),
+      kind: 'revoke-all',
+      at: new Date().toISOString(),
+      keys: KEYS,
+      sample: SAMPLE,
+      replicas: REPLICAS,
+      rounds,
+      responseMs: percentiles(
+        rounds.map((r) => Number(r.responseMs)),
+        1,
+      ),
       targets: {
-        status200: rounds.every((r) => r.status === 200), allRevoked: rounds.every((r) => r.revoked === KEYS),
-        allowedRightAfter0: allowedInSample === 0, allowedAfterwards0: allowedAfter === 0, callErrors0: errors === 0,
+        status200: rounds.every((r) => r.status === 200),
+        allRevoked: rounds.every((r) => r.revoked === KEYS),
+        allowedRightAfter0: allowedInSample === 0,
+        allowedAfterwards0: allowedAfter === 0,
+        callErrors0: errors === 0,
       },
     };
     const file = writeResult('revoke-all', result);
     console.log(`revoke-all: ${KEYS} keys cached on ${REPLICAS} replicas, ${ROUNDS} round(s)`);
     for (const r of rounds) {
       const p = r.propagation;
-      console.log(`round ${r.round}: HTTP ${r.status}, revoked ${r.revoked}, ${r.responseMs} ms; propagation ${p?.outcome} ${p?.confirmed}/${p?.replicas} confirmed, waited ${p?.waited_ms} ms; `
-        + `right after, ${SAMPLE} sampled keys allowed: ${r.sampleRightAfter.map((s) => `${s.replica}=${s.allowed}`).join(' ')}; `
-        + `afterwards, all keys allowed: ${r.everyKeyAfterwards.map((s) => `${s.replica}=${s.allowed}`).join(' ')}`);
+      console.log(
+        `round ${r.round}: HTTP ${r.status}, revoked ${r.revoked}, ${r.responseMs} ms; propagation ${p?.outcome} ${p?.confirmed}/${p?.replicas} confirmed, waited ${p?.waited_ms} ms; ` +
+          `right after, ${SAMPLE} sampled keys allowed: ${r.sampleRightAfter.map((s) => `${s.replica}=${s.allowed}`).join(' ')}; ` +
+          `afterwards, all keys allowed: ${r.everyKeyAfterwards.map((s) => `${s.replica}=${s.allowed}`).join(' ')}`,
+      );
     }
     console.log(`response ms ${JSON.stringify(result.responseMs)}; call errors ${errors}`);
     console.log(`targets: ${JSON.stringify(result.targets)}`);
@@ -109,4 +165,10 @@ async function main(): Promise<number> {
   }
 }
 
-main().then((code) => process.exit(code), (err: unknown) => { console.error(err); process.exit(1); });
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

@@ -23,7 +23,17 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeRequest, outcomeOf } from './lib/client.js';
 import { num } from './lib/env.js';
-import { createDatabase, fleetEnv, guard, IP, log as logAs, Replica, ROOT, Teardown, writeResult } from './lib/fleet.js';
+import {
+  createDatabase,
+  fleetEnv,
+  guard,
+  IP,
+  log as logAs,
+  Replica,
+  ROOT,
+  Teardown,
+  writeResult,
+} from './lib/fleet.js';
 import { percentiles } from '../test/helpers/harness/stats.js';
 import { LoadGenerator } from './lib/procs.js';
 import type { RunResult } from './lib/protocol.js';
@@ -57,7 +67,11 @@ function shuffled<T>(items: readonly T[]): T[] {
 }
 
 interface Size {
-  keys: number; seed: SeedResult; seconds: number; replica: Replica; cold: string[];
+  keys: number;
+  seed: SeedResult;
+  seconds: number;
+  replica: Replica;
+  cold: string[];
   /** Sampled keys outside `cold`: a first lookup each warms up the process (JIT, PostgreSQL connections). */
   warmup: string[];
 }
@@ -70,7 +84,10 @@ async function size(td: Teardown, keys: number, sample: number): Promise<Size> {
   const seed = await seedScale({ databaseUrl: url, keys, sample, log });
   const seconds = (performance.now() - t) / 1000;
   log(`seeded in ${seconds.toFixed(1)} s`);
-  const env = fleetEnv(url, REDIS_URL, { ADMIN_RATE_LIMIT_PER_TOKEN: '1000000', ADMIN_RATE_LIMIT_PER_ADDRESS: '1000000' });
+  const env = fleetEnv(url, REDIS_URL, {
+    ADMIN_RATE_LIMIT_PER_TOKEN: '1000000',
+    ADMIN_RATE_LIMIT_PER_ADDRESS: '1000000',
+  });
   const prefix = env.REDIS_PREFIX ?? '';
   td.teardown(async () => log(`deleted ${await clearPrefix(REDIS_URL, prefix)} Redis keys under ${prefix}`));
   const replica = new Replica(`service-${keys}`, env);
@@ -85,7 +102,8 @@ async function coldBlock(s: Size, keys: string[], into: number[]): Promise<void>
     const started = performance.now();
     const r = await s.replica.authenticate(encodeRequest({ key, ip: IP, scope: SCOPE }));
     into.push(performance.now() - started);
-    if (outcomeOf(r) !== 'ALLOWED') throw new Error(`cold lookup on ${s.keys} keys: ${outcomeOf(r)} ${r.details ?? ''}`);
+    if (outcomeOf(r) !== 'ALLOWED')
+      throw new Error(`cold lookup on ${s.keys} keys: ${outcomeOf(r)} ${r.details ?? ''}`);
   }
 }
 
@@ -99,23 +117,46 @@ async function coldLookups(small: Size, large: Size): Promise<ScaleReport['cold'
     await coldBlock(large, large.cold.slice(i, i + COLD_BLOCK), ms.large);
   }
   return {
-    small: lat(ms.small), large: lat(ms.large),
-    argon2Verifications: { small: (await small.replica.argon2()) - before.small, large: (await large.replica.argon2()) - before.large },
+    small: lat(ms.small),
+    large: lat(ms.large),
+    argon2Verifications: {
+      small: (await small.replica.argon2()) - before.small,
+      large: (await large.replica.argon2()) - before.large,
+    },
   };
 }
 
 async function hitRuns(load: LoadGenerator, small: Size, large: Size): Promise<ScaleReport['hit']> {
   const out: ScaleReport['hit'] = { small: [], large: [], p99Ms: { small: [], large: [] } };
-  for (const [name, s] of [['small', small], ['large', large], ['large', large], ['small', small]] as const) {
+  for (const [name, s] of [
+    ['small', small],
+    ['large', large],
+    ['large', large],
+    ['small', small],
+  ] as const) {
     const server = s.replica.server;
     if (!server) throw new Error('service not running');
-    const r = await load.request<RunResult>({ cmd: 'run', spec: {
-      name: `cache hit, ${s.keys} keys`, port: server.grpcPort, channels: 4, ip: IP, scope: SCOPE,
-      pools: { hit: s.cold, malformed: [], unknown: [], cold: [] }, expect: 'by-kind', watch: { server: server.pid },
-      main: { mode: 'closed', concurrency: 64, warmupMs: 1000, durationMs: HIT_MS, pattern: { hit: 1 } },
-    } }, HIT_MS + 60_000);
+    const r = await load.request<RunResult>(
+      {
+        cmd: 'run',
+        spec: {
+          name: `cache hit, ${s.keys} keys`,
+          port: server.grpcPort,
+          channels: 4,
+          ip: IP,
+          scope: SCOPE,
+          pools: { hit: s.cold, malformed: [], unknown: [], cold: [] },
+          expect: 'by-kind',
+          watch: { server: server.pid },
+          main: { mode: 'closed', concurrency: 64, warmupMs: 1000, durationMs: HIT_MS, pattern: { hit: 1 } },
+        },
+      },
+      HIT_MS + 60_000,
+    );
     if (r.main.unexpected > 0) throw new Error(`cache hit on ${s.keys} keys: ${r.main.unexpectedSamples.join('; ')}`);
-    log(`cache hit, ${s.keys} keys: ${r.main.throughput.toFixed(0)} calls/s, p99 ${r.main.latencyMs.p99.toFixed(2)} ms`);
+    log(
+      `cache hit, ${s.keys} keys: ${r.main.throughput.toFixed(0)} calls/s, p99 ${r.main.latencyMs.p99.toFixed(2)} ms`,
+    );
     out[name].push(r.main.throughput);
     out.p99Ms[name].push(r.main.latencyMs.p99);
   }
@@ -123,14 +164,23 @@ async function hitRuns(load: LoadGenerator, small: Size, large: Size): Promise<S
 }
 
 /** `count` requests of a paged route, following next_cursor and starting over at the end. */
-async function walk(r: Replica, path: string, count: number, seen?: (item: { id: string }) => void): Promise<{ ms: number[]; errors: number }> {
+async function walk(
+  r: Replica,
+  path: string,
+  count: number,
+  seen?: (item: { id: string }) => void,
+): Promise<{ ms: number[]; errors: number }> {
   const ms: number[] = [];
   let errors = 0;
   let cursor: string | null = null;
   while (ms.length < count) {
     const res = await r.api('GET', cursor ? `${path}&cursor=${encodeURIComponent(cursor)}` : path);
     ms.push(res.ms);
-    if (res.status !== 200) { errors++; cursor = null; continue; }
+    if (res.status !== 200) {
+      errors++;
+      cursor = null;
+      continue;
+    }
     for (const item of res.body?.data ?? []) seen?.(item);
     cursor = res.body?.next_cursor ?? null;
   }
@@ -144,7 +194,9 @@ async function routes(large: Size): Promise<ScaleReport['routes']> {
   const out: ScaleReport['routes'] = [];
   const add = (name: string, w: { ms: number[]; errors: number }) => {
     out.push({ name, latency: lat(w.ms), errors: w.errors });
-    log(`${name}: p50 ${percentiles(w.ms, 1).p50} ms, p99 ${percentiles(w.ms, 1).p99} ms${w.errors ? `, ${w.errors} errors` : ''}`);
+    log(
+      `${name}: p50 ${percentiles(w.ms, 1).p50} ms, p99 ${percentiles(w.ms, 1).p99} ms${w.errors ? `, ${w.errors} errors` : ''}`,
+    );
   };
   add('GET /keys?limit=50, every page', await walk(r, `${base}/keys?limit=50`, 300, (k) => keyIds.add(k.id)));
   for (const filter of ['status=revoked', 'status=expired', 'in_grace=true', 'rotation=due', 'environment=test']) {
@@ -152,7 +204,12 @@ async function routes(large: Size): Promise<ScaleReport['routes']> {
   }
   // Busy keys (720 hours of usage, 20 addresses) alternate with ordinary keys of the account.
   const ordinary = shuffled([...keyIds]);
-  const ids = Array.from({ length: 300 }, (_, i) => (i % 2 === 0 ? large.seed.busyKeyIds[(i / 2) % large.seed.busyKeyIds.length] : ordinary[i % ordinary.length]) ?? '');
+  const ids = Array.from(
+    { length: 300 },
+    (_, i) =>
+      (i % 2 === 0 ? large.seed.busyKeyIds[(i / 2) % large.seed.busyKeyIds.length] : ordinary[i % ordinary.length]) ??
+      '',
+  );
   const activity = { ms: [] as number[], errors: 0 };
   for (const id of ids) {
     const res = await r.api('GET', `${base}/keys/${id}/activity`);
@@ -171,7 +228,11 @@ function cacheMemory(): ScaleReport['cacheMemory'] {
 
 function commit(): string {
   try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
   } catch {
     // Not a git checkout (an unpacked release) or no git: the report says so; nothing else depends on it.
     return 'unknown';
@@ -191,21 +252,44 @@ async function main(): Promise<number> {
     await Promise.all([small.replica.start(), large.replica.start()]);
     log(`cold lookups: ${COLD} keys on each database, ${COLD_BLOCK} at a time alternating, one in flight`);
     const cold = await coldLookups(small, large);
-    log(`cold p50/p99: ${cold.small.p50}/${cold.small.p99} ms at ${SMALL} keys, ${cold.large.p50}/${cold.large.p99} ms at ${LARGE} keys`);
+    log(
+      `cold p50/p99: ${cold.small.p50}/${cold.small.p99} ms at ${SMALL} keys, ${cold.large.p50}/${cold.large.p99} ms at ${LARGE} keys`,
+    );
     const hit = await hitRuns(load, small, large);
     const routeResults = await routes(large);
-    const plans = await routePlans(large.replica.env.DATABASE_URL ?? '', { account: large.seed.bigAccount, busyKeyId: large.seed.busyKeyIds[0] ?? '' });
+    const plans = await routePlans(large.replica.env.DATABASE_URL ?? '', {
+      account: large.seed.bigAccount,
+      busyKeyId: large.seed.busyKeyIds[0] ?? '',
+    });
     await Promise.all([small.replica.stop(), large.replica.stop()]);
     log('local cache memory at 100,000 entries');
     const memory = cacheMemory();
     const a = large.seed.argon2;
     const partial: Omit<ScaleReport, 'targets'> = {
-      startedAt: startedAt.toISOString(), durationS: (performance.now() - t0) / 1000, commit: commit(),
-      machine: { cpu: /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? cpus()[0]?.model ?? 'unknown',
-        cores: cpus().length, node: process.version, loadavgAtStart: loadavg().map((n) => Math.round(n * 100) / 100) },
-      seeding: [small, large].map((s) => ({ keys: s.keys, seconds: s.seconds, rows: s.seed.rows, argon2: `m=${a.memoryCost} KiB, t=${a.timeCost}, p=${a.parallelism}`,
-        note: `one argon2id hash (m=${a.memoryCost} KiB, t=${a.timeCost}) computed once and reused for every row: the keys share one secret under distinct public ids; every lookup still reads its own row and runs a full verification` })),
-      cold, hit, routes: routeResults, plans, cacheMemory: memory,
+      startedAt: startedAt.toISOString(),
+      durationS: (performance.now() - t0) / 1000,
+      commit: commit(),
+      machine: {
+        cpu:
+          /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ??
+          cpus()[0]?.model ??
+          'unknown',
+        cores: cpus().length,
+        node: process.version,
+        loadavgAtStart: loadavg().map((n) => Math.round(n * 100) / 100),
+      },
+      seeding: [small, large].map((s) => ({
+        keys: s.keys,
+        seconds: s.seconds,
+        rows: s.seed.rows,
+        argon2: `m=${a.memoryCost} KiB, t=${a.timeCost}, p=${a.parallelism}`,
+        note: `one argon2id hash (m=${a.memoryCost} KiB, t=${a.timeCost}) computed once and reused for every row: the keys share one secret under distinct public ids; every lookup still reads its own row and runs a full verification`,
+      })),
+      cold,
+      hit,
+      routes: routeResults,
+      plans,
+      cacheMemory: memory,
     };
     const report: ScaleReport = { ...partial, targets: targets(partial, ROUTE_P99_MS, BYTES_PER_ENTRY) };
     process.stdout.write(`\n${textReport(report)}\n\n`);
@@ -220,7 +304,10 @@ async function main(): Promise<number> {
   }
 }
 
-main().then((code) => process.exit(code), (err: unknown) => {
-  log(`failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
-  process.exit(1);
-});
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    log(`failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    process.exit(1);
+  },
+);

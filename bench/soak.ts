@@ -26,15 +26,30 @@ import { failoverLoop, type FailoverRecord } from './lib/failover.js';
 import * as grpc from '@grpc/grpc-js';
 import type { CallResult } from './lib/client.js';
 import {
-  createDatabase, eachLimit, fleetEnv, guard, log as logAs, seedKeys, sleep, startFleet, Teardown,
-  writeResult, type Replica, type SeededKey,
+  createDatabase,
+  eachLimit,
+  fleetEnv,
+  guard,
+  log as logAs,
+  seedKeys,
+  sleep,
+  startFleet,
+  Teardown,
+  writeResult,
+  type Replica,
+  type SeededKey,
 } from './lib/fleet.js';
 import { percentiles } from '../test/helpers/harness/stats.js';
 
-const { values: args } = parseArgs({ options: {
-  minutes: { type: 'string', default: '10' }, rate: { type: 'string', default: '200' }, keys: { type: 'string', default: '300' },
-  'redis-at': { type: 'string' }, failover: { type: 'boolean', default: false },
-} });
+const { values: args } = parseArgs({
+  options: {
+    minutes: { type: 'string', default: '10' },
+    rate: { type: 'string', default: '200' },
+    keys: { type: 'string', default: '300' },
+    'redis-at': { type: 'string' },
+    failover: { type: 'boolean', default: false },
+  },
+});
 const MINUTES = Number(args.minutes);
 /** Redis behind Sentinels (a primary, two replicas, three Sentinels) and a failover every two minutes, from the first minute. */
 const FAILOVER = args.failover === true;
@@ -47,33 +62,78 @@ const ACCOUNT = 'acct_soak';
 const log = (msg: string) => logAs('soak', msg);
 
 type State = 'up' | 'draining' | 'down';
-interface Slot { replica: Replica; state: State; generation: number }
+interface Slot {
+  replica: Replica;
+  state: State;
+  generation: number;
+}
 
 /** What one replica process did and used. */
-interface Instance { replica: string; pid: number; startedAtS: number; stoppedAtS?: number; rssAtReadyKiB: number; rssBaselineKiB?: number;
-  rssEndKiB?: number; argon2?: number; drainMs?: number; exit?: string; rssSamplesKiB: number[] }
+interface Instance {
+  replica: string;
+  pid: number;
+  startedAtS: number;
+  stoppedAtS?: number;
+  rssAtReadyKiB: number;
+  rssBaselineKiB?: number;
+  rssEndKiB?: number;
+  argon2?: number;
+  drainMs?: number;
+  exit?: string;
+  rssSamplesKiB: number[];
+}
 
 const counts = {
-  calls: 0, ok: 0, errorsInDrain: 0, errorsElsewhere: 0, deniedActive: 0, skippedWhileDown: 0, skippedFullPipe: 0,
+  calls: 0,
+  ok: 0,
+  errorsInDrain: 0,
+  errorsElsewhere: 0,
+  deniedActive: 0,
+  skippedWhileDown: 0,
+  skippedFullPipe: 0,
   errorCodes: {} as Record<string, number>,
 };
-const writes = { attempted: 0, committed: 0, status503: 0, failed: [] as { at: number; status: number; detail: string }[],
-  revokes: 0, narrows: 0, checks: 0, staleAllows: 0, staleAfter503: 0, checkErrors: 0, waitMs: [] as number[],
-  outcomes: {} as Record<string, number>, staleDetails: [] as unknown[] };
-const series: { t: number; calls: number; errors: number; rssKiB: Record<string, number>; heapMiB: Record<string, number> }[] = [];
+const writes = {
+  attempted: 0,
+  committed: 0,
+  status503: 0,
+  failed: [] as { at: number; status: number; detail: string }[],
+  revokes: 0,
+  narrows: 0,
+  checks: 0,
+  staleAllows: 0,
+  staleAfter503: 0,
+  checkErrors: 0,
+  waitMs: [] as number[],
+  outcomes: {} as Record<string, number>,
+  staleDetails: [] as unknown[],
+};
+const series: {
+  t: number;
+  calls: number;
+  errors: number;
+  rssKiB: Record<string, number>;
+  heapMiB: Record<string, number>;
+}[] = [];
 
 let t0 = Date.now();
 const since = () => Math.round((Date.now() - t0) / 100) / 10;
 
 function record(slot: Slot, generation: number, r: CallResult): void {
   counts.calls++;
-  if (r.code === grpc.status.OK && r.allowed) { counts.ok++; return; }
+  if (r.code === grpc.status.OK && r.allowed) {
+    counts.ok++;
+    return;
+  }
   const inDrain = slot.generation !== generation || slot.state !== 'up';
   if (r.code !== grpc.status.OK) {
     const name = `${inDrain ? 'drain' : 'elsewhere'}:${r.code}`;
     counts.errorCodes[name] = (counts.errorCodes[name] ?? 0) + 1;
     if (inDrain) counts.errorsInDrain++;
-    else { counts.errorsElsewhere++; if (counts.errorsElsewhere <= 20) log(`call failed on ${slot.replica.id}: ${r.code} ${r.details ?? ''}`); }
+    else {
+      counts.errorsElsewhere++;
+      if (counts.errorsElsewhere <= 20) log(`call failed on ${slot.replica.id}: ${r.code} ${r.details ?? ''}`);
+    }
   } else {
     counts.deniedActive++;
     if (counts.deniedActive <= 20) log(`active key denied on ${slot.replica.id}: reason ${r.reason}`);
@@ -93,12 +153,21 @@ function load(slot: Slot, keys: SeededKey[], perSecond: number, running: () => b
       last = now;
       while (debt >= 1) {
         debt--;
-        if (slot.state === 'down') { counts.skippedWhileDown++; continue; }
-        if (inflight >= 64) { counts.skippedFullPipe++; continue; }
+        if (slot.state === 'down') {
+          counts.skippedWhileDown++;
+          continue;
+        }
+        if (inflight >= 64) {
+          counts.skippedFullPipe++;
+          continue;
+        }
         inflight++;
         const generation = slot.generation;
         const key = keys[i++ % keys.length]!;
-        void slot.replica.authenticate(key.request).then((r) => { inflight--; record(slot, generation, r); });
+        void slot.replica.authenticate(key.request).then((r) => {
+          inflight--;
+          record(slot, generation, r);
+        });
       }
       await sleep(20);
     }
@@ -112,9 +181,11 @@ async function writeAndCheck(writer: Slot, checkers: Slot[], key: SeededKey): Pr
   const request = kind === 'revoke' ? key.request : key.writeRequest;
   await Promise.all([writer, ...checkers].map((s) => s.replica.authenticate(request)));
   writes.attempted++;
-  const res = await (kind === 'revoke'
-    ? writer.replica.api('POST', `/v1/accounts/${ACCOUNT}/keys/${key.id}/revoke`, {})
-    : writer.replica.api('PATCH', `/v1/accounts/${ACCOUNT}/keys/${key.id}`, { scopes: ['bookings:read'] })).catch((err: unknown): Awaited<ReturnType<Replica['api']>> => ({ status: 0, body: { detail: String(err) }, ms: 0 }));
+  const res = await (
+    kind === 'revoke'
+      ? writer.replica.api('POST', `/v1/accounts/${ACCOUNT}/keys/${key.id}/revoke`, {})
+      : writer.replica.api('PATCH', `/v1/accounts/${ACCOUNT}/keys/${key.id}`, { scopes: ['bookings:read'] })
+  ).catch((err: unknown): Awaited<ReturnType<Replica['api']>> => ({ status: 0, body: { detail: String(err) }, ms: 0 }));
   const committed = res.status === 200 || (res.status === 503 && /committed/.test(String(res.body?.detail)));
   if (!committed) {
     writes.failed.push({ at: since(), status: res.status, detail: String(res.body?.detail ?? res.body?.title ?? '') });
@@ -122,7 +193,8 @@ async function writeAndCheck(writer: Slot, checkers: Slot[], key: SeededKey): Pr
     return;
   }
   writes.committed++;
-  if (kind === 'revoke') writes.revokes++; else writes.narrows++;
+  if (kind === 'revoke') writes.revokes++;
+  else writes.narrows++;
   if (res.status === 503) writes.status503++;
   writes.waitMs.push(res.ms);
   const outcome = String(res.body?.propagation?.outcome ?? (res.status === 503 ? 'pending (503)' : 'none'));
@@ -130,11 +202,23 @@ async function writeAndCheck(writer: Slot, checkers: Slot[], key: SeededKey): Pr
   const answers = await Promise.all(checkers.map(async (s) => ({ s, r: await s.replica.authenticate(request) })));
   for (const { s, r } of answers) {
     writes.checks++;
-    if (r.code !== grpc.status.OK) { writes.checkErrors++; continue; }
+    if (r.code !== grpc.status.OK) {
+      writes.checkErrors++;
+      continue;
+    }
     if (!r.allowed) continue;
     writes.staleAllows++;
     if (res.status === 503) writes.staleAfter503++;
-    const detail = { at: since(), kind, key: key.id, writer: writer.replica.id, checker: s.replica.id, checkerState: s.state, status: res.status, propagation: res.body?.propagation };
+    const detail = {
+      at: since(),
+      kind,
+      key: key.id,
+      writer: writer.replica.id,
+      checker: s.replica.id,
+      checkerState: s.state,
+      status: res.status,
+      propagation: res.body?.propagation,
+    };
     writes.staleDetails.push(detail);
     log(`STALE ALLOW ${JSON.stringify(detail)}`);
   }
@@ -157,12 +241,20 @@ async function main(): Promise<number> {
     const redis = group ? undefined : await startRedis(td, { persist: true });
     const env = fleetEnv(db, redis?.url ?? '', group?.env);
     if (group) delete env.REDIS_URL;
-    log(`${REPLICAS} replicas, ${MINUTES} min, ${RATE} calls/s, ${ACTIVE_KEYS} active keys; redis ${group ? `Sentinels ${group.setting}` : `:${redis?.port}`}, ${env.REDIS_PREFIX}`);
+    log(
+      `${REPLICAS} replicas, ${MINUTES} min, ${RATE} calls/s, ${ACTIVE_KEYS} active keys; redis ${group ? `Sentinels ${group.setting}` : `:${redis?.port}`}, ${env.REDIS_PREFIX}`,
+    );
     const replicas = await startFleet(td, REPLICAS, env);
     const slots: Slot[] = replicas.map((replica) => ({ replica, state: 'up', generation: 1 }));
     const instanceOf = new Map<string, Instance>();
     const begin = (s: Slot) => {
-      const inst: Instance = { replica: s.replica.id, pid: s.replica.pid, startedAtS: since(), rssAtReadyKiB: s.replica.rssKiB(), rssSamplesKiB: [] };
+      const inst: Instance = {
+        replica: s.replica.id,
+        pid: s.replica.pid,
+        startedAtS: since(),
+        rssAtReadyKiB: s.replica.rssKiB(),
+        rssSamplesKiB: [],
+      };
       instances.push(inst);
       instanceOf.set(s.replica.id, inst);
     };
@@ -170,8 +262,16 @@ async function main(): Promise<number> {
 
     const active = await seedKeys(db, ACCOUNT, ACTIVE_KEYS);
     const writeKeys = await seedKeys(db, ACCOUNT, Math.ceil(MINUTES * 60 * 1.1) + 30);
-    log(`seeded ${active.length} active keys and ${writeKeys.length} keys to change; warming the active keys on every replica`);
-    await Promise.all(slots.map((s) => eachLimit(active, 8, async (k) => { await s.replica.authenticate(k.request); })));
+    log(
+      `seeded ${active.length} active keys and ${writeKeys.length} keys to change; warming the active keys on every replica`,
+    );
+    await Promise.all(
+      slots.map((s) =>
+        eachLimit(active, 8, async (k) => {
+          await s.replica.authenticate(k.request);
+        }),
+      ),
+    );
     const argon2AfterWarm = (await Promise.all(slots.map((s) => s.replica.argon2()))).reduce((a, b) => a + b, 0);
 
     t0 = Date.now();
@@ -186,19 +286,34 @@ async function main(): Promise<number> {
         await sleep(1000);
         if (n % 10 !== 0) continue;
         const rssKiB = Object.fromEntries(slots.map((s) => [s.replica.id, s.replica.rssKiB()]));
-        const heapMiB = Object.fromEntries(await Promise.all(slots.map(async (s): Promise<[string, number]> => [s.replica.id,
-          // A replica that cannot answer /metrics (being restarted) shows NaN for this sample, like its RSS.
-          Math.round((await s.replica.metric('nodejs_heap_size_used_bytes').catch(() => Number.NaN)) / 2 ** 20 * 10) / 10])));
-        for (const s of slots) if (s.state === 'up' && Number.isFinite(rssKiB[s.replica.id])) instanceOf.get(s.replica.id)?.rssSamplesKiB.push(rssKiB[s.replica.id]!);
+        const heapMiB = Object.fromEntries(
+          await Promise.all(
+            slots.map(async (s): Promise<[string, number]> => [
+              s.replica.id,
+              // A replica that cannot answer /metrics (being restarted) shows NaN for this sample, like its RSS.
+              Math.round(
+                ((await s.replica.metric('nodejs_heap_size_used_bytes').catch(() => Number.NaN)) / 2 ** 20) * 10,
+              ) / 10,
+            ]),
+          ),
+        );
+        for (const s of slots)
+          if (s.state === 'up' && Number.isFinite(rssKiB[s.replica.id]))
+            instanceOf.get(s.replica.id)?.rssSamplesKiB.push(rssKiB[s.replica.id]!);
         const errors = counts.errorsElsewhere + counts.errorsInDrain;
         series.push({ t: since(), calls: counts.calls - last.calls, errors: errors - last.errors, rssKiB, heapMiB });
         last = { calls: counts.calls, errors };
         if (!baselineTaken && n >= 20) {
           baselineTaken = true;
-          for (const s of slots) { const inst = instanceOf.get(s.replica.id); if (inst) inst.rssBaselineKiB = rssKiB[s.replica.id]; }
+          for (const s of slots) {
+            const inst = instanceOf.get(s.replica.id);
+            if (inst) inst.rssBaselineKiB = rssKiB[s.replica.id];
+          }
         }
-        log(`t=${since()}s calls ${counts.calls} (${series.at(-1)?.calls}/10 s) errors ${counts.errorsElsewhere} elsewhere, ${counts.errorsInDrain} in drain; `
-          + `writes ${writes.committed} stale ${writes.staleAllows}; rss/heap MiB ${slots.map((s) => `${s.replica.id}=${Math.round((rssKiB[s.replica.id] ?? 0) / 1024)}/${heapMiB[s.replica.id]}`).join(' ')}`);
+        log(
+          `t=${since()}s calls ${counts.calls} (${series.at(-1)?.calls}/10 s) errors ${counts.errorsElsewhere} elsewhere, ${counts.errorsInDrain} in drain; ` +
+            `writes ${writes.committed} stale ${writes.staleAllows}; rss/heap MiB ${slots.map((s) => `${s.replica.id}=${Math.round((rssKiB[s.replica.id] ?? 0) / 1024)}/${heapMiB[s.replica.id]}`).join(' ')}`,
+        );
       }
     })();
 
@@ -213,7 +328,13 @@ async function main(): Promise<number> {
         const key = writeKeys[keyIndex++];
         if (up.length >= 2 && key) {
           const w = up[Math.floor(Math.random() * up.length)]!;
-          current = writeAndCheck(w, up.filter((s) => s !== w), key).catch((err: unknown) => { log(`write round failed: ${String(err)}`); });
+          current = writeAndCheck(
+            w,
+            up.filter((s) => s !== w),
+            key,
+          ).catch((err: unknown) => {
+            log(`write round failed: ${String(err)}`);
+          });
           await current;
         }
         await sleep(Math.max(0, next - Date.now()));
@@ -221,8 +342,10 @@ async function main(): Promise<number> {
     })();
 
     const restarter = (async () => {
-      const redisAt = args['redis-at'] !== undefined ? t0 + Number(args['redis-at']) * 1000
-        : t0 + (MINUTES * 60_000) / 2 + (MINUTES >= 2 ? 15_000 : 5_000);
+      const redisAt =
+        args['redis-at'] !== undefined
+          ? t0 + Number(args['redis-at']) * 1000
+          : t0 + (MINUTES * 60_000) / 2 + (MINUTES >= 2 ? 15_000 : 5_000);
       for (let k = 0; ; k++) {
         const due = t0 + (k + 1) * RESTART_EVERY_MS;
         while (Date.now() < Math.min(due, endAt) && running) {
@@ -263,14 +386,38 @@ async function main(): Promise<number> {
         slot.state = 'up';
         restarting = undefined;
         restartLog = [...restartLog, { at, replica: slot.replica.id, drainMs, downMs: Date.now() - stopped, exit }];
-        log(`${slot.replica.id} back (pid ${slot.replica.pid}) after ${Date.now() - stopped} ms (drain ${drainMs} ms, exit ${exit}; start ${JSON.stringify(slot.replica.startTimes.at(-1))})`);
+        log(
+          `${slot.replica.id} back (pid ${slot.replica.pid}) after ${Date.now() - stopped} ms (drain ${drainMs} ms, exit ${exit}; start ${JSON.stringify(slot.replica.startTimes.at(-1))})`,
+        );
         // A fresh process's baseline: after 15 s of load.
-        setTimeout(() => { const i = instanceOf.get(slot.replica.id); if (i && i.rssBaselineKiB === undefined) i.rssBaselineKiB = slot.replica.rssKiB(); }, 15_000).unref();
+        setTimeout(() => {
+          const i = instanceOf.get(slot.replica.id);
+          if (i && i.rssBaselineKiB === undefined) i.rssBaselineKiB = slot.replica.rssKiB();
+        }, 15_000).unref();
       }
     })();
 
-    const failovers: Promise<FailoverRecord[]> = group ? failoverLoop({ group, everyMs: 120_000, firstAtMs: 60_000, t0, endAt, running: () => running, log,
-      trusted: async () => (await Promise.all(slots.filter((s) => s.state === 'up').map((s) => s.replica.metric('otesse_keys_cache_trusted').catch(() => /* no answer: not trusted yet */ 0)))).every((v) => v === 1) }) : Promise.resolve([]);
+    const failovers: Promise<FailoverRecord[]> = group
+      ? failoverLoop({
+          group,
+          everyMs: 120_000,
+          firstAtMs: 60_000,
+          t0,
+          endAt,
+          running: () => running,
+          log,
+          trusted: async () =>
+            (
+              await Promise.all(
+                slots
+                  .filter((s) => s.state === 'up')
+                  .map((s) =>
+                    s.replica.metric('otesse_keys_cache_trusted').catch(() => /* no answer: not trusted yet */ 0),
+                  ),
+              )
+            ).every((v) => v === 1),
+        })
+      : Promise.resolve([]);
     await writer;
     await restarter;
     const failoverLog = await failovers;
@@ -287,44 +434,100 @@ async function main(): Promise<number> {
     const memory = slots.map((s) => {
       const first = instances.find((i) => i.replica === s.replica.id)!;
       const last = instanceOf.get(s.replica.id)!;
-      const change = last === first && first.rssBaselineKiB ? (first.rssEndKiB! - first.rssBaselineKiB) / first.rssBaselineKiB : undefined;
-      return { replica: s.replica.id, restarts: instances.filter((i) => i.replica === s.replica.id).length - 1,
-        startKiB: first.rssBaselineKiB ?? first.rssAtReadyKiB, endKiB: last.rssEndKiB ?? Number.NaN,
-        changeSameProcess: change === undefined ? null : Math.round(change * 1000) / 10 };
+      const change =
+        last === first && first.rssBaselineKiB
+          ? (first.rssEndKiB! - first.rssBaselineKiB) / first.rssBaselineKiB
+          : undefined;
+      return {
+        replica: s.replica.id,
+        restarts: instances.filter((i) => i.replica === s.replica.id).length - 1,
+        startKiB: first.rssBaselineKiB ?? first.rssAtReadyKiB,
+        endKiB: last.rssEndKiB ?? Number.NaN,
+        changeSameProcess: change === undefined ? null : Math.round(change * 1000) / 10,
+      };
     });
     // RSS saw-tooths by 20-30 MiB as V8 grows and returns its heap, so one sample at each end says little:
     // each process's mean over the first quarter of its samples (after 20 s) against the last quarter.
-    const trend = instances.filter((i) => i.rssSamplesKiB.length >= 8).map((i) => {
-      const xs = i.rssSamplesKiB.slice(2);
-      const q = Math.max(1, Math.floor(xs.length / 4));
-      const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
-      const first = mean(xs.slice(0, q));
-      const last = mean(xs.slice(-q));
-      return { replica: i.replica, pid: i.pid, wholeRun: i.stoppedAtS === undefined && instances.find((x) => x.replica === i.replica) === i, samples: xs.length, firstQuarterMiB: Math.round(first / 1024), lastQuarterMiB: Math.round(last / 1024),
-        changePercent: Math.round(((last - first) / first) * 1000) / 10, minMiB: Math.round(Math.min(...xs) / 1024), maxMiB: Math.round(Math.max(...xs) / 1024) };
-    });
+    const trend = instances
+      .filter((i) => i.rssSamplesKiB.length >= 8)
+      .map((i) => {
+        const xs = i.rssSamplesKiB.slice(2);
+        const q = Math.max(1, Math.floor(xs.length / 4));
+        const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+        const first = mean(xs.slice(0, q));
+        const last = mean(xs.slice(-q));
+        return {
+          replica: i.replica,
+          pid: i.pid,
+          wholeRun: i.stoppedAtS === undefined && instances.find((x) => x.replica === i.replica) === i,
+          samples: xs.length,
+          firstQuarterMiB: Math.round(first / 1024),
+          lastQuarterMiB: Math.round(last / 1024),
+          changePercent: Math.round(((last - first) / first) * 1000) / 10,
+          minMiB: Math.round(Math.min(...xs) / 1024),
+          maxMiB: Math.round(Math.max(...xs) / 1024),
+        };
+      });
     // Judged on the processes that ran the whole time: a restarted one grows for its first minutes to the same plateau.
     const whole = trend.filter((m) => m.wholeRun);
     // null: too short a run to judge (under 80 s of samples).
     const flat = whole.length === 0 ? null : whole.every((m) => Math.abs(m.changePercent) <= 10);
     const result = {
-      kind: 'soak', startedAt: new Date(t0).toISOString(), logs: process.env.BENCH_LOG_DIR, minutes: MINUTES, replicas: REPLICAS, rate: RATE, activeKeys: ACTIVE_KEYS,
-      calls: counts, writes: { ...writes, waitMs: percentiles(writes.waitMs, 1) }, argon2: { afterWarmUp: argon2AfterWarm, total: argon2Total },
-      restarts: restartLog, redisRestart, failovers: failoverLog, memory, memoryTrend: trend, instances, series,
+      kind: 'soak',
+      startedAt: new Date(t0).toISOString(),
+      logs: process.env.BENCH_LOG_DIR,
+      minutes: MINUTES,
+      replicas: REPLICAS,
+      rate: RATE,
+      activeKeys: ACTIVE_KEYS,
+      calls: counts,
+      writes: { ...writes, waitMs: percentiles(writes.waitMs, 1) },
+      argon2: { afterWarmUp: argon2AfterWarm, total: argon2Total },
+      restarts: restartLog,
+      redisRestart,
+      failovers: failoverLog,
+      memory,
+      memoryTrend: trend,
+      instances,
+      series,
       startTimes: Object.fromEntries(slots.map((s) => [s.replica.id, s.replica.startTimes])),
-      targets: { staleAllows0: writes.staleAllows === 0, failedOutsideDrain0: counts.errorsElsewhere === 0 && counts.deniedActive === 0, memoryFlat10: flat,
-        failoversTrusted10s: FAILOVER ? failoverLog.length > 0 && failoverLog.every((f) => !f.error && f.trustedMs !== undefined && f.trustedMs <= 10_000) : null },
+      targets: {
+        staleAllows0: writes.staleAllows === 0,
+        failedOutsideDrain0: counts.errorsElsewhere === 0 && counts.deniedActive === 0,
+        memoryFlat10: flat,
+        failoversTrusted10s: FAILOVER
+          ? failoverLog.length > 0 &&
+            failoverLog.every((f) => !f.error && f.trustedMs !== undefined && f.trustedMs <= 10_000)
+          : null,
+      },
     };
     const file = writeResult('soak', result);
     console.log(`soak ${MINUTES} min, ${REPLICAS} replicas, ${ACTIVE_KEYS} active keys, ${RATE} calls/s`);
-    console.log(`calls ${counts.calls}: ok ${counts.ok}, errors outside a drain ${counts.errorsElsewhere}, errors on the restarted replica during its drain ${counts.errorsInDrain}, active keys denied ${counts.deniedActive}`);
-    console.log(`writes ${writes.committed} committed of ${writes.attempted} (${writes.revokes} revokes, ${writes.narrows} narrowing PATCHes; ${writes.status503} answered 503 committed), outcomes ${JSON.stringify(writes.outcomes)}, wait ms ${JSON.stringify(percentiles(writes.waitMs, 1))}`);
-    console.log(`checks ${writes.checks}: stale allows ${writes.staleAllows} (after a 503: ${writes.staleAfter503}), check errors ${writes.checkErrors}`);
+    console.log(
+      `calls ${counts.calls}: ok ${counts.ok}, errors outside a drain ${counts.errorsElsewhere}, errors on the restarted replica during its drain ${counts.errorsInDrain}, active keys denied ${counts.deniedActive}`,
+    );
+    console.log(
+      `writes ${writes.committed} committed of ${writes.attempted} (${writes.revokes} revokes, ${writes.narrows} narrowing PATCHes; ${writes.status503} answered 503 committed), outcomes ${JSON.stringify(writes.outcomes)}, wait ms ${JSON.stringify(percentiles(writes.waitMs, 1))}`,
+    );
+    console.log(
+      `checks ${writes.checks}: stale allows ${writes.staleAllows} (after a 503: ${writes.staleAfter503}), check errors ${writes.checkErrors}`,
+    );
     console.log(`argon2 verifications ${argon2Total} (${argon2AfterWarm} in the warm-up)`);
-    for (const f of failoverLog) console.log(`failover @${f.at}s ${f.kind} :${f.from} -> :${f.to}: promoted after ${f.promotionMs} ms, every replica trusted ${f.trustedMs} ms later, old primary a replica in sync after ${f.oldPrimaryReplicaMs} ms${f.error ? `; ${f.error}` : ''}`);
-    console.log(`replica restarts ${restartLog.map((r) => `${r.replica}@${r.at}s drain ${r.drainMs} ms`).join(', ') || 'none'}; Redis restart ${redisRestart ? `@${redisRestart.at}s, down ${redisRestart.downMs} ms` : 'none'}`);
-    for (const m of memory) console.log(`memory ${m.replica}: ${Math.round(m.startKiB / 1024)} MiB -> ${Math.round(m.endKiB / 1024)} MiB${m.changeSameProcess === null ? ` (${m.restarts} restart(s): end is a newer process)` : ` (${m.changeSameProcess}% same process)`}`);
-    for (const m of trend) console.log(`memory trend ${m.replica} (pid ${m.pid}, ${m.wholeRun ? 'the whole run' : 'restarted'}, ${m.samples} samples every 10 s): mean ${m.firstQuarterMiB} MiB in the first quarter, ${m.lastQuarterMiB} MiB in the last (${m.changePercent}%), range ${m.minMiB}-${m.maxMiB} MiB`);
+    for (const f of failoverLog)
+      console.log(
+        `failover @${f.at}s ${f.kind} :${f.from} -> :${f.to}: promoted after ${f.promotionMs} ms, every replica trusted ${f.trustedMs} ms later, old primary a replica in sync after ${f.oldPrimaryReplicaMs} ms${f.error ? `; ${f.error}` : ''}`,
+      );
+    console.log(
+      `replica restarts ${restartLog.map((r) => `${r.replica}@${r.at}s drain ${r.drainMs} ms`).join(', ') || 'none'}; Redis restart ${redisRestart ? `@${redisRestart.at}s, down ${redisRestart.downMs} ms` : 'none'}`,
+    );
+    for (const m of memory)
+      console.log(
+        `memory ${m.replica}: ${Math.round(m.startKiB / 1024)} MiB -> ${Math.round(m.endKiB / 1024)} MiB${m.changeSameProcess === null ? ` (${m.restarts} restart(s): end is a newer process)` : ` (${m.changeSameProcess}% same process)`}`,
+      );
+    for (const m of trend)
+      console.log(
+        `memory trend ${m.replica} (pid ${m.pid}, ${m.wholeRun ? 'the whole run' : 'restarted'}, ${m.samples} samples every 10 s): mean ${m.firstQuarterMiB} MiB in the first quarter, ${m.lastQuarterMiB} MiB in the last (${m.changePercent}%), range ${m.minMiB}-${m.maxMiB} MiB`,
+      );
     console.log(`targets: ${JSON.stringify(result.targets)}`);
     console.log(`written ${file}`);
     return Object.values(result.targets).every((v) => v !== false) ? 0 : 1;
@@ -333,4 +536,10 @@ async function main(): Promise<number> {
   }
 }
 
-main().then((code) => process.exit(code), (err: unknown) => { console.error(err); process.exit(1); });
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

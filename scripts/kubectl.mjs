@@ -10,7 +10,16 @@
 //   node scripts/kubectl.mjs kustomize k8s/overlays/staging
 //   node scripts/kubectl.mjs --which        (prints the path it would use)
 import { execFileSync, spawnSync } from 'node:child_process';
-import { accessSync, chmodSync, constants, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  chmodSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -92,7 +101,9 @@ export function kustomize(dir) {
   });
 }
 
-const invokedDirectly = process.argv[1] !== undefined && existsSync(process.argv[1]) &&
+const invokedDirectly =
+  process.argv[1] !== undefined &&
+  existsSync(process.argv[1]) &&
   resolve(process.argv[1]) === fileURLToPath(import.meta.url);
 if (invokedDirectly) {
   const args = process.argv.slice(2);

@@ -78,7 +78,13 @@ export interface App {
 }
 
 interface RedisParts {
-  shared: SharedCache; bus: InvalidationBus; failures: FailureCounter; budget: RateBudget; client?: Redis; ping(): Promise<boolean>; close(): Promise<void>;
+  shared: SharedCache;
+  bus: InvalidationBus;
+  failures: FailureCounter;
+  budget: RateBudget;
+  client?: Redis;
+  ping(): Promise<boolean>;
+  close(): Promise<void>;
 }
 
 /** One Redis server (REDIS_URL) or the primary that Sentinels name; undefined: in-process. */
@@ -86,7 +92,12 @@ function redisTarget(config: Config): RedisTarget | undefined {
   const common = { password: config.REDIS_PASSWORD, tlsCa: config.REDIS_TLS_CA };
   if (config.REDIS_URL) return { ...common, url: config.REDIS_URL };
   if (config.REDIS_SENTINELS && config.REDIS_SENTINEL_NAME) {
-    return { ...common, sentinels: config.REDIS_SENTINELS, name: config.REDIS_SENTINEL_NAME, sentinelPassword: config.REDIS_SENTINEL_PASSWORD };
+    return {
+      ...common,
+      sentinels: config.REDIS_SENTINELS,
+      name: config.REDIS_SENTINEL_NAME,
+      sentinelPassword: config.REDIS_SENTINEL_PASSWORD,
+    };
   }
   return undefined;
 }
@@ -95,8 +106,14 @@ async function openRedis(config: Config, replicaId: string, log: Logger, metrics
   const target = redisTarget(config);
   if (!target || !config.CACHE_SIGNING_KEY) {
     log.info({}, 'no REDIS_URL: in-process cache and bus (run one replica only)');
-    return { shared: new NoSharedCache(), bus: new MemoryBus({ replicaId }), ping: async () => true, close: async () => {},
-      failures: new MemoryFailureCounter({ windowMs: config.FAILED_ATTEMPTS_WINDOW_SECONDS * 1000 }), budget: new MemoryRateBudget() };
+    return {
+      shared: new NoSharedCache(),
+      bus: new MemoryBus({ replicaId }),
+      ping: async () => true,
+      close: async () => {},
+      failures: new MemoryFailureCounter({ windowMs: config.FAILED_ATTEMPTS_WINDOW_SECONDS * 1000 }),
+      budget: new MemoryRateBudget(),
+    };
   }
   const checked = await checkRedisSetup(target, config.LEASE_MS + config.CLOCK_SKEW_MS);
   for (const warning of checked.warnings) log.warn({ primary: checked.primary }, warning);
@@ -109,19 +126,46 @@ async function openRedis(config: Config, replicaId: string, log: Logger, metrics
     metrics.redisRejected.inc({ kind });
     if (!logged.has(kind)) {
       logged.add(kind);
-      log.warn({ kind }, 'dropped unreadable or unauthenticated input from Redis (logged once per kind; see otesse_keys_redis_rejected_total)');
+      log.warn(
+        { kind },
+        'dropped unreadable or unauthenticated input from Redis (logged once per kind; see otesse_keys_redis_rejected_total)',
+      );
     }
   };
   return {
-    shared: new RedisSharedCache({ redis, prefix: config.REDIS_PREFIX, signer, skewMs: config.CLOCK_SKEW_MS, onReject,
-      ttlMs: (config.CACHE_TTL_SECONDS + config.STALE_SERVE_SECONDS) * 1000 }),
-    bus: new RedisBus({ replicaId, redis, subscriber, prefix: config.REDIS_PREFIX, signer, leaseMs: config.LEASE_MS,
-      skewMs: config.CLOCK_SKEW_MS, heartbeatMs: config.HEARTBEAT_MS, onError, onReject }),
+    shared: new RedisSharedCache({
+      redis,
+      prefix: config.REDIS_PREFIX,
+      signer,
+      skewMs: config.CLOCK_SKEW_MS,
+      onReject,
+      ttlMs: (config.CACHE_TTL_SECONDS + config.STALE_SERVE_SECONDS) * 1000,
+    }),
+    bus: new RedisBus({
+      replicaId,
+      redis,
+      subscriber,
+      prefix: config.REDIS_PREFIX,
+      signer,
+      leaseMs: config.LEASE_MS,
+      skewMs: config.CLOCK_SKEW_MS,
+      heartbeatMs: config.HEARTBEAT_MS,
+      onError,
+      onReject,
+    }),
     client: redis,
     budget: new RedisRateBudget({ redis, prefix: config.REDIS_PREFIX }),
-    failures: new RedisFailureCounter({ redis, prefix: config.REDIS_PREFIX, windowMs: config.FAILED_ATTEMPTS_WINDOW_SECONDS * 1000 }),
+    failures: new RedisFailureCounter({
+      redis,
+      prefix: config.REDIS_PREFIX,
+      windowMs: config.FAILED_ATTEMPTS_WINDOW_SECONDS * 1000,
+    }),
+    // A failed ping is the answer (not PONG): /readyz reports Redis as unreachable.
     ping: async () => (await redis.ping().catch(() => '')) === 'PONG',
-    close: async () => { redis.disconnect(); subscriber.disconnect(); },
+    close: async () => {
+      redis.disconnect();
+      subscriber.disconnect();
+    },
   };
 }
 
@@ -129,7 +173,13 @@ async function openRedis(config: Config, replicaId: string, log: Logger, metrics
 function adminAuth(config: Config, tokens: readonly AdminToken[]): AdminAuthenticator {
   const backends: AdminAuthenticator[] = [new StaticTokenAuth(tokens)];
   if (config.ADMIN_JWKS_URL && config.ADMIN_JWT_ISSUER && config.ADMIN_JWT_AUDIENCE) {
-    backends.push(new JwtAdminAuth({ jwksUrl: config.ADMIN_JWKS_URL, issuer: config.ADMIN_JWT_ISSUER, audience: config.ADMIN_JWT_AUDIENCE }));
+    backends.push(
+      new JwtAdminAuth({
+        jwksUrl: config.ADMIN_JWKS_URL,
+        issuer: config.ADMIN_JWT_ISSUER,
+        audience: config.ADMIN_JWT_AUDIENCE,
+      }),
+    );
   }
   return new FirstOfAuth(backends);
 }
@@ -172,7 +222,9 @@ async function listenOn(server: FastifyInstance, host: string, port: number | un
  * `trace`: the use cases' spans and attributes (main.ts passes it when tracing is configured).
  */
 export async function startApp(config: Config, logger?: Logger, trace: Trace = NO_TRACE): Promise<App> {
-  const log = logger ?? createLogger(config.LOG_LEVEL, undefined, { pretty: wantsPrettyLogs(config.NODE_ENV, process.stdout.isTTY) });
+  const log =
+    logger ??
+    createLogger(config.LOG_LEVEL, undefined, { pretty: wantsPrettyLogs(config.NODE_ENV, process.stdout.isTTY) });
   const opened = new Disposers();
   try {
     return await start(config, log, opened, trace);
@@ -188,10 +240,15 @@ async function start(config: Config, log: Logger, opened: Disposers, trace: Trac
   const replicaId = config.REPLICA_ID ?? newReplicaId();
   const metrics = new Metrics();
   const routes = config.FORWARD_AUTH_ROUTES ? RouteMap.load(config.FORWARD_AUTH_ROUTES) : undefined;
-  if (!config.DATABASE_URL) log.info({ dir: join(config.DATA_DIR, 'pg') }, 'no DATABASE_URL: using the embedded PostgreSQL (PGlite)');
-  const db = opened.add(await openConfiguredDatabase(config, 'service', {
-    onIdleError: (err) => log.warn({ err }, 'PostgreSQL: an idle pooled connection failed; the pool opens another for the next query'),
-  }), (d) => d.close());
+  if (!config.DATABASE_URL)
+    log.info({ dir: join(config.DATA_DIR, 'pg') }, 'no DATABASE_URL: using the embedded PostgreSQL (PGlite)');
+  const db = opened.add(
+    await openConfiguredDatabase(config, 'service', {
+      onIdleError: (err) =>
+        log.warn({ err }, 'PostgreSQL: an idle pooled connection failed; the pool opens another for the next query'),
+    }),
+    (d) => d.close(),
+  );
   const applied = await applyMigrations(config, db);
   if (applied.length > 0) log.info({ applied }, 'migrations applied');
 
@@ -207,36 +264,113 @@ async function start(config: Config, log: Logger, opened: Disposers, trace: Trac
   const maxAgeMs = (config.CACHE_TTL_SECONDS + config.STALE_SERVE_SECONDS) * 1000;
   // Floors must outlive any entry that Redis may still hold (its TTL) and any verification in flight.
   const recentMs = maxAgeMs + config.CLOCK_SKEW_MS + 60_000;
-  const local = new LocalCache({ maxEntries: config.CACHE_MAX_ENTRIES, maxAgeMs, floorTtlMs: recentMs + 60_000, skewMs: config.CLOCK_SKEW_MS });
-  const hasher = new Hasher({ memoryCost: config.ARGON2_MEMORY_KIB, timeCost: config.ARGON2_TIME_COST, parallelism: config.ARGON2_PARALLELISM,
-    maxConcurrency: config.ARGON2_MAX_CONCURRENCY, maxQueue: config.ARGON2_MAX_QUEUE, adminConcurrency: config.ARGON2_ADMIN_CONCURRENCY,
-    onFault: oncePerMinute((err: unknown) => log.error({ err },
-      'argon2 could not verify a stored hash: answered UNAVAILABLE, not counted as a wrong secret (logged once a minute; see otesse_keys_argon2_faults)')) });
-  const invalidator = new Invalidator({ db, local, shared: redis.shared, bus: redis.bus, pollMs: config.CHANGE_POLL_MS, log, recentMs,
+  const local = new LocalCache({
+    maxEntries: config.CACHE_MAX_ENTRIES,
+    maxAgeMs,
+    floorTtlMs: recentMs + 60_000,
+    skewMs: config.CLOCK_SKEW_MS,
+  });
+  const hasher = new Hasher({
+    memoryCost: config.ARGON2_MEMORY_KIB,
+    timeCost: config.ARGON2_TIME_COST,
+    parallelism: config.ARGON2_PARALLELISM,
+    maxConcurrency: config.ARGON2_MAX_CONCURRENCY,
+    maxQueue: config.ARGON2_MAX_QUEUE,
+    adminConcurrency: config.ARGON2_ADMIN_CONCURRENCY,
+    onFault: oncePerMinute((err: unknown) =>
+      log.error(
+        { err },
+        'argon2 could not verify a stored hash: answered UNAVAILABLE, not counted as a wrong secret (logged once a minute; see otesse_keys_argon2_faults)',
+      ),
+    ),
+  });
+  const invalidator = new Invalidator({
+    db,
+    local,
+    shared: redis.shared,
+    bus: redis.bus,
+    pollMs: config.CHANGE_POLL_MS,
+    log,
+    recentMs,
     publishRetryMs: config.LEASE_MS + config.CLOCK_SKEW_MS,
     onApplied: (ms) => metrics.invalidationLag.observe(ms / 1000),
-    onPropagated: (outcome, ms) => { metrics.propagations.inc({ outcome }); metrics.propagationWait.observe(ms / 1000); } });
-  const dropLog = oncePerMinute((n: number) => log.error({ dropped: n },
-    'usage counts dropped: flushes keep failing and the in-memory bound is reached (logged once a minute)'));
-  const usage = new UsageRecorder({ db, replicaId, maxEntries: config.USAGE_MAX_ENTRIES,
+    onPropagated: (outcome, ms) => {
+      metrics.propagations.inc({ outcome });
+      metrics.propagationWait.observe(ms / 1000);
+    },
+  });
+  const dropLog = oncePerMinute((n: number) =>
+    log.error(
+      { dropped: n },
+      'usage counts dropped: flushes keep failing and the in-memory bound is reached (logged once a minute)',
+    ),
+  );
+  const usage = new UsageRecorder({
+    db,
+    replicaId,
+    maxEntries: config.USAGE_MAX_ENTRIES,
     onFlush: (ok) => metrics.usageFlushes.inc({ result: ok ? 'ok' : 'failed' }),
     onDrop: (n) => {
       metrics.usageDropped.inc(n);
       dropLog(n);
-    } });
-  const retention = new RetentionJob({ db, policy: { changesDays: config.RETENTION_CHANGES_DAYS,
-    activityBatchesDays: config.RETENTION_ACTIVITY_BATCHES_DAYS, usageDays: config.RETENTION_USAGE_DAYS, auditDays: config.RETENTION_AUDIT_DAYS } });
-  const limiter = opened.add(new Limiter({ db, budget: redis.budget, onBudgetFault: oncePerMinute((err: unknown) =>
-    log.warn({ err }, 'rate limits: Redis unreachable, this replica counts each limit on its own meanwhile (logged once a minute)')) }), (l) => l.close());
-  const unreadableLog = oncePerMinute((o: { keyId: string; rules: number }) => log.warn(o,
-    'a key\'s stored allowlist has rules that cannot be read: the key is denied from every address (logged once a minute; see otesse_keys_unreadable_data_total)'));
-  const supersededLog = oncePerMinute((keyId: string) => log.warn({ keyId },
-    'a Redis cache entry below this replica\'s version floor was read (replayed or left over): not served (logged once a minute; see otesse_keys_superseded_entries_total)'));
-  const authenticator = new Authenticator({ db, local, shared: redis.shared, hasher, invalidator, usage, limiter, trace,
-    freshMs: config.CACHE_TTL_SECONDS * 1000, staleServeMs: config.STALE_SERVE_SECONDS * 1000,
-    failureLimit: config.FAILED_ATTEMPTS_LIMIT, failures: redis.failures,
-    onUnreadable: (keyId, rules) => { metrics.unreadableData.inc({ field: 'allowed_ips' }, 1); unreadableLog({ keyId, rules }); },
-    onSuperseded: (keyId) => { metrics.supersededEntries.inc(); supersededLog(keyId); } });
+    },
+  });
+  const retention = new RetentionJob({
+    db,
+    policy: {
+      changesDays: config.RETENTION_CHANGES_DAYS,
+      activityBatchesDays: config.RETENTION_ACTIVITY_BATCHES_DAYS,
+      usageDays: config.RETENTION_USAGE_DAYS,
+      auditDays: config.RETENTION_AUDIT_DAYS,
+    },
+  });
+  const limiter = opened.add(
+    new Limiter({
+      db,
+      budget: redis.budget,
+      onBudgetFault: oncePerMinute((err: unknown) =>
+        log.warn(
+          { err },
+          'rate limits: Redis unreachable, this replica counts each limit on its own meanwhile (logged once a minute)',
+        ),
+      ),
+    }),
+    (l) => l.close(),
+  );
+  const unreadableLog = oncePerMinute((o: { keyId: string; rules: number }) =>
+    log.warn(
+      o,
+      "a key's stored allowlist has rules that cannot be read: the key is denied from every address (logged once a minute; see otesse_keys_unreadable_data_total)",
+    ),
+  );
+  const supersededLog = oncePerMinute((keyId: string) =>
+    log.warn(
+      { keyId },
+      "a Redis cache entry below this replica's version floor was read (replayed or left over): not served (logged once a minute; see otesse_keys_superseded_entries_total)",
+    ),
+  );
+  const authenticator = new Authenticator({
+    db,
+    local,
+    shared: redis.shared,
+    hasher,
+    invalidator,
+    usage,
+    limiter,
+    trace,
+    freshMs: config.CACHE_TTL_SECONDS * 1000,
+    staleServeMs: config.STALE_SERVE_SECONDS * 1000,
+    failureLimit: config.FAILED_ATTEMPTS_LIMIT,
+    failures: redis.failures,
+    onUnreadable: (keyId, rules) => {
+      metrics.unreadableData.inc({ field: 'allowed_ips' }, 1);
+      unreadableLog({ keyId, rules });
+    },
+    onSuperseded: (keyId) => {
+      metrics.supersededEntries.inc();
+      supersededLog(keyId);
+    },
+  });
   const keys = new KeyService({ db, hasher, invalidator, trace });
   const activity = new ActivityService({ db, keys, flush: () => usage.flush() });
   opened.add(invalidator, (i) => i.close());
@@ -244,22 +378,39 @@ async function start(config: Config, log: Logger, opened: Disposers, trace: Trac
 
   const readiness = async (): Promise<Readiness> => {
     const degraded: string[] = [];
-    if (!(await db.query('SELECT 1').then(() => true, () => false))) degraded.push('storage unreachable: serving verified keys within the stale bound');
+    if (
+      !(await db.query('SELECT 1').then(
+        () => true,
+        () => false,
+      ))
+    )
+      degraded.push('storage unreachable: serving verified keys within the stale bound');
     if (!(await redis.ping())) degraded.push('redis unreachable: deciding from PostgreSQL');
     const bus = invalidator.degraded;
     if (bus) degraded.push(bus);
     return { ready: invalidator.everReady, degraded };
   };
 
-  const authenticate = (k: string, ip: string, scope: string, limits?: CallLimits, uses?: number) => authenticator.authenticate(k, ip, scope, limits, uses);
+  const authenticate = (k: string, ip: string, scope: string, limits?: CallLimits, uses?: number) =>
+    authenticator.authenticate(k, ip, scope, limits, uses);
   // Gateway decisions are counted apart from Authenticate calls: they include the gateway's own refusals (no key, no route).
   const countGateway = (gateway: string) => (o: GatewayOutcome) =>
-    metrics.gatewayChecks.inc({ gateway, outcome: o.allowed ? 'allowed' : 'denied', reason: o.allowed ? '' : o.reason });
+    metrics.gatewayChecks.inc({
+      gateway,
+      outcome: o.allowed ? 'allowed' : 'denied',
+      reason: o.allowed ? '' : o.reason,
+    });
   const grpc = new GrpcServer({
     authenticate,
-    services: [new EnvoyCheck({ authenticate, routes, trustProxy: config.TRUST_PROXY, log, onOutcome: countGateway('envoy') })],
-    log, maxConnectionAgeMs: config.GRPC_MAX_CONNECTION_AGE_MS,
-    tls: config.GRPC_TLS_CERT && config.GRPC_TLS_KEY ? { cert: config.GRPC_TLS_CERT, key: config.GRPC_TLS_KEY, ca: config.GRPC_TLS_CA } : undefined,
+    services: [
+      new EnvoyCheck({ authenticate, routes, trustProxy: config.TRUST_PROXY, log, onOutcome: countGateway('envoy') }),
+    ],
+    log,
+    maxConnectionAgeMs: config.GRPC_MAX_CONNECTION_AGE_MS,
+    tls:
+      config.GRPC_TLS_CERT && config.GRPC_TLS_KEY
+        ? { cert: config.GRPC_TLS_CERT, key: config.GRPC_TLS_KEY, ca: config.GRPC_TLS_CA }
+        : undefined,
     onCall: (result, code, seconds) => {
       if (!result) {
         metrics.answer(`error_${code}`, '', '', 'error', false, seconds);
@@ -267,58 +418,120 @@ async function start(config: Config, log: Logger, opened: Disposers, trace: Trac
       }
       const d = result.decision;
       // A tier answered only when it held the key's grant (not for remembered unknown ids).
-      metrics.answer(d.allowed ? 'allowed' : 'denied', d.allowed ? '' : d.reason, d.identity?.environment ?? '', result.path, d.identity !== undefined, seconds);
+      metrics.answer(
+        d.allowed ? 'allowed' : 'denied',
+        d.allowed ? '' : d.reason,
+        d.identity?.environment ?? '',
+        result.path,
+        d.identity !== undefined,
+        seconds,
+      );
     },
   });
-  const metricsEndpoint = { contentType: metrics.contentType, render: () => {
-    metrics.argonQueue.set(hasher.queued);
-    metrics.argonRunning.set(hasher.running);
-    metrics.argonVerifications.set(hasher.verifications);
-    metrics.argonFaults.set(hasher.faults);
-    metrics.checkRefusals.set(authenticator.refusedByCheck);
-    metrics.subscribed.set(redis.bus.subscribed ? 1 : 0);
-    metrics.trusted.set(invalidator.healthy ? 1 : 0);
-    return metrics.render();
-  } };
+  const metricsEndpoint = {
+    contentType: metrics.contentType,
+    render: () => {
+      metrics.argonQueue.set(hasher.queued);
+      metrics.argonRunning.set(hasher.running);
+      metrics.argonVerifications.set(hasher.verifications);
+      metrics.argonFaults.set(hasher.faults);
+      metrics.checkRefusals.set(authenticator.refusedByCheck);
+      metrics.subscribed.set(redis.bus.subscribed ? 1 : 0);
+      metrics.trusted.set(invalidator.healthy ? 1 : 0);
+      return metrics.render();
+    },
+  };
   const auth = adminAuth(config, tokens);
   const leaks = new LeakReportService({ db, hasher, keys, trace });
-  const http = opened.add(await buildHttpApp({
-    // Swagger UI is a page of third-party script on the admin origin: off in production unless asked for.
-    docs: config.ADMIN_API_DOCS === undefined ? config.NODE_ENV !== 'production' : config.ADMIN_API_DOCS === '1',
-    logger: log, bodyLimit: config.BODY_LIMIT_BYTES, keys, activity, auth, consoleDir: consoleBundleDir(), consoleHostOrigins: config.CONSOLE_HOST_ORIGINS, readiness, trustProxy: config.TRUST_PROXY,
-    onRefused: (status) => metrics.adminRefused.inc({ status: String(status) }),
-    rateLimit: { perToken: config.ADMIN_RATE_LIMIT_PER_TOKEN, perAddress: config.ADMIN_RATE_LIMIT_PER_ADDRESS, redis: redis.client, prefix: config.REDIS_PREFIX },
-    // With METRICS_PORT, /metrics lives there only: the admin port (and whoever reaches it) does not serve it.
-    metrics: config.METRICS_PORT === undefined ? metricsEndpoint : undefined,
-    tls: config.HTTP_TLS_CERT && config.HTTP_TLS_KEY ? { cert: config.HTTP_TLS_CERT, key: config.HTTP_TLS_KEY } : undefined,
-    onResponse: (route, method, status, seconds) => metrics.http.observe({ route, method, status: String(status) }, seconds),
-  }), (h) => h.close());
+  const http = opened.add(
+    await buildHttpApp({
+      // Swagger UI is a page of third-party script on the admin origin: off in production unless asked for.
+      docs: config.ADMIN_API_DOCS === undefined ? config.NODE_ENV !== 'production' : config.ADMIN_API_DOCS === '1',
+      logger: log,
+      bodyLimit: config.BODY_LIMIT_BYTES,
+      keys,
+      activity,
+      auth,
+      consoleDir: consoleBundleDir(),
+      consoleHostOrigins: config.CONSOLE_HOST_ORIGINS,
+      readiness,
+      trustProxy: config.TRUST_PROXY,
+      onRefused: (status) => metrics.adminRefused.inc({ status: String(status) }),
+      rateLimit: {
+        perToken: config.ADMIN_RATE_LIMIT_PER_TOKEN,
+        perAddress: config.ADMIN_RATE_LIMIT_PER_ADDRESS,
+        redis: redis.client,
+        prefix: config.REDIS_PREFIX,
+      },
+      // With METRICS_PORT, /metrics lives there only: the admin port (and whoever reaches it) does not serve it.
+      metrics: config.METRICS_PORT === undefined ? metricsEndpoint : undefined,
+      tls:
+        config.HTTP_TLS_CERT && config.HTTP_TLS_KEY
+          ? { cert: config.HTTP_TLS_CERT, key: config.HTTP_TLS_KEY }
+          : undefined,
+      onResponse: (route, method, status, seconds) =>
+        metrics.http.observe({ route, method, status: String(status) }, seconds),
+    }),
+    (h) => h.close(),
+  );
   await http.register(leakedKeyRoutes, { leaks, auth });
-  const leakServer = config.LEAK_REPORT_PORT === undefined ? undefined : opened.add(await buildLeakServer({
-    logger: log, leaks, registry: metrics.registry,
-    publicKeys: new GithubPublicKeys({ url: config.GITHUB_SECRET_SCANNING_KEYS_URL,
-      onFetchError: (err) => log.warn({ err }, 'GitHub secret-scanning public keys could not be fetched') }),
-  }), (s) => s.close());
-  const metricsServer = config.METRICS_PORT === undefined ? undefined
-    : opened.add(await buildMetricsServer({ logger: log, metrics: metricsEndpoint }), (s) => s.close());
+  const leakServer =
+    config.LEAK_REPORT_PORT === undefined
+      ? undefined
+      : opened.add(
+          await buildLeakServer({
+            logger: log,
+            leaks,
+            registry: metrics.registry,
+            publicKeys: new GithubPublicKeys({
+              url: config.GITHUB_SECRET_SCANNING_KEYS_URL,
+              onFetchError: (err) => log.warn({ err }, 'GitHub secret-scanning public keys could not be fetched'),
+            }),
+          }),
+          (s) => s.close(),
+        );
+  const metricsServer =
+    config.METRICS_PORT === undefined
+      ? undefined
+      : opened.add(await buildMetricsServer({ logger: log, metrics: metricsEndpoint }), (s) => s.close());
 
   opened.add(grpc, (g) => g.close(config.SHUTDOWN_GRACE_MS));
   const grpcPort = await grpc.listen(config.HOST, config.GRPC_PORT);
-  const healthPort = config.GRPC_HEALTH_PORT === undefined ? undefined : await grpc.listenHealth(config.HOST, config.GRPC_HEALTH_PORT);
+  const healthPort =
+    config.GRPC_HEALTH_PORT === undefined ? undefined : await grpc.listenHealth(config.HOST, config.GRPC_HEALTH_PORT);
   await http.listen({ host: config.HOST, port: config.HTTP_PORT });
   const httpPort = (http.server.address() as { port: number }).port;
-  const leakPort = leakServer && await listenOn(leakServer, config.HOST, config.LEAK_REPORT_PORT);
-  const metricsPort = metricsServer && await listenOn(metricsServer, config.HOST, config.METRICS_PORT);
-  const forwardAuth = config.FORWARD_AUTH_PORT === undefined ? undefined
-    : opened.add(await buildForwardAuth({ authenticate, routes, trustProxy: config.TRUST_PROXY, logger: log, onOutcome: countGateway('forward_auth'),
-      trustScopeHeader: config.FORWARD_AUTH_TRUST_SCOPE_HEADER === '1',
-      tls: config.FORWARD_AUTH_TLS_CERT && config.FORWARD_AUTH_TLS_KEY
-        ? { cert: config.FORWARD_AUTH_TLS_CERT, key: config.FORWARD_AUTH_TLS_KEY, ca: config.FORWARD_AUTH_TLS_CA } : undefined }), (f) => f.close());
+  const leakPort = leakServer && (await listenOn(leakServer, config.HOST, config.LEAK_REPORT_PORT));
+  const metricsPort = metricsServer && (await listenOn(metricsServer, config.HOST, config.METRICS_PORT));
+  const forwardAuth =
+    config.FORWARD_AUTH_PORT === undefined
+      ? undefined
+      : opened.add(
+          await buildForwardAuth({
+            authenticate,
+            routes,
+            trustProxy: config.TRUST_PROXY,
+            logger: log,
+            onOutcome: countGateway('forward_auth'),
+            trustScopeHeader: config.FORWARD_AUTH_TRUST_SCOPE_HEADER === '1',
+            tls:
+              config.FORWARD_AUTH_TLS_CERT && config.FORWARD_AUTH_TLS_KEY
+                ? {
+                    cert: config.FORWARD_AUTH_TLS_CERT,
+                    key: config.FORWARD_AUTH_TLS_KEY,
+                    ca: config.FORWARD_AUTH_TLS_CA,
+                  }
+                : undefined,
+          }),
+          (f) => f.close(),
+        );
   await forwardAuth?.listen({ host: config.HOST, port: config.FORWARD_AUTH_PORT });
   const forwardAuthPort = forwardAuth && (forwardAuth.server.address() as { port: number }).port;
 
   // Readiness follows this replica only: once caught up it stays SERVING through shared faults.
-  const readyTimer = setInterval(() => { grpc.setReady(invalidator.everReady); }, 1000);
+  const readyTimer = setInterval(() => {
+    grpc.setReady(invalidator.everReady);
+  }, 1000);
   readyTimer.unref();
   grpc.setReady(invalidator.everReady);
   const flushTimer = setInterval(() => {
@@ -326,12 +539,19 @@ async function start(config: Config, log: Logger, opened: Disposers, trace: Trac
   }, config.ACTIVITY_FLUSH_MS);
   flushTimer.unref();
   const retentionTimer = setInterval(() => {
-    retention.runOnce().then((r) => { if (r.ran) log.info({ deleted: r.deleted }, 'retention: old records pruned'); },
-      (err: unknown) => log.warn({ err }, 'retention run failed; retried at the next interval'));
+    retention.runOnce().then(
+      (r) => {
+        if (r.ran) log.info({ deleted: r.deleted }, 'retention: old records pruned');
+      },
+      (err: unknown) => log.warn({ err }, 'retention run failed; retried at the next interval'),
+    );
   }, config.RETENTION_INTERVAL_MS);
   retentionTimer.unref();
 
-  log.info({ grpcPort, httpPort, healthPort, leakPort, metricsPort, forwardAuthPort, replicaId }, 'otesse key service started');
+  log.info(
+    { grpcPort, httpPort, healthPort, leakPort, metricsPort, forwardAuthPort, replicaId },
+    'otesse key service started',
+  );
 
   let closing: Promise<void> | undefined;
   const close = () => {
@@ -339,7 +559,13 @@ async function start(config: Config, log: Logger, opened: Disposers, trace: Trac
       clearInterval(readyTimer);
       clearInterval(flushTimer);
       clearInterval(retentionTimer);
-      await Promise.all([grpc.close(config.SHUTDOWN_GRACE_MS), http.close(), leakServer?.close(), metricsServer?.close(), forwardAuth?.close()]);
+      await Promise.all([
+        grpc.close(config.SHUTDOWN_GRACE_MS),
+        http.close(),
+        leakServer?.close(),
+        metricsServer?.close(),
+        forwardAuth?.close(),
+      ]);
       await finalFlush(usage, log);
       await limiter.close();
       await invalidator.close();
@@ -350,5 +576,24 @@ async function start(config: Config, log: Logger, opened: Disposers, trace: Trac
     return closing;
   };
 
-  return { grpcPort, httpPort, healthPort, leakPort, metricsPort, forwardAuthPort, replicaId, log, authenticator, keys, usage, invalidator, local, hasher, http, grpc, readiness, close };
+  return {
+    grpcPort,
+    httpPort,
+    healthPort,
+    leakPort,
+    metricsPort,
+    forwardAuthPort,
+    replicaId,
+    log,
+    authenticator,
+    keys,
+    usage,
+    invalidator,
+    local,
+    hasher,
+    http,
+    grpc,
+    readiness,
+    close,
+  };
 }

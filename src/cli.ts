@@ -19,9 +19,19 @@ Environment:
   OTESSE_KEY          the key for authenticate (or --key-file)
   KEY_SERVICE_ADDR    gRPC address for authenticate (default localhost:50051)`;
 
-interface Globals { url: string; tokenFile?: string; json?: boolean }
+interface Globals {
+  url: string;
+  tokenFile?: string;
+  json?: boolean;
+}
 
-const list = (value: string, previous: string[] = []) => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
+const list = (value: string, previous: string[] = []) => [
+  ...previous,
+  ...value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean),
+];
 const seconds = (value: string) => {
   if (!/^\d+$/.test(value)) throw new InvalidArgumentError('a whole number of seconds');
   return Number(value);
@@ -34,7 +44,10 @@ function adminToken(g: Globals): string {
       return readFileSync(g.tokenFile, 'utf8').trim();
     } catch (err) {
       // The errno code only (ENOENT, EACCES): nothing of the file's content can reach the message.
-      throw new CliError(EXIT.USAGE, `cannot read --token-file ${g.tokenFile}: ${(err as NodeJS.ErrnoException).code ?? 'unreadable'}`);
+      throw new CliError(
+        EXIT.USAGE,
+        `cannot read --token-file ${g.tokenFile}: ${(err as NodeJS.ErrnoException).code ?? 'unreadable'}`,
+      );
     }
   }
   const token = process.env.OTESSE_ADMIN_TOKEN;
@@ -50,96 +63,179 @@ const account = () => new Option('-a, --account <id>', 'account id').env('OTESSE
 
 /** Each admin command: its arguments, then one REST call and its output. */
 function adminCommands(program: Command): void {
-  const api = () => { const g = program.opts<Globals>(); return { g, api: new AdminApi(g.url, adminToken(g)) }; };
+  const api = () => {
+    const g = program.opts<Globals>();
+    return { g, api: new AdminApi(g.url, adminToken(g)) };
+  };
 
-  program.command('create').description('create a key; prints its secret once')
-    .addOption(account()).requiredOption('-l, --label <text>', 'label (1 to 100 characters)')
+  program
+    .command('create')
+    .description('create a key; prints its secret once')
+    .addOption(account())
+    .requiredOption('-l, --label <text>', 'label (1 to 100 characters)')
     .requiredOption('-s, --scope <scope>', 'scope to grant (repeat or comma separate)', list)
     .addOption(new Option('-e, --environment <env>', 'live or test').choices(['live', 'test']).default('live'))
     .option('--allowed-ip <ip-or-cidr>', 'allowed address or CIDR (repeat or comma separate; none: any)', list)
     .option('--expires-at <time>', 'RFC 3339 expiry')
-    .action(async (o: { account: string; label: string; scope: string[]; environment: string; allowedIp?: string[]; expiresAt?: string }) => {
-      const { g, api: a } = api();
-      const body = { label: o.label, scopes: o.scope, environment: o.environment, allowed_ips: o.allowedIp, expires_at: o.expiresAt };
-      const key = await a.call<Key>('POST', keysPath(o.account), body);
-      print(g, key, () => `${keyLines(key)}\n\nsecret:          ${key.secret}\n(shown only now: store it in your secret manager)`);
-    });
+    .action(
+      async (o: {
+        account: string;
+        label: string;
+        scope: string[];
+        environment: string;
+        allowedIp?: string[];
+        expiresAt?: string;
+      }) => {
+        const { g, api: a } = api();
+        const body = {
+          label: o.label,
+          scopes: o.scope,
+          environment: o.environment,
+          allowed_ips: o.allowedIp,
+          expires_at: o.expiresAt,
+        };
+        const key = await a.call<Key>('POST', keysPath(o.account), body);
+        print(
+          g,
+          key,
+          () => `${keyLines(key)}\n\nsecret:          ${key.secret}\n(shown only now: store it in your secret manager)`,
+        );
+      },
+    );
 
-  program.command('list').description("list an account's keys")
+  program
+    .command('list')
+    .description("list an account's keys")
     .addOption(account())
     .addOption(new Option('-e, --environment <env>', 'only live or test').choices(['live', 'test']))
     .addOption(new Option('--status <status>', 'only this status').choices(['active', 'revoked', 'expired']))
-    .option('--limit <n>', 'page size (1..100)').option('--cursor <cursor>', 'next page (from next_cursor)')
+    .option('--limit <n>', 'page size (1..100)')
+    .option('--cursor <cursor>', 'next page (from next_cursor)')
     .action(async (o: { account: string; environment?: string; status?: string; limit?: string; cursor?: string }) => {
       const { g, api: a } = api();
-      const query = new URLSearchParams(Object.entries({ environment: o.environment, status: o.status, limit: o.limit, cursor: o.cursor })
-        .filter((e): e is [string, string] => e[1] !== undefined));
-      const page = await a.call<KeyPage>('GET', `${keysPath(o.account)}${query.size > 0 ? `?${query.toString()}` : ''}`);
+      const query = new URLSearchParams(
+        Object.entries({ environment: o.environment, status: o.status, limit: o.limit, cursor: o.cursor }).filter(
+          (e): e is [string, string] => e[1] !== undefined,
+        ),
+      );
+      const page = await a.call<KeyPage>(
+        'GET',
+        `${keysPath(o.account)}${query.size > 0 ? `?${query.toString()}` : ''}`,
+      );
       print(g, page, () => `${keyTable(page.data)}${page.next_cursor ? `\n(more: --cursor ${page.next_cursor})` : ''}`);
     });
 
-  program.command('get').description('show one key').argument('<keyId>', 'key id (key_...)').addOption(account())
+  program
+    .command('get')
+    .description('show one key')
+    .argument('<keyId>', 'key id (key_...)')
+    .addOption(account())
     .action(async (keyId: string, o: { account: string }) => {
       const { g, api: a } = api();
       const key = await a.call<Key>('GET', keysPath(o.account, keyId));
       print(g, key, () => keyLines(key));
     });
 
-  program.command('revoke').description('revoke a key (effective on every replica when it returns)').argument('<keyId>', 'key id').addOption(account())
+  program
+    .command('revoke')
+    .description('revoke a key (effective on every replica when it returns)')
+    .argument('<keyId>', 'key id')
+    .addOption(account())
     .option('-r, --reason <text>', 'why (kept in the audit log)')
     .action(async (keyId: string, o: { account: string; reason?: string }) => {
       const { g, api: a } = api();
-      const key = await a.call<Key>('POST', keysPath(o.account, keyId, '/revoke'), o.reason === undefined ? {} : { reason: o.reason });
+      const key = await a.call<Key>(
+        'POST',
+        keysPath(o.account, keyId, '/revoke'),
+        o.reason === undefined ? {} : { reason: o.reason },
+      );
       print(g, key, () => `revoked ${key.id} at ${key.revoked_at}`);
     });
 
-  program.command('rotate').description('issue a new key with the same grant; the old one keeps working for a while').argument('<keyId>', 'key id')
-    .addOption(account()).option('--expire-previous-in <seconds>', 'how long the old key keeps working (default 86400)', seconds)
+  program
+    .command('rotate')
+    .description('issue a new key with the same grant; the old one keeps working for a while')
+    .argument('<keyId>', 'key id')
+    .addOption(account())
+    .option('--expire-previous-in <seconds>', 'how long the old key keeps working (default 86400)', seconds)
     .action(async (keyId: string, o: { account: string; expirePreviousIn?: number }) => {
       const { g, api: a } = api();
       const body = o.expirePreviousIn === undefined ? {} : { expire_previous_in: o.expirePreviousIn };
       const key = await a.call<Key>('POST', keysPath(o.account, keyId, '/rotate'), body);
-      print(g, key, () => `${keyLines(key)}\n\nsecret:          ${key.secret}\n(shown only now)\nprevious ${key.previous?.id} expires at ${key.previous?.expires_at}`);
+      print(
+        g,
+        key,
+        () =>
+          `${keyLines(key)}\n\nsecret:          ${key.secret}\n(shown only now)\nprevious ${key.previous?.id} expires at ${key.previous?.expires_at}`,
+      );
     });
 
-  program.command('activity').description("a key's usage, denials, addresses, alerts and admin events").argument('<keyId>', 'key id')
-    .addOption(account()).option('--from <time>', 'RFC 3339 start (default 30 days ago)').option('--to <time>', 'RFC 3339 end')
+  program
+    .command('activity')
+    .description("a key's usage, denials, addresses, alerts and admin events")
+    .argument('<keyId>', 'key id')
+    .addOption(account())
+    .option('--from <time>', 'RFC 3339 start (default 30 days ago)')
+    .option('--to <time>', 'RFC 3339 end')
     .action(async (keyId: string, o: { account: string; from?: string; to?: string }) => {
       const { g, api: a } = api();
-      const query = new URLSearchParams(Object.entries({ from: o.from, to: o.to }).filter((e): e is [string, string] => e[1] !== undefined));
-      const activity = await a.call<Activity>('GET', keysPath(o.account, keyId, `/activity${query.size > 0 ? `?${query.toString()}` : ''}`));
+      const query = new URLSearchParams(
+        Object.entries({ from: o.from, to: o.to }).filter((e): e is [string, string] => e[1] !== undefined),
+      );
+      const activity = await a.call<Activity>(
+        'GET',
+        keysPath(o.account, keyId, `/activity${query.size > 0 ? `?${query.toString()}` : ''}`),
+      );
       print(g, activity, () => activityLines(activity));
     });
 }
 
 /** `authenticate`: the gRPC question every service asks, through @otesse/keys-client. */
 function authenticateCommand(program: Command): void {
-  program.command('authenticate').description('ask the key service whether a key may do a scope from an address (gRPC)')
-    .requiredOption('--ip <address>', "the client's address").requiredOption('--scope <scope>', 'the scope needed')
+  program
+    .command('authenticate')
+    .description('ask the key service whether a key may do a scope from an address (gRPC)')
+    .requiredOption('--ip <address>', "the client's address")
+    .requiredOption('--scope <scope>', 'the scope needed')
     .option('--key-file <path>', 'read the key from a file (else OTESSE_KEY)')
     .addOption(new Option('--key <key>', 'the key (prefer OTESSE_KEY: arguments show in ps)').hideHelp())
-    .addOption(new Option('--addr <host:port>', 'key service gRPC address').env('KEY_SERVICE_ADDR').default('localhost:50051'))
+    .addOption(
+      new Option('--addr <host:port>', 'key service gRPC address').env('KEY_SERVICE_ADDR').default('localhost:50051'),
+    )
     .option('--deadline-ms <ms>', 'deadline of the call', (v) => Number(v), 2000)
-    .action(async (o: { ip: string; scope: string; key?: string; keyFile?: string; addr: string; deadlineMs: number }) => {
-      const g = program.opts<Globals>();
-      const key = o.key ?? (o.keyFile ? readFileSync(o.keyFile, 'utf8').trim() : process.env.OTESSE_KEY);
-      if (key === undefined) throw new CliError(EXIT.USAGE, 'no key: set OTESSE_KEY or pass --key-file <path>');
-      // Loaded here: the admin commands need no gRPC.
-      const { KeyServiceClient, KeyServiceUnavailableError } = await import('@otesse/keys-client');
-      const client = new KeyServiceClient({ address: o.addr, deadlineMs: o.deadlineMs });
-      try {
-        const r = await client.authenticate({ key, ip: o.ip, scope: o.scope });
-        const id = r.identity;
-        const json = { allowed: r.allowed, reason: r.allowed ? 'DENY_REASON_UNSPECIFIED' : r.reason, key_id: id?.keyId ?? '',
-          account_id: id?.accountId ?? '', environment: id?.environment ?? '', scopes: id?.scopes ?? [] };
-        print(g, json, () => (r.allowed ? `allowed: ${id?.keyId} (${id?.accountId}, ${id?.environment})` : `denied: ${json.reason}`));
-        process.exitCode = r.allowed ? EXIT.OK : EXIT.DENIED;
-      } catch (err) {
-        throw new CliError(err instanceof KeyServiceUnavailableError ? EXIT.UNAVAILABLE : EXIT.USAGE, (err as Error).message);
-      } finally {
-        client.close();
-      }
-    });
+    .action(
+      async (o: { ip: string; scope: string; key?: string; keyFile?: string; addr: string; deadlineMs: number }) => {
+        const g = program.opts<Globals>();
+        const key = o.key ?? (o.keyFile ? readFileSync(o.keyFile, 'utf8').trim() : process.env.OTESSE_KEY);
+        if (key === undefined) throw new CliError(EXIT.USAGE, 'no key: set OTESSE_KEY or pass --key-file <path>');
+        // Loaded here: the admin commands need no gRPC.
+        const { KeyServiceClient, KeyServiceUnavailableError } = await import('@otesse/keys-client');
+        const client = new KeyServiceClient({ address: o.addr, deadlineMs: o.deadlineMs });
+        try {
+          const r = await client.authenticate({ key, ip: o.ip, scope: o.scope });
+          const id = r.identity;
+          const json = {
+            allowed: r.allowed,
+            reason: r.allowed ? 'DENY_REASON_UNSPECIFIED' : r.reason,
+            key_id: id?.keyId ?? '',
+            account_id: id?.accountId ?? '',
+            environment: id?.environment ?? '',
+            scopes: id?.scopes ?? [],
+          };
+          print(g, json, () =>
+            r.allowed ? `allowed: ${id?.keyId} (${id?.accountId}, ${id?.environment})` : `denied: ${json.reason}`,
+          );
+          process.exitCode = r.allowed ? EXIT.OK : EXIT.DENIED;
+        } catch (err) {
+          throw new CliError(
+            err instanceof KeyServiceUnavailableError ? EXIT.UNAVAILABLE : EXIT.USAGE,
+            (err as Error).message,
+          );
+        } finally {
+          client.close();
+        }
+      },
+    );
 }
 
 /** The program: global options, the seven commands, help with exit codes everywhere. */

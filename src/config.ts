@@ -15,12 +15,16 @@ const Flag = StringEnum(['0', '1'] as const);
 /** A value the schema let through but its parser refuses: `message` names the rule, never the value. */
 class InvalidValue extends Error {}
 
-const url = (protocols: string[]) => (text: string): string => {
-  try {
-    if (protocols.includes(new URL(text).protocol)) return text;
-  } catch { /* not a URL: refused below */ }
-  throw new InvalidValue(`must be a ${protocols.join(' or ')} URL`);
-};
+const url =
+  (protocols: string[]) =>
+  (text: string): string => {
+    try {
+      if (protocols.includes(new URL(text).protocol)) return text;
+    } catch {
+      /* not a URL: refused below */
+    }
+    throw new InvalidValue(`must be a ${protocols.join(' or ')} URL`);
+  };
 
 /** A file that holds at least one PEM certificate (a CA bundle); the value stays the path. */
 function pemCertificateFile(path: string): string {
@@ -37,12 +41,16 @@ function pemCertificateFile(path: string): string {
 
 /** `host:port` entries, comma separated (IPv6 in brackets): the Sentinels. */
 function hostPorts(text: string): { host: string; port: number }[] {
-  const out = text.split(',').map((e) => e.trim()).filter(Boolean).map((entry) => {
-    const m = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(entry);
-    const port = Number(m?.[2]);
-    if (!m?.[1] || port < 1 || port > 65535) throw new InvalidValue('entries must be host:port, comma separated');
-    return { host: m[1].replace(/^\[|\]$/g, ''), port };
-  });
+  const out = text
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean)
+    .map((entry) => {
+      const m = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(entry);
+      const port = Number(m?.[2]);
+      if (!m?.[1] || port < 1 || port > 65535) throw new InvalidValue('entries must be host:port, comma separated');
+      return { host: m[1].replace(/^\[|\]$/g, ''), port };
+    });
   if (out.length === 0) throw new InvalidValue('no host:port entry');
   return out;
 }
@@ -60,10 +68,15 @@ export interface AdminToken {
  */
 function adminTokens(text: string): AdminToken[] {
   const out: AdminToken[] = [];
-  for (const entry of text.split(',').map((e) => e.trim()).filter(Boolean)) {
+  for (const entry of text
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean)) {
     const [name = '', token = '', accounts, ...rest] = entry.split(':');
     if (rest.length > 0 || !/^[A-Za-z0-9._-]{1,64}$/.test(name) || !/^[\x21-\x7e]{16,256}$/.test(token)) {
-      throw new InvalidValue('entries must be name:token[:account|account] with a token of 16 to 256 printable characters');
+      throw new InvalidValue(
+        'entries must be name:token[:account|account] with a token of 16 to 256 printable characters',
+      );
     }
     out.push({ name, token, accounts: accounts === undefined ? undefined : accounts.split('|').filter(Boolean) });
   }
@@ -74,7 +87,10 @@ function adminTokens(text: string): AdminToken[] {
 /** Comma-separated addresses and CIDRs (v4 and v6), parsed by the domain's rules. */
 function cidrList(text: string): string[] {
   const out: string[] = [];
-  for (const entry of text.split(',').map((e) => e.trim()).filter(Boolean)) {
+  for (const entry of text
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean)) {
     const rule = parseRule(entry);
     if (!rule) throw new InvalidValue('entries must be IP addresses or CIDRs, comma separated');
     out.push(normalizeRule(rule));
@@ -90,7 +106,9 @@ function originList(text: string): string[] {
   const entries = text.split(',').map((e) => e.trim());
   const bad = entries.findIndex((entry) => !isOrigin(entry));
   if (bad >= 0) {
-    throw new InvalidValue(`entry ${bad + 1} is not an origin: write scheme://host[:port] (http or https), as a browser reports it, with nothing after`);
+    throw new InvalidValue(
+      `entry ${bad + 1} is not an origin: write scheme://host[:port] (http or https), as a browser reports it, with nothing after`,
+    );
   }
   return [...new Set(entries)];
 }
@@ -99,7 +117,10 @@ function isOrigin(entry: string): boolean {
   try {
     const u = new URL(entry);
     return (u.protocol === 'https:' || u.protocol === 'http:') && u.origin === entry;
-  } catch { return false; }
+  } catch {
+    // Not a URL at all: not an origin, which the caller reports naming the variable.
+    return false;
+  }
 }
 
 const schema = Type.Object({
@@ -145,8 +166,13 @@ const schema = Type.Object({
   EMBEDDED: Type.Optional(Flag),
   NODE_ENV: OptionalText,
   /** HMAC key for what replicas exchange through Redis (design: redis-not-authority); required with REDIS_URL or REDIS_SENTINELS. */
-  CACHE_SIGNING_KEY: Type.Optional(Text({ minLength: 32, maxLength: 512,
-    errorMessage: { minLength: 'must be at least 32 characters (e.g. openssl rand -base64 32)' } })),
+  CACHE_SIGNING_KEY: Type.Optional(
+    Text({
+      minLength: 32,
+      maxLength: 512,
+      errorMessage: { minLength: 'must be at least 32 characters (e.g. openssl rand -base64 32)' },
+    }),
+  ),
   /** A replica decides from memory only this long after sending a heartbeat it has heard back (design: revoke-holds). */
   LEASE_MS: Int(200, 30_000, 1000),
   /** Clock difference tolerated between hosts (design: revocation-ignores-clocks). */
@@ -221,11 +247,18 @@ type Variables = Static<typeof schema>;
 type Parsers = typeof parsers;
 
 /** The variables, each parsed one as its parser returns it. */
-export type Config = Readonly<{ [K in keyof Variables]: K extends keyof Parsers ? ReturnType<Parsers[K]> | Exclude<Variables[K], string> : Variables[K] }>;
+export type Config = Readonly<{
+  [K in keyof Variables]: K extends keyof Parsers
+    ? ReturnType<Parsers[K]> | Exclude<Variables[K], string>
+    : Variables[K];
+}>;
 
 /** Free text is read without the whitespace around it (never meant); enumerated values and numbers are read as written. */
-const TRIMMED: ReadonlySet<string> = new Set(Object.entries(schema.properties)
-  .filter(([, s]) => s.type === 'string' && s.enum === undefined).map(([name]) => name));
+const TRIMMED: ReadonlySet<string> = new Set(
+  Object.entries(schema.properties)
+    .filter(([, s]) => s.type === 'string' && s.enum === undefined)
+    .map(([name]) => name),
+);
 
 const check = checker(schema, 'text');
 
@@ -235,17 +268,24 @@ export class ConfigError extends Error {
 }
 
 function checkPairs(c: Config): void {
-  const pairs: [keyof typeof c, keyof typeof c][] = [['GRPC_TLS_CERT', 'GRPC_TLS_KEY'], ['HTTP_TLS_CERT', 'HTTP_TLS_KEY'],
-    ['FORWARD_AUTH_TLS_CERT', 'FORWARD_AUTH_TLS_KEY']];
+  const pairs: [keyof typeof c, keyof typeof c][] = [
+    ['GRPC_TLS_CERT', 'GRPC_TLS_KEY'],
+    ['HTTP_TLS_CERT', 'HTTP_TLS_KEY'],
+    ['FORWARD_AUTH_TLS_CERT', 'FORWARD_AUTH_TLS_KEY'],
+  ];
   for (const [a, b] of pairs) {
-    if (Boolean(c[a]) !== Boolean(c[b])) throw new ConfigError(`${c[a] ? b : a}: must be set together with ${c[a] ? a : b}`);
+    if (Boolean(c[a]) !== Boolean(c[b]))
+      throw new ConfigError(`${c[a] ? b : a}: must be set together with ${c[a] ? a : b}`);
   }
   if (c.GRPC_TLS_CA && !c.GRPC_TLS_CERT) throw new ConfigError('GRPC_TLS_CERT: must be set when GRPC_TLS_CA is set');
-  if (c.FORWARD_AUTH_TLS_CA && !c.FORWARD_AUTH_TLS_CERT) throw new ConfigError('FORWARD_AUTH_TLS_CERT: must be set when FORWARD_AUTH_TLS_CA is set');
-  if (c.HEARTBEAT_MS * 2 > c.LEASE_MS) throw new ConfigError('HEARTBEAT_MS: must be at most half of LEASE_MS (a late beat must not cost the lease)');
+  if (c.FORWARD_AUTH_TLS_CA && !c.FORWARD_AUTH_TLS_CERT)
+    throw new ConfigError('FORWARD_AUTH_TLS_CERT: must be set when FORWARD_AUTH_TLS_CA is set');
+  if (c.HEARTBEAT_MS * 2 > c.LEASE_MS)
+    throw new ConfigError('HEARTBEAT_MS: must be at most half of LEASE_MS (a late beat must not cost the lease)');
   const jwt = ['ADMIN_JWKS_URL', 'ADMIN_JWT_ISSUER', 'ADMIN_JWT_AUDIENCE'] as const;
   const missing = jwt.find((v) => !c[v]);
-  if (missing && jwt.some((v) => c[v])) throw new ConfigError(`${missing}: must be set together with ${jwt.filter((v) => v !== missing).join(' and ')}`);
+  if (missing && jwt.some((v) => c[v]))
+    throw new ConfigError(`${missing}: must be set together with ${jwt.filter((v) => v !== missing).join(' and ')}`);
 }
 
 /**
@@ -262,7 +302,10 @@ function checkDatabase(c: Config): void {
     const params = new URL(value).searchParams;
     const mode = params.get('sslmode');
     if (c.DATABASE_TLS_CA) {
-      if (mode !== null && mode !== 'verify-full') throw new ConfigError(`${name}: an sslmode other than verify-full cannot go with DATABASE_TLS_CA, which verifies the certificate and host name; remove it`);
+      if (mode !== null && mode !== 'verify-full')
+        throw new ConfigError(
+          `${name}: an sslmode other than verify-full cannot go with DATABASE_TLS_CA, which verifies the certificate and host name; remove it`,
+        );
       const other = ['sslrootcert', 'ssl', 'uselibpqcompat'].find((p) => params.has(p));
       if (other) throw new ConfigError(`${name}: ${other} cannot go with DATABASE_TLS_CA; remove it`);
     }
@@ -280,18 +323,27 @@ function checkDatabase(c: Config): void {
 
 /** Redis is one server (REDIS_URL) or a master group behind Sentinels, never both; its other settings need one of them. */
 function checkRedis(c: Config): void {
-  if (c.REDIS_URL && c.REDIS_SENTINELS) throw new ConfigError('REDIS_SENTINELS: cannot be set together with REDIS_URL (one Redis server, or Sentinels: choose one)');
+  if (c.REDIS_URL && c.REDIS_SENTINELS)
+    throw new ConfigError(
+      'REDIS_SENTINELS: cannot be set together with REDIS_URL (one Redis server, or Sentinels: choose one)',
+    );
   if (Boolean(c.REDIS_SENTINELS) !== Boolean(c.REDIS_SENTINEL_NAME)) {
-    throw new ConfigError(`${c.REDIS_SENTINELS ? 'REDIS_SENTINEL_NAME' : 'REDIS_SENTINELS'}: must be set together with ${c.REDIS_SENTINELS ? 'REDIS_SENTINELS' : 'REDIS_SENTINEL_NAME'}`);
+    throw new ConfigError(
+      `${c.REDIS_SENTINELS ? 'REDIS_SENTINEL_NAME' : 'REDIS_SENTINELS'}: must be set together with ${c.REDIS_SENTINELS ? 'REDIS_SENTINELS' : 'REDIS_SENTINEL_NAME'}`,
+    );
   }
-  if (c.REDIS_SENTINEL_PASSWORD && !c.REDIS_SENTINELS) throw new ConfigError('REDIS_SENTINELS: required when REDIS_SENTINEL_PASSWORD is set');
+  if (c.REDIS_SENTINEL_PASSWORD && !c.REDIS_SENTINELS)
+    throw new ConfigError('REDIS_SENTINELS: required when REDIS_SENTINEL_PASSWORD is set');
   for (const name of ['REDIS_PASSWORD', 'REDIS_TLS_CA'] as const) {
-    if (c[name] && !c.REDIS_URL && !c.REDIS_SENTINELS) throw new ConfigError(`REDIS_URL: required when ${name} is set (or REDIS_SENTINELS)`);
+    if (c[name] && !c.REDIS_URL && !c.REDIS_SENTINELS)
+      throw new ConfigError(`REDIS_URL: required when ${name} is set (or REDIS_SENTINELS)`);
   }
   if (!c.REDIS_URL) return;
   const url = new URL(c.REDIS_URL);
-  if (c.REDIS_TLS_CA && url.protocol !== 'rediss:') throw new ConfigError('REDIS_URL: must be a rediss:// URL when REDIS_TLS_CA is set (the CA is for TLS)');
-  if (c.REDIS_PASSWORD && url.password) throw new ConfigError('REDIS_PASSWORD: cannot be set when REDIS_URL holds a password; keep one of them');
+  if (c.REDIS_TLS_CA && url.protocol !== 'rediss:')
+    throw new ConfigError('REDIS_URL: must be a rediss:// URL when REDIS_TLS_CA is set (the CA is for TLS)');
+  if (c.REDIS_PASSWORD && url.password)
+    throw new ConfigError('REDIS_PASSWORD: cannot be set when REDIS_URL holds a password; keep one of them');
 }
 
 /** Which backends run: embedded only when asked for, or when neither URL is present at all. */
@@ -300,11 +352,18 @@ function checkModes(c: Config, migrateOnly: boolean): void {
   if (c.EMBEDDED === '1' && (c.DATABASE_URL || redis)) {
     throw new ConfigError(`EMBEDDED: cannot be 1 when ${c.DATABASE_URL ? 'DATABASE_URL' : redis} is set`);
   }
-  if (redis && !c.DATABASE_URL) throw new ConfigError(`DATABASE_URL: required when ${redis} is set (replicas cannot share an embedded database)`);
+  if (redis && !c.DATABASE_URL)
+    throw new ConfigError(`DATABASE_URL: required when ${redis} is set (replicas cannot share an embedded database)`);
   if (redis && !c.CACHE_SIGNING_KEY) throw new ConfigError(`CACHE_SIGNING_KEY: required when ${redis} is set`);
   if (c.NODE_ENV === 'production') {
-    if (!c.DATABASE_URL) throw new ConfigError('DATABASE_URL: required when NODE_ENV=production (the embedded database is for development)');
-    if (!redis && !migrateOnly) throw new ConfigError('REDIS_URL: required when NODE_ENV=production, or REDIS_SENTINELS (the in-process bus serves one replica only)');
+    if (!c.DATABASE_URL)
+      throw new ConfigError(
+        'DATABASE_URL: required when NODE_ENV=production (the embedded database is for development)',
+      );
+    if (!redis && !migrateOnly)
+      throw new ConfigError(
+        'REDIS_URL: required when NODE_ENV=production, or REDIS_SENTINELS (the in-process bus serves one replica only)',
+      );
     if (!migrateOnly) checkProductionTrust(c);
   }
 }
@@ -315,11 +374,14 @@ function checkModes(c: Config, migrateOnly: boolean): void {
  */
 function checkProductionTrust(c: Config): void {
   if (!c.ADMIN_TOKENS && !c.ADMIN_JWKS_URL) {
-    throw new ConfigError('ADMIN_TOKENS: required when NODE_ENV=production unless ADMIN_JWKS_URL is set (no development token in production)');
+    throw new ConfigError(
+      'ADMIN_TOKENS: required when NODE_ENV=production unless ADMIN_JWKS_URL is set (no development token in production)',
+    );
   }
   for (const name of ['ADMIN_JWKS_URL', 'GITHUB_SECRET_SCANNING_KEYS_URL'] as const) {
     const value = c[name];
-    if (value && new URL(value).protocol !== 'https:') throw new ConfigError(`${name}: must be an https URL when NODE_ENV=production`);
+    if (value && new URL(value).protocol !== 'https:')
+      throw new ConfigError(`${name}: must be an https URL when NODE_ENV=production`);
   }
 }
 
@@ -327,15 +389,20 @@ function checkProductionTrust(c: Config): void {
  * Read and validate the environment once into a frozen object; throws ConfigError naming the variable.
  * `migrateOnly`: for `npm run migrate` (the migration Job), which needs PostgreSQL and nothing else.
  */
-export function loadConfig(env: Record<string, string | undefined> = process.env, opts: { migrateOnly?: boolean } = {}): Config {
+export function loadConfig(
+  env: Record<string, string | undefined> = process.env,
+  opts: { migrateOnly?: boolean } = {},
+): Config {
   const names = Object.keys(schema.properties);
   // An empty value (an empty Kubernetes secret, say) is a mistake, never the same as unset.
   const empty = names.find((name) => env[name] !== undefined && env[name]?.trim() === '');
   if (empty) throw new ConfigError(`${empty}: is empty; unset it or give it a value`);
-  const present = Object.fromEntries(names.flatMap((name) => {
-    const value = env[name];
-    return value === undefined ? [] : [[name, TRIMMED.has(name) ? value.trim() : value]];
-  }));
+  const present = Object.fromEntries(
+    names.flatMap((name) => {
+      const value = env[name];
+      return value === undefined ? [] : [[name, TRIMMED.has(name) ? value.trim() : value]];
+    }),
+  );
   const result = check(present);
   if (!result.ok) throw new ConfigError(`${result.issue.path || 'configuration'}: ${result.issue.message}`);
   const config = parse(result.value);

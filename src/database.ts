@@ -13,14 +13,23 @@ function endpoint(config: Config, use: Use): PgEndpoint | undefined {
   const direct = use === 'migrations' && config.DATABASE_MIGRATION_URL !== undefined;
   const url = direct ? config.DATABASE_MIGRATION_URL : config.DATABASE_URL;
   if (!url) return undefined;
-  return { url, urlName: direct ? 'DATABASE_MIGRATION_URL' : 'DATABASE_URL', tlsCaFile: config.DATABASE_TLS_CA, tlsCaName: 'DATABASE_TLS_CA' };
+  return {
+    url,
+    urlName: direct ? 'DATABASE_MIGRATION_URL' : 'DATABASE_URL',
+    tlsCaFile: config.DATABASE_TLS_CA,
+    tlsCaName: 'DATABASE_TLS_CA',
+  };
 }
 
 /**
  * The database for `use`, its server checked first (TLS as configured, transactions kept on one
  * connection), or the embedded PGlite under DATA_DIR when there is no URL.
  */
-export async function openConfiguredDatabase(config: Config, use: Use, opts: { max?: number; onIdleError?: (err: Error) => void } = {}): Promise<Database> {
+export async function openConfiguredDatabase(
+  config: Config,
+  use: Use,
+  opts: { max?: number; onIdleError?: (err: Error) => void } = {},
+): Promise<Database> {
   const e = endpoint(config, use);
   if (e) await checkServer(e);
   return openDatabase({ url: e?.url, tlsCaFile: e?.tlsCaFile, dataDir: config.DATA_DIR, ...opts });
@@ -42,7 +51,9 @@ export async function applyMigrations(config: Config, db: Database): Promise<str
   }
   const missing = await unappliedMigrations(db);
   if (missing.length > 0) {
-    throw new Error(`DATABASE_MIGRATION_URL: the migrations applied there are not seen through DATABASE_URL (${missing.length} missing): both must name the same database`);
+    throw new Error(
+      `DATABASE_MIGRATION_URL: the migrations applied there are not seen through DATABASE_URL (${missing.length} missing): both must name the same database`,
+    );
   }
   return applied;
 }

@@ -25,10 +25,16 @@ async function main(): Promise<void> {
     process.once(signal, () => {
       app.log.info({ signal }, 'stopping');
       // The spans of the last calls are exported after the app has closed.
-      app.close().then(() => tracing?.shutdown()).then(() => process.exit(0), (err: unknown) => {
-        app.log.error({ err }, 'stop failed');
-        process.exit(1);
-      });
+      app
+        .close()
+        .then(() => tracing?.shutdown())
+        .then(
+          () => process.exit(0),
+          (err: unknown) => {
+            app.log.error({ err }, 'stop failed');
+            process.exit(1);
+          },
+        );
     });
   }
 }

@@ -15,7 +15,13 @@ export type Input = 'json' | 'text';
  * schema means the same thing on every edge. Defaults are filled in; nothing unknown is removed.
  */
 export function createAjv(input: Input): Ajv {
-  const ajv = new Ajv({ removeAdditional: false, allErrors: true, useDefaults: true, strict: false, coerceTypes: input === 'json' ? false : 'array' });
+  const ajv = new Ajv({
+    removeAdditional: false,
+    allErrors: true,
+    useDefaults: true,
+    strict: false,
+    coerceTypes: input === 'json' ? false : 'array',
+  });
   addFormats.default(ajv);
   return ajv;
 }
@@ -54,14 +60,19 @@ export function checker<T extends TSchema>(schema: T, input: Input): (value: unk
 
 /** A JSON pointer's segments; Ajv's schema paths are also URI-encoded (`#/properties/a%20b`). */
 const segments = (pointer: string, uri = false) =>
-  pointer.split('/').slice(1).map((s) => (uri ? decodeURIComponent(s) : s).replace(/~1/g, '/').replace(/~0/g, '~'));
+  pointer
+    .split('/')
+    .slice(1)
+    .map((s) => (uri ? decodeURIComponent(s) : s).replace(/~1/g, '/').replace(/~0/g, '~'));
 
 /** Ajv's error as path and message; an unknown property is named in the path (Ajv names it only in `params`). */
 function issueOf(schema: TSchema, error: ErrorObject): Issue {
   const path = segments(error.instancePath);
   if (error.keyword === 'additionalProperties') path.push(String(error.params['additionalProperty']));
   // The schema path ends with the failing keyword; the node above it may name its own message.
-  const node = segments(error.schemaPath, true).slice(0, -1).reduce<unknown>((n, key) => (n as Record<string, unknown> | undefined)?.[key], schema);
+  const node = segments(error.schemaPath, true)
+    .slice(0, -1)
+    .reduce<unknown>((n, key) => (n as Record<string, unknown> | undefined)?.[key], schema);
   const custom = (node as ErrorMessages | undefined)?.errorMessage?.[error.keyword];
   return { path: path.join('.'), message: custom ?? error.message ?? 'invalid' };
 }

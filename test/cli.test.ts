@@ -11,18 +11,30 @@ import { leaksIn } from './helpers/secrets.js';
 
 const CLI = fileURLToPath(new URL('../dist/src/cli.js', import.meta.url));
 
-interface Run { code: number; stdout: string; stderr: string }
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
 
 function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, timeout: 20_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 99) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      { env: { PATH: process.env.PATH ?? '', ...env }, timeout: 20_000 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? Number((err as { code?: number }).code ?? 99) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
 t.test('help and usage errors', async (t) => {
-  const asked = [['--help'], ...['create', 'list', 'get', 'revoke', 'rotate', 'activity', 'authenticate'].map((c) => [c, '--help'])];
+  const asked = [
+    ['--help'],
+    ...['create', 'list', 'get', 'revoke', 'rotate', 'activity', 'authenticate'].map((c) => [c, '--help']),
+  ];
   const answers = await Promise.all(asked.map((args) => cli(args)));
   for (const [i, args] of asked.entries()) {
     const r = answers[i]!;
@@ -36,7 +48,11 @@ t.test('help and usage errors', async (t) => {
   const noAccount = await cli(['list'], { OTESSE_ADMIN_TOKEN: ADMIN_TOKEN });
   t.same([noAccount.code, /--account/.test(noAccount.stderr)], [2, true], 'missing --account: exit 2, named');
   const noToken = await cli(['list', '--account', 'acct_1']);
-  t.same([noToken.code, /OTESSE_ADMIN_TOKEN/.test(noToken.stderr)], [2, true], 'no token: exit 2, says where to put it');
+  t.same(
+    [noToken.code, /OTESSE_ADMIN_TOKEN/.test(noToken.stderr)],
+    [2, true],
+    'no token: exit 2, says where to put it',
+  );
 });
 
 t.test('every command against a running service', async (t) => {
@@ -46,15 +62,34 @@ t.test('every command against a running service', async (t) => {
   writeFileSync(join(dir, 'token'), `${ADMIN_TOKEN}\n`, { mode: 0o600 });
   const env = { OTESSE_ADMIN_URL: app.url, OTESSE_ADMIN_TOKEN: ADMIN_TOKEN, OTESSE_ACCOUNT: 'acct_cli' };
 
-  const created = await cli(['--json', 'create', '--label', 'cli key', '--scope', 'bookings:read,customers:read', '--allowed-ip', '203.0.113.0/24'], env);
+  const created = await cli(
+    [
+      '--json',
+      'create',
+      '--label',
+      'cli key',
+      '--scope',
+      'bookings:read,customers:read',
+      '--allowed-ip',
+      '203.0.113.0/24',
+    ],
+    env,
+  );
   t.equal(created.code, 0, `create: ${created.stderr}`);
   const key = JSON.parse(created.stdout) as { id: string; secret: string; scopes: string[]; allowed_ips: string[] };
-  t.same([key.scopes, key.allowed_ips], [['bookings:read', 'customers:read'], ['203.0.113.0/24']], 'create sent the scopes and addresses');
+  t.same(
+    [key.scopes, key.allowed_ips],
+    [['bookings:read', 'customers:read'], ['203.0.113.0/24']],
+    'create sent the scopes and addresses',
+  );
 
   // Independent reads at once (each run is a process start).
   const authEnv = { ...env, OTESSE_KEY: key.secret, KEY_SERVICE_ADDR: `127.0.0.1:${app.grpcPort}` };
   const [human, listed, listedJson, got, allowed, wrongScope, activity, activityJson] = await Promise.all([
-    cli(['create', '--account', 'acct_cli', '-l', 'second', '-s', 'invoices:read', '-e', 'test'], { OTESSE_ADMIN_URL: app.url, OTESSE_ADMIN_TOKEN: ADMIN_TOKEN }),
+    cli(['create', '--account', 'acct_cli', '-l', 'second', '-s', 'invoices:read', '-e', 'test'], {
+      OTESSE_ADMIN_URL: app.url,
+      OTESSE_ADMIN_TOKEN: ADMIN_TOKEN,
+    }),
     cli(['list', '--token-file', join(dir, 'token')], { OTESSE_ADMIN_URL: app.url, OTESSE_ACCOUNT: 'acct_cli' }),
     cli(['--json', 'list', '--environment', 'live'], env),
     cli(['get', key.id], env),
@@ -68,7 +103,11 @@ t.test('every command against a running service', async (t) => {
   t.match(listed.stdout, /^ID +LABEL +ENVIRONMENT/, 'a table');
   t.match(listed.stdout, new RegExp(key.id), 'listing the key');
   t.same(leaksIn(listed.stdout, [key.secret]), [], 'list never shows the secret');
-  t.same((JSON.parse(listedJson.stdout) as { data: { id: string }[] }).data.map((k) => k.id), [key.id], '--json list with a filter');
+  t.same(
+    (JSON.parse(listedJson.stdout) as { data: { id: string }[] }).data.map((k) => k.id),
+    [key.id],
+    '--json list with a filter',
+  );
   t.match(got.stdout, /label: +cli key/, 'get');
   t.same([allowed.code, JSON.parse(allowed.stdout).allowed], [0, true], 'authenticate allowed: exit 0');
   t.same([wrongScope.code, wrongScope.stdout.trim()], [1, 'denied: SCOPE_NOT_GRANTED'], 'denied: exit 1');
@@ -81,7 +120,10 @@ t.test('every command against a running service', async (t) => {
   t.same([rotated.code, next.previous.id], [0, key.id], 'rotate');
   const revoked = await cli(['revoke', next.id, '--reason', 'cli test'], env);
   t.match([revoked.code, revoked.stdout], [0, new RegExp(`^revoked ${next.id} at `)], 'revoke');
-  const afterRevoke = await cli(['authenticate', '--ip', '203.0.113.7', '--scope', 'bookings:read'], { ...authEnv, OTESSE_KEY: next.secret });
+  const afterRevoke = await cli(['authenticate', '--ip', '203.0.113.7', '--scope', 'bookings:read'], {
+    ...authEnv,
+    OTESSE_KEY: next.secret,
+  });
   t.same([afterRevoke.code, afterRevoke.stdout.trim()], [1, 'denied: KEY_REVOKED'], 'the revoked key is denied');
 
   const closed = await freePort();
@@ -90,12 +132,29 @@ t.test('every command against a running service', async (t) => {
     cli(['create', '--label', 'x', '--scope', 'bookings:delete'], env),
     cli(['list'], { ...env, OTESSE_ADMIN_TOKEN: 'not-the-token-0123456789' }),
     cli(['list'], { ...env, OTESSE_ADMIN_URL: `http://127.0.0.1:${closed}` }),
-    cli(['authenticate', '--ip', '203.0.113.7', '--scope', 'bookings:read', '--addr', `127.0.0.1:${closed}`, '--deadline-ms', '300'], authEnv),
+    cli(
+      [
+        'authenticate',
+        '--ip',
+        '203.0.113.7',
+        '--scope',
+        'bookings:read',
+        '--addr',
+        `127.0.0.1:${closed}`,
+        '--deadline-ms',
+        '300',
+      ],
+      authEnv,
+    ),
   ]);
   t.same([missing.code, /^error: 404/.test(missing.stderr)], [1, true], 'not found: exit 1 with the problem detail');
   t.same([invalid.code, /scopes/.test(invalid.stderr)], [1, true], 'validation failure: exit 1, naming the field');
   t.same([badToken.code, /^error: 401/.test(badToken.stderr)], [1, true], 'wrong token: exit 1');
-  t.same([down.code, /cannot reach .*ECONNREFUSED/.test(down.stderr)], [3, true], `unreachable: exit 3 (${down.stderr.trim()})`);
+  t.same(
+    [down.code, /cannot reach .*ECONNREFUSED/.test(down.stderr)],
+    [3, true],
+    `unreachable: exit 3 (${down.stderr.trim()})`,
+  );
   t.equal(grpcDown.code, 3, 'key service unreachable: exit 3');
   t.same(leaksIn(grpcDown.stderr + badToken.stderr, [key.secret, next.secret]), [], 'no key in an error');
 });

@@ -5,7 +5,8 @@ import { MAIN } from './helpers/replica.js';
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 /** True when `value` occurs in `text` as a whole token (so "1" is not found inside "1024"). */
-const mentions = (text: string, value: string) => new RegExp(`(^|[^0-9A-Za-z])${escape(value)}($|[^0-9A-Za-z])`).test(text);
+const mentions = (text: string, value: string) =>
+  new RegExp(`(^|[^0-9A-Za-z])${escape(value)}($|[^0-9A-Za-z])`).test(text);
 
 function configError(env: Record<string, string>): ConfigError | undefined {
   try {
@@ -41,21 +42,52 @@ t.test('backends: embedded only when asked or when neither URL is present; never
   const key = 'k'.repeat(32);
   t.equal(loadConfig({ EMBEDDED: '1' }).EMBEDDED, '1', 'EMBEDDED=1 alone is the explicit embedded mode');
   t.match(configError({ EMBEDDED: '1', DATABASE_URL: pg })?.message, /^EMBEDDED: cannot be 1 when DATABASE_URL is set/);
-  t.match(configError({ REDIS_URL: redis, CACHE_SIGNING_KEY: key })?.message, /^DATABASE_URL: required when REDIS_URL is set/);
-  t.match(configError({ DATABASE_URL: pg, REDIS_URL: redis })?.message, /^CACHE_SIGNING_KEY: required when REDIS_URL is set/);
-  t.match(configError({ DATABASE_URL: pg, REDIS_URL: redis, CACHE_SIGNING_KEY: 'short' })?.message, /^CACHE_SIGNING_KEY: must be at least 32/);
+  t.match(
+    configError({ REDIS_URL: redis, CACHE_SIGNING_KEY: key })?.message,
+    /^DATABASE_URL: required when REDIS_URL is set/,
+  );
+  t.match(
+    configError({ DATABASE_URL: pg, REDIS_URL: redis })?.message,
+    /^CACHE_SIGNING_KEY: required when REDIS_URL is set/,
+  );
+  t.match(
+    configError({ DATABASE_URL: pg, REDIS_URL: redis, CACHE_SIGNING_KEY: 'short' })?.message,
+    /^CACHE_SIGNING_KEY: must be at least 32/,
+  );
   t.match(configError({ NODE_ENV: 'production' })?.message, /^DATABASE_URL: required when NODE_ENV=production/);
-  t.match(configError({ NODE_ENV: 'production', EMBEDDED: '1' })?.message, /^DATABASE_URL: required when NODE_ENV=production/);
-  t.match(configError({ NODE_ENV: 'production', DATABASE_URL: pg })?.message, /^REDIS_URL: required when NODE_ENV=production/);
-  t.ok(loadConfig({ NODE_ENV: 'production', DATABASE_URL: pg, REDIS_URL: redis, CACHE_SIGNING_KEY: key, ADMIN_TOKENS: 'ops:0123456789abcdef' }),
-    'production with both (and admin tokens) is fine');
-  t.match(configError({ LEASE_MS: '1000', HEARTBEAT_MS: '600' })?.message, /^HEARTBEAT_MS: must be at most half of LEASE_MS/);
+  t.match(
+    configError({ NODE_ENV: 'production', EMBEDDED: '1' })?.message,
+    /^DATABASE_URL: required when NODE_ENV=production/,
+  );
+  t.match(
+    configError({ NODE_ENV: 'production', DATABASE_URL: pg })?.message,
+    /^REDIS_URL: required when NODE_ENV=production/,
+  );
+  t.ok(
+    loadConfig({
+      NODE_ENV: 'production',
+      DATABASE_URL: pg,
+      REDIS_URL: redis,
+      CACHE_SIGNING_KEY: key,
+      ADMIN_TOKENS: 'ops:0123456789abcdef',
+    }),
+    'production with both (and admin tokens) is fine',
+  );
+  t.match(
+    configError({ LEASE_MS: '1000', HEARTBEAT_MS: '600' })?.message,
+    /^HEARTBEAT_MS: must be at most half of LEASE_MS/,
+  );
 });
 
 t.test('valid values are parsed', async (t) => {
   const c = loadConfig({
-    GRPC_PORT: '7000', HTTP_PORT: '0', LOG_LEVEL: 'debug', DATABASE_URL: 'postgresql://u@db:5432/keys',
-    REDIS_URL: 'rediss://cache:6380', CACHE_SIGNING_KEY: 'k'.repeat(32), ADMIN_TOKENS: 'ops:abcdefghijklmnop, ci:0123456789abcdef0123:acct_1|acct_2',
+    GRPC_PORT: '7000',
+    HTTP_PORT: '0',
+    LOG_LEVEL: 'debug',
+    DATABASE_URL: 'postgresql://u@db:5432/keys',
+    REDIS_URL: 'rediss://cache:6380',
+    CACHE_SIGNING_KEY: 'k'.repeat(32),
+    ADMIN_TOKENS: 'ops:abcdefghijklmnop, ci:0123456789abcdef0123:acct_1|acct_2',
   });
   t.equal(c.GRPC_PORT, 7000);
   t.equal(c.HTTP_PORT, 0);
@@ -114,13 +146,26 @@ t.test('several bad values: still one line, naming one of them', async (t) => {
 /** Run the built service with this environment; resolves exit code and output. */
 function run(env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [MAIN], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [MAIN], {
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
-    proc.stdout.on('data', (c: Buffer) => { stdout += String(c); });
-    proc.stderr.on('data', (c: Buffer) => { stderr += String(c); });
-    const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error(`did not exit: ${stdout}${stderr}`)); }, 15_000);
-    proc.once('exit', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
+    proc.stdout.on('data', (c: Buffer) => {
+      stdout += String(c);
+    });
+    proc.stderr.on('data', (c: Buffer) => {
+      stderr += String(c);
+    });
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`did not exit: ${stdout}${stderr}`));
+    }, 15_000);
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
   });
 }
 
@@ -143,29 +188,62 @@ t.test('the process exits non-zero with one stderr line naming the variable', as
 });
 
 t.test('production trusts no credential it made itself and fetches no signing key over http', async (t) => {
-  const base = { NODE_ENV: 'production', DATABASE_URL: 'postgres://u@db:5432/keys', REDIS_URL: 'redis://cache:6379', CACHE_SIGNING_KEY: 'k'.repeat(32) };
+  const base = {
+    NODE_ENV: 'production',
+    DATABASE_URL: 'postgres://u@db:5432/keys',
+    REDIS_URL: 'redis://cache:6379',
+    CACHE_SIGNING_KEY: 'k'.repeat(32),
+  };
   const jwt = { ADMIN_JWT_ISSUER: 'https://id.otesse.test/', ADMIN_JWT_AUDIENCE: 'otesse-keys-admin' };
   const tokens = { ADMIN_TOKENS: 'ops:0123456789abcdef' };
-  t.match(configError(base)?.message, /^ADMIN_TOKENS: required when NODE_ENV=production unless ADMIN_JWKS_URL is set/,
-    'no ADMIN_TOKENS and no JWTs: no start (every pod would make its own token)');
+  t.match(
+    configError(base)?.message,
+    /^ADMIN_TOKENS: required when NODE_ENV=production unless ADMIN_JWKS_URL is set/,
+    'no ADMIN_TOKENS and no JWTs: no start (every pod would make its own token)',
+  );
   t.ok(loadConfig({ ...base, ...jwt, ADMIN_JWKS_URL: 'https://id.otesse.test/jwks.json' }), 'JWTs alone are enough');
   t.ok(loadConfig({ ...base, ...tokens }), 'ADMIN_TOKENS alone are enough');
-  t.ok(loadConfig({ NODE_ENV: 'production', DATABASE_URL: base.DATABASE_URL }, { migrateOnly: true }), 'the migration Job needs no admin credential');
-  t.match(configError({ ...base, ...tokens, ...jwt, ADMIN_JWKS_URL: 'http://id.otesse.test/jwks.json' })?.message,
-    /^ADMIN_JWKS_URL: must be an https URL when NODE_ENV=production$/);
-  t.match(configError({ ...base, ...tokens, ...jwt, ADMIN_JWKS_URL: 'HTTP://id.otesse.test/jwks.json' })?.message, /^ADMIN_JWKS_URL: must be an https/);
-  t.match(configError({ ...base, ...tokens, GITHUB_SECRET_SCANNING_KEYS_URL: 'http://api.github.com/meta/public_keys/secret_scanning' })?.message,
-    /^GITHUB_SECRET_SCANNING_KEYS_URL: must be an https URL when NODE_ENV=production$/);
-  t.ok(loadConfig({ ...jwt, ADMIN_JWKS_URL: 'http://127.0.0.1:9/jwks.json' }), 'http stays possible outside production (tests, a local provider)');
+  t.ok(
+    loadConfig({ NODE_ENV: 'production', DATABASE_URL: base.DATABASE_URL }, { migrateOnly: true }),
+    'the migration Job needs no admin credential',
+  );
+  t.match(
+    configError({ ...base, ...tokens, ...jwt, ADMIN_JWKS_URL: 'http://id.otesse.test/jwks.json' })?.message,
+    /^ADMIN_JWKS_URL: must be an https URL when NODE_ENV=production$/,
+  );
+  t.match(
+    configError({ ...base, ...tokens, ...jwt, ADMIN_JWKS_URL: 'HTTP://id.otesse.test/jwks.json' })?.message,
+    /^ADMIN_JWKS_URL: must be an https/,
+  );
+  t.match(
+    configError({
+      ...base,
+      ...tokens,
+      GITHUB_SECRET_SCANNING_KEYS_URL: 'http://api.github.com/meta/public_keys/secret_scanning',
+    })?.message,
+    /^GITHUB_SECRET_SCANNING_KEYS_URL: must be an https URL when NODE_ENV=production$/,
+  );
+  t.ok(
+    loadConfig({ ...jwt, ADMIN_JWKS_URL: 'http://127.0.0.1:9/jwks.json' }),
+    'http stays possible outside production (tests, a local provider)',
+  );
   t.equal(loadConfig({}).ADMIN_API_DOCS, undefined, '/docs follows NODE_ENV unless set');
   t.match(configError({ ADMIN_API_DOCS: 'yes' })?.message, /^ADMIN_API_DOCS:/);
 });
 
-t.test('a production process without admin credentials stops at once with one stderr line naming the variable', async (t) => {
-  const out = await run({ NODE_ENV: 'production', DATABASE_URL: 'postgres://u@127.0.0.1:9/keys', REDIS_URL: 'redis://127.0.0.1:9',
-    CACHE_SIGNING_KEY: 'k'.repeat(32), DATA_DIR: '/nonexistent/never-created' });
-  t.not(out.code, 0, `exit code ${out.code}`);
-  const lines = out.stderr.split('\n').filter(Boolean);
-  t.equal(lines.length, 1, `one line: ${out.stderr}`);
-  t.match(lines[0], /^.*ADMIN_TOKENS: required when NODE_ENV=production/);
-});
+t.test(
+  'a production process without admin credentials stops at once with one stderr line naming the variable',
+  async (t) => {
+    const out = await run({
+      NODE_ENV: 'production',
+      DATABASE_URL: 'postgres://u@127.0.0.1:9/keys',
+      REDIS_URL: 'redis://127.0.0.1:9',
+      CACHE_SIGNING_KEY: 'k'.repeat(32),
+      DATA_DIR: '/nonexistent/never-created',
+    });
+    t.not(out.code, 0, `exit code ${out.code}`);
+    const lines = out.stderr.split('\n').filter(Boolean);
+    t.equal(lines.length, 1, `one line: ${out.stderr}`);
+    t.match(lines[0], /^.*ADMIN_TOKENS: required when NODE_ENV=production/);
+  },
+);

@@ -11,8 +11,14 @@ const dataDir = mkdtempSync(join(tmpdir(), 'otesse-embedded-'));
 t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
 
 const env: Record<string, string> = {
-  DATA_DIR: dataDir, GRPC_PORT: '0', HTTP_PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'debug',
-  ARGON2_MEMORY_KIB: '1024', ARGON2_TIME_COST: '1', SHUTDOWN_GRACE_MS: '2000',
+  DATA_DIR: dataDir,
+  GRPC_PORT: '0',
+  HTTP_PORT: '0',
+  HOST: '127.0.0.1',
+  LOG_LEVEL: 'debug',
+  ARGON2_MEMORY_KIB: '1024',
+  ARGON2_TIME_COST: '1',
+  SHUTDOWN_GRACE_MS: '2000',
 };
 const tokenPath = join(dataDir, 'admin-token');
 const logsSince = (from: number) => capturedLogs.slice(from).join('');
@@ -32,18 +38,35 @@ t.test('first start: PGlite, in-process cache, a development token', async (t) =
 
   const ready = await app.api('GET', '/readyz');
   t.same(ready.body, { status: 'ready', degraded: [] }, 'ready without Redis');
-  t.equal((await app.api('GET', '/v1/accounts/acct_e/keys')).status, 401, 'the test admin token is not configured here');
-  const created = await app.api('POST', '/v1/accounts/acct_e/keys', { label: 'embedded', scopes: ['services:read'], environment: 'test' }, token);
+  t.equal(
+    (await app.api('GET', '/v1/accounts/acct_e/keys')).status,
+    401,
+    'the test admin token is not configured here',
+  );
+  const created = await app.api(
+    'POST',
+    '/v1/accounts/acct_e/keys',
+    { label: 'embedded', scopes: ['services:read'], environment: 'test' },
+    token,
+  );
   t.equal(created.status, 201, 'the development token administers keys');
   t.equal(created.body.created_by, 'dev');
   const allowed = await app.authenticate({ key: created.body.secret, ip: '127.0.0.1', scope: 'services:read' });
   t.equal(allowed.allowed, true);
   t.equal(allowed.key_id, created.body.id);
-  const revokeMe = await app.api('POST', '/v1/accounts/acct_e/keys', { label: 'short-lived', scopes: ['services:read'], environment: 'test' }, token);
+  const revokeMe = await app.api(
+    'POST',
+    '/v1/accounts/acct_e/keys',
+    { label: 'short-lived', scopes: ['services:read'], environment: 'test' },
+    token,
+  );
   t.equal((await app.authenticate({ key: revokeMe.body.secret, scope: 'services:read' })).allowed, true);
   t.equal((await app.api('POST', `/v1/accounts/acct_e/keys/${revokeMe.body.id}/revoke`, {}, token)).status, 200);
-  t.equal((await app.authenticate({ key: revokeMe.body.secret, scope: 'services:read' })).reason, 'KEY_REVOKED',
-    'the in-process bus evicts on revoke');
+  t.equal(
+    (await app.authenticate({ key: revokeMe.body.secret, scope: 'services:read' })).reason,
+    'KEY_REVOKED',
+    'the in-process bus evicts on revoke',
+  );
   await app.close();
 
   await t.test('second start on the same DATA_DIR: the same token, the key still works', async (t) => {
@@ -53,10 +76,18 @@ t.test('first start: PGlite, in-process cache, a development token', async (t) =
     t.notMatch(logsSince(restartLogs), /migrations applied/, 'nothing to migrate the second time');
     const res = await again.authenticate({ key: created.body.secret, ip: '127.0.0.1', scope: 'services:read' });
     t.equal(res.allowed, true, 'the key authenticates after a restart');
-    t.equal((await again.authenticate({ key: revokeMe.body.secret, scope: 'services:read' })).reason, 'KEY_REVOKED', 'and a revoke holds');
+    t.equal(
+      (await again.authenticate({ key: revokeMe.body.secret, scope: 'services:read' })).reason,
+      'KEY_REVOKED',
+      'and a revoke holds',
+    );
     const list = await again.api('GET', '/v1/accounts/acct_e/keys', undefined, token);
     t.equal(list.status, 200);
-    t.same(list.body.data.map((k: { id: string }) => k.id).sort(), [created.body.id, revokeMe.body.id].sort(), 'both keys are listed');
+    t.same(
+      list.body.data.map((k: { id: string }) => k.id).sort(),
+      [created.body.id, revokeMe.body.id].sort(),
+      'both keys are listed',
+    );
     t.same(leakedLogLines([created.body.secret, revokeMe.body.secret]), [], 'no key in the log');
     t.notOk(logsSince(0).includes(token), 'no admin token in the log');
   });

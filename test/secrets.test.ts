@@ -21,7 +21,10 @@ const answers: { what: string; text: string }[] = [];
 
 async function call(what: string, method: string, path: string, body?: unknown) {
   const res = await app.api(method, path, body);
-  answers.push({ what, text: JSON.stringify({ status: res.status, headers: [...res.headers.entries()], body: res.body }) });
+  answers.push({
+    what,
+    text: JSON.stringify({ status: res.status, headers: [...res.headers.entries()], body: res.body }),
+  });
   return res;
 }
 async function issue(body: Record<string, unknown> = {}) {
@@ -38,7 +41,11 @@ t.test('the helper finds a secret, or any 16-character piece of it', async (t) =
   t.equal(leaksIn(`-${k.secret}-`, [k.secret]).length, 1, 'the full key');
   t.equal(leaksIn(`-${secretOf(k.secret)}-`, [k.secret]).length, 1, 'the bare secret');
   t.equal(leaksIn(`-${secretOf(k.secret).slice(9, 25)}-`, [k.secret]).length, 1, 'a 16-character piece');
-  t.same(leaksIn(`-${secretOf(k.secret).slice(9, 24)}-`, [k.secret]), [], 'a 15-character piece is below the threshold');
+  t.same(
+    leaksIn(`-${secretOf(k.secret).slice(9, 24)}-`, [k.secret]),
+    [],
+    'a 15-character piece is below the threshold',
+  );
   t.equal(fragmentsOf(k.secret).length, 2 + 17);
 });
 
@@ -63,7 +70,10 @@ t.test('every route after the create: no secret in any answer', async (t) => {
   issued.push(rotated.body.secret);
   t.equal(rotated.body.secret.length, b.secret.length, 'the rotate answer holds the new secret');
   const { secret: _new, ...rotatedRest } = rotated.body as Record<string, unknown>;
-  answers.push({ what: 'rotate (without its own new secret)', text: JSON.stringify({ headers: [...rotated.headers.entries()], body: rotatedRest }) });
+  answers.push({
+    what: 'rotate (without its own new secret)',
+    text: JSON.stringify({ headers: [...rotated.headers.entries()], body: rotatedRest }),
+  });
   t.equal((await call('previous after rotate', 'GET', keyPath(b.id))).body.replaced_by, rotated.body.id);
   await app.authenticate({ key: rotated.body.secret, scope: 'bookings:read' });
 
@@ -72,7 +82,10 @@ t.test('every route after the create: no secret in any answer', async (t) => {
   t.equal((await call('audit-log', 'GET', `/v1/accounts/${ACCOUNT}/audit-log?limit=100`)).status, 200);
   t.equal((await call('activity of a rotated key', 'GET', keyPath(b.id, '/activity'))).status, 200);
   t.equal((await call('activity of a revoked key', 'GET', keyPath(c.id, '/activity'))).status, 200);
-  t.equal((await call('revoke-all', 'POST', `/v1/accounts/${ACCOUNT}/keys/revoke-all`, { environment: 'test' })).status, 200);
+  t.equal(
+    (await call('revoke-all', 'POST', `/v1/accounts/${ACCOUNT}/keys/revoke-all`, { environment: 'test' })).status,
+    200,
+  );
   t.equal((await call('list after all', 'GET', `/v1/accounts/${ACCOUNT}/keys?limit=100`)).status, 200);
   const metrics = await rawRequest(app, 'GET', '/metrics', undefined, {}, null);
   t.equal(metrics.status, 200);
@@ -91,7 +104,10 @@ t.test('a key sent where it does not belong is not echoed in errors', async (t) 
     return res;
   };
   t.equal((await raw('api key as admin token', `/v1/accounts/${ACCOUNT}/keys`, {}, k.secret)).status, 401);
-  t.equal((await raw('api key in X-API-Key', `/v1/accounts/${ACCOUNT}/keys`, { 'x-api-key': k.secret }, null)).status, 401);
+  t.equal(
+    (await raw('api key in X-API-Key', `/v1/accounts/${ACCOUNT}/keys`, { 'x-api-key': k.secret }, null)).status,
+    401,
+  );
   t.equal((await raw('key in an unknown path', `/v1/${k.secret}`, {})).status, 404);
   t.equal((await raw('key in a query', `/v1/accounts/${ACCOUNT}/keys?key=${k.secret}`, {})).status, 400);
   t.equal((await raw('key as key id', `/v1/accounts/${ACCOUNT}/keys/${k.secret}`, {})).status, 400);
@@ -100,7 +116,10 @@ t.test('a key sent where it does not belong is not echoed in errors', async (t) 
   for (const { what, text } of echoes) t.same(leaksIn(text, [k.secret]), [], `${what}: not echoed`);
 
   for (const req of [{ ip: k.secret }, { scope: k.secret }, { ip: `10.0.0.1 ${k.secret}` }]) {
-    const err = await app.authenticate({ key: k.secret, ...req }).then(() => undefined, (e: grpc.ServiceError) => e);
+    const err = await app.authenticate({ key: k.secret, ...req }).then(
+      () => undefined,
+      (e: grpc.ServiceError) => e,
+    );
     t.equal(err?.code, grpc.status.INVALID_ARGUMENT);
     t.same(leaksIn(`${err?.details} ${err?.message}`, [k.secret]), [], 'not in the gRPC error');
   }
@@ -109,14 +128,24 @@ t.test('a key sent where it does not belong is not echoed in errors', async (t) 
 t.test('the database holds no secret: only the argon2id hash', async (t) => {
   const rows = await dumpDatabase(app.env.DATABASE_URL ?? '');
   const tables = new Set(rows.map((r) => r.table));
-  for (const table of ['api_keys', 'audit_log', 'key_usage_hourly', 'key_addresses', 'key_changes']) t.ok(tables.has(table), `${table} was dumped`);
+  for (const table of ['api_keys', 'audit_log', 'key_usage_hourly', 'key_addresses', 'key_changes'])
+    t.ok(tables.has(table), `${table} was dumped`);
   t.ok(rows.length > 50, `${rows.length} values searched`);
   const leaks = rows.flatMap((r) => leaksIn(r.value, issued).map((l) => `${r.table}.${r.column}: ${l}`));
   t.same(leaks, []);
-  const digests = issued.flatMap((key) => [key, secretOf(key)].flatMap((text) => ['sha256', 'sha512', 'sha1', 'md5'].flatMap((algo) =>
-    (['hex', 'base64', 'base64url'] as const).map((enc) => createHash(algo).update(text).digest(enc)))));
+  const digests = issued.flatMap((key) =>
+    [key, secretOf(key)].flatMap((text) =>
+      ['sha256', 'sha512', 'sha1', 'md5'].flatMap((algo) =>
+        (['hex', 'base64', 'base64url'] as const).map((enc) => createHash(algo).update(text).digest(enc)),
+      ),
+    ),
+  );
   const all = rows.map((r) => r.value).join('\n');
-  t.same(digests.filter((d) => all.includes(d)), [], 'no fast digest of a key or secret is stored either');
+  t.same(
+    digests.filter((d) => all.includes(d)),
+    [],
+    'no fast digest of a key or secret is stored either',
+  );
   const hashes = rows.filter((r) => r.column === 'secret_hash');
   t.equal(hashes.length, issued.length, 'one hash per key');
   for (const h of hashes) t.match(h.value, /^\$argon2id\$v=19\$m=1024,t=1,p=1\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/);
@@ -128,11 +157,15 @@ t.test('the Redis cache holds no secret (entries are keyed by a digest)', async 
   t.teardown(() => redis.disconnect());
   const prefix = app.env.REDIS_PREFIX ?? '';
   // A verification fills Redis only while the replica trusts its caches (a starved CI box may drop that briefly).
-  const cached = await waitFor(async () => {
-    app.local.clear();
-    if (!(await app.authenticate({ key: k.secret })).allowed) return false;
-    return (await redis.exists(`${prefix}k:${k.id}`)) === 1;
-  }, 15_000, 200);
+  const cached = await waitFor(
+    async () => {
+      app.local.clear();
+      if (!(await app.authenticate({ key: k.secret })).allowed) return false;
+      return (await redis.exists(`${prefix}k:${k.id}`)) === 1;
+    },
+    15_000,
+    200,
+  );
   t.ok(cached, `the verified key is in Redis (invalidator healthy: ${app.invalidator.healthy})`);
   const names: string[] = [];
   let cursor = '0';
@@ -161,7 +194,14 @@ t.test('a key logged on purpose is redacted, whatever the shape', async (t) => {
   app.log.error({ err: new Error(`wrapped ${key}`) }, 'wrapped error');
   app.log.child({ request_id: key }).info('child line');
   const line = (marker: string) => capturedLogs.find((l) => l.includes(marker));
-  for (const marker of ['"msg":"msg ', '"msg":"debug line ', '"msg":"format ', 'bare error', 'wrapped error', 'child line']) {
+  for (const marker of [
+    '"msg":"msg ',
+    '"msg":"debug line ',
+    '"msg":"format ',
+    'bare error',
+    'wrapped error',
+    'child line',
+  ]) {
     const found = line(marker);
     t.ok(found, `${marker} was logged`);
     t.same(leaksIn(found ?? '', [key]), [], `${marker}: no secret`);
@@ -171,9 +211,18 @@ t.test('a key logged on purpose is redacted, whatever the shape', async (t) => {
 
 t.test('no log line of this suite holds a secret (at debug level)', async (t) => {
   t.equal(app.log.level, 'debug');
-  t.ok(capturedLogs.some((l) => l.includes('"level":20')), 'debug lines are captured');
-  t.ok(capturedLogs.some((l) => l.includes(ACCOUNT)), 'request lines are captured');
+  t.ok(
+    capturedLogs.some((l) => l.includes('"level":20')),
+    'debug lines are captured',
+  );
+  t.ok(
+    capturedLogs.some((l) => l.includes(ACCOUNT)),
+    'request lines are captured',
+  );
   t.ok(issued.length >= 7, `${issued.length} keys`);
   t.same(leakedLogLines(issued), []);
-  t.notOk(capturedLogs.some((l) => l.includes(ADMIN_TOKEN)), 'nor the admin token');
+  t.notOk(
+    capturedLogs.some((l) => l.includes(ADMIN_TOKEN)),
+    'nor the admin token',
+  );
 });

@@ -95,14 +95,28 @@ export class KeyClient {
   /** One unary Authenticate with a pre-encoded request; never rejects (errors are in `code`). */
   call(request: Buffer, deadlineMs?: number): Promise<CallResult> {
     return new Promise((resolve) => {
-      const call: RawCall = this.channel.createCall(AUTHENTICATE, deadlineMs === undefined ? Infinity : Date.now() + deadlineMs, undefined, null, undefined);
+      const call: RawCall = this.channel.createCall(
+        AUTHENTICATE,
+        deadlineMs === undefined ? Infinity : Date.now() + deadlineMs,
+        undefined,
+        null,
+        undefined,
+      );
       let message: Buffer | undefined;
       call.start(new grpc.Metadata(), {
         onReceiveMetadata() {},
-        onReceiveMessage(m: Buffer) { message = m; },
+        onReceiveMessage(m: Buffer) {
+          message = m;
+        },
         onReceiveStatus(status: grpc.StatusObject) {
-          if (status.code !== grpc.status.OK) { resolve({ code: status.code, details: status.details }); return; }
-          if (!message) { resolve({ code: grpc.status.UNIMPLEMENTED, details: 'no message received' }); return; }
+          if (status.code !== grpc.status.OK) {
+            resolve({ code: status.code, details: status.details });
+            return;
+          }
+          if (!message) {
+            resolve({ code: grpc.status.UNIMPLEMENTED, details: 'no message received' });
+            return;
+          }
           try {
             resolve({ code: grpc.status.OK, ...decodeResponse(message) });
           } catch (err) {

@@ -61,7 +61,8 @@ async function failoverOnce(o: LoopOptions, kind: FailoverRecord['kind']): Promi
     await until(async () => (await o.group.primary()) === promotion.port, 15_000);
     await old.start();
   }
-  if (await until(() => o.group.inSync(old.port), 60_000)) record.oldPrimaryReplicaMs = Math.round(performance.now() - promotion.at);
+  if (await until(() => o.group.inSync(old.port), 60_000))
+    record.oldPrimaryReplicaMs = Math.round(performance.now() - promotion.at);
   return record;
 }
 
@@ -74,7 +75,12 @@ export async function failoverLoop(o: LoopOptions): Promise<FailoverRecord[]> {
     if (Date.now() >= o.endAt || !o.running()) return records;
     const kind = k % 2 === 0 ? 'primary SIGKILL' : 'SENTINEL FAILOVER';
     o.log(`failover ${k + 1}: ${kind}`);
-    const record = await failoverOnce(o, kind).catch((err: unknown): FailoverRecord => ({ at: Math.round((Date.now() - o.t0) / 100) / 10, kind, from: undefined, error: String(err) }));
+    const record = await failoverOnce(o, kind).catch((err: unknown): FailoverRecord => ({
+      at: Math.round((Date.now() - o.t0) / 100) / 10,
+      kind,
+      from: undefined,
+      error: String(err),
+    }));
     o.log(`failover ${k + 1}: ${JSON.stringify(record)}`);
     records.push(record);
   }

@@ -19,15 +19,21 @@ export const ROOT = join(HERE, '..', '..', '..');
 export const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 export const IP = '203.0.113.7';
 
-export const log = (tag: string, msg: string) => process.stderr.write(`[${tag} ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+export const log = (tag: string, msg: string) =>
+  process.stderr.write(`[${tag} ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Cleanups run in reverse order at the end (the test helpers' `teardown` shape, so they can be reused here). */
 export class Teardown {
   #fns: (() => unknown)[] = [];
-  teardown(fn: () => unknown): void { this.#fns.push(fn); }
+  teardown(fn: () => unknown): void {
+    this.#fns.push(fn);
+  }
   async run(): Promise<void> {
-    for (const fn of this.#fns.reverse()) await Promise.resolve().then(fn).catch((err: unknown) => log('cleanup', String(err)));
+    for (const fn of this.#fns.reverse())
+      await Promise.resolve()
+        .then(fn)
+        .catch((err: unknown) => log('cleanup', String(err)));
     this.#fns = [];
   }
 }
@@ -38,7 +44,11 @@ export function createDatabase(td: Teardown, label: string): Promise<string> {
 }
 
 /** The environment every replica of a fleet shares (cheap argon2 unless BENCH_ARGON2_* say otherwise). */
-export function fleetEnv(databaseUrl: string, redisUrl: string, extra: Record<string, string> = {}): Record<string, string> {
+export function fleetEnv(
+  databaseUrl: string,
+  redisUrl: string,
+  extra: Record<string, string> = {},
+): Record<string, string> {
   return {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
     DATABASE_URL: databaseUrl,
@@ -61,7 +71,12 @@ export function fleetEnv(databaseUrl: string, redisUrl: string, extra: Record<st
 export const ADMIN_TOKEN = randomBytes(24).toString('hex');
 
 /** How a change reached the replicas (the admin API's `propagation`). */
-export interface Propagation { outcome?: string; replicas?: number; confirmed?: number; waited_ms?: number }
+export interface Propagation {
+  outcome?: string;
+  replicas?: number;
+  confirmed?: number;
+  waited_ms?: number;
+}
 
 /** An admin API answer, the fields the benchmarks read: a problem (detail, title), a page, or a change's result. */
 export interface ApiBody {
@@ -88,7 +103,9 @@ export class Replica {
     this.env = { ...env, REPLICA_ID: id };
   }
 
-  get pid(): number { return this.server?.pid ?? -1; }
+  get pid(): number {
+    return this.server?.pid ?? -1;
+  }
 
   /** Start the process and wait until /readyz answers 200. */
   async start(): Promise<void> {
@@ -99,7 +116,10 @@ export class Replica {
     this.client = new KeyClient(this.server.grpcPort, this.starts);
     const listening = performance.now();
     await this.waitReady();
-    this.startTimes.push({ listeningMs: Math.round(listening - spawned), readyMs: Math.round(performance.now() - spawned) });
+    this.startTimes.push({
+      listeningMs: Math.round(listening - spawned),
+      readyMs: Math.round(performance.now() - spawned),
+    });
   }
 
   /** Spawn-to-listening and spawn-to-ready of each start. */
@@ -131,24 +151,39 @@ export class Replica {
     return how;
   }
 
-  get base(): string { return `http://127.0.0.1:${this.server?.httpPort ?? 0}`; }
+  get base(): string {
+    return `http://127.0.0.1:${this.server?.httpPort ?? 0}`;
+  }
 
   authenticate(request: Buffer): Promise<CallResult> {
     if (!this.client) return Promise.resolve({ code: 14, details: 'not started' });
     try {
       return this.client.call(request, 5000);
-    } catch (err) { // the channel was closed (the process is being stopped)
+    } catch (err) {
+      // the channel was closed (the process is being stopped)
       return Promise.resolve({ code: 14, details: String(err) });
     }
   }
 
-  async api(method: string, path: string, body?: unknown): Promise<{ status: number; body: ApiBody | undefined; ms: number }> {
+  async api(
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; body: ApiBody | undefined; ms: number }> {
     const headers: Record<string, string> = { authorization: `Bearer ${ADMIN_TOKEN}` };
     if (body !== undefined) headers['content-type'] = 'application/json';
     const started = performance.now();
-    const res = await fetch(`${this.base}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const res = await fetch(`${this.base}${path}`, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
     const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) as ApiBody : undefined, ms: performance.now() - started };
+    return {
+      status: res.status,
+      body: text ? (JSON.parse(text) as ApiBody) : undefined,
+      ms: performance.now() - started,
+    };
   }
 
   /** A counter or gauge without labels from /metrics (NaN when absent). */
@@ -158,7 +193,9 @@ export class Replica {
     return line ? Number(line.split(' ')[1]) : Number.NaN;
   }
 
-  argon2(): Promise<number> { return this.metric('otesse_keys_argon2_verifications'); }
+  argon2(): Promise<number> {
+    return this.metric('otesse_keys_argon2_verifications');
+  }
 
   /** Resident memory of the process in KiB (VmRSS). */
   rssKiB(): number {
@@ -182,7 +219,12 @@ export async function startFleet(td: Teardown, n: number, env: Record<string, st
 }
 
 /** A seeded key: its id, the full key (with its secret) and the request for it, encoded once. */
-export interface SeededKey { id: string; key: string; request: Buffer; writeRequest: Buffer }
+export interface SeededKey {
+  id: string;
+  key: string;
+  request: Buffer;
+  writeRequest: Buffer;
+}
 
 /**
  * Insert `n` active keys of `account` straight into api_keys. They share one secret (one argon2
@@ -191,12 +233,17 @@ export interface SeededKey { id: string; key: string; request: Buffer; writeRequ
  */
 export async function seedKeys(databaseUrl: string, account: string, n: number): Promise<SeededKey[]> {
   const secret = randomBase62(SECRET_LENGTH);
-  const phc = await hash(secret, { memoryCost: Number(process.env.BENCH_ARGON2_MEMORY_KIB ?? 1024), timeCost: Number(process.env.BENCH_ARGON2_TIME_COST ?? 1), parallelism: 1 });
+  const phc = await hash(secret, {
+    memoryCost: Number(process.env.BENCH_ARGON2_MEMORY_KIB ?? 1024),
+    timeCost: Number(process.env.BENCH_ARGON2_TIME_COST ?? 1),
+    parallelism: 1,
+  });
   const keys = Array.from({ length: n }, () => {
     const key = forgeKey('live', randomBase62(PUBLIC_ID_LENGTH), secret);
     const id = keyIdOf(key.slice('otesse_live_sk_'.length, 'otesse_live_sk_'.length + PUBLIC_ID_LENGTH));
     return {
-      id, key,
+      id,
+      key,
       request: encodeRequest({ key, ip: IP, scope: 'bookings:read' }),
       writeRequest: encodeRequest({ key, ip: IP, scope: 'bookings:write' }),
     };
@@ -210,7 +257,8 @@ export async function seedKeys(databaseUrl: string, account: string, n: number):
         `INSERT INTO api_keys (id, account_id, environment, label, scopes, secret_hash, redacted, created_by)
          SELECT id, $2, 'live', 'bench ' || id, ARRAY['bookings:read', 'bookings:write'], $3, red, 'bench'
          FROM unnest($1::text[], $4::text[]) AS t(id, red)`,
-        [batch.map((k) => k.id), account, phc, batch.map((k) => redact(k.key))]);
+        [batch.map((k) => k.id), account, phc, batch.map((k) => redact(k.key))],
+      );
     }
   } finally {
     await c.end();
@@ -219,21 +267,33 @@ export async function seedKeys(databaseUrl: string, account: string, n: number):
 }
 
 /** Run `fn` over `items` with `concurrency` workers. */
-export async function eachLimit<T>(items: readonly T[], concurrency: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
+export async function eachLimit<T>(
+  items: readonly T[],
+  concurrency: number,
+  fn: (item: T, i: number) => Promise<void>,
+): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      await fn(items[i]!, i);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        await fn(items[i]!, i);
+      }
+    }),
+  );
 }
 
 /** Write `bench/results/<name>-<timestamp>.json`; returns its path. */
 export function writeResult(name: string, data: unknown): string {
   const dir = join(ROOT, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
-  const file = join(dir, `${name}-${new Date().toISOString().replace(/[:.]/g, '-').replace(/-\d{3}Z$/, 'Z')}.json`);
+  const file = join(
+    dir,
+    `${name}-${new Date()
+      .toISOString()
+      .replace(/[:.]/g, '-')
+      .replace(/-\d{3}Z$/, 'Z')}.json`,
+  );
   writeFileSync(file, `${JSON.stringify(data, null, 2)}\n`);
   return file;
 }
@@ -241,7 +301,13 @@ export function writeResult(name: string, data: unknown): string {
 /** Stop on ^C and on a watchdog, cleaning up first. */
 export function guard(td: Teardown, tag: string, maxMs: number): void {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => { log(tag, `${signal}: stopping`); void td.run().finally(() => process.exit(130)); });
+    process.once(signal, () => {
+      log(tag, `${signal}: stopping`);
+      void td.run().finally(() => process.exit(130));
+    });
   }
-  setTimeout(() => { log(tag, `watchdog: over ${Math.round(maxMs / 60_000)} min; stopping`); void td.run().finally(() => process.exit(3)); }, maxMs).unref();
+  setTimeout(() => {
+    log(tag, `watchdog: over ${Math.round(maxMs / 60_000)} min; stopping`);
+    void td.run().finally(() => process.exit(3));
+  }, maxMs).unref();
 }

@@ -6,9 +6,12 @@ import { createServer } from 'node:http';
  * this process, which reads and drops them. Unset or `off`: no OTEL_* variable, nothing of OpenTelemetry
  * loaded. Returns the service's extra variables and a line for the log.
  */
-export async function tracingEnv(ratio: string | undefined): Promise<{ env: Record<string, string>; describe: string }> {
+export async function tracingEnv(
+  ratio: string | undefined,
+): Promise<{ env: Record<string, string>; describe: string }> {
   if (ratio === undefined || ratio === '' || ratio === 'off') return { env: {}, describe: 'tracing off' };
-  if (!(Number(ratio) > 0 && Number(ratio) <= 1)) throw new Error(`BENCH_TRACING: a ratio in (0, 1], or off (got "${ratio}")`);
+  if (!(Number(ratio) > 0 && Number(ratio) <= 1))
+    throw new Error(`BENCH_TRACING: a ratio in (0, 1], or off (got "${ratio}")`);
   const server = createServer((req, res) => {
     req.resume();
     req.on('end', () => res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end());
@@ -18,7 +21,12 @@ export async function tracingEnv(ratio: string | undefined): Promise<{ env: Reco
   server.unref();
   const endpoint = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
   return {
-    env: { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf', OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: ratio },
+    env: {
+      OTEL_EXPORTER_OTLP_ENDPOINT: endpoint,
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
+      OTEL_TRACES_SAMPLER: 'traceidratio',
+      OTEL_TRACES_SAMPLER_ARG: ratio,
+    },
     describe: `tracing ${Number(ratio) * 100} % of calls (traceidratio ${ratio}), exported to a local OTLP sink`,
   };
 }

@@ -23,8 +23,14 @@ const alive = (p: ChildProcess) => p.exitCode === null && p.signalCode === null;
 
 function exitOf(proc: ChildProcess): Promise<string> {
   return new Promise((resolve) => {
-    if (!alive(proc)) { resolve(String(proc.exitCode ?? proc.signalCode)); return; }
-    proc.once('exit', (code, signal) => { children.delete(proc); resolve(String(code ?? signal)); });
+    if (!alive(proc)) {
+      resolve(String(proc.exitCode ?? proc.signalCode));
+      return;
+    }
+    proc.once('exit', (code, signal) => {
+      children.delete(proc);
+      resolve(String(code ?? signal));
+    });
   });
 }
 
@@ -32,7 +38,10 @@ async function stopProcess(proc: ChildProcess, exited: Promise<string>, graceMs:
   if (alive(proc)) proc.kill('SIGTERM');
   let timer: NodeJS.Timeout | undefined;
   const killed = new Promise<string>((resolve) => {
-    timer = setTimeout(() => { if (alive(proc)) proc.kill('SIGKILL'); resolve('SIGKILL'); }, graceMs);
+    timer = setTimeout(() => {
+      if (alive(proc)) proc.kill('SIGKILL');
+      resolve('SIGKILL');
+    }, graceMs);
   });
   const how = await Promise.race([exited, killed]);
   clearTimeout(timer);
@@ -43,26 +52,45 @@ async function stopProcess(proc: ChildProcess, exited: Promise<string>, graceMs:
  * Spawn `node <args>` and wait for the JSON line containing `startedMessage` (it must hold grpcPort,
  * and httpPort for the service). Output is drained continuously; the last lines are kept.
  */
-export async function startServer(name: string, nodeArgs: readonly string[], env: Record<string, string>, startedMessage: string,
-  timeoutMs = 30_000): Promise<Server> {
+export async function startServer(
+  name: string,
+  nodeArgs: readonly string[],
+  env: Record<string, string>,
+  startedMessage: string,
+  timeoutMs = 30_000,
+): Promise<Server> {
   const lines: string[] = [];
-  const keep = (line: string) => { lines.push(line); if (lines.length > 200) lines.shift(); };
+  const keep = (line: string) => {
+    lines.push(line);
+    if (lines.length > 200) lines.shift();
+  };
   const { proc, started } = spawnNode({
-    name, args: nodeArgs, env, startedMessage, timeoutMs, onLine: keep,
-    onStderr: (chunk) => { for (const l of chunk.split('\n')) if (l) keep(l); },
+    name,
+    args: nodeArgs,
+    env,
+    startedMessage,
+    timeoutMs,
+    onLine: keep,
+    onStderr: (chunk) => {
+      for (const l of chunk.split('\n')) if (l) keep(l);
+    },
     output: () => lines.join('\n'),
   });
   children.add(proc);
   const exited = exitOf(proc);
   const ports = await started;
   return {
-    name, proc, pid: proc.pid ?? -1, ...ports, exited,
+    name,
+    proc,
+    pid: proc.pid ?? -1,
+    ...ports,
+    exited,
     tail: () => lines.slice(-30).join('\n'),
     stop: (graceMs = 25_000) => stopProcess(proc, exited, graceMs),
   };
 }
 
-type Request = Command extends infer C ? C extends unknown ? Omit<C, 'id'> : never : never;
+type Request = Command extends infer C ? (C extends unknown ? Omit<C, 'id'> : never) : never;
 
 /** The load generator process and its request/reply channel. */
 export class LoadGenerator {
@@ -78,7 +106,10 @@ export class LoadGenerator {
     children.add(this.proc);
     this.#exited = exitOf(this.proc);
     this.proc.on('message', (msg: Reply | LoadEvent) => {
-      if ('event' in msg) { this.onWindow?.(msg.phase); return; }
+      if ('event' in msg) {
+        this.onWindow?.(msg.phase);
+        return;
+      }
       const p = this.#pending.get(msg.id);
       if (!p) return;
       this.#pending.delete(msg.id);
@@ -87,7 +118,10 @@ export class LoadGenerator {
       else p.reject(new Error(`load generator: ${msg.error}`));
     });
     void this.#exited.then((code) => {
-      for (const p of this.#pending.values()) { clearTimeout(p.timer); p.reject(new Error(`load generator exited (${code})`)); }
+      for (const p of this.#pending.values()) {
+        clearTimeout(p.timer);
+        p.reject(new Error(`load generator exited (${code})`));
+      }
       this.#pending.clear();
     });
   }
@@ -114,7 +148,12 @@ export class LoadGenerator {
     if (alive(this.proc) && this.proc.connected) {
       this.proc.send({ id: 0, cmd: 'exit' } satisfies Command);
       let timer: NodeJS.Timeout | undefined;
-      const exited = await Promise.race([this.#exited, new Promise<undefined>((r) => { timer = setTimeout(() => r(undefined), 3000); })]);
+      const exited = await Promise.race([
+        this.#exited,
+        new Promise<undefined>((r) => {
+          timer = setTimeout(() => r(undefined), 3000);
+        }),
+      ]);
       clearTimeout(timer);
       if (exited !== undefined) return exited;
     }

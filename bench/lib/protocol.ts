@@ -142,9 +142,10 @@ export type Command =
   | { id: number; cmd: 'revoke'; spec: RevokeSpec }
   | { id: number; cmd: 'exit' };
 
-export type Reply =
-  | { id: number; ok: true; result: unknown }
-  | { id: number; ok: false; error: string };
+export type Reply = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: string };
 
 /** Sent by the load generator when the measured window of a run starts and ends (for counters sampled by the orchestrator). */
-export interface LoadEvent { event: 'window'; phase: 'start' | 'end' }
+export interface LoadEvent {
+  event: 'window';
+  phase: 'start' | 'end';
+}

@@ -23,10 +23,18 @@ const GROWING = /Seq Scan on (api_keys|audit_log|key_usage_hourly|key_addresses|
 function explaining(client: pg.Client, route: string, query: string, out: QueryPlan[]): Queryable {
   return {
     async query<R>(sql: string, params: readonly unknown[] = []) {
-      const res = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN (ANALYZE, BUFFERS) ${sql}`, params as unknown[]);
+      const res = await client.query<{ 'QUERY PLAN': string }>(
+        `EXPLAIN (ANALYZE, BUFFERS) ${sql}`,
+        params as unknown[],
+      );
       const plan = res.rows.map((r) => r['QUERY PLAN']).join('\n');
-      out.push({ route, query, plan, seqScans: [...plan.matchAll(GROWING)].map((m) => m[1] ?? ''),
-        executionMs: Number(/Execution Time: ([\d.]+) ms/.exec(plan)?.[1] ?? Number.NaN) });
+      out.push({
+        route,
+        query,
+        plan,
+        seqScans: [...plan.matchAll(GROWING)].map((m) => m[1] ?? ''),
+        executionMs: Number(/Execution Time: ([\d.]+) ms/.exec(plan)?.[1] ?? Number.NaN),
+      });
       return { rows: [] as R[] };
     },
   };
@@ -46,17 +54,24 @@ export interface PlanTargets {
 export async function planTargets(client: pg.Client, account: string, busyKeyId: string): Promise<PlanTargets> {
   const key = await client.query<{ created_at: Date; id: string }>(
     `SELECT created_at, id FROM api_keys WHERE account_id = $1 ORDER BY created_at DESC, id DESC
-     OFFSET (SELECT count(*) * 9 / 10 FROM api_keys WHERE account_id = $1) LIMIT 1`, [account]);
+     OFFSET (SELECT count(*) * 9 / 10 FROM api_keys WHERE account_id = $1) LIMIT 1`,
+    [account],
+  );
   const audit = await client.query<{ id: string }>(
     `SELECT id FROM audit_log WHERE account_id = $1 ORDER BY id DESC
-     OFFSET (SELECT count(*) * 9 / 10 FROM audit_log WHERE account_id = $1) LIMIT 1`, [account]);
+     OFFSET (SELECT count(*) * 9 / 10 FROM audit_log WHERE account_id = $1) LIMIT 1`,
+    [account],
+  );
   const k = key.rows[0];
   if (!k || !audit.rows[0]) throw new Error(`account ${account} has no keys or no audit log`);
   return { account, busyKeyId, deepKey: { createdAt: k.created_at, id: k.id }, deepAuditId: Number(audit.rows[0].id) };
 }
 
 /** The plans of every query of the list, activity, audit-log and lookup routes. */
-export async function routePlans(databaseUrl: string, t: Omit<PlanTargets, 'deepKey' | 'deepAuditId'>): Promise<QueryPlan[]> {
+export async function routePlans(
+  databaseUrl: string,
+  t: Omit<PlanTargets, 'deepKey' | 'deepAuditId'>,
+): Promise<QueryPlan[]> {
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   try {
@@ -66,7 +81,11 @@ export async function routePlans(databaseUrl: string, t: Omit<PlanTargets, 'deep
     const list = 'GET /keys';
     await keysRepository.list(q(list, 'first page (limit 50)'), d.account, { limit: 51 });
     await keysRepository.list(q(list, 'a page 9/10 down (cursor)'), d.account, { limit: 51, after: d.deepKey });
-    await keysRepository.list(q(`${list}?status=revoked`, 'a page 9/10 down (cursor)'), d.account, { status: 'revoked', limit: 21, after: d.deepKey });
+    await keysRepository.list(q(`${list}?status=revoked`, 'a page 9/10 down (cursor)'), d.account, {
+      status: 'revoked',
+      limit: 21,
+      after: d.deepKey,
+    });
     await keysRepository.list(q(`${list}?rotation=due`, 'first page'), d.account, { rotation: 'due', limit: 21 });
     await keysRepository.list(q(`${list}?in_grace=true`, 'first page'), d.account, { inGrace: true, limit: 21 });
     const activity = 'GET /keys/{id}/activity';
@@ -76,7 +95,7 @@ export async function routePlans(databaseUrl: string, t: Omit<PlanTargets, 'deep
     await activityRepository.hours(q(activity, 'usage per hour, 30 days'), d.busyKeyId, from, to);
     await activityRepository.addresses(q(activity, 'addresses'), d.busyKeyId);
     await activityRepository.denied(q(activity, 'denied addresses'), d.busyKeyId);
-    await auditRepository.list(q(activity, 'the key\'s audit events'), d.account, { keyId: d.busyKeyId, limit: 100 });
+    await auditRepository.list(q(activity, "the key's audit events"), d.account, { keyId: d.busyKeyId, limit: 100 });
     await leaksRepository.forKey(q(activity, 'leak reports'), d.busyKeyId);
     const audit = 'GET /audit-log';
     await auditRepository.list(q(audit, 'first page (limit 50)'), d.account, { limit: 51 });

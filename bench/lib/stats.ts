@@ -56,7 +56,9 @@ export function pidsNamed(comm: string): number[] {
     if (!/^\d+$/.test(entry)) continue;
     try {
       if (readFileSync(`/proc/${entry}/comm`, 'utf8').trim() === comm) out.push(Number(entry));
-    } catch { /* gone */ }
+    } catch {
+      /* gone */
+    }
   }
   return out;
 }
@@ -68,7 +70,8 @@ export function coreCount(): number {
 /** Samples CPU use of some processes and of the machine between start() and stop(). */
 export class CpuSampler {
   #pids: Record<string, number | number[]>;
-  #start: { at: number; procs: Record<string, number | undefined>; machine: { busy: number; total: number } } | undefined;
+  #start:
+    { at: number; procs: Record<string, number | undefined>; machine: { busy: number; total: number } } | undefined;
 
   constructor(pids: Record<string, number | number[]>) {
     this.#pids = pids;
@@ -103,7 +106,10 @@ export class CpuSampler {
   #read(): Record<string, number | undefined> {
     const out: Record<string, number | undefined> = {};
     for (const [name, pid] of Object.entries(this.#pids)) {
-      if (typeof pid === 'number') { out[name] = processCpuMs(pid); continue; }
+      if (typeof pid === 'number') {
+        out[name] = processCpuMs(pid);
+        continue;
+      }
       // Several processes: a pid missing at either end counts as 0 at both, so it has to be read as it goes.
       for (const p of pid) out[`${name}#${p}`] = processCpuMs(p);
     }

@@ -9,11 +9,21 @@ import { KeysTable } from './KeysTable.js';
 import { SecretDialog } from './SecretDialog.js';
 
 type Open =
-  | { kind: 'create' } | { kind: 'edit'; key: Key } | { kind: 'rotate'; key: Key } | { kind: 'revoke'; key: Key }
-  | { kind: 'revoke-all' } | { kind: 'secret'; secret: string; title: string };
+  | { kind: 'create' }
+  | { kind: 'edit'; key: Key }
+  | { kind: 'rotate'; key: Key }
+  | { kind: 'revoke'; key: Key }
+  | { kind: 'revoke-all' }
+  | { kind: 'secret'; secret: string; title: string };
 
 /** Settings › Integrations › API Keys for one account. */
-export function App(props: { api: Api; me: Me; account: string; scopes: string[]; onSignOut: (why?: ApiError) => void }) {
+export function App(props: {
+  api: Api;
+  me: Me;
+  account: string;
+  scopes: string[];
+  onSignOut: (why?: ApiError) => void;
+}) {
   const { api, account } = props;
   const canWrite = props.me.role === 'admin';
   const [env, setEnv] = useState('');
@@ -44,7 +54,9 @@ export function App(props: { api: Api; me: Me; account: string; scopes: string[]
       else setError(err instanceof ApiError ? err.message : String(err));
     }
   }, [api, account, env, status, rotation, cursor]);
-  useEffect(() => { void load(); }, [load]);
+  useEffect(() => {
+    void load();
+  }, [load]);
 
   const showActivity = async (key: Key) => {
     try {
@@ -54,9 +66,19 @@ export function App(props: { api: Api; me: Me; account: string; scopes: string[]
       setError(err instanceof ApiError ? err.message : String(err));
     }
   };
-  const filter = (set: (v: string) => void) => (e: Event) => { set((e.currentTarget as HTMLSelectElement).value); setCursors([]); setCursor(undefined); };
-  const afterChange = async (text: string, next?: Open) => { setOpen(next); setNotice(text); setVersion((v) => v + 1); await load(); };
-  const issued = (k: Issued, title: string) => afterChange(`${title}: ${k.redacted}`, { kind: 'secret', secret: k.secret, title });
+  const filter = (set: (v: string) => void) => (e: Event) => {
+    set((e.currentTarget as HTMLSelectElement).value);
+    setCursors([]);
+    setCursor(undefined);
+  };
+  const afterChange = async (text: string, next?: Open) => {
+    setOpen(next);
+    setNotice(text);
+    setVersion((v) => v + 1);
+    await load();
+  };
+  const issued = (k: Issued, title: string) =>
+    afterChange(`${title}: ${k.redacted}`, { kind: 'secret', secret: k.secret, title });
 
   const create = async (v: KeyFormValues) => {
     const body: Record<string, unknown> = { label: v.label, scopes: v.scopes, environment: v.environment };
@@ -69,7 +91,11 @@ export function App(props: { api: Api; me: Me; account: string; scopes: string[]
     if (v.label !== k.label) body.label = v.label;
     if (v.scopes.join() !== k.scopes.join()) body.scopes = v.scopes;
     if (v.allowed_ips.join() !== k.allowed_ips.join()) body.allowed_ips = v.allowed_ips;
-    if (v.expires_at !== k.expires_at && !(v.expires_at && k.expires_at && Date.parse(v.expires_at) === Date.parse(k.expires_at))) body.expires_at = v.expires_at;
+    if (
+      v.expires_at !== k.expires_at &&
+      !(v.expires_at && k.expires_at && Date.parse(v.expires_at) === Date.parse(k.expires_at))
+    )
+      body.expires_at = v.expires_at;
     if (Object.keys(body).length > 0) await api.update(account, k.id, body);
     await afterChange(`Saved ${v.label}.`);
   };
@@ -88,41 +114,87 @@ export function App(props: { api: Api; me: Me; account: string; scopes: string[]
   return (
     <>
       <header class="top">
-        <p class="crumbs">Settings › Integrations › <strong>API Keys</strong></p>
-        <p>Account <code>{account}</code> · signed in as <strong>{props.me.name}</strong> ({props.me.role}){' '}
-          <button type="button" class="link" onClick={() => props.onSignOut()}>Sign out</button></p>
+        <p class="crumbs">
+          Settings › Integrations › <strong>API Keys</strong>
+        </p>
+        <p>
+          Account <code>{account}</code> · signed in as <strong>{props.me.name}</strong> ({props.me.role}){' '}
+          <button type="button" class="link" onClick={() => props.onSignOut()}>
+            Sign out
+          </button>
+        </p>
       </header>
       <main>
         <h1>API Keys</h1>
-        <p aria-live="polite" class="notice">{notice}</p>
+        <p aria-live="polite" class="notice">
+          {notice}
+        </p>
         <ErrorText messages={error} />
         <div class="toolbar">
           <label for="filter-env">Environment</label>
           <select id="filter-env" value={env} onChange={filter(setEnv)}>
-            <option value="">All</option><option value="live">Live</option><option value="test">Test</option>
+            <option value="">All</option>
+            <option value="live">Live</option>
+            <option value="test">Test</option>
           </select>
           <label for="filter-status">Status</label>
           <select id="filter-status" value={status} onChange={filter(setStatus)}>
-            <option value="">All</option><option value="active">Active</option><option value="revoked">Revoked</option><option value="expired">Expired</option>
+            <option value="">All</option>
+            <option value="active">Active</option>
+            <option value="revoked">Revoked</option>
+            <option value="expired">Expired</option>
           </select>
           <label for="filter-rotation">Rotation</label>
           <select id="filter-rotation" value={rotation} onChange={filter(setRotation)}>
-            <option value="">Any</option><option value="due">Due (within 14 days)</option><option value="overdue">Overdue</option>
+            <option value="">Any</option>
+            <option value="due">Due (within 14 days)</option>
+            <option value="overdue">Overdue</option>
           </select>
-          {canWrite && <button type="button" class="primary" onClick={() => setOpen({ kind: 'create' })}>Generate New Key</button>}
+          {canWrite && (
+            <button type="button" class="primary" onClick={() => setOpen({ kind: 'create' })}>
+              Generate New Key
+            </button>
+          )}
         </div>
-        <KeysTable keys={page.data} canWrite={canWrite} actions={{
-          activity: (k) => void showActivity(k), edit: (k) => setOpen({ kind: 'edit', key: k }), toggle: (k) => void toggle(k),
-          rotate: (k) => setOpen({ kind: 'rotate', key: k }), revoke: (k) => setOpen({ kind: 'revoke', key: k }),
-        }} />
+        <KeysTable
+          keys={page.data}
+          canWrite={canWrite}
+          actions={{
+            activity: (k) => void showActivity(k),
+            edit: (k) => setOpen({ kind: 'edit', key: k }),
+            toggle: (k) => void toggle(k),
+            rotate: (k) => setOpen({ kind: 'rotate', key: k }),
+            revoke: (k) => setOpen({ kind: 'revoke', key: k }),
+          }}
+        />
         <nav class="pager" aria-label="Key pages">
-          <button type="button" class="secondary" disabled={cursors.length === 0}
-            onClick={() => { setCursor(cursors[cursors.length - 1]); setCursors(cursors.slice(0, -1)); }}>Previous page</button>
-          <button type="button" class="secondary" disabled={!page.next}
-            onClick={() => { setCursors([...cursors, cursor ?? '']); setCursor(page.next ?? undefined); }}>Next page</button>
+          <button
+            type="button"
+            class="secondary"
+            disabled={cursors.length === 0}
+            onClick={() => {
+              setCursor(cursors[cursors.length - 1]);
+              setCursors(cursors.slice(0, -1));
+            }}
+          >
+            Previous page
+          </button>
+          <button
+            type="button"
+            class="secondary"
+            disabled={!page.next}
+            onClick={() => {
+              setCursors([...cursors, cursor ?? '']);
+              setCursor(page.next ?? undefined);
+            }}
+          >
+            Next page
+          </button>
         </nav>
 
-        {selected && <ActivityPanel label={selected.key.label} data={selected.data} onClose={() => setSelected(undefined)} />}
+        {selected && (
+          <ActivityPanel label={selected.key.label} data={selected.data} onClose={() => setSelected(undefined)} />
+        )}
 
         <AuditLog api={api} account={account} version={version} />
 
@@ -130,20 +202,56 @@ export function App(props: { api: Api; me: Me; account: string; scopes: string[]
           <section aria-labelledby="danger-title" class="panel danger-zone">
             <h2 id="danger-title">Emergency</h2>
             <p>Revoke every active key of one environment of this account, everywhere at once.</p>
-            <button type="button" class="danger" onClick={() => setOpen({ kind: 'revoke-all' })}>Revoke all keys</button>
+            <button type="button" class="danger" onClick={() => setOpen({ kind: 'revoke-all' })}>
+              Revoke all keys
+            </button>
           </section>
         )}
       </main>
 
-      {open?.kind === 'create' && <KeyForm scopes={props.scopes} onSubmit={create} onClose={() => setOpen(undefined)} />}
-      {open?.kind === 'edit' && <KeyForm scopes={props.scopes} existing={open.key} onSubmit={edit(open.key)} onClose={() => setOpen(undefined)} />}
-      {open?.kind === 'revoke' && <RevokeDialog keyRow={open.key} onClose={() => setOpen(undefined)}
-        onRevoke={async (reason) => { await api.revoke(account, open.key.id, reason || undefined); await afterChange(`Revoked ${open.key.label}.`); }} />}
-      {open?.kind === 'rotate' && <RotateDialog keyRow={open.key} onClose={() => setOpen(undefined)}
-        onRotate={async (grace) => issued(await api.rotate(account, open.key.id, grace), `The new key for ${open.key.label}`)} />}
-      {open?.kind === 'revoke-all' && <RevokeAllDialog account={account} onClose={() => setOpen(undefined)}
-        onRevokeAll={async (e, reason) => { const r = await api.revokeAll(account, e, reason || undefined); await afterChange(`Revoked ${r.revoked} ${e} keys.`); }} />}
-      {open?.kind === 'secret' && <SecretDialog secret={open.secret} title={open.title} onClose={() => setOpen(undefined)} />}
+      {open?.kind === 'create' && (
+        <KeyForm scopes={props.scopes} onSubmit={create} onClose={() => setOpen(undefined)} />
+      )}
+      {open?.kind === 'edit' && (
+        <KeyForm
+          scopes={props.scopes}
+          existing={open.key}
+          onSubmit={edit(open.key)}
+          onClose={() => setOpen(undefined)}
+        />
+      )}
+      {open?.kind === 'revoke' && (
+        <RevokeDialog
+          keyRow={open.key}
+          onClose={() => setOpen(undefined)}
+          onRevoke={async (reason) => {
+            await api.revoke(account, open.key.id, reason || undefined);
+            await afterChange(`Revoked ${open.key.label}.`);
+          }}
+        />
+      )}
+      {open?.kind === 'rotate' && (
+        <RotateDialog
+          keyRow={open.key}
+          onClose={() => setOpen(undefined)}
+          onRotate={async (grace) =>
+            issued(await api.rotate(account, open.key.id, grace), `The new key for ${open.key.label}`)
+          }
+        />
+      )}
+      {open?.kind === 'revoke-all' && (
+        <RevokeAllDialog
+          account={account}
+          onClose={() => setOpen(undefined)}
+          onRevokeAll={async (e, reason) => {
+            const r = await api.revokeAll(account, e, reason || undefined);
+            await afterChange(`Revoked ${r.revoked} ${e} keys.`);
+          }}
+        />
+      )}
+      {open?.kind === 'secret' && (
+        <SecretDialog secret={open.secret} title={open.title} onClose={() => setOpen(undefined)} />
+      )}
     </>
   );
 }

@@ -18,18 +18,42 @@ export function AuditLog(props: { api: Api; account: string; version: number }) 
       setError(err instanceof ApiError ? err.message : String(err));
     }
   };
-  useEffect(() => { void read(); }, [props.api, props.account, props.version]);
+  useEffect(() => {
+    void read();
+  }, [props.api, props.account, props.version]);
   return (
     <section aria-labelledby="audit-title" class="panel">
       <h2 id="audit-title">Audit log</h2>
       <ErrorText messages={error} />
       <table>
-        <thead><tr><th scope="col">When</th><th scope="col">Who</th><th scope="col">Action</th><th scope="col">Key</th><th scope="col">From</th></tr></thead>
-        <tbody>{entries.map((a) => (
-          <tr key={a.id}><td>{when(a.at)}</td><td>{a.actor}</td><td>{a.action}</td><td><code>{a.key_id ?? '—'}</code></td><td>{a.source_ip ?? '—'}</td></tr>
-        ))}</tbody>
+        <thead>
+          <tr>
+            <th scope="col">When</th>
+            <th scope="col">Who</th>
+            <th scope="col">Action</th>
+            <th scope="col">Key</th>
+            <th scope="col">From</th>
+          </tr>
+        </thead>
+        <tbody>
+          {entries.map((a) => (
+            <tr key={a.id}>
+              <td>{when(a.at)}</td>
+              <td>{a.actor}</td>
+              <td>{a.action}</td>
+              <td>
+                <code>{a.key_id ?? '—'}</code>
+              </td>
+              <td>{a.source_ip ?? '—'}</td>
+            </tr>
+          ))}
+        </tbody>
       </table>
-      {next && <button type="button" class="secondary" onClick={() => void read(next)}>Load more</button>}
+      {next && (
+        <button type="button" class="secondary" onClick={() => void read(next)}>
+          Load more
+        </button>
+      )}
     </section>
   );
 }

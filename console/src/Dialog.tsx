@@ -8,11 +8,21 @@ export function Dialog(props: { title: string; onClose: () => void; children: Co
     const dialog = ref.current;
     const opener = document.activeElement as HTMLElement | null;
     dialog?.showModal();
-    return () => { dialog?.close(); opener?.focus(); };
+    return () => {
+      dialog?.close();
+      opener?.focus();
+    };
   }, []);
   const titleId = `${props.id ?? 'dialog'}-title`;
   return (
-    <dialog ref={ref} aria-labelledby={titleId} onCancel={(e) => { e.preventDefault(); props.onClose(); }}>
+    <dialog
+      ref={ref}
+      aria-labelledby={titleId}
+      onCancel={(e) => {
+        e.preventDefault();
+        props.onClose();
+      }}
+    >
       <h2 id={titleId}>{props.title}</h2>
       {props.children}
     </dialog>
@@ -21,7 +31,11 @@ export function Dialog(props: { title: string; onClose: () => void; children: Co
 
 /** The API's answer in words, announced to screen readers. */
 export function ErrorText(props: { id?: string; messages: string[] | string | undefined }) {
-  const list = typeof props.messages === 'string' ? [props.messages] : props.messages ?? [];
+  const list = typeof props.messages === 'string' ? [props.messages] : (props.messages ?? []);
   if (list.length === 0) return null;
-  return <p class="error" id={props.id} role="alert">{list.join(' ')}</p>;
+  return (
+    <p class="error" id={props.id} role="alert">
+      {list.join(' ')}
+    </p>
+  );
 }

@@ -15,15 +15,30 @@ export function SecretDialog(props: { secret: string; title: string; onClose: ()
   };
   return (
     <Dialog id="secret" title={props.title} onClose={props.onClose}>
-      <p class="warning" role="note"><strong>Copy this key now. It will not be shown again.</strong> Store it in your secret manager.</p>
+      <p class="warning" role="note">
+        <strong>Copy this key now. It will not be shown again.</strong> Store it in your secret manager.
+      </p>
       <label for="secret-value">API key</label>
-      <input id="secret-value" class="secret" readOnly value={props.secret} autoComplete="off" spellcheck={false}
-        onFocus={(e) => e.currentTarget.select()} />
+      <input
+        id="secret-value"
+        class="secret"
+        readOnly
+        value={props.secret}
+        autoComplete="off"
+        spellcheck={false}
+        onFocus={(e) => e.currentTarget.select()}
+      />
       <div class="actions">
-        <button type="button" onClick={() => void copy()}>Copy</button>
-        <button type="button" class="secondary" onClick={props.onClose}>Done</button>
+        <button type="button" onClick={() => void copy()}>
+          Copy
+        </button>
+        <button type="button" class="secondary" onClick={props.onClose}>
+          Done
+        </button>
       </div>
-      <p aria-live="polite" class="hint">{copied}</p>
+      <p aria-live="polite" class="hint">
+        {copied}
+      </p>
     </Dialog>
   );
 }

@@ -1,40 +1,87 @@
 /** A REST client of the key service's /v1 API: the console knows nothing else of the server. */
 
-export interface FieldError { path: string; message: string }
+export interface FieldError {
+  path: string;
+  message: string;
+}
 
 /** An API refusal in words: the problem's detail and its per-field errors (problem+json `errors[].path`). */
 export class ApiError extends Error {
-  constructor(readonly status: number, message: string, readonly errors: FieldError[] = []) {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly errors: FieldError[] = [],
+  ) {
     super(message);
   }
 
   /** The messages for one field: `allowed_ips` also collects `allowed_ips/3`, said as "entry 4". */
   about(field: string): string[] {
-    return this.errors.filter((e) => e.path === field || e.path.startsWith(`${field}/`)).map((e) => {
-      const index = /^[^/]+\/(\d+)$/.exec(e.path)?.[1];
-      return index === undefined ? e.message : `Entry ${Number(index) + 1}: ${e.message}`;
-    });
+    return this.errors
+      .filter((e) => e.path === field || e.path.startsWith(`${field}/`))
+      .map((e) => {
+        const index = /^[^/]+\/(\d+)$/.exec(e.path)?.[1];
+        return index === undefined ? e.message : `Entry ${Number(index) + 1}: ${e.message}`;
+      });
   }
 }
 
 export interface Key {
-  id: string; account_id: string; label: string; environment: 'live' | 'test'; scopes: string[]; allowed_ips: string[];
-  status: 'active' | 'revoked' | 'expired'; redacted: string; created_at: string; created_by: string; expires_at: string | null;
-  revoked_at: string | null; rotation_due_at: string; last_used_at: string | null; last_used_ip: string | null;
-  replaces: string | null; replaced_by: string | null;
-  enabled: boolean; rate_limits: { name: string; limit: number; window_seconds: number }[]; remaining_uses: number | null;
-  refill: { amount: number; interval: 'daily' | 'monthly'; refilled_at: string | null } | null; metadata: Record<string, unknown> | null;
+  id: string;
+  account_id: string;
+  label: string;
+  environment: 'live' | 'test';
+  scopes: string[];
+  allowed_ips: string[];
+  status: 'active' | 'revoked' | 'expired';
+  redacted: string;
+  created_at: string;
+  created_by: string;
+  expires_at: string | null;
+  revoked_at: string | null;
+  rotation_due_at: string;
+  last_used_at: string | null;
+  last_used_ip: string | null;
+  replaces: string | null;
+  replaced_by: string | null;
+  enabled: boolean;
+  rate_limits: { name: string; limit: number; window_seconds: number }[];
+  remaining_uses: number | null;
+  refill: { amount: number; interval: 'daily' | 'monthly'; refilled_at: string | null } | null;
+  metadata: Record<string, unknown> | null;
 }
 export type Issued = Key & { secret: string };
-export interface Page<T> { data: T[]; next_cursor: string | null }
-export interface Me { name: string; role: 'admin' | 'viewer'; accounts: string[] | null }
-export interface AuditEntry { id: string; at: string; actor: string; action: string; key_id: string | null; source_ip: string | null; changes: Record<string, unknown> }
+export interface Page<T> {
+  data: T[];
+  next_cursor: string | null;
+}
+export interface Me {
+  name: string;
+  role: 'admin' | 'viewer';
+  accounts: string[] | null;
+}
+export interface AuditEntry {
+  id: string;
+  at: string;
+  actor: string;
+  action: string;
+  key_id: string | null;
+  source_ip: string | null;
+  changes: Record<string, unknown>;
+}
 export interface Activity {
   totals: { allowed: number; denied: Record<string, number> };
   series: { start: string; allowed: number; denied: number }[];
   addresses: { ip: string; first_seen: string; last_seen: string; count: number }[];
   alerts: { type: string; at: string; message: string; ip?: string }[];
-  events: { id: string; action: string; actor: string; at: string; source_ip: string | null; changes: Record<string, unknown> }[];
+  events: {
+    id: string;
+    action: string;
+    actor: string;
+    at: string;
+    source_ip: string | null;
+    changes: Record<string, unknown>;
+  }[];
 }
 
 /** One signed-in client: the bearer token lives in this object only (memory), never in storage or the URL. */
@@ -50,7 +97,13 @@ export class Api {
     if (body !== undefined) headers['content-type'] = 'application/json';
     let res: Response;
     try {
-      res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), referrerPolicy: 'no-referrer', cache: 'no-store' });
+      res = await fetch(path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        referrerPolicy: 'no-referrer',
+        cache: 'no-store',
+      });
     } catch {
       // A network failure: the browser's own error says no more (its developer tools show the request); the person is told.
       throw new ApiError(0, 'The key service cannot be reached. Check your connection and try again.');
@@ -59,7 +112,11 @@ export class Api {
     const parsed = text ? safeJson(text) : undefined;
     if (!res.ok) {
       const p = (parsed ?? {}) as { detail?: string; title?: string; errors?: FieldError[] };
-      throw new ApiError(res.status, p.detail ?? p.title ?? `The request failed (HTTP ${res.status}).`, Array.isArray(p.errors) ? p.errors : []);
+      throw new ApiError(
+        res.status,
+        p.detail ?? p.title ?? `The request failed (HTTP ${res.status}).`,
+        Array.isArray(p.errors) ? p.errors : [],
+      );
     }
     return parsed as T;
   }
@@ -68,11 +125,18 @@ export class Api {
   scopes = () => fetch('/v1/scopes').then((r) => r.json() as Promise<{ data: string[] }>);
   keys = (account: string, query: URLSearchParams) => this.call<Page<Key>>('GET', `${acct(account)}/keys?${query}`);
   create = (account: string, body: unknown) => this.call<Issued>('POST', `${acct(account)}/keys`, body);
-  update = (account: string, id: string, body: unknown) => this.call<Key>('PATCH', `${acct(account)}/keys/${enc(id)}`, body);
-  revoke = (account: string, id: string, reason?: string) => this.call<Key>('POST', `${acct(account)}/keys/${enc(id)}/revoke`, reason ? { reason } : {});
-  rotate = (account: string, id: string, grace: number) => this.call<Issued>('POST', `${acct(account)}/keys/${enc(id)}/rotate`, { expire_previous_in: grace });
+  update = (account: string, id: string, body: unknown) =>
+    this.call<Key>('PATCH', `${acct(account)}/keys/${enc(id)}`, body);
+  revoke = (account: string, id: string, reason?: string) =>
+    this.call<Key>('POST', `${acct(account)}/keys/${enc(id)}/revoke`, reason ? { reason } : {});
+  rotate = (account: string, id: string, grace: number) =>
+    this.call<Issued>('POST', `${acct(account)}/keys/${enc(id)}/rotate`, { expire_previous_in: grace });
   revokeAll = (account: string, environment: string, reason?: string) =>
-    this.call<{ revoked: number }>('POST', `${acct(account)}/keys/revoke-all`, reason ? { environment, reason } : { environment });
+    this.call<{ revoked: number }>(
+      'POST',
+      `${acct(account)}/keys/revoke-all`,
+      reason ? { environment, reason } : { environment },
+    );
   activity = (account: string, id: string) => this.call<Activity>('GET', `${acct(account)}/keys/${enc(id)}/activity`);
   audit = (account: string, cursor?: string) =>
     this.call<Page<AuditEntry>>('GET', `${acct(account)}/audit-log?limit=20${cursor ? `&cursor=${enc(cursor)}` : ''}`);

@@ -8,7 +8,10 @@
  * otherwise any site could open the console, or link to it, with a token of its own account and have a person
  * make keys there. Unset (`*`): any opener, and the fragment. The token is kept in memory only.
  */
-export interface Handoff { token: string; account?: string | undefined }
+export interface Handoff {
+  token: string;
+  account?: string | undefined;
+}
 
 /** `any`: development (any opener, the fragment); a list: those origins only; `none`: the page was not served with the tag. */
 export type HostOrigins = 'any' | 'none' | readonly string[];

@@ -30,14 +30,18 @@ export async function buildBookingsApp(opts: BookingsAppOptions = {}): Promise<F
   await app.register(otesseKeys, { client: opts.client, address: opts.keyServiceAddr });
 
   app.get('/v1/bookings', { config: { scope: 'bookings:read' } }, async (request) => ({
-    account_id: request.apiKey?.accountId, data: bookings,
+    account_id: request.apiKey?.accountId,
+    data: bookings,
   }));
-  app.post<{ Body: Omit<Booking, 'id' | 'status'> }>('/v1/bookings', { config: { scope: 'bookings:write' }, schema: { body: newBooking } },
+  app.post<{ Body: Omit<Booking, 'id' | 'status'> }>(
+    '/v1/bookings',
+    { config: { scope: 'bookings:write' }, schema: { body: newBooking } },
     async (request, reply) => {
       const booking: Booking = { id: `bk_${1001 + bookings.length}`, ...request.body, status: 'pending' };
       bookings.push(booking);
       return reply.code(201).send(booking);
-    });
+    },
+  );
   app.get('/v1/customers', { config: { scope: 'customers:read' } }, async () => ({ data: customers }));
   app.get('/v1/invoices', { config: { scope: 'invoices:read' } }, async () => ({ data: invoices }));
   app.get('/healthz', async () => ({ status: 'ok' }));

@@ -9,9 +9,27 @@ export interface Booking {
 }
 
 export const bookings: Booking[] = [
-  { id: 'bk_1001', customer_id: 'cus_201', service: 'Deep clean, 3 rooms', starts_at: '2026-12-01T09:00:00Z', status: 'confirmed' },
-  { id: 'bk_1002', customer_id: 'cus_202', service: 'Window cleaning', starts_at: '2026-12-02T13:30:00Z', status: 'pending' },
-  { id: 'bk_1003', customer_id: 'cus_201', service: 'Carpet shampoo', starts_at: '2026-12-05T10:00:00Z', status: 'confirmed' },
+  {
+    id: 'bk_1001',
+    customer_id: 'cus_201',
+    service: 'Deep clean, 3 rooms',
+    starts_at: '2026-12-01T09:00:00Z',
+    status: 'confirmed',
+  },
+  {
+    id: 'bk_1002',
+    customer_id: 'cus_202',
+    service: 'Window cleaning',
+    starts_at: '2026-12-02T13:30:00Z',
+    status: 'pending',
+  },
+  {
+    id: 'bk_1003',
+    customer_id: 'cus_201',
+    service: 'Carpet shampoo',
+    starts_at: '2026-12-05T10:00:00Z',
+    status: 'confirmed',
+  },
 ];
 
 export const customers = [

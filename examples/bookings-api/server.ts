@@ -11,7 +11,9 @@ const Env = Type.Object({
 /** `npm run example:bookings`: the example bookings API on BOOKINGS_PORT, asking the key service at KEY_SERVICE_ADDR. */
 async function main(): Promise<void> {
   const names = Object.keys(Env.properties);
-  const given = Object.fromEntries(names.filter((n) => process.env[n] !== undefined).map((n) => [n, process.env[n]?.trim()]));
+  const given = Object.fromEntries(
+    names.filter((n) => process.env[n] !== undefined).map((n) => [n, process.env[n]?.trim()]),
+  );
   const empty = names.find((n) => given[n] === '');
   const parsed = Value.Default(Env, Value.Convert(Env, given));
   const error = empty === undefined ? Value.Errors(Env, parsed).First() : undefined;
@@ -23,7 +25,8 @@ async function main(): Promise<void> {
   const { BOOKINGS_PORT, KEY_SERVICE_ADDR, HOST } = parsed as typeof Env.static;
   const app = await buildBookingsApp({ keyServiceAddr: KEY_SERVICE_ADDR });
   await app.listen({ host: HOST, port: BOOKINGS_PORT });
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => void app.close().then(() => process.exit(0)));
+  for (const signal of ['SIGTERM', 'SIGINT'] as const)
+    process.once(signal, () => void app.close().then(() => process.exit(0)));
 }
 
 void main();

@@ -14,8 +14,7 @@ export default {
   create(context) {
     const source = context.sourceCode;
     const uses = (node) => source.getDeclaredVariables(node).some((v) => v.references.length > 0);
-    const explained = (node, body) =>
-      [...source.getCommentsBefore(node), ...source.getCommentsInside(body)].length > 0;
+    const explained = (node, body) => [...source.getCommentsBefore(node), ...source.getCommentsInside(body)].length > 0;
     return {
       CatchClause(node) {
         if (node.param && uses(node)) return;
@@ -23,14 +22,30 @@ export default {
       },
       CallExpression(node) {
         const callee = node.callee;
-        if (callee.type !== 'MemberExpression' || callee.property.type !== 'Identifier' || callee.property.name !== 'catch') return;
+        if (
+          callee.type !== 'MemberExpression' ||
+          callee.property.type !== 'Identifier' ||
+          callee.property.name !== 'catch'
+        )
+          return;
         const handler = node.arguments[0];
         if (!handler || (handler.type !== 'ArrowFunctionExpression' && handler.type !== 'FunctionExpression')) return;
         if (handler.params.length > 0 && uses(handler)) return;
-        // A comment on the line of the call, or inside the handler, says why.
-        const line = source.getCommentsBefore(callee.property).concat(source.getCommentsInside(handler));
-        const trailing = source.getCommentsAfter(node).filter((c) => c.loc.start.line === node.loc.end.line);
-        const lineAbove = source.getAllComments().filter((c) => c.loc.end.line === node.loc.start.line - 1 || c.loc.end.line === callee.property.loc.start.line - 1);
+        // A comment before the statement holding the call, within it, or right after it says why.
+        let holder = node;
+        // The statement that holds the call directly in a block (an `if` without braces included).
+        while (
+          holder.parent &&
+          !(
+            /(Statement|Declaration)$/.test(holder.type) &&
+            ['BlockStatement', 'Program', 'StaticBlock'].includes(holder.parent.type)
+          )
+        )
+          holder = holder.parent;
+        const [from, to] = [holder.loc.start.line, node.loc.end.line];
+        const line = source.getCommentsBefore(holder).concat(source.getCommentsInside(handler));
+        const trailing = source.getCommentsAfter(node).filter((c) => c.loc.start.line === to);
+        const lineAbove = source.getAllComments().filter((c) => c.loc.start.line >= from && c.loc.end.line <= to);
         if (line.length + trailing.length + lineAbove.length === 0) context.report({ node: handler, messageId: 'why' });
       },
     };

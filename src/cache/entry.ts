@@ -67,7 +67,12 @@ const text = (s: string): string => shared(sharedText, s, () => s);
  * that does not parse makes the allowlist match no address (design: unreadable-denies); `onUnreadable`
  * is told how many rules could not be read.
  */
-export function toEntry(digest: string, data: GrantData, refreshedAt: number, onUnreadable?: (keyId: string, rules: number) => void): CacheEntry {
+export function toEntry(
+  digest: string,
+  data: GrantData,
+  refreshedAt: number,
+  onUnreadable?: (keyId: string, rules: number) => void,
+): CacheEntry {
   let allowedIps: readonly IpRule[] = NONE;
   if (data.allowedIps.length > 0) {
     const parsed = data.allowedIps.map((r) => shared(sharedRules, r, () => parseRule(r)));
@@ -76,10 +81,19 @@ export function toEntry(digest: string, data: GrantData, refreshedAt: number, on
     if (unreadable > 0) onUnreadable?.(data.keyId, unreadable);
   }
   const grant: CachedGrant = {
-    keyId: data.keyId, accountId: text(data.accountId), environment: text(data.environment) as Environment,
-    scopes: data.scopes.map(text), allowedIps, allowedIpText: data.allowedIps.length === 0 ? NONE : data.allowedIps.map(text),
-    expiresAt: data.expiresAt, revokedAt: data.revokedAt, version: data.version, enabled: data.enabled,
-    rateLimits: data.rateLimits.length === 0 ? NONE : data.rateLimits, quota: data.quota, metadata: data.metadata,
+    keyId: data.keyId,
+    accountId: text(data.accountId),
+    environment: text(data.environment) as Environment,
+    scopes: data.scopes.map(text),
+    allowedIps,
+    allowedIpText: data.allowedIps.length === 0 ? NONE : data.allowedIps.map(text),
+    expiresAt: data.expiresAt,
+    revokedAt: data.revokedAt,
+    version: data.version,
+    enabled: data.enabled,
+    rateLimits: data.rateLimits.length === 0 ? NONE : data.rateLimits,
+    quota: data.quota,
+    metadata: data.metadata,
   };
   return { digest, grant, refreshedAt };
 }
@@ -87,8 +101,17 @@ export function toEntry(digest: string, data: GrantData, refreshedAt: number, on
 /** The grant as it is written to Redis. */
 export function dataOf(g: CachedGrant): GrantData {
   return {
-    keyId: g.keyId, accountId: g.accountId, environment: g.environment, scopes: [...g.scopes], allowedIps: [...g.allowedIpText],
-    expiresAt: g.expiresAt, revokedAt: g.revokedAt, version: g.version, enabled: g.enabled, rateLimits: [...g.rateLimits],
-    quota: g.quota, metadata: g.metadata,
+    keyId: g.keyId,
+    accountId: g.accountId,
+    environment: g.environment,
+    scopes: [...g.scopes],
+    allowedIps: [...g.allowedIpText],
+    expiresAt: g.expiresAt,
+    revokedAt: g.revokedAt,
+    version: g.version,
+    enabled: g.enabled,
+    rateLimits: [...g.rateLimits],
+    quota: g.quota,
+    metadata: g.metadata,
   };
 }

@@ -51,7 +51,10 @@ export class RedisFailureCounter implements FailureCounter {
 
   async count(keyId: string, ip: string): Promise<number> {
     const local = await this.#local.count(keyId, ip);
-    const shared = await this.#redis.get(this.#key(keyId, ip)).then((v) => Number(v ?? 0), () => 0);
+    const shared = await this.#redis.get(this.#key(keyId, ip)).then(
+      (v) => Number(v ?? 0),
+      () => 0,
+    );
     return Math.max(local, Number.isFinite(shared) ? shared : 0);
   }
 
@@ -59,6 +62,11 @@ export class RedisFailureCounter implements FailureCounter {
     await this.#local.add(keyId, ip);
     const k = this.#key(keyId, ip);
     // Redis unreachable: this replica's own count (above) still refuses the address here.
-    await this.#redis.multi().incr(k).pexpire(k, this.#windowMs, 'NX').exec().catch(() => undefined);
+    await this.#redis
+      .multi()
+      .incr(k)
+      .pexpire(k, this.#windowMs, 'NX')
+      .exec()
+      .catch(() => undefined);
   }
 }

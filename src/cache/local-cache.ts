@@ -63,7 +63,8 @@ export class LocalCache {
       max: opts.maxFloors ?? Math.max(1000, opts.maxEntries),
       // Only a floor pushed out for room while it still matters is lost; one past its time has outlived every entry below it.
       dispose: (floor, _keyId, reason) => {
-        if (reason === 'evict' && this.#live(floor)) this.#forgottenBefore = Math.max(this.#forgottenBefore, floor.learnedAt + this.#skewMs);
+        if (reason === 'evict' && this.#live(floor))
+          this.#forgottenBefore = Math.max(this.#forgottenBefore, floor.learnedAt + this.#skewMs);
       },
     });
   }
@@ -118,7 +119,8 @@ export class LocalCache {
     if (version > floor) this.#floors.set(keyId, { version, learnedAt: this.#now() });
     const digest = this.#byKeyId.get(keyId);
     const entry = digest === undefined ? undefined : this.#entries.peek(digest);
-    if (digest !== undefined && entry) this.#entries.set(digest, { ...entry, refreshedAt: Number.NEGATIVE_INFINITY }, { noUpdateTTL: true });
+    if (digest !== undefined && entry)
+      this.#entries.set(digest, { ...entry, refreshedAt: Number.NEGATIVE_INFINITY }, { noUpdateTTL: true });
   }
 
   /**

@@ -7,7 +7,10 @@ export type RedisTarget = {
   password?: string | undefined;
   /** PEM file of the CA that signs the servers' (and the Sentinels') certificates. */
   tlsCa?: string | undefined;
-} & ({ url: string } | { sentinels: readonly { host: string; port: number }[]; name: string; sentinelPassword?: string | undefined });
+} & (
+  | { url: string }
+  | { sentinels: readonly { host: string; port: number }[]; name: string; sentinelPassword?: string | undefined }
+);
 
 /** The connections the shared cache and the bus use; which kind of Redis is behind them is this module's business only. */
 export interface RedisConnections {
@@ -25,7 +28,10 @@ export class RedisSetupError extends Error {
 
 /** A failure of the command path (timeouts, reconnects) costs a fallback to PostgreSQL, never a stalled call. */
 const BASE = {
-  enableOfflineQueue: false, commandTimeout: 500, maxRetriesPerRequest: 1, connectTimeout: 2000,
+  enableOfflineQueue: false,
+  commandTimeout: 500,
+  maxRetriesPerRequest: 1,
+  connectTimeout: 2000,
   retryStrategy: (n: number) => Math.min(50 * 2 ** n, 1000),
   // A demoted primary answers writes with READONLY, one cut off from its replicas with NOREPLICAS (when the
   // servers run min-replicas-to-write): reconnecting asks the Sentinels again, which may name another primary.
@@ -43,11 +49,15 @@ function optionsFor(target: RedisTarget, extra: Record<string, unknown>): Record
   const common = { ...BASE, ...extra, ...(target.password === undefined ? {} : { password: target.password }) };
   if ('url' in target) return { ...common, ...(target.url.startsWith('rediss:') ? { tls: tls ?? {} } : {}) };
   return {
-    ...common, sentinels: target.sentinels.map((s) => ({ ...s })), name: target.name, role: 'master',
+    ...common,
+    sentinels: target.sentinels.map((s) => ({ ...s })),
+    name: target.name,
+    role: 'master',
     ...(target.sentinelPassword === undefined ? {} : { sentinelPassword: target.sentinelPassword }),
     ...(tls ? { tls, enableTLSForSentinelMode: true, sentinelTLS: tls } : {}),
     // Every connection drops the moment a Sentinel announces a new primary, rather than at its first refused write.
-    failoverDetector: true, sentinelCommandTimeout: 500,
+    failoverDetector: true,
+    sentinelCommandTimeout: 500,
   };
 }
 
@@ -67,17 +77,27 @@ type Probe<T> = { ok: T } | { fault: 'certificate' | 'password' | 'unreachable';
 
 /** One connection, no retry, then `ask`: a refused certificate or password is told apart from an unreachable server. */
 async function probe<T>(options: Record<string, unknown>, ask: (c: Redis) => Promise<T>): Promise<Probe<T>> {
-  const client = new Redis({ ...options, lazyConnect: true, retryStrategy: null, maxRetriesPerRequest: 0,
-    enableReadyCheck: false, connectTimeout: 2000, commandTimeout: 2000 });
+  const client = new Redis({
+    ...options,
+    lazyConnect: true,
+    retryStrategy: null,
+    maxRetriesPerRequest: 0,
+    enableReadyCheck: false,
+    connectTimeout: 2000,
+    commandTimeout: 2000,
+  });
   let first: unknown;
-  client.on('error', (err: unknown) => { first ??= err; });
+  client.on('error', (err: unknown) => {
+    first ??= err;
+  });
   try {
     await client.connect();
     return { ok: await ask(client) };
   } catch (err) {
     const e = (first ?? err) as { code?: unknown; message?: unknown };
     if (typeof e.code === 'string' && CERTIFICATE_ERROR.test(e.code)) return { fault: 'certificate', err: e };
-    if (/WRONGPASS|NOAUTH|invalid password|invalid username-password/i.test(String(e.message))) return { fault: 'password', err: e };
+    if (/WRONGPASS|NOAUTH|invalid password|invalid username-password/i.test(String(e.message)))
+      return { fault: 'password', err: e };
     return { fault: 'unreachable', err: e };
   } finally {
     client.disconnect();
@@ -88,7 +108,9 @@ function refuse<T>(p: Probe<T>, what: string, passwordVariable: string): void {
   if (!('fault' in p)) return;
   if (p.fault === 'certificate') {
     const code = (p.err as { code: string }).code;
-    throw new RedisSetupError(`REDIS_TLS_CA: ${what}'s certificate is not signed by this CA (the system's CAs when unset) or does not name its address (${code})`);
+    throw new RedisSetupError(
+      `REDIS_TLS_CA: ${what}'s certificate is not signed by this CA (the system's CAs when unset) or does not name its address (${code})`,
+    );
   }
   if (p.fault === 'password') throw new RedisSetupError(`${passwordVariable}: refused by ${what}`);
 }
@@ -108,30 +130,57 @@ export interface RedisCheck {
  */
 export async function checkRedisSetup(target: RedisTarget, minDownAfterMs: number): Promise<RedisCheck> {
   const tls = readCa(target.tlsCa);
-  const server = (host: string, port: number) => ({ host, port, ...(target.password === undefined ? {} : { password: target.password }), ...(tls ? { tls } : {}) });
+  const server = (host: string, port: number) => ({
+    host,
+    port,
+    ...(target.password === undefined ? {} : { password: target.password }),
+    ...(tls ? { tls } : {}),
+  });
   if ('url' in target) {
     const options = optionsFor(target, {});
     const p = await probe({ ...options, ...parseTarget(target.url) }, (c) => c.ping());
     refuse(p, 'the Redis server', target.password ? 'REDIS_PASSWORD' : 'REDIS_URL');
-    return { warnings: 'fault' in p ? ['Redis unreachable at start-up: deciding from PostgreSQL until it answers'] : [] };
+    return {
+      warnings: 'fault' in p ? ['Redis unreachable at start-up: deciding from PostgreSQL until it answers'] : [],
+    };
   }
-  const asked = await Promise.all(target.sentinels.map(async (s) => {
-    const p = await probe({ host: s.host, port: s.port, ...(target.sentinelPassword ? { password: target.sentinelPassword } : {}), ...(tls ? { tls } : {}) },
-      async (c) => ({ addr: await c.call('SENTINEL', 'get-master-addr-by-name', target.name), master: await c.call('SENTINEL', 'master', target.name).catch(() => /* only for the down-after warning */ null) }));
-    refuse(p, `the Sentinel ${s.host}:${s.port}`, 'REDIS_SENTINEL_PASSWORD');
-    return p;
-  }));
+  const asked = await Promise.all(
+    target.sentinels.map(async (s) => {
+      const p = await probe(
+        {
+          host: s.host,
+          port: s.port,
+          ...(target.sentinelPassword ? { password: target.sentinelPassword } : {}),
+          ...(tls ? { tls } : {}),
+        },
+        async (c) => ({
+          addr: await c.call('SENTINEL', 'get-master-addr-by-name', target.name),
+          master: await c
+            .call('SENTINEL', 'master', target.name)
+            .catch(() => /* only for the down-after warning */ null),
+        }),
+      );
+      refuse(p, `the Sentinel ${s.host}:${s.port}`, 'REDIS_SENTINEL_PASSWORD');
+      return p;
+    }),
+  );
   const answers = asked.flatMap((p) => ('ok' in p ? [p.ok] : []));
-  if (answers.length === 0) return { warnings: ['no Sentinel reachable at start-up: deciding from PostgreSQL until one answers'] };
+  if (answers.length === 0)
+    return { warnings: ['no Sentinel reachable at start-up: deciding from PostgreSQL until one answers'] };
   const named = answers.find((a) => Array.isArray(a.addr));
   if (!named) throw new RedisSetupError(`REDIS_SENTINEL_NAME: no Sentinel watches a master group of that name`);
   const [host, port] = named.addr as [string, string];
   const p = await probe(server(host, Number(port)), (c) => c.ping());
   refuse(p, `the Redis primary ${host}:${port}`, 'REDIS_PASSWORD');
-  const warnings = 'fault' in p ? [`the Redis primary ${host}:${port} is unreachable at start-up: deciding from PostgreSQL until it answers`] : [];
+  const warnings =
+    'fault' in p
+      ? [`the Redis primary ${host}:${port} is unreachable at start-up: deciding from PostgreSQL until it answers`]
+      : [];
   const downAfter = downAfterMs(named.master);
   if (downAfter !== undefined && downAfter < minDownAfterMs) {
-    warnings.push(`Sentinel down-after-milliseconds is ${downAfter}: below LEASE_MS + CLOCK_SKEW_MS (${minDownAfterMs}), a replica may still hold a lease from the old primary when a new one takes writes (see docs/deploying.md)`);
+    warnings.push(
+      `Sentinel down-after-milliseconds is ${downAfter}: below LEASE_MS + CLOCK_SKEW_MS (${minDownAfterMs}), a replica may still hold a lease from the old primary when a new one takes writes (see docs/deploying.md)`,
+    );
   }
   return { primary: `${host}:${port}`, warnings };
 }
@@ -139,8 +188,12 @@ export async function checkRedisSetup(target: RedisTarget, minDownAfterMs: numbe
 /** Host, port and credentials of a URL as ioredis reads them (the probe takes one options object). */
 function parseTarget(url: string): Record<string, unknown> {
   const u = new URL(url);
-  return { host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port || 6379),
-    ...(u.username ? { username: decodeURIComponent(u.username) } : {}), ...(u.password ? { password: decodeURIComponent(u.password) } : {}) };
+  return {
+    host: u.hostname.replace(/^\[|\]$/g, ''),
+    port: Number(u.port || 6379),
+    ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
+    ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
+  };
 }
 
 /** `down-after-milliseconds` from SENTINEL MASTER's flat field list (or map, under RESP3). */

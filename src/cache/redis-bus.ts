@@ -52,11 +52,27 @@ const REPLICA_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 /** A change message read defensively: undefined unless every field has its type. */
 export function readChangeMessage(obj: Record<string, unknown> | undefined): ChangeMessage | undefined {
-  if (!obj || typeof obj.o !== 'string' || !REPLICA_ID.test(obj.o) || typeof obj.a !== 'string' || obj.a.length > 64
-    || typeof obj.t !== 'number' || !Array.isArray(obj.c) || obj.c.length > 10_000) return undefined;
+  if (
+    !obj ||
+    typeof obj.o !== 'string' ||
+    !REPLICA_ID.test(obj.o) ||
+    typeof obj.a !== 'string' ||
+    obj.a.length > 64 ||
+    typeof obj.t !== 'number' ||
+    !Array.isArray(obj.c) ||
+    obj.c.length > 10_000
+  )
+    return undefined;
   const changes: Change[] = [];
   for (const c of obj.c as unknown[]) {
-    if (!Array.isArray(c) || !Number.isSafeInteger(c[0]) || typeof c[1] !== 'string' || !isKeyId(c[1]) || !Number.isSafeInteger(c[2])) return undefined;
+    if (
+      !Array.isArray(c) ||
+      !Number.isSafeInteger(c[0]) ||
+      typeof c[1] !== 'string' ||
+      !isKeyId(c[1]) ||
+      !Number.isSafeInteger(c[2])
+    )
+      return undefined;
     changes.push({ seq: c[0] as number, keyId: c[1], version: c[2] as number });
   }
   return { origin: obj.o, ackId: obj.a, sentAt: obj.t, changes };
@@ -107,7 +123,9 @@ export class RedisBus implements InvalidationBus {
     this.#handlers = handlers;
     const sub = this.#o.subscriber;
     sub.on('message', (channel: string, message: string) => this.#receive(channel, message));
-    sub.on('ready', () => { void this.#subscribe(); });
+    sub.on('ready', () => {
+      void this.#subscribe();
+    });
     sub.on('close', () => this.#down());
     sub.on('error', (err: unknown) => this.#o.onError?.(err));
     if (sub.status === 'ready') await this.#subscribe();
@@ -131,7 +149,9 @@ export class RedisBus implements InvalidationBus {
     } catch (err) {
       this.#o.onError?.(err);
       // A failed SUBSCRIBE leaves the connection up but useless: try again, backing off.
-      this.#retry = setTimeout(() => { void this.#subscribe(); }, this.#retryMs);
+      this.#retry = setTimeout(() => {
+        void this.#subscribe();
+      }, this.#retryMs);
       this.#retry.unref();
       this.#retryMs = Math.min(this.#retryMs * 2, 2000);
     }
@@ -159,7 +179,8 @@ export class RedisBus implements InvalidationBus {
     for (const [k, sent] of this.#beats) if (now - sent > this.#o.leaseMs) this.#beats.delete(k);
     const c = this.#channels;
     const payload = this.#o.signer.sign(c.beat, JSON.stringify({ n, s: now }));
-    this.#o.redis.eval(BEAT, 2, c.registry, c.beat, String(now + this.#o.leaseMs), this.replicaId, payload, String(now - 60_000))
+    this.#o.redis
+      .eval(BEAT, 2, c.registry, c.beat, String(now + this.#o.leaseMs), this.replicaId, payload, String(now - 60_000))
       .catch((err: unknown) => this.#o.onError?.(err));
   }
 
@@ -178,11 +199,15 @@ export class RedisBus implements InvalidationBus {
   #heard(message: string): void {
     const beat = parseObject(this.#o.signer.open(this.#channels.beat, message) ?? '');
     const sent = typeof beat?.n === 'number' ? this.#beats.get(beat.n) : undefined;
-    if (beat === undefined || sent === undefined || beat.s !== sent) { this.#o.onReject?.('beat'); return; }
+    if (beat === undefined || sent === undefined || beat.s !== sent) {
+      this.#o.onReject?.('beat');
+      return;
+    }
     this.#beats.delete(beat.n as number);
     const now = Date.now();
     this.#lastHeard = now;
-    if (this.#subscribed && now - sent < this.#o.leaseMs) this.#leaseUntil = Math.max(this.#leaseUntil, sent + this.#o.leaseMs);
+    if (this.#subscribed && now - sent < this.#o.leaseMs)
+      this.#leaseUntil = Math.max(this.#leaseUntil, sent + this.#o.leaseMs);
   }
 
   #change(message: string): void {
@@ -201,7 +226,10 @@ export class RedisBus implements InvalidationBus {
 
   #confirm(message: string): void {
     const ack = parseObject(this.#o.signer.open(this.#channels.ack, message) ?? '');
-    if (!ack || typeof ack.a !== 'string' || typeof ack.r !== 'string') { this.#o.onReject?.('ack'); return; }
+    if (!ack || typeof ack.a !== 'string' || typeof ack.r !== 'string') {
+      this.#o.onReject?.('ack');
+      return;
+    }
     const p = this.#pending.get(ack.a);
     if (!p) return;
     p.acked.add(ack.r);
@@ -211,14 +239,26 @@ export class RedisBus implements InvalidationBus {
   async publish(changes: Change[]): Promise<PublishResult> {
     const ackId = randomUUID();
     const c = this.#channels;
-    const payload = JSON.stringify({ o: this.replicaId, a: ackId, t: Date.now(), c: changes.map((x) => [x.seq, x.keyId, x.version]) });
+    const payload = JSON.stringify({
+      o: this.replicaId,
+      a: ackId,
+      t: Date.now(),
+      c: changes.map((x) => [x.seq, x.keyId, x.version]),
+    });
     const pending: Pending = { acked: new Set(), wake: () => {} };
     this.#pending.set(ackId, pending);
     const started = performance.now();
     try {
       const since = Date.now() - this.#o.skewMs;
-      const [receivers, listed] = await this.#o.redis.eval(PUBLISH_AND_LIST, 2, c.changes, c.registry,
-        this.#o.signer.sign(c.changes, payload), String(since), String(Date.now() - 60_000)) as [number, string[]];
+      const [receivers, listed] = (await this.#o.redis.eval(
+        PUBLISH_AND_LIST,
+        2,
+        c.changes,
+        c.registry,
+        this.#o.signer.sign(c.changes, payload),
+        String(since),
+        String(Date.now() - 60_000),
+      )) as [number, string[]];
       // Any lease not confirmed was renewed by a heartbeat Redis ran before the publish returned.
       const deadline = performance.now() + this.#o.leaseMs + this.#o.skewMs;
       const holders = new Set(listed);
@@ -228,13 +268,21 @@ export class RedisBus implements InvalidationBus {
         if (left <= 0) break;
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, left);
-          pending.wake = () => { clearTimeout(timer); resolve(); };
+          pending.wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
         });
       }
       for (const r of pending.acked) holders.add(r);
       const unconfirmed = [...holders].filter((r) => !pending.acked.has(r));
-      return { replicas: holders.size, confirmed: pending.acked.size, outcome: complete() ? 'confirmed' : 'lease_expired',
-        unconfirmed, waitedMs: Math.round(performance.now() - started) };
+      return {
+        replicas: holders.size,
+        confirmed: pending.acked.size,
+        outcome: complete() ? 'confirmed' : 'lease_expired',
+        unconfirmed,
+        waitedMs: Math.round(performance.now() - started),
+      };
     } finally {
       this.#pending.delete(ackId);
     }

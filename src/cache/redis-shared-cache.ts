@@ -42,18 +42,37 @@ const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every
 const isTime = (v: unknown): v is number | null => v === null || (typeof v === 'number' && Number.isFinite(v));
 const isRule = (v: unknown): boolean => {
   const r = v as Record<string, unknown> | null;
-  return !!r && typeof r.name === 'string' && Number.isSafeInteger(r.limit) && (r.limit as number) > 0
-    && Number.isSafeInteger(r.windowMs) && (r.windowMs as number) > 0;
+  return (
+    !!r &&
+    typeof r.name === 'string' &&
+    Number.isSafeInteger(r.limit) &&
+    (r.limit as number) > 0 &&
+    Number.isSafeInteger(r.windowMs) &&
+    (r.windowMs as number) > 0
+  );
 };
 
 /** A grant read back from Redis: every field checked, nothing trusted by shape alone. */
 function readGrant(v: unknown): GrantData | undefined {
   const d = v as Record<string, unknown> | null;
-  if (!d || typeof d !== 'object' || typeof d.keyId !== 'string' || typeof d.accountId !== 'string'
-    || (d.environment !== 'live' && d.environment !== 'test') || !isStringArray(d.scopes) || !isStringArray(d.allowedIps)
-    || !isTime(d.expiresAt) || !isTime(d.revokedAt) || !Number.isSafeInteger(d.version)
-    || typeof d.enabled !== 'boolean' || typeof d.quota !== 'boolean' || !(d.metadata === null || typeof d.metadata === 'string')
-    || !Array.isArray(d.rateLimits) || !d.rateLimits.every(isRule)) return undefined;
+  if (
+    !d ||
+    typeof d !== 'object' ||
+    typeof d.keyId !== 'string' ||
+    typeof d.accountId !== 'string' ||
+    (d.environment !== 'live' && d.environment !== 'test') ||
+    !isStringArray(d.scopes) ||
+    !isStringArray(d.allowedIps) ||
+    !isTime(d.expiresAt) ||
+    !isTime(d.revokedAt) ||
+    !Number.isSafeInteger(d.version) ||
+    typeof d.enabled !== 'boolean' ||
+    typeof d.quota !== 'boolean' ||
+    !(d.metadata === null || typeof d.metadata === 'string') ||
+    !Array.isArray(d.rateLimits) ||
+    !d.rateLimits.every(isRule)
+  )
+    return undefined;
   return d as unknown as GrantData;
 }
 
@@ -90,7 +109,8 @@ export class RedisSharedCache implements SharedCache {
     const obj = parseObject(this.#o.signer.open(this.#context(keyId, digest), raw) ?? '');
     const data = readGrant(obj?.data);
     const refreshedAt = obj?.refreshedAt;
-    if (!data || data.keyId !== keyId || typeof refreshedAt !== 'number' || !Number.isFinite(refreshedAt)) return undefined;
+    if (!data || data.keyId !== keyId || typeof refreshedAt !== 'number' || !Number.isFinite(refreshedAt))
+      return undefined;
     // An entry from the future would stay fresh for ever.
     if (refreshedAt > this.#now() + this.#o.skewMs) return undefined;
     return { data, refreshedAt };
@@ -100,8 +120,16 @@ export class RedisSharedCache implements SharedCache {
     if (!isKeyId(entry.data.keyId)) return false;
     const [hash, floor] = this.#keys(entry.data.keyId);
     const value = this.#o.signer.sign(this.#context(entry.data.keyId, digest), JSON.stringify(entry));
-    const stored = await this.#o.redis.eval(SET_IF_CURRENT, 2, hash, floor, digest, value,
-      String(entry.data.version), String(this.#o.ttlMs));
+    const stored = await this.#o.redis.eval(
+      SET_IF_CURRENT,
+      2,
+      hash,
+      floor,
+      digest,
+      value,
+      String(entry.data.version),
+      String(this.#o.ttlMs),
+    );
     return stored === 1;
   }
 
@@ -110,7 +138,15 @@ export class RedisSharedCache implements SharedCache {
     for (let i = 0; i < changes.length; i += BATCH) {
       const batch = changes.slice(i, i + BATCH);
       const keys = batch.flatMap((c) => this.#keys(c.keyId));
-      batches.push(this.#o.redis.eval(INVALIDATE, keys.length, ...keys, ...batch.map((c) => String(c.version)), String(this.#floorTtlMs)));
+      batches.push(
+        this.#o.redis.eval(
+          INVALIDATE,
+          keys.length,
+          ...keys,
+          ...batch.map((c) => String(c.version)),
+          String(this.#floorTtlMs),
+        ),
+      );
     }
     const results = await Promise.allSettled(batches);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');

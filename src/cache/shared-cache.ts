@@ -30,8 +30,12 @@ export interface SharedCache {
 
 /** No shared tier (single replica): the local cache is the only one. */
 export class NoSharedCache implements SharedCache {
-  async get(): Promise<undefined> { return undefined; }
-  async set(): Promise<boolean> { return false; }
+  async get(): Promise<undefined> {
+    return undefined;
+  }
+  async set(): Promise<boolean> {
+    return false;
+  }
   async invalidate(): Promise<void> {}
   async close(): Promise<void> {}
 }

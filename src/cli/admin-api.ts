@@ -14,7 +14,11 @@ export class CliError extends Error {
   }
 }
 
-interface Problem { title?: string; detail?: string; errors?: { path: string; message: string }[] }
+interface Problem {
+  title?: string;
+  detail?: string;
+  errors?: { path: string; message: string }[];
+}
 
 function describe(status: number, body: unknown): string {
   const p = (body ?? {}) as Problem;
@@ -40,7 +44,12 @@ export class AdminApi {
     if (body !== undefined) headers['content-type'] = 'application/json';
     let res: Response;
     try {
-      res = await fetch(`${this.#url}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(15_000) });
+      res = await fetch(`${this.#url}${path}`, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(15_000),
+      });
     } catch (err) {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
       const why = cause?.code ?? cause?.message ?? (err as Error).message;

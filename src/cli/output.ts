@@ -1,7 +1,12 @@
 /** Human-readable output of the CLI (`--json` prints the API's JSON instead). */
 
 /** A key resource of the admin API, as printed; `secret` and `previous` only in create and rotate answers. */
-export type Key = Record<string, unknown> & { id?: string; secret?: string; revoked_at?: string; previous?: { id: string; expires_at: string } };
+export type Key = Record<string, unknown> & {
+  id?: string;
+  secret?: string;
+  revoked_at?: string;
+  previous?: { id: string; expires_at: string };
+};
 
 /** A page of `GET …/keys`. */
 export interface KeyPage {
@@ -27,16 +32,46 @@ const text = (v: unknown): string => {
 
 /** One key as `field: value` lines. */
 export function keyLines(key: Key): string {
-  const fields = ['id', 'account_id', 'label', 'environment', 'status', 'scopes', 'allowed_ips', 'redacted', 'created_at', 'created_by',
-    'expires_at', 'revoked_at', 'rotation_due_at', 'last_used_at', 'last_used_ip', 'replaces', 'replaced_by',
-    'enabled', 'rate_limits', 'remaining_uses', 'refill', 'metadata'];
-  return fields.filter((f) => f in key).map((f) => `${`${f}:`.padEnd(17)}${fieldText(f, key[f])}`).join('\n');
+  const fields = [
+    'id',
+    'account_id',
+    'label',
+    'environment',
+    'status',
+    'scopes',
+    'allowed_ips',
+    'redacted',
+    'created_at',
+    'created_by',
+    'expires_at',
+    'revoked_at',
+    'rotation_due_at',
+    'last_used_at',
+    'last_used_ip',
+    'replaces',
+    'replaced_by',
+    'enabled',
+    'rate_limits',
+    'remaining_uses',
+    'refill',
+    'metadata',
+  ];
+  return fields
+    .filter((f) => f in key)
+    .map((f) => `${`${f}:`.padEnd(17)}${fieldText(f, key[f])}`)
+    .join('\n');
 }
 
 /** Limits as `name=limit/window_seconds s`, refill as `amount interval`, metadata as JSON. */
 function fieldText(field: string, v: unknown): string {
-  if (field === 'rate_limits' && Array.isArray(v)) return text(v.map((l: { name: string; limit: number; window_seconds: number }) => `${l.name}=${l.limit}/${l.window_seconds}s`));
-  if (field === 'refill' && v && typeof v === 'object') return `${(v as { amount: number }).amount} ${(v as { interval: string }).interval}`;
+  if (field === 'rate_limits' && Array.isArray(v))
+    return text(
+      v.map(
+        (l: { name: string; limit: number; window_seconds: number }) => `${l.name}=${l.limit}/${l.window_seconds}s`,
+      ),
+    );
+  if (field === 'refill' && v && typeof v === 'object')
+    return `${(v as { amount: number }).amount} ${(v as { interval: string }).interval}`;
   if (field === 'metadata' && v !== null && v !== undefined) return JSON.stringify(v);
   return text(v);
 }
@@ -46,14 +81,25 @@ export function keyTable(keys: Key[]): string {
   const columns = ['id', 'label', 'environment', 'status', 'scopes', 'last_used_at'];
   const rows = [columns.map((c) => c.toUpperCase()), ...keys.map((k) => columns.map((c) => text(k[c])))];
   const widths = columns.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((cell, i) => cell.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 /** The activity summary: totals, denials by reason, addresses, alerts. */
 export function activityLines(a: Activity): string {
-  const denied = Object.entries(a.totals?.denied ?? {}).map(([r, n]) => `${r}=${n}`).join(' ') || 'none';
+  const denied =
+    Object.entries(a.totals?.denied ?? {})
+      .map(([r, n]) => `${r}=${n}`)
+      .join(' ') || 'none';
   const lines = [`allowed: ${a.totals?.allowed ?? 0}`, `denied:  ${denied}`, 'addresses:'];
-  for (const ad of a.addresses ?? []) lines.push(`  ${ad.ip.padEnd(40)} ${String(ad.count).padStart(8)}  last ${ad.last_seen}`);
+  for (const ad of a.addresses ?? [])
+    lines.push(`  ${ad.ip.padEnd(40)} ${String(ad.count).padStart(8)}  last ${ad.last_seen}`);
   lines.push(`alerts: ${(a.alerts ?? []).length === 0 ? 'none' : ''}`);
   for (const al of a.alerts ?? []) lines.push(`  ${al.type ?? ''} ${al.message ?? ''}`.trimEnd());
   lines.push(`admin events: ${(a.events ?? []).length}`);

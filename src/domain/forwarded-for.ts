@@ -16,7 +16,10 @@ export function trustedProxies(entries: readonly string[] | undefined): IpRule[]
  */
 export function clientAddress(peer: string, forwardedFor: string | undefined, trusted: readonly IpRule[]): string {
   if (trusted.length === 0) return peer;
-  const request = { socket: { remoteAddress: peer }, headers: forwardedFor === undefined ? {} : { 'x-forwarded-for': forwardedFor } };
+  const request = {
+    socket: { remoteAddress: peer },
+    headers: forwardedFor === undefined ? {} : { 'x-forwarded-for': forwardedFor },
+  };
   return proxyAddr(request as unknown as IncomingMessage, (hop) => {
     const address = parseAddress(hop);
     return address !== undefined && ipAllowed(trusted, address);

@@ -12,7 +12,9 @@ export interface IpRule {
 }
 
 /** The whole of an allowlist that holds a rule the service cannot read. `::/128` too, should a check ever miss the flag. */
-const UNREADABLE: readonly IpRule[] = Object.freeze([Object.freeze({ address: ipaddr.parse('::'), prefix: 128, unreadable: true as const })]);
+const UNREADABLE: readonly IpRule[] = Object.freeze([
+  Object.freeze({ address: ipaddr.parse('::'), prefix: 128, unreadable: true as const }),
+]);
 
 /**
  * The allowlist to match, from its stored rules parsed one by one (undefined: a rule that does not
@@ -33,7 +35,11 @@ function parseRaw(text: string): Address | undefined {
     // ipaddr.js reads the deprecated IPv4-compatible form ::a.b.c.d as IPv4-mapped ::ffff:a.b.c.d,
     // which would fold it into an IPv4 address it is not: build it from its bytes instead.
     const compatible = /^::(\d{1,3}(?:\.\d{1,3}){3})$/.exec(text);
-    if (compatible?.[1]) return ipaddr.fromByteArray([...new Array<number>(12).fill(0), ...ipaddr.IPv4.parse(compatible[1]).toByteArray()]);
+    if (compatible?.[1])
+      return ipaddr.fromByteArray([
+        ...new Array<number>(12).fill(0),
+        ...ipaddr.IPv4.parse(compatible[1]).toByteArray(),
+      ]);
     return ipaddr.parse(text);
   } catch {
     // ipaddr.js throws on what it cannot read: not an address.
@@ -44,7 +50,8 @@ function parseRaw(text: string): Address | undefined {
 /** Parse an address; IPv4-mapped IPv6 (::ffff:a.b.c.d) is folded to IPv4. Undefined when not an address. */
 export function parseAddress(text: string): Address | undefined {
   const addr = parseRaw(text);
-  if (addr?.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress()) return (addr as ipaddr.IPv6).toIPv4Address();
+  if (addr?.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress())
+    return (addr as ipaddr.IPv6).toIPv4Address();
   return addr;
 }
 
@@ -74,16 +81,21 @@ export function hasHostBits(rule: IpRule): boolean {
 
 /** The canonical text of an allowlist entry, as stored and returned. */
 export function normalizeRule(rule: IpRule): string {
-  const network = rule.address.kind() === 'ipv4'
-    ? ipaddr.IPv4.networkAddressFromCIDR(`${rule.address.toString()}/${rule.prefix}`)
-    : ipaddr.IPv6.networkAddressFromCIDR(`${rule.address.toString()}/${rule.prefix}`);
+  const network =
+    rule.address.kind() === 'ipv4'
+      ? ipaddr.IPv4.networkAddressFromCIDR(`${rule.address.toString()}/${rule.prefix}`)
+      : ipaddr.IPv6.networkAddressFromCIDR(`${rule.address.toString()}/${rule.prefix}`);
   const full = rule.address.kind() === 'ipv4' ? 32 : 128;
   return rule.prefix === full ? network.toString() : `${network.toString()}/${rule.prefix}`;
 }
 
 /** True when every address of `inner` is also in `outer`. */
 export function ruleWithin(inner: IpRule, outer: IpRule): boolean {
-  return inner.address.kind() === outer.address.kind() && inner.prefix >= outer.prefix && inner.address.match(outer.address, outer.prefix);
+  return (
+    inner.address.kind() === outer.address.kind() &&
+    inner.prefix >= outer.prefix &&
+    inner.address.match(outer.address, outer.prefix)
+  );
 }
 
 /** True when the allowlist is empty (any address) or one rule contains the address; an unreadable rule contains none. */

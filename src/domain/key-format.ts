@@ -108,7 +108,11 @@ export function generateKey(environment: Environment): GeneratedKey {
  */
 export function wellFormed(key: string): boolean {
   if (key.length !== KEY_LENGTH) return false;
-  const register = key.startsWith(PREFIXES.live) ? LIVE_REGISTER : key.startsWith(PREFIXES.test) ? TEST_REGISTER : undefined;
+  const register = key.startsWith(PREFIXES.live)
+    ? LIVE_REGISTER
+    : key.startsWith(PREFIXES.test)
+      ? TEST_REGISTER
+      : undefined;
   if (register === undefined) return false;
   // One pass over the id and the secret: each character in the alphabet, and into the CRC.
   let c = register;
@@ -167,7 +171,11 @@ export function secretCheck(secret: string): string {
  * made before check values existed: null). Undefined when only argon2 can tell. Authenticate and
  * leak reports both ask this before hashing (design: bounded-hashing).
  */
-export function offlineRefusal(stored: { environment: string; check: string | null }, environment: Environment, check: string): 'environment' | 'check' | undefined {
+export function offlineRefusal(
+  stored: { environment: string; check: string | null },
+  environment: Environment,
+  check: string,
+): 'environment' | 'check' | undefined {
   if (stored.environment !== environment) return 'environment';
   if (stored.check !== null && stored.check !== check) return 'check';
   return undefined;

@@ -15,7 +15,8 @@ export const LIMITS = Object.freeze({
 });
 
 const NAME = new RegExp(LIMITS.rateLimitNamePattern);
-const isInt = (v: unknown, min: number, max: number): v is number => Number.isSafeInteger(v) && (v as number) >= min && (v as number) <= max;
+const isInt = (v: unknown, min: number, max: number): v is number =>
+  Number.isSafeInteger(v) && (v as number) >= min && (v as number) <= max;
 
 /** At most 5 named limits, each name once (a duplicate is refused, not merged), in request order. */
 export function checkRateLimits(limits: readonly RateLimit[]): RateLimit[] {
@@ -23,13 +24,20 @@ export function checkRateLimits(limits: readonly RateLimit[]): RateLimit[] {
   const errors: FieldError[] = [];
   limits.forEach((l, i) => {
     if (typeof l.name !== 'string' || l.name.length < 1 || l.name.length > LIMITS.rateLimitName || !NAME.test(l.name)) {
-      errors.push({ path: `rate_limits/${i}/name`, message: `1 to ${LIMITS.rateLimitName} characters of a-z, 0-9, _ . -` });
+      errors.push({
+        path: `rate_limits/${i}/name`,
+        message: `1 to ${LIMITS.rateLimitName} characters of a-z, 0-9, _ . -`,
+      });
     } else if (limits.findIndex((o) => o.name === l.name) < i) {
       errors.push({ path: `rate_limits/${i}/name`, message: 'repeats the name of an earlier limit' });
     }
-    if (!isInt(l.limit, 1, LIMITS.limitMax)) errors.push({ path: `rate_limits/${i}/limit`, message: `an integer from 1 to ${LIMITS.limitMax}` });
+    if (!isInt(l.limit, 1, LIMITS.limitMax))
+      errors.push({ path: `rate_limits/${i}/limit`, message: `an integer from 1 to ${LIMITS.limitMax}` });
     if (!isInt(l.window_seconds, 1, LIMITS.windowMax)) {
-      errors.push({ path: `rate_limits/${i}/window_seconds`, message: `an integer from 1 to ${LIMITS.windowMax} seconds` });
+      errors.push({
+        path: `rate_limits/${i}/window_seconds`,
+        message: `an integer from 1 to ${LIMITS.windowMax} seconds`,
+      });
     }
   });
   if (errors.length > 0) throw new AppError('VALIDATION_FAILED', 'invalid rate_limits', errors);
@@ -38,15 +46,21 @@ export function checkRateLimits(limits: readonly RateLimit[]): RateLimit[] {
 
 /** A quota balance: an integer from 0 to 2^53-1. */
 export function checkRemainingUses(uses: number): number {
-  if (!isInt(uses, 0, LIMITS.usesMax)) throw invalid('remaining_uses', `an integer from 0 to ${LIMITS.usesMax}, or null for no quota`);
+  if (!isInt(uses, 0, LIMITS.usesMax))
+    throw invalid('remaining_uses', `an integer from 0 to ${LIMITS.usesMax}, or null for no quota`);
   return uses;
 }
 
 /** A refill of the quota at the start of each UTC day or month. */
-export function checkRefill(refill: { amount: number; interval: RefillInterval }): { amount: number; interval: RefillInterval } {
+export function checkRefill(refill: { amount: number; interval: RefillInterval }): {
+  amount: number;
+  interval: RefillInterval;
+} {
   const errors: FieldError[] = [];
-  if (!isInt(refill.amount, 1, LIMITS.usesMax)) errors.push({ path: 'refill/amount', message: `an integer from 1 to ${LIMITS.usesMax}` });
-  if (!REFILL_INTERVALS.includes(refill.interval)) errors.push({ path: 'refill/interval', message: 'daily or monthly' });
+  if (!isInt(refill.amount, 1, LIMITS.usesMax))
+    errors.push({ path: 'refill/amount', message: `an integer from 1 to ${LIMITS.usesMax}` });
+  if (!REFILL_INTERVALS.includes(refill.interval))
+    errors.push({ path: 'refill/interval', message: 'daily or monthly' });
   if (errors.length > 0) throw new AppError('VALIDATION_FAILED', 'invalid refill', errors);
   return { amount: refill.amount, interval: refill.interval };
 }
@@ -63,11 +77,13 @@ export function refillWithoutQuota(): AppError {
  * Returns the metadata and its size in bytes.
  */
 export function checkMetadata(value: unknown): { metadata: Record<string, unknown>; bytes: number } {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw invalid('metadata', 'must be a JSON object (or null to clear it)');
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw invalid('metadata', 'must be a JSON object (or null to clear it)');
   const problem = shapeProblem(value, 1);
   if (problem) throw invalid('metadata', problem);
   const bytes = jsonBytes(value);
-  if (bytes > LIMITS.metadataBytes) throw invalid('metadata', `must be at most ${LIMITS.metadataBytes} bytes as JSON (this is ${bytes})`);
+  if (bytes > LIMITS.metadataBytes)
+    throw invalid('metadata', `must be at most ${LIMITS.metadataBytes} bytes as JSON (this is ${bytes})`);
   return { metadata: value as Record<string, unknown>, bytes };
 }
 
@@ -86,8 +102,10 @@ const UNSTORABLE = /\u0000|\p{Cs}/u;
 function shapeProblem(value: object, depth: number): string | undefined {
   if (depth > LIMITS.metadataDepth) return `must nest objects and arrays at most ${LIMITS.metadataDepth} levels deep`;
   for (const [k, v] of Object.entries(value)) {
-    if (!Array.isArray(value) && k.length > LIMITS.metadataKey) return `keys must be at most ${LIMITS.metadataKey} characters`;
-    if (UNSTORABLE.test(k) || (typeof v === 'string' && UNSTORABLE.test(v))) return 'text must not contain a NUL character or a lone surrogate';
+    if (!Array.isArray(value) && k.length > LIMITS.metadataKey)
+      return `keys must be at most ${LIMITS.metadataKey} characters`;
+    if (UNSTORABLE.test(k) || (typeof v === 'string' && UNSTORABLE.test(v)))
+      return 'text must not contain a NUL character or a lone surrogate';
     if (v !== null && typeof v === 'object') {
       const inner = shapeProblem(v as object, depth + 1);
       if (inner) return inner;

@@ -8,13 +8,19 @@
 
 /** Why a target is refused; stable codes for logs. */
 export type TargetProblem =
-  | 'NOT_ORIGIN_FORM' | 'CONTROL_CHARACTER' | 'BACKSLASH' | 'BAD_PERCENT_ENCODING'
-  | 'ENCODED_SEPARATOR' | 'NUL' | 'DOUBLE_ENCODED' | 'DOT_SEGMENT' | 'EMPTY_SEGMENT';
+  | 'NOT_ORIGIN_FORM'
+  | 'CONTROL_CHARACTER'
+  | 'BACKSLASH'
+  | 'BAD_PERCENT_ENCODING'
+  | 'ENCODED_SEPARATOR'
+  | 'NUL'
+  | 'DOUBLE_ENCODED'
+  | 'DOT_SEGMENT'
+  | 'EMPTY_SEGMENT';
 
 export type TargetCheck =
   /** `path`: the target without its query string, as sent (the router decodes it). */
-  | { ok: true; path: string }
-  | { ok: false; problem: TargetProblem; detail: string };
+  { ok: true; path: string } | { ok: false; problem: TargetProblem; detail: string };
 
 const DETAIL: Record<TargetProblem, string> = {
   NOT_ORIGIN_FORM: 'the request target must be a path starting with /',

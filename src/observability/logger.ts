@@ -1,16 +1,23 @@
 import pino, { type DestinationStream, type Logger } from 'pino';
 import { isKeyId, KEY_PATTERN } from '../domain/key-format.js';
 
-const SECRET_FIELDS = ['secret', 'key', 'token', 'authorization', 'x-api-key', 'password', 'secret_hash', 'admin_tokens'];
+const SECRET_FIELDS = [
+  'secret',
+  'key',
+  'token',
+  'authorization',
+  'x-api-key',
+  'password',
+  'secret_hash',
+  'admin_tokens',
+];
 
 /** A key-shaped token cut to its prefix and 4 id characters (an already cut one stays as it is). */
 const cutKey = (k: string) => (k.length <= 19 ? k : `${k.slice(0, 19)}…[redacted]`);
 
 /** Replace every key-shaped token and bearer credential in a string. */
 export function scrub(text: string): string {
-  return text
-    .replace(KEY_PATTERN, cutKey)
-    .replace(/(Bearer\s+)\S+/gi, '$1[redacted]');
+  return text.replace(KEY_PATTERN, cutKey).replace(/(Bearer\s+)\S+/gi, '$1[redacted]');
 }
 
 /** Deep copy with secrets removed: named secret fields dropped, key-shaped strings scrubbed anywhere. */
@@ -18,7 +25,12 @@ export function redactDeep(value: unknown, depth = 0): unknown {
   if (typeof value === 'string') return scrub(value);
   if (depth > 8 || value === null || typeof value !== 'object') return value;
   if (value instanceof Error) {
-    return { type: value.name, message: scrub(value.message), stack: value.stack && scrub(value.stack), code: (value as { code?: unknown }).code };
+    return {
+      type: value.name,
+      message: scrub(value.message),
+      stack: value.stack && scrub(value.stack),
+      code: (value as { code?: unknown }).code,
+    };
   }
   if (Array.isArray(value)) return value.map((v) => redactDeep(v, depth + 1));
   // Class instances (requests, replies, sockets) are left to their serializers.
@@ -64,9 +76,18 @@ interface LoggedRequest {
 export function safeUrl(url: string, req: LoggedRequest = {}): string {
   const at = url.indexOf('?');
   let path = at < 0 ? url : url.slice(0, at);
-  const query = at < 0 ? [] : url.slice(at + 1).split('&').filter(Boolean);
+  const query =
+    at < 0
+      ? []
+      : url
+          .slice(at + 1)
+          .split('&')
+          .filter(Boolean);
   if (!req.routeOptions?.url) {
-    path = path.split('/').map((s) => (s.length >= MIN_TOKEN && !isKeyId(s) ? '[redacted]' : s)).join('/');
+    path = path
+      .split('/')
+      .map((s) => (s.length >= MIN_TOKEN && !isKeyId(s) ? '[redacted]' : s))
+      .join('/');
   }
   const params = query.map((pair) => {
     const name = pair.split('=')[0] ?? '';
@@ -75,7 +96,8 @@ export function safeUrl(url: string, req: LoggedRequest = {}): string {
   });
   let out = scrub(params.length > 0 ? `${path}?${params.join('&')}` : path);
   const credential = /^\s*\S+\s+(\S{16,})/.exec(String(req.headers?.authorization ?? ''))?.[1];
-  if (credential) out = out.split(credential).join('[redacted]').split(encodeURIComponent(credential)).join('[redacted]');
+  if (credential)
+    out = out.split(credential).join('[redacted]').split(encodeURIComponent(credential)).join('[redacted]');
   return out;
 }
 
@@ -105,19 +127,22 @@ function prettyDestination(to: string | number): DestinationStream {
  */
 export function createLogger(level: string, destination?: DestinationStream, options: LoggerOptions = {}): Logger {
   const out = destination ?? (options.pretty ? prettyDestination(options.prettyTo ?? 1) : undefined);
-  return pino({
-    level,
-    base: { service: 'otesse-keys' },
-    timestamp: pino.stdTimeFunctions.isoTime,
-    serializers: {
-      err: (e: unknown) => redactDeep(e),
-      req: (req: LoggedRequest) => ({ method: req.method, url: req.url && safeUrl(req.url, req), ip: req.ip }),
-      res: (res: { statusCode?: number }) => ({ statusCode: res.statusCode }),
+  return pino(
+    {
+      level,
+      base: { service: 'otesse-keys' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      serializers: {
+        err: (e: unknown) => redactDeep(e),
+        req: (req: LoggedRequest) => ({ method: req.method, url: req.url && safeUrl(req.url, req), ip: req.ip }),
+        res: (res: { statusCode?: number }) => ({ statusCode: res.statusCode }),
+      },
+      hooks: {
+        // One redaction, on the finished line: it sees every field, child bindings (Fastify binds the
+        // client's x-request-id), and the `msg` pino takes from an Error, whatever produced them.
+        streamWrite: redactLine,
+      },
     },
-    hooks: {
-      // One redaction, on the finished line: it sees every field, child bindings (Fastify binds the
-      // client's x-request-id), and the `msg` pino takes from an Error, whatever produced them.
-      streamWrite: redactLine,
-    },
-  }, out);
+    out,
+  );
 }

@@ -35,10 +35,16 @@ export async function startTracing(replicaId: string): Promise<Tracing> {
   const protocol = protocolOf(process.env);
   register('@opentelemetry/instrumentation/hook.mjs', import.meta.url, { data: { include: PATCHED } });
   let opened!: (exporter: SpanExporter) => void;
-  const exporter = new RedactingExporter(new Promise<SpanExporter>((resolve) => { opened = resolve; }));
+  const exporter = new RedactingExporter(
+    new Promise<SpanExporter>((resolve) => {
+      opened = resolve;
+    }),
+  );
   const sdk = new NodeSDK({
     ...(process.env.OTEL_SERVICE_NAME ? {} : { serviceName: 'otesse-keys' }),
-    resource: defaultResource().merge(resourceFromAttributes({ 'service.version': packageVersion(), 'service.instance.id': replicaId })),
+    resource: defaultResource().merge(
+      resourceFromAttributes({ 'service.version': packageVersion(), 'service.instance.id': replicaId }),
+    ),
     resourceDetectors: [envDetector, hostDetector],
     traceExporter: exporter,
     // Prometheus serves the metrics, and logs stay on stdout where they are redacted: traces only.
@@ -54,19 +60,22 @@ export async function startTracing(replicaId: string): Promise<Tracing> {
   return {
     trace: {
       on: true,
-      setAttributes: (attributes) => { trace.getActiveSpan()?.setAttributes(defined(attributes)); },
-      span: (name, fn, attributes) => tracer.startActiveSpan(name, { attributes: defined(attributes ?? {}) }, async (span) => {
-        try {
-          return await fn();
-        } catch (err) {
-          // The error's code, not its message: messages may quote input.
-          const code = (err as { code?: unknown }).code;
-          span.setStatus({ code: SpanStatusCode.ERROR, message: typeof code === 'string' ? code : 'error' });
-          throw err;
-        } finally {
-          span.end();
-        }
-      }),
+      setAttributes: (attributes) => {
+        trace.getActiveSpan()?.setAttributes(defined(attributes));
+      },
+      span: (name, fn, attributes) =>
+        tracer.startActiveSpan(name, { attributes: defined(attributes ?? {}) }, async (span) => {
+          try {
+            return await fn();
+          } catch (err) {
+            // The error's code, not its message: messages may quote input.
+            const code = (err as { code?: unknown }).code;
+            span.setStatus({ code: SpanStatusCode.ERROR, message: typeof code === 'string' ? code : 'error' });
+            throw err;
+          } finally {
+            span.end();
+          }
+        }),
     },
     shutdown: () => sdk.shutdown(),
   };
@@ -74,9 +83,14 @@ export async function startTracing(replicaId: string): Promise<Tracing> {
 
 function instrumentations() {
   return [
-    new HttpInstrumentation({ ignoreIncomingRequestHook: (req) => QUIET_PATHS.has((req.url ?? '').split('?')[0] ?? '') }),
-    new fastifyOtel.FastifyOtelInstrumentation({ registerOnInitialization: true, instrumentHooks: false,
-      ignorePaths: ({ url }) => QUIET_PATHS.has(url) }),
+    new HttpInstrumentation({
+      ignoreIncomingRequestHook: (req) => QUIET_PATHS.has((req.url ?? '').split('?')[0] ?? ''),
+    }),
+    new fastifyOtel.FastifyOtelInstrumentation({
+      registerOnInitialization: true,
+      instrumentHooks: false,
+      ignorePaths: ({ url }) => QUIET_PATHS.has(url),
+    }),
     new GrpcInstrumentation(),
     // Background work (the change-log poll, heartbeats) would be a trace each: only inside a request.
     new PgInstrumentation({ requireParentSpan: true }),
@@ -92,12 +106,16 @@ type Protocol = 'grpc' | 'http/json' | 'http/protobuf' | 'console';
 
 /** The exporter the variables name; anything else is a configuration error naming the variable. */
 function protocolOf(env: NodeJS.ProcessEnv): Protocol {
-  const exporters = (env.OTEL_TRACES_EXPORTER ?? 'otlp').split(',').map((s) => s.trim()).filter(Boolean);
+  const exporters = (env.OTEL_TRACES_EXPORTER ?? 'otlp')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (exporters.length !== 1 || !['otlp', 'console'].includes(exporters[0] ?? '')) {
     throw new ConfigError(`OTEL_TRACES_EXPORTER: one of otlp, console or none (got "${env.OTEL_TRACES_EXPORTER}")`);
   }
   if (exporters[0] === 'console') return 'console';
-  const protocol = (env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? '').trim() || 'http/protobuf';
+  const protocol =
+    (env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? '').trim() || 'http/protobuf';
   if (protocol !== 'grpc' && protocol !== 'http/json' && protocol !== 'http/protobuf') {
     throw new ConfigError(`OTEL_EXPORTER_OTLP_PROTOCOL: one of grpc, http/protobuf or http/json (got "${protocol}")`);
   }
@@ -107,10 +125,14 @@ function protocolOf(env: NodeJS.ProcessEnv): Protocol {
 /** The exporter reads its endpoint, headers, timeout and compression from the OTEL_EXPORTER_OTLP_* variables itself. */
 async function exporterFor(protocol: Protocol): Promise<SpanExporter> {
   switch (protocol) {
-    case 'grpc': return new (await import('@opentelemetry/exporter-trace-otlp-grpc')).OTLPTraceExporter();
-    case 'http/json': return new (await import('@opentelemetry/exporter-trace-otlp-http')).OTLPTraceExporter();
-    case 'http/protobuf': return new (await import('@opentelemetry/exporter-trace-otlp-proto')).OTLPTraceExporter();
-    case 'console': return new (await import('@opentelemetry/sdk-trace')).ConsoleSpanExporter();
+    case 'grpc':
+      return new (await import('@opentelemetry/exporter-trace-otlp-grpc')).OTLPTraceExporter();
+    case 'http/json':
+      return new (await import('@opentelemetry/exporter-trace-otlp-http')).OTLPTraceExporter();
+    case 'http/protobuf':
+      return new (await import('@opentelemetry/exporter-trace-otlp-proto')).OTLPTraceExporter();
+    case 'console':
+      return new (await import('@opentelemetry/sdk-trace')).ConsoleSpanExporter();
   }
 }
 
@@ -148,7 +170,8 @@ class RedactingExporter implements SpanExporter {
   #scrubAll(attributes: Attributes): void {
     for (const [name, value] of Object.entries(attributes)) {
       if (typeof value === 'string') attributes[name] = this.scrub(value);
-      else if (Array.isArray(value)) attributes[name] = value.map((v: unknown) => (typeof v === 'string' ? this.scrub(v) : v)) as string[];
+      else if (Array.isArray(value))
+        attributes[name] = value.map((v: unknown) => (typeof v === 'string' ? this.scrub(v) : v)) as string[];
     }
   }
 
@@ -180,5 +203,5 @@ function packageVersion(): string {
       // not there: the other layout
     }
   }
-  return version ??= 'unknown';
+  return (version ??= 'unknown');
 }

@@ -43,7 +43,14 @@ export interface Activity {
     addresses_since_rotation: string[];
   };
   alerts: Alert[];
-  events: { id: string; at: string; actor: string; action: string; source_ip: string | null; changes: Record<string, unknown> }[];
+  events: {
+    id: string;
+    at: string;
+    actor: string;
+    action: string;
+    source_ip: string | null;
+    changes: Record<string, unknown>;
+  }[];
 }
 
 export interface ActivityServiceOptions {
@@ -58,7 +65,8 @@ export interface ActivityServiceOptions {
 function instant(path: string, text: string): Date {
   const d = new Date(text);
   const year = d.getUTCFullYear();
-  if (Number.isNaN(d.getTime()) || year < 1970 || year > 9999) throw invalid(path, 'must be an RFC 3339 date-time between 1970 and 9999 (no leap second)');
+  if (Number.isNaN(d.getTime()) || year < 1970 || year > 9999)
+    throw invalid(path, 'must be an RFC 3339 date-time between 1970 and 9999 (no leap second)');
   return d;
 }
 
@@ -72,7 +80,11 @@ export class ActivityService {
     this.#now = opts.now ?? Date.now;
   }
 
-  async activity(accountId: string, keyId: string, window: { from?: string | undefined; to?: string | undefined }): Promise<Activity> {
+  async activity(
+    accountId: string,
+    keyId: string,
+    window: { from?: string | undefined; to?: string | undefined },
+  ): Promise<Activity> {
     const now = this.#now();
     const to = window.to ? instant('to', window.to) : new Date(now);
     const from = window.from ? instant('from', window.from) : new Date(to.getTime() - 30 * DAY);
@@ -91,22 +103,51 @@ export class ActivityService {
     const rotatedAt = events.find((e) => e.action === 'key.rotated')?.at ?? null;
     const sinceRotation = rotatedAt ? addresses.filter((a) => a.last_seen > rotatedAt).map((a) => a.ip) : [];
     return {
-      key_id: keyId, from: from.toISOString(), to: to.toISOString(),
-      last_used_at: key.last_used_at?.toISOString() ?? null, last_used_ip: key.last_used_ip,
+      key_id: keyId,
+      from: from.toISOString(),
+      to: to.toISOString(),
+      last_used_at: key.last_used_at?.toISOString() ?? null,
+      last_used_ip: key.last_used_ip,
       remaining_uses: key.remaining_uses,
-      refill: key.refill_amount !== null && key.refill_interval !== null
-        ? { amount: key.refill_amount, interval: key.refill_interval, refilled_at: key.refilled_at?.toISOString() ?? null } : null,
+      refill:
+        key.refill_amount !== null && key.refill_interval !== null
+          ? {
+              amount: key.refill_amount,
+              interval: key.refill_interval,
+              refilled_at: key.refilled_at?.toISOString() ?? null,
+            }
+          : null,
       totals: totals(hours),
       series: series(hours),
-      addresses: addresses.map((a) => ({ ip: a.ip, first_seen: a.first_seen.toISOString(), last_seen: a.last_seen.toISOString(), count: Number(a.count) })),
-      denied_addresses: denied.map((d) => ({ ip: d.ip, reason: d.reason, last_seen: d.last_seen.toISOString(), count: Number(d.count) })),
+      addresses: addresses.map((a) => ({
+        ip: a.ip,
+        first_seen: a.first_seen.toISOString(),
+        last_seen: a.last_seen.toISOString(),
+        count: Number(a.count),
+      })),
+      denied_addresses: denied.map((d) => ({
+        ip: d.ip,
+        reason: d.reason,
+        last_seen: d.last_seen.toISOString(),
+        count: Number(d.count),
+      })),
       rotation: {
-        due_at: new Date(key.created_at.getTime() + 90 * DAY).toISOString(), replaces: key.replaces, replaced_by: key.replaced_by,
-        rotated_at: rotatedAt?.toISOString() ?? null, grace_ends_at: key.replaced_by ? key.expires_at?.toISOString() ?? null : null,
+        due_at: new Date(key.created_at.getTime() + 90 * DAY).toISOString(),
+        replaces: key.replaces,
+        replaced_by: key.replaced_by,
+        rotated_at: rotatedAt?.toISOString() ?? null,
+        grace_ends_at: key.replaced_by ? (key.expires_at?.toISOString() ?? null) : null,
         addresses_since_rotation: sinceRotation,
       },
       alerts: [...leaks.map(leakAlert), ...alerts(key, hours, addresses, rotatedAt, now)],
-      events: events.map((e: AuditRow) => ({ id: String(e.id), at: e.at.toISOString(), actor: e.actor, action: e.action, source_ip: e.source_ip, changes: e.changes })),
+      events: events.map((e: AuditRow) => ({
+        id: String(e.id),
+        at: e.at.toISOString(),
+        actor: e.actor,
+        action: e.action,
+        source_ip: e.source_ip,
+        changes: e.changes,
+      })),
     };
   }
 }
@@ -115,7 +156,11 @@ export class ActivityService {
 function leakAlert(l: LeakRow): Alert {
   const where = l.url ? ` at ${l.url}` : '';
   const done = l.outcome === 'revoked' ? 'the key was revoked' : 'the key was already revoked';
-  return { type: 'leaked', at: l.reported_at.toISOString(), message: `leaked: reported by ${l.reporter} (${l.source})${where}; ${done}` };
+  return {
+    type: 'leaked',
+    at: l.reported_at.toISOString(),
+    message: `leaked: reported by ${l.reporter} (${l.source})${where}; ${done}`,
+  };
 }
 
 function totals(hours: HourRow[]): Activity['totals'] {
@@ -144,7 +189,12 @@ function alerts(key: KeyRow, hours: HourRow[], addresses: AddressRow[], rotatedA
   const firstEver = Math.min(...addresses.map((a) => a.first_seen.getTime()));
   for (const a of addresses) {
     if (a.first_seen.getTime() > firstEver && now - a.first_seen.getTime() < 7 * DAY) {
-      out.push({ type: 'new_address', ip: a.ip, at: a.first_seen.toISOString(), message: `first use from ${a.ip}, never seen before for this key` });
+      out.push({
+        type: 'new_address',
+        ip: a.ip,
+        at: a.first_seen.toISOString(),
+        message: `first use from ${a.ip}, never seen before for this key`,
+      });
     }
   }
   for (const s of series(hours)) {
@@ -154,13 +204,19 @@ function alerts(key: KeyRow, hours: HourRow[], addresses: AddressRow[], rotatedA
   }
   if (key.replaced_by && rotatedAt && key.last_used_at && key.last_used_at > rotatedAt) {
     const ends = key.expires_at?.toISOString() ?? 'its grace end';
-    out.push({ type: 'rotated_key_in_use', at: key.last_used_at.toISOString(),
-      message: `still used after rotation to ${key.replaced_by}; it stops working at ${ends}` });
+    out.push({
+      type: 'rotated_key_in_use',
+      at: key.last_used_at.toISOString(),
+      message: `still used after rotation to ${key.replaced_by}; it stops working at ${ends}`,
+    });
   }
   const due = key.created_at.getTime() + 90 * DAY;
   if (!key.replaced_by && !key.revoked_at && due - now < 14 * DAY) {
-    out.push({ type: due <= now ? 'rotation_overdue' : 'rotation_due', at: new Date(due).toISOString(),
-      message: due <= now ? 'rotation is overdue (keys are rotated every 90 days)' : 'rotation is due within 14 days' });
+    out.push({
+      type: due <= now ? 'rotation_overdue' : 'rotation_due',
+      at: new Date(due).toISOString(),
+      message: due <= now ? 'rotation is overdue (keys are rotated every 90 days)' : 'rotation is due within 14 days',
+    });
   }
   return out;
 }

@@ -3,7 +3,14 @@ import { LRUCache } from 'lru-cache';
 import { decide, deny, type Decision, type DenyReason } from '../domain/decision.js';
 import { invalid, AppError } from '../domain/errors.js';
 import { parseAddress, type Address } from '../domain/ip.js';
-import { offlineRefusal, partsOfWellFormed, secretCheck, secretOf, wellFormed, type ParsedKey } from '../domain/key-format.js';
+import {
+  offlineRefusal,
+  partsOfWellFormed,
+  secretCheck,
+  secretOf,
+  wellFormed,
+  type ParsedKey,
+} from '../domain/key-format.js';
 import { isScope } from '../domain/scopes.js';
 import { dataOf, toEntry, type CacheEntry, type CachedGrant, type GrantData } from '../cache/entry.js';
 import type { FailureCounter } from '../cache/failure-counter.js';
@@ -45,7 +52,14 @@ export const MAX_USES = 1000;
 /** Told about every decision on an identified key id (usage counting). */
 export interface UsageSink {
   /** `count`: how many uses this decision covers (a call deciding several coalesced requests). */
-  record(keyId: string, ip: string, allowed: boolean, reason: DenyReason | undefined, now: number, count?: number): void;
+  record(
+    keyId: string,
+    ip: string,
+    allowed: boolean,
+    reason: DenyReason | undefined,
+    now: number,
+    count?: number,
+  ): void;
 }
 
 export interface AuthenticatorOptions {
@@ -84,7 +98,8 @@ export interface CallLimits {
 }
 
 /** A verified entry (`hashed`: argon2 verified it just now), or a deny; `known` when the key id exists (the deny is counted against it). */
-type Resolved = { entry: CacheEntry; path: AuthPath; hashed?: boolean } | { reason: DenyReason; path: AuthPath; known: boolean };
+type Resolved =
+  { entry: CacheEntry; path: AuthPath; hashed?: boolean } | { reason: DenyReason; path: AuthPath; known: boolean };
 
 /** The Authenticate use case: parse, memory, Redis, then PostgreSQL and argon2 (design: the Authenticate path). */
 export class Authenticator {
@@ -124,43 +139,98 @@ export class Authenticator {
    * `uses`: how many of the caller's requests (same key, address and scope) this call decides; each
    * is counted.
    */
-  authenticate(key: string, ip: string, scope: string, limits: CallLimits = {}, uses = 1): AuthResult | Promise<AuthResult> {
+  authenticate(
+    key: string,
+    ip: string,
+    scope: string,
+    limits: CallLimits = {},
+    uses = 1,
+  ): AuthResult | Promise<AuthResult> {
     const source = this.#address(ip);
     if (!isScope(scope)) throw invalid('scope', 'not a scope of the catalog');
-    if (uses !== 1 && !(Number.isInteger(uses) && uses >= 1 && uses <= MAX_USES)) throw invalid('uses', `1 to ${MAX_USES}`);
+    if (uses !== 1 && !(Number.isInteger(uses) && uses >= 1 && uses <= MAX_USES))
+      throw invalid('uses', `1 to ${MAX_USES}`);
     // The offline checks build nothing; the key's parts are only taken apart when memory cannot decide.
     if (!wellFormed(key)) return this.#trace.on ? this.#traced(MALFORMED, undefined, 'parse', scope) : MALFORMED;
     const digest = hash('sha256', key, 'base64url');
     const now = this.#now();
     const found = this.#o.local.get(digest);
     if (!found || !this.#o.invalidator.trusted(now) || now - found.refreshedAt >= this.#o.freshMs) {
-      return this.#authenticateSlow({ parsed: partsOfWellFormed(key), digest, key, ip: source.text, check: secretCheck(secretOf(key)), limits, uses }, source.address, scope, found, now);
+      return this.#authenticateSlow(
+        {
+          parsed: partsOfWellFormed(key),
+          digest,
+          key,
+          ip: source.text,
+          check: secretCheck(secretOf(key)),
+          limits,
+          uses,
+        },
+        source.address,
+        scope,
+        found,
+        now,
+      );
     }
-    const result = this.#limited(found.grant, decide(found.grant, source.address, scope, now), source.text, now, 'memory', uses);
+    const result = this.#limited(
+      found.grant,
+      decide(found.grant, source.address, scope, now),
+      source.text,
+      now,
+      'memory',
+      uses,
+    );
     return this.#trace.on ? this.#traced(result, found.grant.keyId, 'memory', scope, uses) : result;
   }
 
   /** The decision told to the caller's span: the key's id, never the key (design: secret-never-kept). */
-  #traced<R extends AuthResult | Promise<AuthResult>>(result: R, keyId: string | undefined, tier: Tier, scope: string, uses = 1): R {
+  #traced<R extends AuthResult | Promise<AuthResult>>(
+    result: R,
+    keyId: string | undefined,
+    tier: Tier,
+    scope: string,
+    uses = 1,
+  ): R {
     if (result instanceof Promise) return result.then((r) => this.#traced(r, keyId, tier, scope, uses)) as R;
     const { decision, allowedUses } = result;
     this.#trace.setAttributes({
-      'otesse.key_id': keyId, 'otesse.account_id': decision.identity?.accountId, 'otesse.scope': scope, 'otesse.tier': tier,
-      'otesse.outcome': decision.allowed ? 'allowed' : 'denied', 'otesse.deny_reason': decision.allowed ? undefined : decision.reason,
-      'otesse.uses': uses, 'otesse.allowed_uses': allowedUses,
+      'otesse.key_id': keyId,
+      'otesse.account_id': decision.identity?.accountId,
+      'otesse.scope': scope,
+      'otesse.tier': tier,
+      'otesse.outcome': decision.allowed ? 'allowed' : 'denied',
+      'otesse.deny_reason': decision.allowed ? undefined : decision.reason,
+      'otesse.uses': uses,
+      'otesse.allowed_uses': allowedUses,
     });
     return result;
   }
 
   /** An allowed call's uses are counted against the key's rate limits and quota (which may refuse some or all), then recorded. */
-  #limited(grant: CachedGrant, decision: Decision, ip: string, now: number, path: AuthPath, uses: number): AuthResult | Promise<AuthResult> {
+  #limited(
+    grant: CachedGrant,
+    decision: Decision,
+    ip: string,
+    now: number,
+    path: AuthPath,
+    uses: number,
+  ): AuthResult | Promise<AuthResult> {
     const partial = decision.allowed ? this.#o.limiter?.admit(grant, now, uses) : undefined;
-    if (partial instanceof Promise) return partial.then((p) => this.#record(grant.keyId, ip, decision, now, path, uses, p));
+    if (partial instanceof Promise)
+      return partial.then((p) => this.#record(grant.keyId, ip, decision, now, path, uses, p));
     return this.#record(grant.keyId, ip, decision, now, path, uses, partial);
   }
 
   /** Record the decision's uses; `partial`: the limits admitted only the first ones (maybe none), the others are refused. */
-  #record(keyId: string, ip: string, decision: Decision, at: number, path: AuthPath, uses: number, partial?: PartialAdmission): AuthResult {
+  #record(
+    keyId: string,
+    ip: string,
+    decision: Decision,
+    at: number,
+    path: AuthPath,
+    uses: number,
+    partial?: PartialAdmission,
+  ): AuthResult {
     const usage = this.#o.usage;
     if (!partial) {
       usage?.record(keyId, ip, decision.allowed, decision.allowed ? undefined : decision.reason, at, uses);
@@ -169,7 +239,9 @@ export class Authenticator {
     if (partial.admitted > 0) usage?.record(keyId, ip, true, undefined, at, partial.admitted);
     usage?.record(keyId, ip, false, partial.refusal.reason, at, uses - partial.admitted);
     const refusal = refused(decision, partial.refusal);
-    return partial.admitted > 0 ? { decision: refusal, path, allowedUses: partial.admitted } : { decision: refusal, path };
+    return partial.admitted > 0
+      ? { decision: refusal, path, allowedUses: partial.admitted }
+      : { decision: refusal, path };
   }
 
   /** The address parsed, from the bounded memo when seen before; throws VALIDATION_FAILED. */
@@ -187,7 +259,13 @@ export class Authenticator {
   }
 
   /** Not decidable from memory: Redis, then PostgreSQL and argon2, shared by concurrent calls of one key. */
-  async #authenticateSlow(call: Call, address: Address, scope: string, cached: CacheEntry | undefined, now: number): Promise<AuthResult> {
+  async #authenticateSlow(
+    call: Call,
+    address: Address,
+    scope: string,
+    cached: CacheEntry | undefined,
+    now: number,
+  ): Promise<AuthResult> {
     let r = await this.#resolve(call, cached);
     // A shared resolution may have read the key before a change this call started after.
     if ('entry' in r && this.#o.local.superseded(r.entry)) {
@@ -202,7 +280,14 @@ export class Authenticator {
     }
     // Decide at the time of the answer: a call that waited must not judge expiry by its start.
     const at = r.path === 'memory' ? now : this.#now();
-    const result = this.#limited(r.entry.grant, decide(r.entry.grant, address, scope, at), call.ip, at, r.path, call.uses);
+    const result = this.#limited(
+      r.entry.grant,
+      decide(r.entry.grant, address, scope, at),
+      call.ip,
+      at,
+      r.path,
+      call.uses,
+    );
     return this.#trace.on ? this.#traced(result, call.parsed.keyId, tier, scope, call.uses) : result;
   }
 
@@ -232,14 +317,15 @@ export class Authenticator {
           this.#o.onSuperseded?.(parsed.keyId);
           cached ??= { ...entry, refreshedAt: Number.NEGATIVE_INFINITY };
         } else {
-          if (this.#now() - hit.refreshedAt < this.#o.freshMs && this.#o.local.set(entry)) return { entry, path: 'redis' };
+          if (this.#now() - hit.refreshedAt < this.#o.freshMs && this.#o.local.set(entry))
+            return { entry, path: 'redis' };
           // Past its fresh time, but proof that this digest was verified: refresh without hashing.
           cached ??= entry;
         }
       }
     }
     // Only this address is refused: the owner, elsewhere, is not locked out (design: no-remote-lockout).
-    if (!cached && await this.#o.failures.count(parsed.keyId, call.ip) >= this.#o.failureLimit) {
+    if (!cached && (await this.#o.failures.count(parsed.keyId, call.ip)) >= this.#o.failureLimit) {
       return { reason: 'TOO_MANY_FAILURES', path: 'memory', known: true };
     }
     // A key's check value never changes: a wrong secret for a key id seen before costs no query and no hashing.
@@ -265,9 +351,17 @@ export class Authenticator {
     let p = this.#rows.get(keyId);
     if (!p) {
       const readAt = this.#now();
-      p = keysRepository.byId(this.#o.db, keyId).then((row) => ({ row, readAt })).finally(() => this.#rows.delete(keyId));
+      p = keysRepository
+        .byId(this.#o.db, keyId)
+        .then((row) => ({ row, readAt }))
+        .finally(() => this.#rows.delete(keyId));
       this.#rows.set(keyId, p);
-      void p.then(({ row }) => { if (row?.secret_check) this.#checks.set(keyId, { check: row.secret_check, environment: row.environment }); }, () => {});
+      void p.then(
+        ({ row }) => {
+          if (row?.secret_check) this.#checks.set(keyId, { check: row.secret_check, environment: row.environment });
+        },
+        () => {},
+      );
     }
     return p;
   }
@@ -284,13 +378,21 @@ export class Authenticator {
   /** PostgreSQL unreachable: a verified entry not below its version floor serves within the stale bound, else the fault stands. */
   #stale(cached: CacheEntry | undefined, err: unknown): Resolved {
     const now = this.#now();
-    const usable = cached && this.#o.invalidator.trusted(now) && !this.#o.local.superseded(cached)
-      && now - cached.refreshedAt < this.#o.freshMs + this.#o.staleServeMs;
+    const usable =
+      cached &&
+      this.#o.invalidator.trusted(now) &&
+      !this.#o.local.superseded(cached) &&
+      now - cached.refreshedAt < this.#o.freshMs + this.#o.staleServeMs;
     if (usable) return { entry: cached, path: 'memory' };
     throw err instanceof AppError ? err : new AppError('STORAGE_UNAVAILABLE', 'storage unavailable');
   }
 
-  async #verified({ row, readAt }: RowRead, call: Call, cached: CacheEntry | undefined, trusted: boolean): Promise<Resolved> {
+  async #verified(
+    { row, readAt }: RowRead,
+    call: Call,
+    cached: CacheEntry | undefined,
+    trusted: boolean,
+  ): Promise<Resolved> {
     const { parsed, digest } = call;
     if (!row) {
       this.#unknown.set(parsed.keyId, true);
@@ -303,7 +405,10 @@ export class Authenticator {
     }
     const entry = toEntry(digest, grantData(row), readAt, this.#o.onUnreadable);
     // A row read before a change this replica has already seen is not cached anywhere (design: no-stale-write).
-    if (this.#o.local.set(entry) && trusted) await this.#o.shared.set(digest, { data: dataOf(entry.grant), refreshedAt: entry.refreshedAt }).catch(() => false);
+    if (this.#o.local.set(entry) && trusted)
+      await this.#o.shared
+        .set(digest, { data: dataOf(entry.grant), refreshedAt: entry.refreshedAt })
+        .catch(() => false);
     return { entry, path: 'storage', hashed: !cached };
   }
 
@@ -313,18 +418,28 @@ export class Authenticator {
    * no hashing; argon2 runs only for the right secret (or a one-in-four-billion collision).
    */
   async #secretMatches(row: KeyRow, call: Call): Promise<boolean> {
-    const refusal = offlineRefusal({ environment: row.environment, check: row.secret_check }, call.parsed.environment, call.check);
+    const refusal = offlineRefusal(
+      { environment: row.environment, check: row.secret_check },
+      call.parsed.environment,
+      call.check,
+    );
     if (refusal) {
       if (refusal === 'check') this.#refusedByCheck++;
       return false;
     }
     const { limits } = call;
-    const ok = await this.#trace.span('otesse.argon2.verify', () => this.#o.hasher.verify(row.secret_hash, secretOf(call.key), () => {
-      const deadline = limits.deadline;
-      return !limits.cancelled?.() && (deadline === undefined || this.#now() < deadline);
-    }), { 'otesse.key_id': row.id });
+    const ok = await this.#trace.span(
+      'otesse.argon2.verify',
+      () =>
+        this.#o.hasher.verify(row.secret_hash, secretOf(call.key), () => {
+          const deadline = limits.deadline;
+          return !limits.cancelled?.() && (deadline === undefined || this.#now() < deadline);
+        }),
+      { 'otesse.key_id': row.id },
+    );
     // A key made before check values existed gets one on its first successful verification.
-    if (ok && row.secret_check === null) void keysRepository.setSecretCheck(this.#o.db, row.id, call.check).catch(() => {});
+    if (ok && row.secret_check === null)
+      void keysRepository.setSecretCheck(this.#o.db, row.id, call.check).catch(() => {});
     return ok;
   }
 }

@@ -58,7 +58,10 @@ function encodeCursor(value: object): string {
 function decodeCursor(cursor: string, kind: string, accountId: string): Record<string, unknown> {
   try {
     const v: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (v && typeof v === 'object' && (v as { k?: unknown }).k === kind && (v as { a?: unknown }).a === accountId) return v as Record<string, unknown>;
-  } catch { /* fall through */ }
+    if (v && typeof v === 'object' && (v as { k?: unknown }).k === kind && (v as { a?: unknown }).a === accountId)
+      return v as Record<string, unknown>;
+  } catch {
+    /* fall through */
+  }
   throw invalid('cursor', NOT_A_CURSOR);
 }

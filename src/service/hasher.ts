@@ -24,7 +24,10 @@ export interface HasherOptions {
 class Lane {
   running = 0;
   queue: (() => void)[] = [];
-  constructor(readonly concurrency: number, readonly maxQueue: number) {}
+  constructor(
+    readonly concurrency: number,
+    readonly maxQueue: number,
+  ) {}
 
   async run<T>(work: () => Promise<T>, shouldStart?: () => boolean): Promise<T> {
     if (this.running >= this.concurrency) {
@@ -36,7 +39,8 @@ class Lane {
     }
     try {
       // A caller that gave up (deadline passed, call cancelled) while queued does not start hashing.
-      if (shouldStart && !shouldStart()) throw new AppError('DEADLINE_EXCEEDED', 'the call ended before its verification could start');
+      if (shouldStart && !shouldStart())
+        throw new AppError('DEADLINE_EXCEEDED', 'the call ended before its verification could start');
       return await work();
     } finally {
       const next = this.queue.shift();
@@ -84,9 +88,13 @@ export class Hasher {
 
   /** The argon2id PHC string of a secret. */
   async hash(secret: string): Promise<string> {
-    return this.#admin.run(() => hash(secret, {
-      memoryCost: this.#o.memoryCost, timeCost: this.#o.timeCost, parallelism: this.#o.parallelism,
-    }));
+    return this.#admin.run(() =>
+      hash(secret, {
+        memoryCost: this.#o.memoryCost,
+        timeCost: this.#o.timeCost,
+        parallelism: this.#o.parallelism,
+      }),
+    );
   }
 
   /**

@@ -29,7 +29,14 @@ export interface Propagation extends PublishResult {
   published: boolean;
 }
 
-const NOTHING: Propagation = { replicas: 0, confirmed: 0, outcome: 'confirmed', unconfirmed: [], waitedMs: 0, published: true };
+const NOTHING: Propagation = {
+  replicas: 0,
+  confirmed: 0,
+  outcome: 'confirmed',
+  unconfirmed: [],
+  waitedMs: 0,
+  published: true,
+};
 
 /**
  * Keeps this replica's caches consistent with the change log (design: revoke-holds, change-log-catch-up, untrusted-without-lease):
@@ -75,7 +82,8 @@ export class Invalidator {
   get degraded(): string | undefined {
     if (!this.#subscribed) return 'invalidation subscription lost: deciding from PostgreSQL';
     if (!this.#caughtUp) return 'catching up with the change log: deciding from PostgreSQL';
-    if (!this.#o.bus.leaseValid(this.#now())) return 'invalidation lease lapsed (heartbeats late): deciding from PostgreSQL';
+    if (!this.#o.bus.leaseValid(this.#now()))
+      return 'invalidation lease lapsed (heartbeats late): deciding from PostgreSQL';
     return undefined;
   }
 
@@ -90,17 +98,22 @@ export class Invalidator {
    */
   async start(): Promise<void> {
     this.#lastSeq = await changesRepository.latest(this.#o.db);
-    for (const c of await changesRepository.recent(this.#o.db, this.#o.recentMs)) this.#o.local.evict(c.keyId, c.version);
+    for (const c of await changesRepository.recent(this.#o.db, this.#o.recentMs))
+      this.#o.local.evict(c.keyId, c.version);
     await this.#o.bus.start({
       onMessage: (msg) => {
         this.#apply(msg.changes);
         this.#o.onApplied?.(this.#now() - msg.sentAt);
       },
       onDown: () => this.#down(),
-      onUp: () => { void this.#up(); },
+      onUp: () => {
+        void this.#up();
+      },
       onMissed: () => this.#missed(),
     });
-    this.#timer = setInterval(() => { void this.#poll(); }, this.#o.pollMs);
+    this.#timer = setInterval(() => {
+      void this.#poll();
+    }, this.#o.pollMs);
     this.#timer.unref();
     await this.#catchUp;
   }
@@ -124,8 +137,14 @@ export class Invalidator {
         if (elapsed >= this.#o.publishRetryMs) {
           this.#o.onPropagated?.('pending', elapsed);
           const holdsBy = new Date(this.#now() + this.#o.pollMs + 1000);
-          this.#o.log.warn({ err, changes: changes.length }, 'change committed but not published; replicas catch up from the change log');
-          throw new AppError('PROPAGATION_PENDING', `the change is committed; Redis could not be reached to announce it, so it holds on every replica by ${holdsBy.toISOString()} (the next change-log poll)`);
+          this.#o.log.warn(
+            { err, changes: changes.length },
+            'change committed but not published; replicas catch up from the change log',
+          );
+          throw new AppError(
+            'PROPAGATION_PENDING',
+            `the change is committed; Redis could not be reached to announce it, so it holds on every replica by ${holdsBy.toISOString()} (the next change-log poll)`,
+          );
         }
         await new Promise((r) => setTimeout(r, Math.min(50 * 2 ** attempt, this.#o.publishRetryMs - elapsed)));
       }
@@ -156,15 +175,17 @@ export class Invalidator {
   /** Read every change after the last one applied (one catch-up at a time); restores trust when nothing was missed meanwhile. */
   catchUp(): Promise<void> {
     // The previous catch-up's failure was its caller's to see; this one starts afresh.
-    this.#catchUp = this.#catchUp.catch(() => {}).then(async () => {
-      const epoch = this.#epoch;
-      await this.#readLog();
-      if (epoch === this.#epoch && this.#subscribed && !this.#repairing && !this.#caughtUp) {
-        this.#caughtUp = true;
-        this.#everReady = true;
-        this.#o.log.info({ seq: this.#lastSeq }, 'invalidation subscribed and caught up: caches trusted');
-      }
-    });
+    this.#catchUp = this.#catchUp
+      .catch(() => {})
+      .then(async () => {
+        const epoch = this.#epoch;
+        await this.#readLog();
+        if (epoch === this.#epoch && this.#subscribed && !this.#repairing && !this.#caughtUp) {
+          this.#caughtUp = true;
+          this.#everReady = true;
+          this.#o.log.info({ seq: this.#lastSeq }, 'invalidation subscribed and caught up: caches trusted');
+        }
+      });
     return this.#catchUp;
   }
 

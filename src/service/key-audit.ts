@@ -21,8 +21,13 @@ export function auditEntry(actor: Actor, row: KeyRow, action: string, changes: R
 
 /** A key's limits as audit entries show them: metadata by its size only (customer data; audit rows stay small). */
 export function limitsAudit(k: KeyRow): Record<string, unknown> {
-  return { enabled: k.enabled, rate_limits: k.rate_limits, remaining_uses: k.remaining_uses, refill: refillOf(k),
-    metadata: k.metadata === null ? null : { bytes: metadataBytes(k.metadata) } };
+  return {
+    enabled: k.enabled,
+    rate_limits: k.rate_limits,
+    remaining_uses: k.remaining_uses,
+    refill: refillOf(k),
+    metadata: k.metadata === null ? null : { bytes: metadataBytes(k.metadata) },
+  };
 }
 
 /** `key.disabled` / `key.enabled` when only `enabled` changed, else `key.updated`. */
@@ -31,7 +36,15 @@ export function updateAction(diff: Record<string, unknown>, after: KeyRow): stri
   return after.enabled ? 'key.enabled' : 'key.disabled';
 }
 
-const AUDITED: readonly (keyof KeyRow)[] = ['label', 'scopes', 'allowed_ips', 'expires_at', 'enabled', 'rate_limits', 'remaining_uses'];
+const AUDITED: readonly (keyof KeyRow)[] = [
+  'label',
+  'scopes',
+  'allowed_ips',
+  'expires_at',
+  'enabled',
+  'rate_limits',
+  'remaining_uses',
+];
 
 /**
  * The fields a patch changes, in API terms, from and to: `refill` as {amount, interval} or null;
@@ -54,5 +67,7 @@ export function changedFields(before: KeyRow, patch: KeyPatch): Record<string, u
 }
 
 function refillOf(k: Pick<KeyRow, 'refill_amount' | 'refill_interval'>): RefillInput | null {
-  return k.refill_amount !== null && k.refill_interval !== null ? { amount: k.refill_amount, interval: k.refill_interval } : null;
+  return k.refill_amount !== null && k.refill_interval !== null
+    ? { amount: k.refill_amount, interval: k.refill_interval }
+    : null;
 }

@@ -3,7 +3,13 @@ import { hasHostBits, normalizeRule, parseRule, ruleWithin, type IpRule } from '
 import { readableText, TEXT_LIMITS } from '../domain/text.js';
 import { statusOf, type RateLimit, type RefillInterval } from '../domain/key.js';
 import { KEY_BOUNDS } from '../domain/key-bounds.js';
-import { checkMetadata, checkRateLimits, checkRefill, checkRemainingUses, refillWithoutQuota } from '../domain/key-limits.js';
+import {
+  checkMetadata,
+  checkRateLimits,
+  checkRefill,
+  checkRemainingUses,
+  refillWithoutQuota,
+} from '../domain/key-limits.js';
 import type { Environment } from '../domain/key-format.js';
 import { isScope } from '../domain/scopes.js';
 import type { KeyLimits, KeyPatch, KeyRow } from '../store/keys-repository.js';
@@ -76,10 +82,16 @@ export function checkPatch(input: PatchInput, now: () => number): KeyPatch {
     label: input.label === undefined ? undefined : readableText('label', input.label, TEXT_LIMITS.label),
     scopes: input.scopes === undefined ? undefined : checkScopes(input.scopes),
     allowed_ips: input.allowed_ips === undefined ? undefined : checkIps(input.allowed_ips),
-    expires_at: input.expires_at === undefined ? undefined : input.expires_at === null ? null : futureDate('expires_at', input.expires_at, now),
+    expires_at:
+      input.expires_at === undefined
+        ? undefined
+        : input.expires_at === null
+          ? null
+          : futureDate('expires_at', input.expires_at, now),
     enabled: input.enabled,
     rate_limits: input.rate_limits === undefined ? undefined : checkRateLimits(input.rate_limits),
-    metadata: input.metadata === undefined || input.metadata === null ? input.metadata : checkMetadata(input.metadata).metadata,
+    metadata:
+      input.metadata === undefined || input.metadata === null ? input.metadata : checkMetadata(input.metadata).metadata,
     ...quotaPatch(input),
   };
 }
@@ -103,7 +115,10 @@ export function checkGrace(graceSeconds: number): number {
  */
 export function checkEdit(before: KeyRow, input: PatchInput, patch: KeyPatch, now: () => number): void {
   if (patch.expires_at !== undefined && statusOf(before, now()) === 'expired') {
-    throw new AppError('CONFLICT', `key ${before.id} has expired: it cannot be revived (create or rotate a key instead)`);
+    throw new AppError(
+      'CONFLICT',
+      `key ${before.id} has expired: it cannot be revived (create or rotate a key instead)`,
+    );
   }
   if (before.replaced_by) checkRotatedEdit(before, patch, `key ${before.id} was rotated to ${before.replaced_by}`);
   if (input.refill && input.remaining_uses === undefined && before.remaining_uses === null) throw refillWithoutQuota();
@@ -114,7 +129,8 @@ function checkRotatedEdit(before: KeyRow, patch: KeyPatch, why: string): void {
   if (patch.expires_at !== undefined && extendsExpiry(before.expires_at, patch.expires_at)) {
     throw new AppError('CONFLICT', `${why}: its grace period can be shortened, not extended`);
   }
-  if (patch.scopes?.some((s) => !before.scopes.includes(s))) throw new AppError('CONFLICT', `${why}: its scopes can be narrowed, not widened`);
+  if (patch.scopes?.some((s) => !before.scopes.includes(s)))
+    throw new AppError('CONFLICT', `${why}: its scopes can be narrowed, not widened`);
   if (patch.allowed_ips !== undefined && widensAddresses(before.allowed_ips, patch.allowed_ips)) {
     throw new AppError('CONFLICT', `${why}: its allowed addresses can be narrowed, not widened`);
   }
@@ -123,8 +139,12 @@ function checkRotatedEdit(before: KeyRow, patch: KeyPatch, why: string): void {
 /** Scopes from the catalog only, each once (a duplicate is refused, not merged), in request order. */
 function checkScopes(scopes: string[]): string[] {
   // The value is not echoed: whatever was pasted there (a key, say) must not come back.
-  const errors: FieldError[] = scopes.flatMap((s, i) => (isScope(s) ? [] : [{ path: `scopes/${i}`, message: 'not a scope of the catalog (GET /v1/scopes)' }]));
-  scopes.forEach((s, i) => { if (scopes.indexOf(s) < i) errors.push({ path: `scopes/${i}`, message: 'repeats an earlier scope' }); });
+  const errors: FieldError[] = scopes.flatMap((s, i) =>
+    isScope(s) ? [] : [{ path: `scopes/${i}`, message: 'not a scope of the catalog (GET /v1/scopes)' }],
+  );
+  scopes.forEach((s, i) => {
+    if (scopes.indexOf(s) < i) errors.push({ path: `scopes/${i}`, message: 'repeats an earlier scope' });
+  });
   if (scopes.length === 0) errors.push({ path: 'scopes', message: 'must hold at least one scope' });
   if (errors.length > 0) throw new AppError('VALIDATION_FAILED', 'invalid scopes', errors);
   return scopes;
@@ -136,11 +156,21 @@ function checkIps(entries: string[]): string[] {
   const errors: FieldError[] = [];
   const out = entries.map((text, i) => {
     const rule = parseRule(text.trim());
-    if (!rule) errors.push({ path: `allowed_ips/${i}`, message: 'not an IP address or CIDR range (no zone ids, no leading zeros)' });
-    else if (hasHostBits(rule)) errors.push({ path: `allowed_ips/${i}`, message: `has bits set beyond its prefix: did you mean ${normalizeRule(rule)}?` });
+    if (!rule)
+      errors.push({
+        path: `allowed_ips/${i}`,
+        message: 'not an IP address or CIDR range (no zone ids, no leading zeros)',
+      });
+    else if (hasHostBits(rule))
+      errors.push({
+        path: `allowed_ips/${i}`,
+        message: `has bits set beyond its prefix: did you mean ${normalizeRule(rule)}?`,
+      });
     return rule ? normalizeRule(rule) : '';
   });
-  out.forEach((r, i) => { if (r && out.indexOf(r) < i) errors.push({ path: `allowed_ips/${i}`, message: 'repeats an earlier entry' }); });
+  out.forEach((r, i) => {
+    if (r && out.indexOf(r) < i) errors.push({ path: `allowed_ips/${i}`, message: 'repeats an earlier entry' });
+  });
   if (errors.length > 0) throw new AppError('VALIDATION_FAILED', 'invalid allowed_ips', errors);
   return out;
 }
@@ -175,7 +205,8 @@ function quotaPatch(input: PatchInput): KeyPatch {
   } else if (input.remaining_uses !== undefined) {
     Object.assign(out, { remaining_uses: checkRemainingUses(input.remaining_uses), refilled_at: 'now' });
   }
-  if (input.refill === null && input.remaining_uses !== null) Object.assign(out, { refill_amount: null, refill_interval: null });
+  if (input.refill === null && input.remaining_uses !== null)
+    Object.assign(out, { refill_amount: null, refill_interval: null });
   if (input.refill) {
     const refill = checkRefill(input.refill);
     Object.assign(out, { refill_amount: refill.amount, refill_interval: refill.interval, refilled_at: 'now' });

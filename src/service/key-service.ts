@@ -10,7 +10,15 @@ import { decodeAuditCursor, decodeKeyCursor, encodeAuditCursor, encodeKeyCursor,
 import type { Hasher } from './hasher.js';
 import type { Invalidator, Propagation } from './invalidator.js';
 import { auditEntry, changedFields, limitsAudit, updateAction, type Actor } from './key-audit.js';
-import { checkCreate, checkEdit, checkGrace, checkPatch, checkReason, type CreateInput, type PatchInput } from './key-input.js';
+import {
+  checkCreate,
+  checkEdit,
+  checkGrace,
+  checkPatch,
+  checkReason,
+  type CreateInput,
+  type PatchInput,
+} from './key-input.js';
 import { NO_TRACE, type Trace } from './trace.js';
 
 export type { Actor } from './key-audit.js';
@@ -52,12 +60,26 @@ export class KeyService {
     this.#trace.setAttributes({ 'otesse.account_id': accountId });
     const row = await this.#o.db.transaction(async (tx) => {
       const inserted = await keysRepository.insert(tx, {
-        id: generated.keyId, account_id: accountId, environment: input.environment, label, scopes,
-        allowed_ips: allowedIps, secret_hash: secretHash, secret_check: secretCheck(generated.secret), redacted: generated.redacted, created_by: actor.name,
-        expires_at: expiresAt, replaces: null, ...limits,
+        id: generated.keyId,
+        account_id: accountId,
+        environment: input.environment,
+        label,
+        scopes,
+        allowed_ips: allowedIps,
+        secret_hash: secretHash,
+        secret_check: secretCheck(generated.secret),
+        redacted: generated.redacted,
+        created_by: actor.name,
+        expires_at: expiresAt,
+        replaces: null,
+        ...limits,
       });
       await this.#audit(tx, actor, inserted, 'key.created', {
-        label: inserted.label, environment: inserted.environment, scopes, allowed_ips: allowedIps, expires_at: input.expires_at ?? null,
+        label: inserted.label,
+        environment: inserted.environment,
+        scopes,
+        allowed_ips: allowedIps,
+        expires_at: input.expires_at ?? null,
         ...limitsAudit(inserted),
       });
       return inserted;
@@ -83,7 +105,12 @@ export class KeyService {
    * every replica before it returns. A change of `enabled` alone is audited as `key.disabled` or
    * `key.enabled`; any other change as `key.updated`.
    */
-  async update(actor: Actor, accountId: string, keyId: string, input: PatchInput): Promise<{ row: KeyRow; propagation: Propagation }> {
+  async update(
+    actor: Actor,
+    accountId: string,
+    keyId: string,
+    input: PatchInput,
+  ): Promise<{ row: KeyRow; propagation: Propagation }> {
     const patch = checkPatch(input, this.#now);
     this.#trace.setAttributes({ 'otesse.account_id': accountId, 'otesse.key_id': keyId });
     const { row, changes } = await this.#o.db.transaction(async (tx) => {
@@ -94,28 +121,46 @@ export class KeyService {
       if (Object.keys(diff).length === 0) return { row: before, changes: [] };
       const after = await keysRepository.update(tx, keyId, patch);
       await this.#audit(tx, actor, after, updateAction(diff, after), diff);
-      return { row: after, changes: await changesRepository.record(tx, [{ keyId, version: after.version, kind: 'updated' }]) };
+      return {
+        row: after,
+        changes: await changesRepository.record(tx, [{ keyId, version: after.version, kind: 'updated' }]),
+      };
     });
     return { row, propagation: await this.#announce(changes) };
   }
 
   /** Revoke (idempotent): no Authenticate that starts after it returns is allowed. */
-  async revoke(actor: Actor, accountId: string, keyId: string, reasonText: string | undefined): Promise<{ row: KeyRow; propagation: Propagation }> {
+  async revoke(
+    actor: Actor,
+    accountId: string,
+    keyId: string,
+    reasonText: string | undefined,
+  ): Promise<{ row: KeyRow; propagation: Propagation }> {
     const reason = checkReason(reasonText);
     this.#trace.setAttributes({ 'otesse.account_id': accountId, 'otesse.key_id': keyId });
     const { row, changes } = await this.#o.db.transaction(async (tx) => {
       const before = await this.#locked(tx, accountId, keyId);
       if (before.revoked_at) return { row: before, changes: [] };
       const after = await keysRepository.revoke(tx, keyId, reason ?? null);
-      await this.#audit(tx, actor, after, 'key.revoked', { reason: reason ?? null, status: { from: statusOf(before), to: 'revoked' } });
-      return { row: after, changes: await changesRepository.record(tx, [{ keyId, version: after.version, kind: 'revoked' }]) };
+      await this.#audit(tx, actor, after, 'key.revoked', {
+        reason: reason ?? null,
+        status: { from: statusOf(before), to: 'revoked' },
+      });
+      return {
+        row: after,
+        changes: await changesRepository.record(tx, [{ keyId, version: after.version, kind: 'revoked' }]),
+      };
     });
     return { row, propagation: await this.#announce(changes) };
   }
 
   /** A new key with the same grant; the old one keeps working for `graceSeconds`. */
-  async rotate(actor: Actor, accountId: string, keyId: string, graceSeconds = KEY_BOUNDS.graceDefaultSeconds):
-  Promise<Issued & { previous: KeyRow; propagation: Propagation }> {
+  async rotate(
+    actor: Actor,
+    accountId: string,
+    keyId: string,
+    graceSeconds = KEY_BOUNDS.graceDefaultSeconds,
+  ): Promise<Issued & { previous: KeyRow; propagation: Propagation }> {
     checkGrace(graceSeconds);
     this.#trace.setAttributes({ 'otesse.account_id': accountId, 'otesse.key_id': keyId });
     const current = await this.get(accountId, keyId);
@@ -124,38 +169,71 @@ export class KeyService {
     const graceEnd = new Date(this.#now() + graceSeconds * 1000);
     const out = await this.#o.db.transaction(async (tx) => {
       const old = await this.#locked(tx, accountId, keyId);
-      if (statusOf(old, this.#now()) !== 'active') throw new AppError('CONFLICT', `key ${keyId} is ${statusOf(old, this.#now())}`);
+      if (statusOf(old, this.#now()) !== 'active')
+        throw new AppError('CONFLICT', `key ${keyId} is ${statusOf(old, this.#now())}`);
       if (old.replaced_by) throw new AppError('CONFLICT', `key ${keyId} was already rotated to ${old.replaced_by}`);
       const row = await keysRepository.insert(tx, {
-        id: generated.keyId, account_id: accountId, environment: old.environment, label: old.label, scopes: old.scopes,
-        allowed_ips: old.allowed_ips, secret_hash: secretHash, secret_check: secretCheck(generated.secret), redacted: generated.redacted, created_by: actor.name,
-        expires_at: old.expires_at, replaces: old.id, ...limitsOf(old),
+        id: generated.keyId,
+        account_id: accountId,
+        environment: old.environment,
+        label: old.label,
+        scopes: old.scopes,
+        allowed_ips: old.allowed_ips,
+        secret_hash: secretHash,
+        secret_check: secretCheck(generated.secret),
+        redacted: generated.redacted,
+        created_by: actor.name,
+        expires_at: old.expires_at,
+        replaces: old.id,
+        ...limitsOf(old),
       });
       const previous = await keysRepository.markRotated(tx, old.id, row.id, graceEnd);
       await this.#audit(tx, actor, previous, 'key.rotated', {
-        replaced_by: row.id, expires_at: { from: old.expires_at?.toISOString() ?? null, to: previous.expires_at?.toISOString() ?? null },
+        replaced_by: row.id,
+        expires_at: { from: old.expires_at?.toISOString() ?? null, to: previous.expires_at?.toISOString() ?? null },
       });
       await this.#audit(tx, actor, row, 'key.created', {
-        replaces: old.id, label: row.label, scopes: row.scopes, environment: row.environment, ...limitsAudit(row),
+        replaces: old.id,
+        label: row.label,
+        scopes: row.scopes,
+        environment: row.environment,
+        ...limitsAudit(row),
       });
-      const changes = await changesRepository.record(tx, [{ keyId: old.id, version: previous.version, kind: 'rotated' }]);
+      const changes = await changesRepository.record(tx, [
+        { keyId: old.id, version: previous.version, kind: 'rotated' },
+      ]);
       return { row, previous, changes };
     });
     return { row: out.row, key: generated.key, previous: out.previous, propagation: await this.#announce(out.changes) };
   }
 
   /** Emergency: revoke every active key of the account (optionally one environment) at once. */
-  async revokeAll(actor: Actor, accountId: string, environment: Environment | undefined, reasonText: string | undefined):
-  Promise<{ revoked: number; propagation: Propagation }> {
+  async revokeAll(
+    actor: Actor,
+    accountId: string,
+    environment: Environment | undefined,
+    reasonText: string | undefined,
+  ): Promise<{ revoked: number; propagation: Propagation }> {
     const reason = checkReason(reasonText);
     this.#trace.setAttributes({ 'otesse.account_id': accountId, 'otesse.environment': environment });
     const changes = await this.#o.db.transaction(async (tx) => {
       const rows = await keysRepository.revokeAll(tx, accountId, environment, reason ?? null);
-      const entries: NewAudit[] = rows.map((r) => auditEntry(actor, r, 'key.revoked', { reason: reason ?? null, via: 'revoke-all' }));
-      entries.push({ account_id: accountId, key_id: null, actor: actor.name, action: 'keys.revoked_all', source_ip: actor.sourceIp,
-        changes: { environment: environment ?? null, reason: reason ?? null, revoked: rows.length } });
+      const entries: NewAudit[] = rows.map((r) =>
+        auditEntry(actor, r, 'key.revoked', { reason: reason ?? null, via: 'revoke-all' }),
+      );
+      entries.push({
+        account_id: accountId,
+        key_id: null,
+        actor: actor.name,
+        action: 'keys.revoked_all',
+        source_ip: actor.sourceIp,
+        changes: { environment: environment ?? null, reason: reason ?? null, revoked: rows.length },
+      });
       await auditRepository.insert(tx, entries);
-      return changesRepository.record(tx, rows.map((r) => ({ keyId: r.id, version: r.version, kind: 'revoked' })));
+      return changesRepository.record(
+        tx,
+        rows.map((r) => ({ keyId: r.id, version: r.version, kind: 'revoked' })),
+      );
     });
     return { revoked: changes.length, propagation: await this.#announce(changes) };
   }
@@ -165,15 +243,31 @@ export class KeyService {
    * token was valid), from where, what; never the presented token. Folded per window with a count
    * (the first attempt's detail), so strangers cannot flood the log.
    */
-  async recordRefusal(accountId: string, actor: Actor | undefined, sourceIp: string | null, detail: { status: number; method: string; route: string }): Promise<void> {
-    await auditRepository.recordRefusal(this.#o.db, { account_id: accountId, key_id: null, actor: actor?.name ?? 'unauthenticated',
-      action: detail.status === 401 ? 'admin.unauthenticated' : 'admin.forbidden', source_ip: sourceIp, changes: detail });
+  async recordRefusal(
+    accountId: string,
+    actor: Actor | undefined,
+    sourceIp: string | null,
+    detail: { status: number; method: string; route: string },
+  ): Promise<void> {
+    await auditRepository.recordRefusal(this.#o.db, {
+      account_id: accountId,
+      key_id: null,
+      actor: actor?.name ?? 'unauthenticated',
+      action: detail.status === 401 ? 'admin.unauthenticated' : 'admin.forbidden',
+      source_ip: sourceIp,
+      changes: detail,
+    });
   }
 
-  async auditLog(accountId: string, opts: { keyId?: string; limit: number; cursor?: string | undefined }): Promise<Page<AuditRow>> {
+  async auditLog(
+    accountId: string,
+    opts: { keyId?: string; limit: number; cursor?: string | undefined },
+  ): Promise<Page<AuditRow>> {
     const before = opts.cursor === undefined ? undefined : decodeAuditCursor(opts.cursor, accountId);
     const rows = await auditRepository.list(this.#o.db, accountId, {
-      ...(opts.keyId ? { keyId: opts.keyId } : {}), ...(before ? { before } : {}), limit: opts.limit + 1,
+      ...(opts.keyId ? { keyId: opts.keyId } : {}),
+      ...(before ? { before } : {}),
+      limit: opts.limit + 1,
     });
     return pageOf(rows, opts.limit, (last) => encodeAuditCursor(accountId, Number(last.id)));
   }
@@ -184,24 +278,47 @@ export class KeyService {
     return row;
   }
 
-  async #audit(tx: Queryable, actor: Actor, row: KeyRow, action: string, changes: Record<string, unknown>): Promise<void> {
+  async #audit(
+    tx: Queryable,
+    actor: Actor,
+    row: KeyRow,
+    action: string,
+    changes: Record<string, unknown>,
+  ): Promise<void> {
     await auditRepository.insert(tx, [auditEntry(actor, row, action, changes)]);
   }
 
   /** Evict everywhere and wait for the fleet: a span of its own, saying how many replicas confirmed and how long it took. */
   async #announce(changes: { seq: number; key_id: string; version: number }[]): Promise<Propagation> {
     if (changes.length === 0) return this.#o.invalidator.announce([]);
-    return this.#trace.span('otesse.propagation', async () => {
-      const p = await this.#o.invalidator.announce(changes.map((c) => ({ seq: c.seq, keyId: c.key_id, version: c.version })));
-      this.#trace.setAttributes({ 'otesse.propagation.outcome': p.outcome, 'otesse.propagation.replicas': p.replicas,
-        'otesse.propagation.confirmed': p.confirmed, 'otesse.propagation.unconfirmed': p.unconfirmed.length, 'otesse.propagation.waited_ms': p.waitedMs });
-      return p;
-    }, { 'otesse.changes': changes.length });
+    return this.#trace.span(
+      'otesse.propagation',
+      async () => {
+        const p = await this.#o.invalidator.announce(
+          changes.map((c) => ({ seq: c.seq, keyId: c.key_id, version: c.version })),
+        );
+        this.#trace.setAttributes({
+          'otesse.propagation.outcome': p.outcome,
+          'otesse.propagation.replicas': p.replicas,
+          'otesse.propagation.confirmed': p.confirmed,
+          'otesse.propagation.unconfirmed': p.unconfirmed.length,
+          'otesse.propagation.waited_ms': p.waitedMs,
+        });
+        return p;
+      },
+      { 'otesse.changes': changes.length },
+    );
   }
 }
 
 /** What a rotation carries over to the new key (during the grace period each key draws on its own quota balance). */
 function limitsOf(k: KeyRow): KeyLimits {
-  return { enabled: k.enabled, rate_limits: k.rate_limits, remaining_uses: k.remaining_uses, refill_amount: k.refill_amount,
-    refill_interval: k.refill_interval, metadata: k.metadata };
+  return {
+    enabled: k.enabled,
+    rate_limits: k.rate_limits,
+    remaining_uses: k.remaining_uses,
+    refill_amount: k.refill_amount,
+    refill_interval: k.refill_interval,
+    metadata: k.metadata,
+  };
 }

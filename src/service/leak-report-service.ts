@@ -1,7 +1,15 @@
 import { createHash } from 'node:crypto';
 import pLimit from 'p-limit';
 import { AppError } from '../domain/errors.js';
-import { KEY_PATTERN, offlineRefusal, parseKey, redact, secretCheck, secretOf, type ParsedKey } from '../domain/key-format.js';
+import {
+  KEY_PATTERN,
+  offlineRefusal,
+  parseKey,
+  redact,
+  secretCheck,
+  secretOf,
+  type ParsedKey,
+} from '../domain/key-format.js';
 import { readableFrom, TEXT_LIMITS } from '../domain/text.js';
 import { auditRepository, type NewAudit } from '../store/audit-repository.js';
 import type { Database } from '../store/db.js';
@@ -80,7 +88,8 @@ interface Candidate {
 }
 
 /** What a candidate costs to decide: nothing (refused offline, or an already revoked key vouched for), or argon2. */
-type Triage = { kind: 'refused' } | { kind: 'settled'; row: KeyRow } | { kind: 'verify'; row: KeyRow; vouched: boolean };
+type Triage =
+  { kind: 'refused' } | { kind: 'settled'; row: KeyRow } | { kind: 'verify'; row: KeyRow; vouched: boolean };
 type Decided = { row: KeyRow; outcome: LeakOutcome };
 
 /**
@@ -105,13 +114,25 @@ export class LeakReportService {
    * (design: bounded-hashing); it runs in the Hasher's admin lane, never in Authenticate's.
    */
   report(actor: Actor, entries: readonly LeakedToken[], scope: LeakScope): Promise<LeakVerdict[]> {
-    return this.#trace.span('otesse.leak_report', async () => {
-      const verdicts = await this.#report(actor, entries, scope);
-      const count = (outcome: LeakOutcome) => verdicts.filter((v) => v.outcome === outcome).length;
-      this.#trace.setAttributes({ 'otesse.leak.revoked': count('revoked'), 'otesse.leak.already_revoked': count('already_revoked'),
-        'otesse.leak.not_checked': count('not_checked'), 'otesse.leak.false_positives': verdicts.filter((v) => v.label === 'false_positive').length });
-      return verdicts;
-    }, { 'otesse.leak.channel': scope.channel, 'otesse.leak.tokens': entries.length, 'otesse.account_id': scope.accountId });
+    return this.#trace.span(
+      'otesse.leak_report',
+      async () => {
+        const verdicts = await this.#report(actor, entries, scope);
+        const count = (outcome: LeakOutcome) => verdicts.filter((v) => v.outcome === outcome).length;
+        this.#trace.setAttributes({
+          'otesse.leak.revoked': count('revoked'),
+          'otesse.leak.already_revoked': count('already_revoked'),
+          'otesse.leak.not_checked': count('not_checked'),
+          'otesse.leak.false_positives': verdicts.filter((v) => v.label === 'false_positive').length,
+        });
+        return verdicts;
+      },
+      {
+        'otesse.leak.channel': scope.channel,
+        'otesse.leak.tokens': entries.length,
+        'otesse.account_id': scope.accountId,
+      },
+    );
   }
 
   async #report(actor: Actor, entries: readonly LeakedToken[], scope: LeakScope): Promise<LeakVerdict[]> {
@@ -122,17 +143,22 @@ export class LeakReportService {
     const verify = pLimit(this.#o.verifyConcurrency ?? 1);
     const revoke = pLimit(this.#o.revokeConcurrency ?? 8);
     let unvouched = 0;
-    await Promise.all(triaged.map(async ({ c, t }) => {
-      if (t.kind === 'refused') return;
-      if (t.kind === 'verify' && !t.vouched && ++unvouched > MAX_UNVOUCHED_VERIFICATIONS) {
-        decided.set(c.token, { row: t.row, outcome: 'not_checked' });
-        return;
-      }
-      const verified = t.kind === 'verify' ? await verify(() => this.#verify(t.row, c.token)) : true;
-      if (verified === 'fault') decided.set(c.token, { row: t.row, outcome: 'not_checked' });
-      if (verified !== true) return;
-      decided.set(c.token, { row: t.row, outcome: await revoke(() => this.#revokeAndRecord(actor, t.row, c, scope)) });
-    }));
+    await Promise.all(
+      triaged.map(async ({ c, t }) => {
+        if (t.kind === 'refused') return;
+        if (t.kind === 'verify' && !t.vouched && ++unvouched > MAX_UNVOUCHED_VERIFICATIONS) {
+          decided.set(c.token, { row: t.row, outcome: 'not_checked' });
+          return;
+        }
+        const verified = t.kind === 'verify' ? await verify(() => this.#verify(t.row, c.token)) : true;
+        if (verified === 'fault') decided.set(c.token, { row: t.row, outcome: 'not_checked' });
+        if (verified !== true) return;
+        decided.set(c.token, {
+          row: t.row,
+          outcome: await revoke(() => this.#revokeAndRecord(actor, t.row, c, scope)),
+        });
+      }),
+    );
     return entries.map((e) => verdictOf(e.token, decided.get(e.token)));
   }
 
@@ -160,7 +186,12 @@ export class LeakReportService {
     }
   }
 
-  async #revokeAndRecord(actor: Actor, row: KeyRow, c: Candidate, scope: LeakScope): Promise<'revoked' | 'already_revoked'> {
+  async #revokeAndRecord(
+    actor: Actor,
+    row: KeyRow,
+    c: Candidate,
+    scope: LeakScope,
+  ): Promise<'revoked' | 'already_revoked'> {
     // Read before the revoke: a key revoked earlier is reported again, never revoked twice.
     const outcome = row.revoked_at ? 'already_revoked' : 'revoked';
     const first = c.places[0];
@@ -169,9 +200,20 @@ export class LeakReportService {
       const reason = readableFrom(`leaked: ${scope.channel}${first?.url ? ` ${first.url}` : ''}`, TEXT_LIMITS.reason);
       await this.#o.keys.revoke(actor, row.account_id, row.id, reason);
     }
-    const leaks: NewLeak[] = c.places.map((p) => ({ key_id: row.id, account_id: row.account_id, reporter: actor.name, source: p.source, url: p.url, outcome }));
+    const leaks: NewLeak[] = c.places.map((p) => ({
+      key_id: row.id,
+      account_id: row.account_id,
+      reporter: actor.name,
+      source: p.source,
+      url: p.url,
+      outcome,
+    }));
     const audit: NewAudit[] = c.places.map((p) => ({
-      account_id: row.account_id, key_id: row.id, actor: actor.name, action: 'key.leak_reported', source_ip: actor.sourceIp,
+      account_id: row.account_id,
+      key_id: row.id,
+      actor: actor.name,
+      action: 'key.leak_reported',
+      source_ip: actor.sourceIp,
       changes: { source: p.source, url: p.url, outcome },
     }));
     await this.#o.db.transaction(async (tx) => {
@@ -189,9 +231,12 @@ function candidatesOf(entries: readonly LeakedToken[]): Map<string, Candidate> {
     const parsed = parseKey(e.token);
     if (!parsed) continue;
     const c = out.get(e.token) ?? { token: e.token, parsed, places: [] };
-    const place = { source: readableFrom(scrubKeys(e.source), TEXT_LIMITS.leakSource) || 'unknown',
-      url: e.url === undefined ? null : readableFrom(scrubKeys(e.url), TEXT_LIMITS.leakUrl) || null };
-    if (c.places.length < MAX_PLACES && !c.places.some((p) => p.source === place.source && p.url === place.url)) c.places.push(place);
+    const place = {
+      source: readableFrom(scrubKeys(e.source), TEXT_LIMITS.leakSource) || 'unknown',
+      url: e.url === undefined ? null : readableFrom(scrubKeys(e.url), TEXT_LIMITS.leakUrl) || null,
+    };
+    if (c.places.length < MAX_PLACES && !c.places.some((p) => p.source === place.source && p.url === place.url))
+      c.places.push(place);
     out.set(e.token, c);
   }
   return out;
@@ -205,7 +250,13 @@ function candidatesOf(entries: readonly LeakedToken[]): Map<string, Candidate> {
  */
 function triage(row: KeyRow | undefined, c: Candidate, scope: LeakScope): Triage {
   if (!row || (scope.accountId !== undefined && row.account_id !== scope.accountId)) return { kind: 'refused' };
-  if (offlineRefusal({ environment: row.environment, check: row.secret_check }, c.parsed.environment, secretCheck(secretOf(c.token)))) {
+  if (
+    offlineRefusal(
+      { environment: row.environment, check: row.secret_check },
+      c.parsed.environment,
+      secretCheck(secretOf(c.token)),
+    )
+  ) {
     return { kind: 'refused' };
   }
   const vouched = row.secret_check !== null;

@@ -112,7 +112,11 @@ export class Limiter {
    * undefined when all are admitted, else how many were (the first ones) and why the others are
    * not; a promise of either when a share must be leased first. Only admitted uses are counted.
    */
-  admit(grant: CachedGrant, now: number, uses = 1): PartialAdmission | undefined | Promise<PartialAdmission | undefined> {
+  admit(
+    grant: CachedGrant,
+    now: number,
+    uses = 1,
+  ): PartialAdmission | undefined | Promise<PartialAdmission | undefined> {
     if (grant.rateLimits.length === 0 && !grant.quota) return undefined;
     const state = this.#state(grant, now);
     let admitted = 0;
@@ -136,9 +140,22 @@ export class Limiter {
     if (!state || state.version !== grant.version) {
       // A PATCH may have changed the limits or set a new balance: shares of the old grant are dropped, not spent.
       state = {
-        version: grant.version, rules: grant.rateLimits, usedAt: now,
+        version: grant.version,
+        rules: grant.rateLimits,
+        usedAt: now,
         rate: grant.rateLimits.map(() => ({ window: -1, tokens: 0, spent: false, leasing: undefined, waiting: 0 })),
-        quota: grant.quota ? { tokens: 0, lease: undefined, emptyUntil: 0, retryAt: 0, leasing: undefined, share: 10, gone: false, waiting: 0 } : undefined,
+        quota: grant.quota
+          ? {
+              tokens: 0,
+              lease: undefined,
+              emptyUntil: 0,
+              retryAt: 0,
+              leasing: undefined,
+              share: 10,
+              gone: false,
+              waiting: 0,
+            }
+          : undefined,
       };
       this.#keys.set(grant.keyId, state);
     }
@@ -192,7 +209,8 @@ export class Limiter {
       const b = state.rate[i] as RateBucket;
       b.tokens -= n;
       // Renew ahead of need, so that calls rarely wait for a lease.
-      if (b.tokens * 4 < rateShare((state.rules[i] as RateLimitRule).limit) && !b.leasing && !b.spent) this.#leaseRate(keyId, state.rules[i] as RateLimitRule, b, 1);
+      if (b.tokens * 4 < rateShare((state.rules[i] as RateLimitRule).limit) && !b.leasing && !b.spent)
+        this.#leaseRate(keyId, state.rules[i] as RateLimitRule, b, 1);
     }
     if (q && !q.gone) {
       q.tokens -= n;
@@ -226,17 +244,21 @@ export class Limiter {
       if (admitted === uses) return undefined;
       stalled = 0; // progress: the rest gets rounds of its own
     }
-    throw new AppError('OVERLOADED', 'too many calls are waiting for the same key\'s limits');
+    throw new AppError('OVERLOADED', "too many calls are waiting for the same key's limits");
   }
 
   #leaseRate(keyId: string, rule: RateLimitRule, b: RateBucket, want: number): void {
     if (b.leasing) return;
     const window = b.window;
-    b.leasing = this.#rateLease(keyId, rule, window, Math.max(rateShare(rule.limit), b.waiting, want)).then((granted) => {
-      if (b.window !== window) return; // the window ended meanwhile: the share is of no use now
-      if (granted === 0) b.spent = true;
-      else b.tokens += granted;
-    }).finally(() => { b.leasing = undefined; });
+    b.leasing = this.#rateLease(keyId, rule, window, Math.max(rateShare(rule.limit), b.waiting, want))
+      .then((granted) => {
+        if (b.window !== window) return; // the window ended meanwhile: the share is of no use now
+        if (granted === 0) b.spent = true;
+        else b.tokens += granted;
+      })
+      .finally(() => {
+        b.leasing = undefined;
+      });
   }
 
   /** From the fleet's budget; while it cannot be reached, from this replica's own (each counts the full limit). */
@@ -251,25 +273,35 @@ export class Limiter {
 
   #leaseQuota(keyId: string, q: QuotaBucket, want: number): void {
     if (q.leasing) return;
-    q.leasing = quotaRepository.lease(this.#o.db, keyId, Math.max(q.share, q.waiting, want)).then((lease) => {
-      if (!lease) {
-        q.gone = true;
-        return;
-      }
-      // A refill since the last lease: what is left of the old period's share is not this period's.
-      if (q.lease && q.lease.refilledUs !== lease.refilledUs) q.tokens = 0;
-      q.lease = lease;
-      q.tokens += lease.granted;
-      q.share = quotaShare(lease.remaining);
-      if (lease.granted === 0) {
-        const now = this.#now();
-        const refill = lease.nextRefill?.getTime();
-        q.retryAt = refill ?? 0;
-        q.emptyUntil = Math.min(refill ?? Number.POSITIVE_INFINITY, now + EMPTY_RECHECK_MS);
-      }
-    }, (err: unknown) => {
-      throw err instanceof AppError ? err : new AppError('STORAGE_UNAVAILABLE', 'the usage quota cannot be read right now');
-    }).finally(() => { q.leasing = undefined; });
+    q.leasing = quotaRepository
+      .lease(this.#o.db, keyId, Math.max(q.share, q.waiting, want))
+      .then(
+        (lease) => {
+          if (!lease) {
+            q.gone = true;
+            return;
+          }
+          // A refill since the last lease: what is left of the old period's share is not this period's.
+          if (q.lease && q.lease.refilledUs !== lease.refilledUs) q.tokens = 0;
+          q.lease = lease;
+          q.tokens += lease.granted;
+          q.share = quotaShare(lease.remaining);
+          if (lease.granted === 0) {
+            const now = this.#now();
+            const refill = lease.nextRefill?.getTime();
+            q.retryAt = refill ?? 0;
+            q.emptyUntil = Math.min(refill ?? Number.POSITIVE_INFINITY, now + EMPTY_RECHECK_MS);
+          }
+        },
+        (err: unknown) => {
+          throw err instanceof AppError
+            ? err
+            : new AppError('STORAGE_UNAVAILABLE', 'the usage quota cannot be read right now');
+        },
+      )
+      .finally(() => {
+        q.leasing = undefined;
+      });
     // A call that does not wait for this lease (a renewal ahead of need) must not leave it unhandled.
     q.leasing.catch(() => {});
   }
@@ -282,7 +314,8 @@ export class Limiter {
       this.#keys.delete(keyId);
       const q = state.quota;
       // A share that cannot be given back is lost: fewer calls allowed, never more.
-      if (q?.lease && q.tokens > 0) jobs.push(quotaRepository.giveBack(this.#o.db, keyId, q.tokens, q.lease).catch(() => false));
+      if (q?.lease && q.tokens > 0)
+        jobs.push(quotaRepository.giveBack(this.#o.db, keyId, q.tokens, q.lease).catch(() => false));
     }
     await Promise.all(jobs);
   }

@@ -21,7 +21,12 @@ const RETENTION_LOCK = 7_336_013;
 /** Each table's rule: the rows older than its retention, by its time column. */
 const TABLES: { table: string; column: string; days: (p: RetentionPolicy) => number; extra?: string }[] = [
   // The newest change is always kept: sequence numbers continue from it (design: change-log-catch-up).
-  { table: 'key_changes', column: 'at', days: (p) => p.changesDays, extra: 'AND seq < (SELECT max(seq) FROM key_changes)' },
+  {
+    table: 'key_changes',
+    column: 'at',
+    days: (p) => p.changesDays,
+    extra: 'AND seq < (SELECT max(seq) FROM key_changes)',
+  },
   { table: 'activity_batches', column: 'applied_at', days: (p) => p.activityBatchesDays },
   { table: 'key_usage_hourly', column: 'hour', days: (p) => p.usageDays },
   { table: 'key_addresses', column: 'last_seen', days: (p) => p.usageDays },
@@ -43,10 +48,13 @@ export class RetentionJob {
   /** One run: `ran` false when another replica holds the lock; `deleted` counts per table. */
   async runOnce(): Promise<{ ran: boolean; deleted: Record<string, number> }> {
     return this.#o.db.transaction(async (tx) => {
-      const { rows } = await tx.query<{ locked: boolean }>('SELECT pg_try_advisory_xact_lock($1) AS locked', [RETENTION_LOCK]);
+      const { rows } = await tx.query<{ locked: boolean }>('SELECT pg_try_advisory_xact_lock($1) AS locked', [
+        RETENTION_LOCK,
+      ]);
       if (!rows[0]?.locked) return { ran: false, deleted: {} };
       const deleted: Record<string, number> = {};
-      for (const t of TABLES) deleted[t.table] = await this.#prune(tx, t.table, t.column, t.days(this.#o.policy), t.extra ?? '');
+      for (const t of TABLES)
+        deleted[t.table] = await this.#prune(tx, t.table, t.column, t.days(this.#o.policy), t.extra ?? '');
       return { ran: true, deleted };
     });
   }
@@ -58,7 +66,9 @@ export class RetentionJob {
       const { rows } = await tx.query<{ n: string }>(
         `WITH gone AS (DELETE FROM ${table} WHERE ctid IN (
            SELECT ctid FROM ${table} WHERE ${column} < now() - make_interval(days => $1) ${extra} LIMIT $2) RETURNING 1)
-         SELECT count(*) AS n FROM gone`, [days, batch]);
+         SELECT count(*) AS n FROM gone`,
+        [days, batch],
+      );
       const n = Number(rows[0]?.n ?? 0);
       total += n;
       if (n < batch) return total;

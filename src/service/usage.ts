@@ -16,8 +16,18 @@ export interface UsageRecorderOptions {
 }
 
 type HourlyEntry = UsageBatch['hourly'][number];
-interface AddressEntry { keyId: string; ip: string; first: number; last: number; count: number }
-interface LastUsedEntry { keyId: string; at: number; ip: string }
+interface AddressEntry {
+  keyId: string;
+  ip: string;
+  first: number;
+  last: number;
+  count: number;
+}
+interface LastUsedEntry {
+  keyId: string;
+  at: number;
+  ip: string;
+}
 
 /** Denied calls' addresses kept per key between flushes: a sample, never one per stranger. */
 const DENIED_SAMPLE = 10;
@@ -38,7 +48,10 @@ export class UsageRecorder implements UsageSink {
    * finds them without building a map key. Holds nothing of its own; emptied whenever the maps change
    * other than by record (a flush, or entries dropped at the bound).
    */
-  #recent = new Map<string, { hour: number; hourly: HourlyEntry; lastUsed: LastUsedEntry; addresses: Map<string, AddressEntry> }>();
+  #recent = new Map<
+    string,
+    { hour: number; hourly: HourlyEntry; lastUsed: LastUsedEntry; addresses: Map<string, AddressEntry> }
+  >();
   #denied = new Map<string, { keyId: string; ip: string; reason: string; last: number; count: number }>();
   #deniedPerKey = new Map<string, number>();
   #dropped = 0;
@@ -65,11 +78,11 @@ export class UsageRecorder implements UsageSink {
         return;
       }
     }
-    const outcome = allowed ? 'ALLOWED' : reason ?? 'DENIED';
+    const outcome = allowed ? 'ALLOWED' : (reason ?? 'DENIED');
     const hk = `${keyId}|${hour}|${outcome}`;
     let h = this.#hourly.get(hk);
     if (h) h.count += count;
-    else this.#hourly.set(hk, h = { keyId, hour: new Date(hour), outcome, count });
+    else this.#hourly.set(hk, (h = { keyId, hour: new Date(hour), outcome, count }));
     const ak = `${keyId}|${ip}`;
     if (!allowed) {
       this.#sampleDenied(ak, keyId, ip, outcome, now, count);
@@ -78,18 +91,30 @@ export class UsageRecorder implements UsageSink {
     }
     // Addresses are recorded for allowed calls only: a stranger cannot grow the table or raise alerts.
     let a = this.#addresses.get(ak);
-    if (a) { a.count += count; a.last = now; } else this.#addresses.set(ak, a = { keyId, ip, first: now, last: now, count });
+    if (a) {
+      a.count += count;
+      a.last = now;
+    } else this.#addresses.set(ak, (a = { keyId, ip, first: now, last: now, count }));
     let u = this.#lastUsed.get(keyId);
-    if (u) { u.at = now; u.ip = ip; } else this.#lastUsed.set(keyId, u = { keyId, at: now, ip });
+    if (u) {
+      u.at = now;
+      u.ip = ip;
+    } else this.#lastUsed.set(keyId, (u = { keyId, at: now, ip }));
     let recent = this.#recent.get(keyId);
-    if (recent === undefined || recent.hour !== hour) this.#recent.set(keyId, recent = { hour, hourly: h, lastUsed: u, addresses: new Map() });
+    if (recent === undefined || recent.hour !== hour)
+      this.#recent.set(keyId, (recent = { hour, hourly: h, lastUsed: u, addresses: new Map() }));
     recent.addresses.set(ip, a);
     this.#bound();
   }
 
   #sampleDenied(ak: string, keyId: string, ip: string, reason: string, now: number, count: number): void {
     const d = this.#denied.get(ak);
-    if (d) { d.count += count; d.last = now; d.reason = reason; return; }
+    if (d) {
+      d.count += count;
+      d.last = now;
+      d.reason = reason;
+      return;
+    }
     const n = this.#deniedPerKey.get(keyId) ?? 0;
     if (n >= DENIED_SAMPLE) return;
     this.#deniedPerKey.set(keyId, n + 1);

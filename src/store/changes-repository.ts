@@ -22,14 +22,17 @@ export const changesRepository = {
        SELECT (SELECT COALESCE(max(seq), 0) FROM key_changes) + n, key_id, version, kind
        FROM unnest($1::text[], $2::bigint[], $3::text[]) WITH ORDINALITY AS c(key_id, version, kind, n)
        RETURNING seq, key_id, version, kind`,
-      [changes.map((c) => c.keyId), changes.map((c) => c.version), changes.map((c) => c.kind)]);
+      [changes.map((c) => c.keyId), changes.map((c) => c.version), changes.map((c) => c.kind)],
+    );
     return rows.sort((a, b) => a.seq - b.seq);
   },
 
   /** Changes after `seq`, oldest first, at most `limit`. */
   async since(q: Queryable, seq: number, limit = 1000): Promise<ChangeRow[]> {
     const { rows } = await q.query<ChangeRow>(
-      'SELECT seq, key_id, version, kind FROM key_changes WHERE seq > $1 ORDER BY seq LIMIT $2', [seq, limit]);
+      'SELECT seq, key_id, version, kind FROM key_changes WHERE seq > $1 ORDER BY seq LIMIT $2',
+      [seq, limit],
+    );
     return rows;
   },
 
@@ -37,7 +40,9 @@ export const changesRepository = {
   async recent(q: Queryable, windowMs: number): Promise<{ keyId: string; version: number }[]> {
     const { rows } = await q.query<{ key_id: string; version: string }>(
       `SELECT key_id, max(version) AS version FROM key_changes
-       WHERE at > now() - make_interval(secs => $1::double precision / 1000) GROUP BY key_id`, [windowMs]);
+       WHERE at > now() - make_interval(secs => $1::double precision / 1000) GROUP BY key_id`,
+      [windowMs],
+    );
     return rows.map((r) => ({ keyId: r.key_id, version: Number(r.version) }));
   },
 

@@ -13,10 +13,27 @@ export type { KeyStatus, RateLimit, RefillInterval };
 export { statusOf };
 
 /** The limits, quota, switch and metadata of a key; a new key without them is enabled and unlimited. */
-export type KeyLimits = Pick<KeyRow, 'enabled' | 'rate_limits' | 'remaining_uses' | 'refill_amount' | 'refill_interval' | 'metadata'>;
+export type KeyLimits = Pick<
+  KeyRow,
+  'enabled' | 'rate_limits' | 'remaining_uses' | 'refill_amount' | 'refill_interval' | 'metadata'
+>;
 
-export type NewKey = Pick<KeyRow, 'id' | 'account_id' | 'environment' | 'label' | 'scopes' | 'allowed_ips'
-  | 'secret_hash' | 'secret_check' | 'redacted' | 'created_by' | 'expires_at' | 'replaces'> & Partial<KeyLimits>;
+export type NewKey = Pick<
+  KeyRow,
+  | 'id'
+  | 'account_id'
+  | 'environment'
+  | 'label'
+  | 'scopes'
+  | 'allowed_ips'
+  | 'secret_hash'
+  | 'secret_check'
+  | 'redacted'
+  | 'created_by'
+  | 'expires_at'
+  | 'replaces'
+> &
+  Partial<KeyLimits>;
 
 export interface ListFilter {
   environment?: Environment | undefined;
@@ -68,8 +85,26 @@ export const keysRepository = {
          enabled, rate_limits, remaining_uses, refill_amount, refill_interval, refilled_at, metadata)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
          $13, $14::jsonb, $15::bigint, $16::bigint, $17, CASE WHEN $15::bigint IS NULL THEN NULL ELSE now() END, $18::jsonb) RETURNING *`,
-      [k.id, k.account_id, k.environment, k.label, k.scopes, k.allowed_ips, k.secret_hash, k.secret_check, k.redacted, k.created_by, k.expires_at, k.replaces,
-        k.enabled ?? true, JSON.stringify(k.rate_limits ?? []), k.remaining_uses ?? null, k.refill_amount ?? null, k.refill_interval ?? null, jsonb(k.metadata)],
+      [
+        k.id,
+        k.account_id,
+        k.environment,
+        k.label,
+        k.scopes,
+        k.allowed_ips,
+        k.secret_hash,
+        k.secret_check,
+        k.redacted,
+        k.created_by,
+        k.expires_at,
+        k.replaces,
+        k.enabled ?? true,
+        JSON.stringify(k.rate_limits ?? []),
+        k.remaining_uses ?? null,
+        k.refill_amount ?? null,
+        k.refill_interval ?? null,
+        jsonb(k.metadata),
+      ],
     );
     return rows[0] as KeyRow;
   },
@@ -88,24 +123,32 @@ export const keysRepository = {
   /** The account's key, locked for update when `lock` (inside a transaction). */
   async get(q: Queryable, accountId: string, id: string, lock = false): Promise<KeyRow | undefined> {
     const { rows } = await q.query<KeyRow>(
-      `SELECT * FROM api_keys WHERE account_id = $1 AND id = $2${lock ? ' FOR UPDATE' : ''}`, [accountId, id]);
+      `SELECT * FROM api_keys WHERE account_id = $1 AND id = $2${lock ? ' FOR UPDATE' : ''}`,
+      [accountId, id],
+    );
     return rows[0];
   },
 
   async list(q: Queryable, accountId: string, f: ListFilter): Promise<KeyRow[]> {
     const where = ['account_id = $1'];
     const params: unknown[] = [accountId];
-    if (f.environment) { params.push(f.environment); where.push(`environment = $${params.length}`); }
+    if (f.environment) {
+      params.push(f.environment);
+      where.push(`environment = $${params.length}`);
+    }
     if (f.status) where.push(STATUS_SQL[f.status]);
     if (f.rotation) where.push(ROTATION_SQL[f.rotation]);
-    if (f.inGrace !== undefined) where.push(`${f.inGrace ? '' : 'NOT '}(replaced_by IS NOT NULL AND ${STATUS_SQL.active})`);
+    if (f.inGrace !== undefined)
+      where.push(`${f.inGrace ? '' : 'NOT '}(replaced_by IS NOT NULL AND ${STATUS_SQL.active})`);
     if (f.after) {
       params.push(f.after.createdAt, f.after.id);
       where.push(`(created_at, id) < ($${params.length - 1}, $${params.length})`);
     }
     params.push(f.limit);
     const { rows } = await q.query<KeyRow>(
-      `SELECT * FROM api_keys WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT $${params.length}`, params);
+      `SELECT * FROM api_keys WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
+      params,
+    );
     return rows;
   },
 
@@ -124,25 +167,35 @@ export const keysRepository = {
       sets.push(`${column} = $${params.length}${json ? '::jsonb' : ''}`);
     }
     const { rows } = await q.query<KeyRow>(
-      `UPDATE api_keys SET ${[...sets, 'version = version + 1'].join(', ')} WHERE id = $1 RETURNING *`, params);
+      `UPDATE api_keys SET ${[...sets, 'version = version + 1'].join(', ')} WHERE id = $1 RETURNING *`,
+      params,
+    );
     return rows[0] as KeyRow;
   },
 
   async revoke(q: Queryable, id: string, reason: string | null): Promise<KeyRow> {
     const { rows } = await q.query<KeyRow>(
-      'UPDATE api_keys SET revoked_at = now(), revoked_reason = $2, version = version + 1 WHERE id = $1 RETURNING *', [id, reason]);
+      'UPDATE api_keys SET revoked_at = now(), revoked_reason = $2, version = version + 1 WHERE id = $1 RETURNING *',
+      [id, reason],
+    );
     return rows[0] as KeyRow;
   },
 
   /** Lock and revoke every active key of the account (optionally one environment), in id order. */
-  async revokeAll(q: Queryable, accountId: string, environment: Environment | undefined, reason: string | null): Promise<KeyRow[]> {
+  async revokeAll(
+    q: Queryable,
+    accountId: string,
+    environment: Environment | undefined,
+    reason: string | null,
+  ): Promise<KeyRow[]> {
     const { rows } = await q.query<KeyRow>(
       `WITH target AS (
          SELECT id FROM api_keys WHERE account_id = $1 AND ($2::text IS NULL OR environment = $2) AND ${STATUS_SQL.active}
          ORDER BY id FOR UPDATE)
        UPDATE api_keys k SET revoked_at = now(), revoked_reason = $3, version = version + 1
        FROM target WHERE k.id = target.id RETURNING k.*`,
-      [accountId, environment ?? null, reason]);
+      [accountId, environment ?? null, reason],
+    );
     return rows;
   },
 
@@ -150,7 +203,9 @@ export const keysRepository = {
   async markRotated(q: Queryable, oldId: string, newId: string, expiresAt: Date): Promise<KeyRow> {
     const { rows } = await q.query<KeyRow>(
       `UPDATE api_keys SET replaced_by = $2, expires_at = LEAST(COALESCE(expires_at, $3), $3), version = version + 1
-       WHERE id = $1 RETURNING *`, [oldId, newId, expiresAt]);
+       WHERE id = $1 RETURNING *`,
+      [oldId, newId, expiresAt],
+    );
     return rows[0] as KeyRow;
   },
 };

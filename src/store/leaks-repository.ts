@@ -21,13 +21,23 @@ export const leaksRepository = {
     await q.query(
       `INSERT INTO key_leaks (key_id, account_id, reporter, source, url, outcome)
        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])`,
-      [leaks.map((l) => l.key_id), leaks.map((l) => l.account_id), leaks.map((l) => l.reporter),
-        leaks.map((l) => l.source), leaks.map((l) => l.url), leaks.map((l) => l.outcome)]);
+      [
+        leaks.map((l) => l.key_id),
+        leaks.map((l) => l.account_id),
+        leaks.map((l) => l.reporter),
+        leaks.map((l) => l.source),
+        leaks.map((l) => l.url),
+        leaks.map((l) => l.outcome),
+      ],
+    );
   },
 
   /** The key's most recent reports, newest first. */
   async forKey(q: Queryable, keyId: string, limit = 100): Promise<LeakRow[]> {
-    const { rows } = await q.query<LeakRow>('SELECT * FROM key_leaks WHERE key_id = $1 ORDER BY id DESC LIMIT $2', [keyId, limit]);
+    const { rows } = await q.query<LeakRow>('SELECT * FROM key_leaks WHERE key_id = $1 ORDER BY id DESC LIMIT $2', [
+      keyId,
+      limit,
+    ]);
     return rows;
   },
 };

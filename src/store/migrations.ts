@@ -4,13 +4,15 @@ import { fileURLToPath } from 'node:url';
 import type { Database } from './db.js';
 
 /** Where the SQL migrations live: the package root's migrations/, from src/ or from dist/src/. */
-export const MIGRATIONS_DIR = ['../../migrations/', '../../../migrations/']
-  .map((rel) => fileURLToPath(new URL(rel, import.meta.url)))
-  .find((dir) => existsSync(dir)) ?? 'migrations/';
+export const MIGRATIONS_DIR =
+  ['../../migrations/', '../../../migrations/']
+    .map((rel) => fileURLToPath(new URL(rel, import.meta.url)))
+    .find((dir) => existsSync(dir)) ?? 'migrations/';
 
 // Any constant works: it only has to be the same for every replica.
 const MIGRATION_LOCK = 7_336_011;
-const CREATE_LEDGER = 'CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())';
+const CREATE_LEDGER =
+  'CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())';
 
 /**
  * Apply every migration not yet applied, in file-name order, each in its own transaction.
@@ -41,7 +43,9 @@ export async function unappliedMigrations(db: Database, dir = MIGRATIONS_DIR): P
   const files = (await readdir(dir)).filter((f) => f.endsWith('.sql')).sort();
   const { rows } = await db.query<{ ledger: string | null }>("SELECT to_regclass('schema_migrations')::text AS ledger");
   if (!rows[0]?.ledger) return files;
-  const applied = new Set((await db.query<{ name: string }>('SELECT name FROM schema_migrations')).rows.map((r) => r.name));
+  const applied = new Set(
+    (await db.query<{ name: string }>('SELECT name FROM schema_migrations')).rows.map((r) => r.name),
+  );
   return files.filter((f) => !applied.has(f));
 }
 

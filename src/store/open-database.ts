@@ -16,6 +16,11 @@ export interface OpenDatabaseOptions {
 
 /** The configured PostgreSQL server, or the embedded PGlite under `dataDir/pg` when there is no URL. */
 export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database> {
-  if (opts.url) return new PgDatabase({ ...connectionOptions({ url: opts.url, tlsCaFile: opts.tlsCaFile }), ...(opts.max ? { max: opts.max } : {}), onIdleError: opts.onIdleError });
+  if (opts.url)
+    return new PgDatabase({
+      ...connectionOptions({ url: opts.url, tlsCaFile: opts.tlsCaFile }),
+      ...(opts.max ? { max: opts.max } : {}),
+      onIdleError: opts.onIdleError,
+    });
   return PgliteDatabase.open(join(opts.dataDir, 'pg'));
 }

@@ -17,7 +17,10 @@ export interface PgEndpoint {
 }
 
 /** What `pg` is given for an endpoint: the URL, and the TLS options when a CA file is configured. */
-export function connectionOptions(e: Pick<PgEndpoint, 'url' | 'tlsCaFile'>): { connectionString: string; ssl?: ConnectionOptions } {
+export function connectionOptions(e: Pick<PgEndpoint, 'url' | 'tlsCaFile'>): {
+  connectionString: string;
+  ssl?: ConnectionOptions;
+} {
   if (!e.tlsCaFile) return { connectionString: e.url };
   // pg lets the URL's ssl settings override `ssl`: they are taken out (the configuration allowed only
   // sslmode=verify-full beside a CA file, which is what `ssl` below asks for).
@@ -27,7 +30,8 @@ export function connectionOptions(e: Pick<PgEndpoint, 'url' | 'tlsCaFile'>): { c
 }
 
 // Node's codes for a certificate chain that does not verify against the trusted CAs.
-const UNTRUSTED = /^(SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|CERT_\w+|INVALID_CA|INVALID_PURPOSE)$/;
+const UNTRUSTED =
+  /^(SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|CERT_\w+|INVALID_CA|INVALID_PURPOSE)$/;
 
 /**
  * Start-up check of one endpoint over a connection of its own: TLS as configured, and a transaction
@@ -37,7 +41,12 @@ const UNTRUSTED = /^(SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|UNABL
  * Throws one line naming the setting to fix.
  */
 export async function checkServer(e: PgEndpoint): Promise<void> {
-  const client = new pg.Client({ ...connectionOptions(e), connectionTimeoutMillis: 5000, query_timeout: 5000, application_name: 'otesse-keys' });
+  const client = new pg.Client({
+    ...connectionOptions(e),
+    connectionTimeoutMillis: 5000,
+    query_timeout: 5000,
+    application_name: 'otesse-keys',
+  });
   // An error after the failing call has been reported (the socket closing) is the same fault.
   client.on('error', () => {});
   try {
@@ -71,8 +80,10 @@ async function oneSession(e: PgEndpoint, client: pg.Client): Promise<void> {
 }
 
 function statementPooling(e: PgEndpoint, detail: string): Error {
-  return new Error(`${e.urlName}: the server does not keep a transaction on one connection (${detail}): `
-    + 'a pooler in statement mode cannot serve this service; use PgBouncer pool_mode=transaction (or session)');
+  return new Error(
+    `${e.urlName}: the server does not keep a transaction on one connection (${detail}): ` +
+      'a pooler in statement mode cannot serve this service; use PgBouncer pool_mode=transaction (or session)',
+  );
 }
 
 /** The line for a connection that could not be opened: TLS and authentication named, the rest unavailable. */
@@ -84,10 +95,16 @@ function connectFault(e: PgEndpoint, err: unknown): Error {
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
     return new Error(`${e.urlName}: the PostgreSQL server's certificate does not name the host in the URL (${code})`);
   }
-  if (UNTRUSTED.test(code)) return new Error(`${ca}: the PostgreSQL server's certificate at ${e.urlName} does not verify against this CA (${code})`);
+  if (UNTRUSTED.test(code))
+    return new Error(
+      `${ca}: the PostgreSQL server's certificate at ${e.urlName} does not verify against this CA (${code})`,
+    );
   if (/does not support SSL/i.test(message)) {
-    return new Error(`${e.urlName}: the PostgreSQL server does not offer TLS, which ${e.tlsCaFile ? e.tlsCaName : 'sslmode'} requires`);
+    return new Error(
+      `${e.urlName}: the PostgreSQL server does not offer TLS, which ${e.tlsCaFile ? e.tlsCaName : 'sslmode'} requires`,
+    );
   }
-  if (isConnectionFault(err)) return new AppError('STORAGE_UNAVAILABLE', `${e.urlName}: PostgreSQL cannot be reached: ${message}`);
+  if (isConnectionFault(err))
+    return new AppError('STORAGE_UNAVAILABLE', `${e.urlName}: PostgreSQL cannot be reached: ${message}`);
   return new Error(`${e.urlName}: ${message}`);
 }

@@ -10,9 +10,19 @@ pg.types.setTypeParser(20, (v: string) => Number(v));
 export function isConnectionFault(err: unknown): boolean {
   const e = err as { code?: string; message?: string };
   const code = e?.code ?? '';
-  return code.startsWith('08') || code === '57P01' || code === '57P03' || code === 'ECONNREFUSED'
-    || code === 'ECONNRESET' || code === 'ETIMEDOUT' || code === 'EPIPE' || code === 'ENOTFOUND'
-    || /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(e?.message ?? '');
+  return (
+    code.startsWith('08') ||
+    code === '57P01' ||
+    code === '57P03' ||
+    code === 'ECONNREFUSED' ||
+    code === 'ECONNRESET' ||
+    code === 'ETIMEDOUT' ||
+    code === 'EPIPE' ||
+    code === 'ENOTFOUND' ||
+    /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(
+      e?.message ?? '',
+    )
+  );
 }
 
 function wrap(err: unknown): never {
@@ -50,7 +60,9 @@ export class PgDatabase implements Database {
     };
     this.#pool = new pg.Pool(config);
     // Unhandled, pg's 'error' event for an idle client would crash the process; ignored, it would hide the fault.
-    const told = opts.onIdleError ?? ((err: Error) => process.emitWarning(`PostgreSQL: an idle pooled connection failed: ${err.message}`));
+    const told =
+      opts.onIdleError ??
+      ((err: Error) => process.emitWarning(`PostgreSQL: an idle pooled connection failed: ${err.message}`));
     this.#pool.on('error', (err) => {
       this.#idleErrors++;
       told(err);
@@ -66,7 +78,9 @@ export class PgDatabase implements Database {
     try {
       const res = await this.#pool.query(sql, params as unknown[]);
       return { rows: res.rows as R[] };
-    } catch (err) { return wrap(err); }
+    } catch (err) {
+      return wrap(err);
+    }
   }
 
   async exec(sql: string): Promise<void> {
@@ -75,10 +89,18 @@ export class PgDatabase implements Database {
 
   async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
     let client: pg.PoolClient;
-    try { client = await this.#pool.connect(); } catch (err) { return wrap(err); }
+    try {
+      client = await this.#pool.connect();
+    } catch (err) {
+      return wrap(err);
+    }
     const tx: Queryable = {
       query: async <R>(sql: string, params: readonly unknown[] = []) => {
-        try { return { rows: (await client.query(sql, params as unknown[])).rows as R[] }; } catch (err) { return wrap(err); }
+        try {
+          return { rows: (await client.query(sql, params as unknown[])).rows as R[] };
+        } catch (err) {
+          return wrap(err);
+        }
       },
     };
     try {
@@ -90,7 +112,10 @@ export class PgDatabase implements Database {
     } catch (err) {
       // The caller gets the transaction's own error; a ROLLBACK that fails as well says the connection is
       // unusable, so the client is destroyed instead of going back to the pool.
-      const rolledBack = await client.query('ROLLBACK').then(() => true, () => false);
+      const rolledBack = await client.query('ROLLBACK').then(
+        () => true,
+        () => false,
+      );
       client.release(!rolledBack || isConnectionFault(err) || (err as AppError).code === 'STORAGE_UNAVAILABLE');
       throw err;
     }

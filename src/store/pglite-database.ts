@@ -27,9 +27,13 @@ export class PgliteDatabase implements Database {
   }
 
   async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-    return this.#db.transaction(async (t) => fn({
-      query: async <R>(sql: string, params: readonly unknown[] = []) => ({ rows: (await t.query<R>(sql, params as unknown[])).rows }),
-    }));
+    return this.#db.transaction(async (t) =>
+      fn({
+        query: async <R>(sql: string, params: readonly unknown[] = []) => ({
+          rows: (await t.query<R>(sql, params as unknown[])).rows,
+        }),
+      }),
+    );
   }
 
   async close(): Promise<void> {

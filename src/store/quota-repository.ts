@@ -24,7 +24,13 @@ export const quotaRepository = {
    * undefined when the key has no quota (any more). One statement, the row locked: exact across replicas.
    */
   async lease(q: Queryable, keyId: string, want: number): Promise<QuotaLease | undefined> {
-    const { rows } = await q.query<{ granted: number; remaining: number; version: number; refilled_us: number | null; next_refill: Date | null }>(
+    const { rows } = await q.query<{
+      granted: number;
+      remaining: number;
+      version: number;
+      refilled_us: number | null;
+      next_refill: Date | null;
+    }>(
       `WITH cur AS (
          SELECT id, remaining_uses, refill_amount, refilled_at, refill_interval, ${PERIOD} AS period
          FROM api_keys WHERE id = $1 AND remaining_uses IS NOT NULL FOR UPDATE
@@ -38,21 +44,35 @@ export const quotaRepository = {
        FROM base WHERE k.id = base.id
        RETURNING LEAST($2::bigint, base.balance) AS granted, k.remaining_uses AS remaining, k.version, ${MICROS} AS refilled_us,
          CASE base.refill_interval WHEN 'daily' THEN base.period + interval '1 day' WHEN 'monthly' THEN base.period + interval '1 month' END AS next_refill`,
-      [keyId, want]);
+      [keyId, want],
+    );
     const r = rows[0];
-    return r && { granted: Number(r.granted), remaining: Number(r.remaining), version: Number(r.version),
-      refilledUs: r.refilled_us === null ? null : Number(r.refilled_us), nextRefill: r.next_refill };
+    return (
+      r && {
+        granted: Number(r.granted),
+        remaining: Number(r.remaining),
+        version: Number(r.version),
+        refilledUs: r.refilled_us === null ? null : Number(r.refilled_us),
+        nextRefill: r.next_refill,
+      }
+    );
   },
 
   /**
    * Give back uses leased and not spent, only if nothing changed the quota since (no PATCH: same
    * version; no refill: same mark); otherwise they are dropped, which never allows more than the quota.
    */
-  async giveBack(q: Queryable, keyId: string, uses: number, lease: Pick<QuotaLease, 'version' | 'refilledUs'>): Promise<boolean> {
+  async giveBack(
+    q: Queryable,
+    keyId: string,
+    uses: number,
+    lease: Pick<QuotaLease, 'version' | 'refilledUs'>,
+  ): Promise<boolean> {
     const { rows } = await q.query(
       `UPDATE api_keys SET remaining_uses = remaining_uses + $2
        WHERE id = $1 AND remaining_uses IS NOT NULL AND version = $3 AND ${MICROS} IS NOT DISTINCT FROM $4::bigint RETURNING id`,
-      [keyId, uses, lease.version, lease.refilledUs]);
+      [keyId, uses, lease.version, lease.refilledUs],
+    );
     return rows.length > 0;
   },
 };

@@ -14,12 +14,22 @@ const RPC_OK = 0;
 const RPC_PERMISSION_DENIED = 7;
 const RPC_UNAUTHENTICATED = 16;
 
-interface HeaderValueOption { header: { key: string; value: string }; append_action: string }
+interface HeaderValueOption {
+  header: { key: string; value: string };
+  append_action: string;
+}
 
 export interface CheckRequest {
   attributes?: {
     source?: { address?: { socket_address?: { address?: string } } };
-    request?: { http?: { method?: string; path?: string; headers?: Record<string, string>; header_map?: { headers?: { key: string; value: string; raw_value?: Buffer }[] } } };
+    request?: {
+      http?: {
+        method?: string;
+        path?: string;
+        headers?: Record<string, string>;
+        header_map?: { headers?: { key: string; value: string; raw_value?: Buffer }[] };
+      };
+    };
     context_extensions?: Record<string, string>;
   };
 }
@@ -45,30 +55,49 @@ export interface EnvoyCheckOptions {
 
 /** Load the Envoy ext_authz subset (proto/envoy, proto/google). */
 export function loadEnvoyProto(): protoLoader.PackageDefinition {
-  return protoLoader.loadSync(ENVOY_PROTO_FILE, { includeDirs: [PROTO_ROOT], keepCase: true, enums: String, longs: Number, defaults: true, oneofs: true });
+  return protoLoader.loadSync(ENVOY_PROTO_FILE, {
+    includeDirs: [PROTO_ROOT],
+    keepCase: true,
+    enums: String,
+    longs: Number,
+    defaults: true,
+    oneofs: true,
+  });
 }
 
 /** Header names lower-cased, from `headers` or (encode_raw_headers) `header_map`. */
-function headersOf(http: NonNullable<NonNullable<CheckRequest['attributes']>['request']>['http']): Record<string, string> {
+function headersOf(
+  http: NonNullable<NonNullable<CheckRequest['attributes']>['request']>['http'],
+): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(http?.headers ?? {})) out[k.toLowerCase()] = v;
-  for (const h of http?.header_map?.headers ?? []) out[h.key.toLowerCase()] = h.value || (h.raw_value ? h.raw_value.toString('utf8') : '');
+  for (const h of http?.header_map?.headers ?? [])
+    out[h.key.toLowerCase()] = h.value || (h.raw_value ? h.raw_value.toString('utf8') : '');
   return out;
 }
 
 const overwrite = (headers: Record<string, string>): HeaderValueOption[] =>
-  Object.entries(headers).map(([key, value]) => ({ header: { key, value }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' }));
+  Object.entries(headers).map(([key, value]) => ({
+    header: { key, value },
+    append_action: 'OVERWRITE_IF_EXISTS_OR_ADD',
+  }));
 
 /** The decision as Envoy wants it: OK with identity headers added and the key header removed, or a denied response. */
 export function toCheckResponse(outcome: GatewayOutcome): CheckResponse {
   if (outcome.allowed) {
-    return { status: { code: RPC_OK, message: '' },
-      ok_response: { headers: overwrite(identityHeaders(outcome.identity)), headers_to_remove: outcome.keyHeaders } };
+    return {
+      status: { code: RPC_OK, message: '' },
+      ok_response: { headers: overwrite(identityHeaders(outcome.identity)), headers_to_remove: outcome.keyHeaders },
+    };
   }
   const { status, headers, body } = outcome.answer;
   return {
     status: { code: status === 401 ? RPC_UNAUTHENTICATED : RPC_PERMISSION_DENIED, message: outcome.reason },
-    denied_response: { status: { code: status }, headers: overwrite({ ...headers, 'x-otesse-deny-reason': outcome.reason }), body: JSON.stringify(body) },
+    denied_response: {
+      status: { code: status },
+      headers: overwrite({ ...headers, 'x-otesse-deny-reason': outcome.reason }),
+      body: JSON.stringify(body),
+    },
   };
 }
 
@@ -94,15 +123,27 @@ export class EnvoyCheck {
     const attrs = call.request.attributes;
     const http = attrs?.request?.http;
     const headers = headersOf(http);
-    const ip = clientAddress(attrs?.source?.address?.socket_address?.address ?? '', headers['x-forwarded-for'], this.#trusted);
+    const ip = clientAddress(
+      attrs?.source?.address?.socket_address?.address ?? '',
+      headers['x-forwarded-for'],
+      this.#trusted,
+    );
     // context_extensions come from the operator's Envoy configuration, never from the client.
-    checkGatewayRequest(this.#o.authenticate, this.#o.routes, { headers, ip, method: http?.method || undefined,
-      target: http?.path || undefined, fixedScope: attrs?.context_extensions?.scope || undefined }).then((outcome) => {
-      this.#o.onOutcome?.(outcome);
-      callback(null, toCheckResponse(outcome));
-    }, (err: unknown) => {
-      this.#o.log.error({ err }, 'Envoy Check failed');
-      callback({ code: grpc.status.INTERNAL, details: 'internal error' });
-    });
+    checkGatewayRequest(this.#o.authenticate, this.#o.routes, {
+      headers,
+      ip,
+      method: http?.method || undefined,
+      target: http?.path || undefined,
+      fixedScope: attrs?.context_extensions?.scope || undefined,
+    }).then(
+      (outcome) => {
+        this.#o.onOutcome?.(outcome);
+        callback(null, toCheckResponse(outcome));
+      },
+      (err: unknown) => {
+        this.#o.log.error({ err }, 'Envoy Check failed');
+        callback({ code: grpc.status.INTERNAL, details: 'internal error' });
+      },
+    );
   }
 }

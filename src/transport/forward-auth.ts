@@ -2,7 +2,13 @@ import { readFileSync } from 'node:fs';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { scrub } from '../observability/logger.js';
-import { badRequest, checkGatewayRequest, identityHeaders, type Authenticate, type GatewayOutcome } from './gateway-check.js';
+import {
+  badRequest,
+  checkGatewayRequest,
+  identityHeaders,
+  type Authenticate,
+  type GatewayOutcome,
+} from './gateway-check.js';
 import { errorHandler, sendProblem } from './http/problem.js';
 import type { RouteMap } from './route-map.js';
 
@@ -38,22 +44,36 @@ type Original = { method: string; target: string } | 'conflict' | undefined;
 function originalRequest(request: FastifyRequest): Original {
   if (request.url.startsWith(`${PREFIX}/`)) return { method: request.method, target: request.url.slice(PREFIX.length) };
   const h = request.headers;
-  const pairs = [[h['x-original-method'], h['x-original-uri']], [h['x-forwarded-method'], h['x-forwarded-uri']]]
+  const pairs = [
+    [h['x-original-method'], h['x-original-uri']],
+    [h['x-forwarded-method'], h['x-forwarded-uri']],
+  ]
     .map(([m, u]) => ({ method: text(m), target: text(u) }))
     .filter((p): p is { method: string; target: string } => p.method !== undefined && p.target !== undefined);
   const [first, second] = pairs;
-  if (first && second && (first.method.toUpperCase() !== second.method.toUpperCase() || first.target !== second.target)) return 'conflict';
+  if (first && second && (first.method.toUpperCase() !== second.method.toUpperCase() || first.target !== second.target))
+    return 'conflict';
   return first;
 }
 
 const CONFLICT = badRequest('ORIGINAL_CONFLICT', 'X-Original-Method/-URI and X-Forwarded-Method/-Uri disagree');
 /** Fastify could not read the URL of `/authorize<path>` itself (a malformed percent-encoding). */
-const BAD_URL = badRequest('TARGET_NOT_CANONICAL', 'the request path holds a malformed percent-encoding', 'target-not-canonical');
+const BAD_URL = badRequest(
+  'TARGET_NOT_CANONICAL',
+  'the request path holds a malformed percent-encoding',
+  'target-not-canonical',
+);
 
 function httpsOptions(tls: ForwardAuthOptions['tls']) {
   if (!tls) return {};
   const ca = tls.ca ? readFileSync(tls.ca) : undefined;
-  return { https: { cert: readFileSync(tls.cert), key: readFileSync(tls.key), ...(ca ? { ca, requestCert: true, rejectUnauthorized: true } : {}) } };
+  return {
+    https: {
+      cert: readFileSync(tls.cert),
+      key: readFileSync(tls.key),
+      ...(ca ? { ca, requestCert: true, rejectUnauthorized: true } : {}),
+    },
+  };
 }
 
 /** Forward auth for gateways, on its own port: 204 with the identity headers, or the table's problem+json deny. */
@@ -62,7 +82,10 @@ export async function buildForwardAuth(opts: ForwardAuthOptions): Promise<Fastif
     opts.onOutcome?.(outcome);
     if (outcome.allowed) return reply.code(204).headers(identityHeaders(outcome.identity)).send();
     request.log.info({ reason: outcome.reason, keyId: outcome.identity?.keyId, ip: request.ip }, 'forward auth denied');
-    return reply.code(outcome.answer.status).headers({ ...outcome.answer.headers, 'x-otesse-deny-reason': outcome.reason }).send(outcome.answer.body);
+    return reply
+      .code(outcome.answer.status)
+      .headers({ ...outcome.answer.headers, 'x-otesse-deny-reason': outcome.reason })
+      .send(outcome.answer.body);
   };
   const app = Fastify({
     loggerInstance: opts.logger.child({ transport: 'forward-auth' }),
@@ -77,7 +100,9 @@ export async function buildForwardAuth(opts: ForwardAuthOptions): Promise<Fastif
     },
   }) as unknown as FastifyInstance;
   app.setErrorHandler(errorHandler);
-  app.setNotFoundHandler((request, reply) => sendProblem(reply, 404, `no route ${request.method} ${scrub(request.url.split('?')[0] ?? '')}`));
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(reply, 404, `no route ${request.method} ${scrub(request.url.split('?')[0] ?? '')}`),
+  );
   // A gateway may forward the client's body (Envoy's with_request_body): it is never read.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null, undefined));
@@ -86,8 +111,13 @@ export async function buildForwardAuth(opts: ForwardAuthOptions): Promise<Fastif
     const original = originalRequest(request);
     if (original === 'conflict') return answer(request, reply, CONFLICT);
     const fixedScope = opts.trustScopeHeader ? text(request.headers['x-otesse-scope']) : undefined;
-    const outcome = await checkGatewayRequest(opts.authenticate, opts.routes,
-      { headers: request.headers, ip: request.ip, method: original?.method, target: original?.target, fixedScope });
+    const outcome = await checkGatewayRequest(opts.authenticate, opts.routes, {
+      headers: request.headers,
+      ip: request.ip,
+      method: original?.method,
+      target: original?.target,
+      fixedScope,
+    });
     return answer(request, reply, outcome);
   };
   app.all(PREFIX, authorize);

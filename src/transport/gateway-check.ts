@@ -1,4 +1,11 @@
-import { denialResponse, keyFromHeaders, PROBLEM_BASE, PROBLEM_CONTENT_TYPE, type DenialResponse, type HeaderValue } from '@otesse/keys-client';
+import {
+  denialResponse,
+  keyFromHeaders,
+  PROBLEM_BASE,
+  PROBLEM_CONTENT_TYPE,
+  type DenialResponse,
+  type HeaderValue,
+} from '@otesse/keys-client';
 import type { Identity } from '../domain/decision.js';
 import { AppError } from '../domain/errors.js';
 import { checkRequestTarget } from '../domain/request-target.js';
@@ -13,13 +20,24 @@ export type GatewayOutcome =
   | { allowed: true; identity: Identity; keyHeaders: string[] }
   | { allowed: false; reason: string; answer: DenialResponse; identity?: Identity | undefined };
 
-const refuse = (reason: string, identity?: Identity, retryAfterMs?: number): GatewayOutcome => (
-  { allowed: false, reason, answer: denialResponse(reason, retryAfterMs), identity });
+const refuse = (reason: string, identity?: Identity, retryAfterMs?: number): GatewayOutcome => ({
+  allowed: false,
+  reason,
+  answer: denialResponse(reason, retryAfterMs),
+  identity,
+});
 
 /** A request the gateway (or its client) got wrong: 400 problem+json, said plainly. */
 export function badRequest(reason: string, detail: string, slug = 'bad-request'): GatewayOutcome {
-  return { allowed: false, reason, answer: { status: 400, headers: { 'content-type': PROBLEM_CONTENT_TYPE },
-    body: { type: `${PROBLEM_BASE}${slug}`, title: 'Bad Request', status: 400, detail } } };
+  return {
+    allowed: false,
+    reason,
+    answer: {
+      status: 400,
+      headers: { 'content-type': PROBLEM_CONTENT_TYPE },
+      body: { type: `${PROBLEM_BASE}${slug}`, title: 'Bad Request', status: 400, detail },
+    },
+  };
 }
 
 /** What a gateway says about the client's request. */
@@ -37,13 +55,17 @@ export interface GatewayRequest {
  * The scope a request needs: the operator's fixed scope, else the route map's. A target not in its
  * one canonical form is refused first, however the scope is found (design: client-cannot-choose).
  */
-function scopeOf(req: GatewayRequest, routes: RouteMap | undefined): { scope: string | undefined } | { refused: GatewayOutcome } {
+function scopeOf(
+  req: GatewayRequest,
+  routes: RouteMap | undefined,
+): { scope: string | undefined } | { refused: GatewayOutcome } {
   if (req.target !== undefined) {
     const checked = checkRequestTarget(req.target);
     if (!checked.ok) return { refused: badRequest('TARGET_NOT_CANONICAL', checked.detail, 'target-not-canonical') };
   }
   if (req.fixedScope) return { scope: req.fixedScope };
-  const mapped = req.method !== undefined && req.target !== undefined ? routes?.scopeFor(req.method, req.target) : undefined;
+  const mapped =
+    req.method !== undefined && req.target !== undefined ? routes?.scopeFor(req.method, req.target) : undefined;
   return { scope: mapped };
 }
 
@@ -51,7 +73,11 @@ function scopeOf(req: GatewayRequest, routes: RouteMap | undefined): { scope: st
  * A gateway's question for forward auth and Envoy Check alike: check the target, find the scope
  * and the key, call Authenticate, and map the decision through the client package's one table.
  */
-export async function checkGatewayRequest(authenticate: Authenticate, routes: RouteMap | undefined, req: GatewayRequest): Promise<GatewayOutcome> {
+export async function checkGatewayRequest(
+  authenticate: Authenticate,
+  routes: RouteMap | undefined,
+  req: GatewayRequest,
+): Promise<GatewayOutcome> {
   const found = scopeOf(req, routes);
   if ('refused' in found) return found.refused;
   if (found.scope === undefined) return refuse('ROUTE_NOT_MAPPED');
@@ -63,7 +89,8 @@ export async function checkGatewayRequest(authenticate: Authenticate, routes: Ro
     result = await authenticate(key.key, req.ip, found.scope);
   } catch (err) {
     if (!(err instanceof AppError)) throw err;
-    if (err.code === 'STORAGE_UNAVAILABLE' || err.code === 'OVERLOADED' || err.code === 'HASHER_FAULT') return refuse('SERVICE_UNAVAILABLE');
+    if (err.code === 'STORAGE_UNAVAILABLE' || err.code === 'OVERLOADED' || err.code === 'HASHER_FAULT')
+      return refuse('SERVICE_UNAVAILABLE');
     // A gateway that sent a scope outside the catalog or an address that is none: its operator's bug.
     if (err.code === 'VALIDATION_FAILED') return badRequest('BAD_REQUEST', err.message);
     throw err;

@@ -9,14 +9,20 @@ import { checker, StringEnum } from '../validation.js';
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 
-const Rule = Type.Object({
-  method: StringEnum(['ANY', ...METHODS] as const),
-  // find-my-way patterns: `/v1/bookings/:id`, `/v1/files/*`.
-  path: Type.String({ pattern: '^/\\S*$', errorMessage: { pattern: 'must start with / and hold no spaces' } }),
-  scope: StringEnum(SCOPES, { errorMessage: { enum: 'not a scope of the catalog' } }),
-}, { additionalProperties: false });
+const Rule = Type.Object(
+  {
+    method: StringEnum(['ANY', ...METHODS] as const),
+    // find-my-way patterns: `/v1/bookings/:id`, `/v1/files/*`.
+    path: Type.String({ pattern: '^/\\S*$', errorMessage: { pattern: 'must start with / and hold no spaces' } }),
+    scope: StringEnum(SCOPES, { errorMessage: { enum: 'not a scope of the catalog' } }),
+  },
+  { additionalProperties: false },
+);
 
-const checkFile = checker(Type.Object({ routes: Type.Array(Rule, { minItems: 1 }) }, { additionalProperties: false }), 'json');
+const checkFile = checker(
+  Type.Object({ routes: Type.Array(Rule, { minItems: 1 }) }, { additionalProperties: false }),
+  'json',
+);
 
 export type RouteRule = Static<typeof Rule>;
 

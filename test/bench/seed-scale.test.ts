@@ -29,15 +29,23 @@ t.test('seed:scale loads keys that the service authenticates, in a database drop
     const c = new pg.Client({ connectionString: env.DATABASE_URL });
     await c.connect();
     t.teardown(() => c.end());
-    const big = await c.query<{ n: number }>('SELECT count(*)::int AS n FROM api_keys WHERE account_id = $1', [BIG_ACCOUNT]);
+    const big = await c.query<{ n: number }>('SELECT count(*)::int AS n FROM api_keys WHERE account_id = $1', [
+      BIG_ACCOUNT,
+    ]);
     t.equal(big.rows[0]?.n, 500);
     // The sample is spread through the table, not its first rows.
     const ids = seed.sample.map((k) => `key_${k.slice('otesse_live_sk_'.length, 'otesse_live_sk_'.length + 12)}`);
     const rank = await c.query<{ lo: number; hi: number }>(
-      `SELECT min(n)::int AS lo, max(n)::int AS hi FROM (SELECT id, row_number() OVER (ORDER BY created_at) AS n FROM api_keys) r WHERE id = ANY($1)`, [ids]);
+      `SELECT min(n)::int AS lo, max(n)::int AS hi FROM (SELECT id, row_number() OVER (ORDER BY created_at) AS n FROM api_keys) r WHERE id = ANY($1)`,
+      [ids],
+    );
     t.ok((rank.rows[0]?.hi ?? 0) - (rank.rows[0]?.lo ?? 0) > 1000, 'sampled keys span more than half of the table');
 
-    await t.rejects(seedScale({ databaseUrl: env.DATABASE_URL ?? '', keys: 10 }), /not empty/, 'never seeds a database that holds keys');
+    await t.rejects(
+      seedScale({ databaseUrl: env.DATABASE_URL ?? '', keys: 10 }),
+      /not empty/,
+      'never seeds a database that holds keys',
+    );
 
     const app = await startTestApp(t, {}, env);
     for (const key of seed.sample) {

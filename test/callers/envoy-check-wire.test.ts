@@ -23,7 +23,10 @@ import { rawCheckClient } from '../helpers/envoy.js';
 /** A varint (the values here are all small). */
 function varint(n: number): Buffer {
   const out: number[] = [];
-  while (n > 0x7f) { out.push((n & 0x7f) | 0x80); n >>>= 7; }
+  while (n > 0x7f) {
+    out.push((n & 0x7f) | 0x80);
+    n >>>= 7;
+  }
   out.push(n);
   return Buffer.from(out);
 }
@@ -40,7 +43,11 @@ const SOURCE = Buffer.from('0a11' + '0a0f' + '0a0d' + '120b' + '3230332e302e3131
 
 /** CheckRequest { attributes (1) { source, request (4) { http (2) { … } }, context_extensions (10) } }. */
 function checkRequest(http: Buffer, scope?: string): Buffer {
-  const attributes = Buffer.concat([SOURCE, field(4, field(2, http)), scope ? entry(10, 'scope', scope) : Buffer.alloc(0)]);
+  const attributes = Buffer.concat([
+    SOURCE,
+    field(4, field(2, http)),
+    scope ? entry(10, 'scope', scope) : Buffer.alloc(0),
+  ]);
   return field(1, attributes);
 }
 
@@ -50,8 +57,14 @@ function read(buf: Buffer): Fields {
   const out: Fields = new Map();
   let i = 0;
   const next = () => {
-    let n = 0; let shift = 0; let b: number;
-    do { b = buf[i++] ?? 0; n += (b & 0x7f) * 2 ** shift; shift += 7; } while (b & 0x80);
+    let n = 0;
+    let shift = 0;
+    let b: number;
+    do {
+      b = buf[i++] ?? 0;
+      n += (b & 0x7f) * 2 ** shift;
+      shift += 7;
+    } while (b & 0x80);
     return n;
   };
   while (i < buf.length) {
@@ -59,8 +72,11 @@ function read(buf: Buffer): Fields {
     const num = tag >>> 3;
     let value: Buffer | number;
     if ((tag & 7) === 0) value = next();
-    else if ((tag & 7) === 2) { const len = next(); value = buf.subarray(i, i + len); i += len; }
-    else throw new Error(`unexpected wire type ${tag & 7}`);
+    else if ((tag & 7) === 2) {
+      const len = next();
+      value = buf.subarray(i, i + len);
+      i += len;
+    } else throw new Error(`unexpected wire type ${tag & 7}`);
     out.set(num, [...(out.get(num) ?? []), value]);
   }
   return out;
@@ -69,27 +85,42 @@ const one = (f: Fields, num: number) => f.get(num)?.[0];
 const sub = (f: Fields, num: number) => read((one(f, num) as Buffer | undefined) ?? Buffer.alloc(0));
 const text = (f: Fields, num: number) => String(one(f, num) ?? '');
 /** HeaderValueOption list → { key: value }. */
-const headersOf = (f: Fields) => Object.fromEntries((f.get(2) ?? []).map((h) => {
-  const header = sub(read(h as Buffer), 1);
-  return [text(header, 1), text(header, 2)];
-}));
+const headersOf = (f: Fields) =>
+  Object.fromEntries(
+    (f.get(2) ?? []).map((h) => {
+      const header = sub(read(h as Buffer), 1);
+      return [text(header, 1), text(header, 2)];
+    }),
+  );
 
 t.test("Check decodes Envoy's CheckRequest bytes and answers in Envoy's CheckResponse bytes", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'otesse-routes-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  writeFileSync(join(dir, 'routes.yaml'), 'routes:\n  - { method: GET, path: /v1/bookings/:id, scope: "bookings:read" }\n');
+  writeFileSync(
+    join(dir, 'routes.yaml'),
+    'routes:\n  - { method: GET, path: /v1/bookings/:id, scope: "bookings:read" }\n',
+  );
   const app = await startTestApp(t, { FORWARD_AUTH_ROUTES: join(dir, 'routes.yaml') });
   const check = rawCheckClient(t, app.grpcPort);
   // Allowed only from 203.0.113.0/24: an allow shows that the source address was read from its bytes.
   const key = await createKey(app, 'acct_1', { scopes: ['bookings:read'], allowed_ips: ['203.0.113.0/24'] });
 
   // HttpRequest { method (2), headers (3): map entries, path (4) }, scope from context_extensions (10).
-  const viaHeaders = Buffer.concat([field(2, 'GET'), entry(3, ':authority', 'api.otesse.com'), entry(3, 'x-api-key', key.secret), field(4, '/v1/bookings/b_1')]);
+  const viaHeaders = Buffer.concat([
+    field(2, 'GET'),
+    entry(3, ':authority', 'api.otesse.com'),
+    entry(3, 'x-api-key', key.secret),
+    field(4, '/v1/bookings/b_1'),
+  ]);
   const ok = read(await check(checkRequest(viaHeaders, 'bookings:read')));
   t.equal(one(sub(ok, 1), 1) ?? 0, 0, 'CheckResponse.status.code 0 (OK)');
   t.notOk(ok.has(2), 'no denied_response');
   const okResponse = sub(ok, 3);
-  t.match(headersOf(okResponse), { 'x-otesse-key-id': key.id, 'x-otesse-account-id': 'acct_1' }, 'ok_response.headers: the identity');
+  t.match(
+    headersOf(okResponse),
+    { 'x-otesse-key-id': key.id, 'x-otesse-account-id': 'acct_1' },
+    'ok_response.headers: the identity',
+  );
   t.same((okResponse.get(5) ?? []).map(String), ['x-api-key'], 'ok_response.headers_to_remove: the key header');
 
   // encode_raw_headers: HttpRequest.header_map (13) { headers (1): HeaderValue { key (1), raw_value (3) } }; scope from the route map.
@@ -105,7 +136,11 @@ t.test("Check decodes Envoy's CheckRequest bytes and answers in Envoy's CheckRes
   t.equal(headersOf(deniedResponse)['x-otesse-deny-reason'], 'SCOPE_NOT_GRANTED', 'denied_response.headers');
   t.match(JSON.parse(text(deniedResponse, 3)), { status: 403 }, 'denied_response.body: problem+json');
 
-  const dotted = Buffer.concat([field(2, 'GET'), entry(3, 'x-api-key', key.secret), field(4, '/v1/bookings/..%2Fadmin')]);
+  const dotted = Buffer.concat([
+    field(2, 'GET'),
+    entry(3, 'x-api-key', key.secret),
+    field(4, '/v1/bookings/..%2Fadmin'),
+  ]);
   const refused = read(await check(checkRequest(dotted)));
   t.equal(one(sub(sub(refused, 2), 1), 1), 400, 'a path with an encoded dot segment: denied_response 400');
 });

@@ -41,32 +41,68 @@ t.test("a client's own X-Otesse-Scope is not believed unless the operator says t
   const port = svc.forwardAuthPort ?? 0;
   const reader = await createKey(svc, 'acct_1', { scopes: ['bookings:read'] });
   for (const [form, ask] of Object.entries(forms)) {
-    const res = await ask(port, 'DELETE', '/v1/bookings/b_1', { 'x-api-key': reader.secret, 'x-otesse-scope': 'bookings:read' });
-    t.equal(res.status, 403, `${form}: DELETE /v1/bookings/b_1 with X-Otesse-Scope: bookings:read is decided by the route map (bookings:write)`);
+    const res = await ask(port, 'DELETE', '/v1/bookings/b_1', {
+      'x-api-key': reader.secret,
+      'x-otesse-scope': 'bookings:read',
+    });
+    t.equal(
+      res.status,
+      403,
+      `${form}: DELETE /v1/bookings/b_1 with X-Otesse-Scope: bookings:read is decided by the route map (bookings:write)`,
+    );
     t.equal(res.headers['x-otesse-deny-reason'], 'SCOPE_NOT_GRANTED', `${form}: scope not granted`);
   }
-  const noRoute = await send(port, 'GET', '/authorize', { 'x-api-key': reader.secret, 'x-otesse-scope': 'bookings:read' });
-  t.equal(noRoute.headers['x-otesse-deny-reason'], 'ROUTE_NOT_MAPPED', 'a header alone, with no original request, names no route');
+  const noRoute = await send(port, 'GET', '/authorize', {
+    'x-api-key': reader.secret,
+    'x-otesse-scope': 'bookings:read',
+  });
+  t.equal(
+    noRoute.headers['x-otesse-deny-reason'],
+    'ROUTE_NOT_MAPPED',
+    'a header alone, with no original request, names no route',
+  );
 
-  const trusting = await startTestApp(t, { FORWARD_AUTH_PORT: '0', FORWARD_AUTH_ROUTES: routes, FORWARD_AUTH_TRUST_SCOPE_HEADER: '1' });
+  const trusting = await startTestApp(t, {
+    FORWARD_AUTH_PORT: '0',
+    FORWARD_AUTH_ROUTES: routes,
+    FORWARD_AUTH_TRUST_SCOPE_HEADER: '1',
+  });
   const key = await createKey(trusting, 'acct_1', { scopes: ['bookings:read'] });
-  const believed = await send(trusting.forwardAuthPort ?? 0, 'GET', '/authorize',
-    { 'x-api-key': key.secret, 'x-otesse-scope': 'bookings:read', 'x-forwarded-method': 'DELETE', 'x-forwarded-uri': '/v1/bookings/b_1' });
+  const believed = await send(trusting.forwardAuthPort ?? 0, 'GET', '/authorize', {
+    'x-api-key': key.secret,
+    'x-otesse-scope': 'bookings:read',
+    'x-forwarded-method': 'DELETE',
+    'x-forwarded-uri': '/v1/bookings/b_1',
+  });
   t.equal(believed.status, 204, 'FORWARD_AUTH_TRUST_SCOPE_HEADER=1: the gateway sets the header, so it is believed');
-  const stillChecked = await send(trusting.forwardAuthPort ?? 0, 'GET', '/authorize',
-    { 'x-api-key': key.secret, 'x-otesse-scope': 'bookings:read', 'x-forwarded-method': 'GET', 'x-forwarded-uri': '/v1/webhooks/../bookings' });
+  const stillChecked = await send(trusting.forwardAuthPort ?? 0, 'GET', '/authorize', {
+    'x-api-key': key.secret,
+    'x-otesse-scope': 'bookings:read',
+    'x-forwarded-method': 'GET',
+    'x-forwarded-uri': '/v1/webhooks/../bookings',
+  });
   t.equal(stillChecked.status, 400, 'a trusted scope header does not let a non-canonical target through');
-  const unknown = await send(trusting.forwardAuthPort ?? 0, 'GET', '/authorize', { 'x-api-key': key.secret, 'x-otesse-scope': 'bookings:delete' });
-  t.match({ status: unknown.status, body: JSON.parse(unknown.body) }, { status: 400, body: { type: /\/bad-request$/ } },
-    "a declared scope outside the catalog: 400 (the gateway operator's mistake, said plainly)");
+  const unknown = await send(trusting.forwardAuthPort ?? 0, 'GET', '/authorize', {
+    'x-api-key': key.secret,
+    'x-otesse-scope': 'bookings:delete',
+  });
+  t.match(
+    { status: unknown.status, body: JSON.parse(unknown.body) },
+    { status: 400, body: { type: /\/bad-request$/ } },
+    "a declared scope outside the catalog: 400 (the gateway operator's mistake, said plainly)",
+  );
 });
 
 t.test('FORWARD_AUTH_TRUST_SCOPE_HEADER: 1 or 0; anything else stops start-up naming it', async (t) => {
   const env = await testEnv(t);
   t.equal(loadConfig(env).FORWARD_AUTH_TRUST_SCOPE_HEADER, '0', 'off by default');
   t.equal(loadConfig({ ...env, FORWARD_AUTH_TRUST_SCOPE_HEADER: '1' }).FORWARD_AUTH_TRUST_SCOPE_HEADER, '1');
-  t.throws(() => loadConfig({ ...env, FORWARD_AUTH_TRUST_SCOPE_HEADER: '' }), { message: /^FORWARD_AUTH_TRUST_SCOPE_HEADER: is empty/ });
-  t.throws(() => loadConfig({ ...env, FORWARD_AUTH_TRUST_SCOPE_HEADER: 'yes' }), { message: /^FORWARD_AUTH_TRUST_SCOPE_HEADER: / });
+  t.throws(() => loadConfig({ ...env, FORWARD_AUTH_TRUST_SCOPE_HEADER: '' }), {
+    message: /^FORWARD_AUTH_TRUST_SCOPE_HEADER: is empty/,
+  });
+  t.throws(() => loadConfig({ ...env, FORWARD_AUTH_TRUST_SCOPE_HEADER: 'yes' }), {
+    message: /^FORWARD_AUTH_TRUST_SCOPE_HEADER: /,
+  });
 });
 
 t.test('a request target not in its one canonical form is refused (400) in every forward auth form', async (t) => {
@@ -75,13 +111,25 @@ t.test('a request target not in its one canonical form is refused (400) in every
   const key = await createKey(svc, 'acct_1', { scopes: ['webhooks:manage', 'bookings:read'] });
   const headers = { 'x-api-key': key.secret };
   for (const [form, ask] of Object.entries(forms)) {
-    t.equal((await ask(port, 'POST', '/v1/webhooks/w_1', headers)).status, 204, `${form}: the canonical target is allowed`);
-    t.equal((await ask(port, 'GET', '/v1/bookings/b_1?x=..%2F', headers)).status, 204, `${form}: the query string is not the path`);
+    t.equal(
+      (await ask(port, 'POST', '/v1/webhooks/w_1', headers)).status,
+      204,
+      `${form}: the canonical target is allowed`,
+    );
+    t.equal(
+      (await ask(port, 'GET', '/v1/bookings/b_1?x=..%2F', headers)).status,
+      204,
+      `${form}: the query string is not the path`,
+    );
     for (const [what, method, target] of NON_CANONICAL) {
       const res = await ask(port, method, target, headers);
       t.equal(res.status, 400, `${form}: ${what} (${target}): 400`);
       t.match(res.headers['content-type'], /^application\/problem\+json/, `${form}: ${what}: problem+json`);
-      t.match(JSON.parse(res.body), { status: 400, title: 'Bad Request', type: /\/target-not-canonical$/ }, `${form}: ${what}: says why`);
+      t.match(
+        JSON.parse(res.body),
+        { status: 400, title: 'Bad Request', type: /\/target-not-canonical$/ },
+        `${form}: ${what}: says why`,
+      );
       t.equal(res.headers['x-otesse-deny-reason'], 'TARGET_NOT_CANONICAL', `${form}: ${what}: reason`);
       t.notOk(res.body.includes(key.secret), `${form}: ${what}: the key is not echoed`);
     }
@@ -137,21 +185,54 @@ t.test('through a real nginx: the raw target reaches the check, and the check re
   const probe = await recorder(t, 204);
   const upstream = await recorder(t, 200);
   const seenBy = await startNginx(t, nginxHttp(probe.port, upstream.port));
-  const sent = ['/v1/webhooks/../bookings', '/v1/webhooks/%2e%2e/bookings', '/v1/webhooks/..%2Fbookings', '/v1/bookings/..%2Fb_2'];
-  for (const target of sent) t.equal((await send(seenBy.port, 'POST', target)).status, 200, `${target}: nginx routes it to /v1/ and asks the check`);
-  t.same(probe.seen.map((s) => s.original), sent, 'X-Original-URI carries the target exactly as the client sent it');
-  t.same(upstream.seen.map((s) => s.url), sent, 'and the upstream gets it unresolved too: the check must not read it as another route');
+  const sent = [
+    '/v1/webhooks/../bookings',
+    '/v1/webhooks/%2e%2e/bookings',
+    '/v1/webhooks/..%2Fbookings',
+    '/v1/bookings/..%2Fb_2',
+  ];
+  for (const target of sent)
+    t.equal(
+      (await send(seenBy.port, 'POST', target)).status,
+      200,
+      `${target}: nginx routes it to /v1/ and asks the check`,
+    );
+  t.same(
+    probe.seen.map((s) => s.original),
+    sent,
+    'X-Original-URI carries the target exactly as the client sent it',
+  );
+  t.same(
+    upstream.seen.map((s) => s.url),
+    sent,
+    'and the upstream gets it unresolved too: the check must not read it as another route',
+  );
 
-  const svc: TestApp = await startTestApp(t, { FORWARD_AUTH_PORT: '0', FORWARD_AUTH_ROUTES: routesFile(t), TRUST_PROXY: '127.0.0.1' });
+  const svc: TestApp = await startTestApp(t, {
+    FORWARD_AUTH_PORT: '0',
+    FORWARD_AUTH_ROUTES: routesFile(t),
+    TRUST_PROXY: '127.0.0.1',
+  });
   const api = await recorder(t, 200);
   const nginx = await startNginx(t, nginxHttp(svc.forwardAuthPort ?? 0, api.port));
   const key = await createKey(svc, 'acct_1', { scopes: ['webhooks:manage'] });
-  t.equal((await send(nginx.port, 'POST', '/v1/webhooks/w_1', { 'x-api-key': key.secret })).status, 200, 'a webhooks route: allowed');
+  t.equal(
+    (await send(nginx.port, 'POST', '/v1/webhooks/w_1', { 'x-api-key': key.secret })).status,
+    200,
+    'a webhooks route: allowed',
+  );
   for (const target of ['/v1/webhooks/../bookings', '/v1/webhooks/%2e%2e/bookings', '/v1/webhooks/..%2Fbookings']) {
     const res = await send(nginx.port, 'POST', target, { 'x-api-key': key.secret });
     t.equal(res.status, 400, `POST ${target} with a webhooks:manage key: 400, not the bookings API`);
   }
-  t.same(api.seen.map((s) => s.url), ['/v1/webhooks/w_1'], 'the upstream saw only the allowed request');
-  const spoofed = await send(nginx.port, 'DELETE', '/v1/webhooks/w_1', { 'x-api-key': key.secret, 'x-otesse-scope': 'bookings:read' });
+  t.same(
+    api.seen.map((s) => s.url),
+    ['/v1/webhooks/w_1'],
+    'the upstream saw only the allowed request',
+  );
+  const spoofed = await send(nginx.port, 'DELETE', '/v1/webhooks/w_1', {
+    'x-api-key': key.secret,
+    'x-otesse-scope': 'bookings:read',
+  });
   t.equal(spoofed.status, 200, "the client's X-Otesse-Scope changes nothing (webhooks:manage from the route map)");
 });

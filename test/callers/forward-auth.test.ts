@@ -64,7 +64,12 @@ const nginxHttp = (bookingsPort: number, authPort: number) => (port: number) => 
 `;
 
 /** GET from a chosen local address (to be a client the key service does not trust as a proxy). */
-function getFrom(localAddress: string, port: number, path: string, headers: Record<string, string>): Promise<{ status: number; headers: Record<string, unknown> }> {
+function getFrom(
+  localAddress: string,
+  port: number,
+  path: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; headers: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port, path, headers, localAddress }, (res) => {
       res.resume();
@@ -79,7 +84,12 @@ t.test('nginx auth_request in front of the bookings API', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'otesse-routes-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   writeFileSync(join(dir, 'routes.yaml'), ROUTES);
-  const svc = await startTestApp(t, { FORWARD_AUTH_PORT: '0', FORWARD_AUTH_ROUTES: join(dir, 'routes.yaml'), TRUST_PROXY: '127.0.0.1', FAILED_ATTEMPTS_LIMIT: '2' });
+  const svc = await startTestApp(t, {
+    FORWARD_AUTH_PORT: '0',
+    FORWARD_AUTH_ROUTES: join(dir, 'routes.yaml'),
+    TRUST_PROXY: '127.0.0.1',
+    FAILED_ATTEMPTS_LIMIT: '2',
+  });
   t.ok(svc.forwardAuthPort && svc.forwardAuthPort !== svc.httpPort, 'forward auth has its own port');
   const api = await startBookings(t, `127.0.0.1:${svc.grpcPort}`);
   const nginx = await startNginx(t, nginxHttp(Number(new URL(api.url).port), svc.forwardAuthPort ?? 0));
@@ -99,48 +109,112 @@ t.test('nginx auth_request in front of the bookings API', async (t) => {
   t.equal(none.status, 401, 'no key: 401 from nginx');
   t.match(none.headers.get('www-authenticate'), /^Bearer /, 'nginx passes the WWW-Authenticate challenge');
   t.match(await none.text(), /nginx/, 'answered by nginx itself (the bookings API never saw it)');
-  t.equal((await fetch(`${host}/v1/bookings`, { headers: { Authorization: `Bearer ${revoked.secret}` } })).status, 401, 'revoked key: 401');
-  t.equal((await fetch(`${host}/v1/invoices`, { headers: { 'X-API-Key': key.secret } })).status, 403, 'wrong scope (route map): 403');
-  t.equal((await fetch(`${host}/v1/bookings/bk_1001`, { headers: { 'X-API-Key': key.secret } })).status, 404, 'a pattern route is mapped (then the API has no such route)');
-  t.equal((await fetch(`${host}/v1/services`, { headers: { 'X-API-Key': key.secret } })).status, 403, 'a route the map does not name: 403');
+  t.equal(
+    (await fetch(`${host}/v1/bookings`, { headers: { Authorization: `Bearer ${revoked.secret}` } })).status,
+    401,
+    'revoked key: 401',
+  );
+  t.equal(
+    (await fetch(`${host}/v1/invoices`, { headers: { 'X-API-Key': key.secret } })).status,
+    403,
+    'wrong scope (route map): 403',
+  );
+  t.equal(
+    (await fetch(`${host}/v1/bookings/bk_1001`, { headers: { 'X-API-Key': key.secret } })).status,
+    404,
+    'a pattern route is mapped (then the API has no such route)',
+  );
+  t.equal(
+    (await fetch(`${host}/v1/services`, { headers: { 'X-API-Key': key.secret } })).status,
+    403,
+    'a route the map does not name: 403',
+  );
 
-  const spoofed = await fetch(`${host}/v1/invoices`, { headers: { 'X-API-Key': key.secret, 'X-Otesse-Scope': 'bookings:read',
-    'X-Forwarded-Method': 'GET', 'X-Forwarded-Uri': '/v1/bookings' } });
-  t.equal(spoofed.status, 400, 'a client cannot pick its scope: its X-Otesse-Scope is ignored, and X-Forwarded-* that disagree are refused (400, passed on by the recipe)');
-  const spoofedScope = await fetch(`${host}/v1/invoices`, { headers: { 'X-API-Key': key.secret, 'X-Otesse-Scope': 'bookings:read' } });
+  const spoofed = await fetch(`${host}/v1/invoices`, {
+    headers: {
+      'X-API-Key': key.secret,
+      'X-Otesse-Scope': 'bookings:read',
+      'X-Forwarded-Method': 'GET',
+      'X-Forwarded-Uri': '/v1/bookings',
+    },
+  });
+  t.equal(
+    spoofed.status,
+    400,
+    'a client cannot pick its scope: its X-Otesse-Scope is ignored, and X-Forwarded-* that disagree are refused (400, passed on by the recipe)',
+  );
+  const spoofedScope = await fetch(`${host}/v1/invoices`, {
+    headers: { 'X-API-Key': key.secret, 'X-Otesse-Scope': 'bookings:read' },
+  });
   t.equal(spoofedScope.status, 403, "the client's own X-Otesse-Scope is not believed");
 
   const guesses: number[] = [];
-  for (let i = 0; i < 4; i++) guesses.push((await fetch(`${host}/v1/bookings`, { headers: { 'X-API-Key': wrongSecret(key.secret) } })).status);
+  for (let i = 0; i < 4; i++)
+    guesses.push((await fetch(`${host}/v1/bookings`, { headers: { 'X-API-Key': wrongSecret(key.secret) } })).status);
   t.same([guesses[0], guesses[3]], [401, 429], 'TOO_MANY_FAILURES: 429 through the documented error_page recipe');
 
   // The forward auth endpoint itself.
   const direct = `http://127.0.0.1:${svc.forwardAuthPort}`;
   const original = (method: string, uri: string) => ({ 'x-original-method': method, 'x-original-uri': uri });
-  const allow = await fetch(`${direct}/authorize`, { headers: { 'x-api-key': key.secret, ...original('GET', '/v1/bookings') } });
+  const allow = await fetch(`${direct}/authorize`, {
+    headers: { 'x-api-key': key.secret, ...original('GET', '/v1/bookings') },
+  });
   t.equal(allow.status, 204, 'X-Original-Method/-URI of a mapped route: 204');
-  t.same([allow.headers.get('x-otesse-key-id'), allow.headers.get('x-otesse-account-id'), allow.headers.get('x-otesse-environment')],
-    [key.id, 'acct_1', 'live'], 'identity headers');
-  const deny = await fetch(`${direct}/authorize`, { headers: { authorization: `Bearer ${key.secret}`, ...original('GET', '/v1/invoices') } });
+  t.same(
+    [
+      allow.headers.get('x-otesse-key-id'),
+      allow.headers.get('x-otesse-account-id'),
+      allow.headers.get('x-otesse-environment'),
+    ],
+    [key.id, 'acct_1', 'live'],
+    'identity headers',
+  );
+  const deny = await fetch(`${direct}/authorize`, {
+    headers: { authorization: `Bearer ${key.secret}`, ...original('GET', '/v1/invoices') },
+  });
   assertProblem(t, { status: deny.status, headers: deny.headers, body: await deny.json() }, 403);
-  const conflict = await fetch(`${direct}/authorize`, { headers: { 'x-api-key': key.secret, ...original('GET', '/v1/bookings'),
-    'x-forwarded-method': 'GET', 'x-forwarded-uri': '/v1/invoices' } });
+  const conflict = await fetch(`${direct}/authorize`, {
+    headers: {
+      'x-api-key': key.secret,
+      ...original('GET', '/v1/bookings'),
+      'x-forwarded-method': 'GET',
+      'x-forwarded-uri': '/v1/invoices',
+    },
+  });
   assertProblem(t, { status: conflict.status, headers: conflict.headers, body: await conflict.json() }, 400);
   // Envoy's HTTP ext_authz: `<original method> /authorize<original path>`, scope from the route map.
-  const envoyHttp = (method: string, path: string) => fetch(`${direct}/authorize${path}`, { method, headers: { 'x-api-key': key.secret } });
-  t.equal((await envoyHttp('GET', '/v1/bookings?page=2')).status, 204, 'Envoy HTTP mode: GET /v1/bookings is bookings:read');
-  t.equal((await envoyHttp('POST', '/v1/bookings')).status, 403, 'Envoy HTTP mode: POST /v1/bookings needs bookings:write');
-  t.equal((await fetch(`http://127.0.0.1:${svc.httpPort}/authorize`, { headers: { 'x-api-key': key.secret } })).status, 404, 'not on the admin port');
+  const envoyHttp = (method: string, path: string) =>
+    fetch(`${direct}/authorize${path}`, { method, headers: { 'x-api-key': key.secret } });
+  t.equal(
+    (await envoyHttp('GET', '/v1/bookings?page=2')).status,
+    204,
+    'Envoy HTTP mode: GET /v1/bookings is bookings:read',
+  );
+  t.equal(
+    (await envoyHttp('POST', '/v1/bookings')).status,
+    403,
+    'Envoy HTTP mode: POST /v1/bookings needs bookings:write',
+  );
+  t.equal(
+    (await fetch(`http://127.0.0.1:${svc.httpPort}/authorize`, { headers: { 'x-api-key': key.secret } })).status,
+    404,
+    'not on the admin port',
+  );
 
   // X-Forwarded-For is believed from TRUST_PROXY only.
   const narrow = await createKey(svc, 'acct_1', { scopes: ['bookings:read'], allowed_ips: ['198.51.100.0/24'] });
-  const via = (local: string) => getFrom(local, svc.forwardAuthPort ?? 0, '/authorize',
-    { 'x-api-key': narrow.secret, ...original('GET', '/v1/bookings'), 'x-forwarded-for': '198.51.100.9' });
+  const via = (local: string) =>
+    getFrom(local, svc.forwardAuthPort ?? 0, '/authorize', {
+      'x-api-key': narrow.secret,
+      ...original('GET', '/v1/bookings'),
+      'x-forwarded-for': '198.51.100.9',
+    });
   t.equal((await via('127.0.0.1')).status, 204, 'from a trusted proxy: the forwarded client address counts');
   t.equal((await via('127.0.0.2')).status, 403, 'from anyone else: X-Forwarded-For is ignored');
 
   const samples = await scrape(`http://127.0.0.1:${svc.httpPort}`);
-  const count = (outcome: string, reason: string) => metric(samples, 'otesse_keys_gateway_checks_total', { gateway: 'forward_auth', outcome, reason });
+  const count = (outcome: string, reason: string) =>
+    metric(samples, 'otesse_keys_gateway_checks_total', { gateway: 'forward_auth', outcome, reason });
   t.ok(count('allowed', '') >= 5, `allowed subrequests are counted (${count('allowed', '')})`);
   for (const reason of ['KEY_MISSING', 'KEY_REVOKED', 'SCOPE_NOT_GRANTED', 'TOO_MANY_FAILURES', 'IP_NOT_ALLOWED']) {
     t.ok(count('denied', reason) >= 1, `denied ${reason}: counted (${count('denied', reason)})`);
@@ -151,7 +225,10 @@ t.test('a bad FORWARD_AUTH_ROUTES stops start-up naming the variable', async (t)
   const dir = mkdtempSync(join(tmpdir(), 'otesse-routes-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   writeFileSync(join(dir, 'routes.yaml'), 'routes:\n  - { method: GET, path: /v1/x, scope: "bookings:delete" }\n');
-  await t.rejects(startTestApp(t, { FORWARD_AUTH_PORT: '0', FORWARD_AUTH_ROUTES: join(dir, 'routes.yaml') }),
-    { message: /^FORWARD_AUTH_ROUTES: routes\.0\.scope: not a scope of the catalog$/ });
-  await t.rejects(startTestApp(t, { FORWARD_AUTH_ROUTES: join(dir, 'missing.yaml') }), { message: /^FORWARD_AUTH_ROUTES: / });
+  await t.rejects(startTestApp(t, { FORWARD_AUTH_PORT: '0', FORWARD_AUTH_ROUTES: join(dir, 'routes.yaml') }), {
+    message: /^FORWARD_AUTH_ROUTES: routes\.0\.scope: not a scope of the catalog$/,
+  });
+  await t.rejects(startTestApp(t, { FORWARD_AUTH_ROUTES: join(dir, 'missing.yaml') }), {
+    message: /^FORWARD_AUTH_ROUTES: /,
+  });
 });

@@ -24,7 +24,10 @@ t.test('a route with config.scope: the two documented headers, the identity, and
   const reader = await createKey(svc, 'acct_1', { scopes: ['bookings:read'] });
   const writer = await createKey(svc, 'acct_1', { scopes: ['bookings:read', 'bookings:write'] });
 
-  for (const headers of [{ authorization: `Bearer ${reader.secret}` }, { 'x-api-key': reader.secret }] as Record<string, string>[]) {
+  for (const headers of [{ authorization: `Bearer ${reader.secret}` }, { 'x-api-key': reader.secret }] as Record<
+    string,
+    string
+  >[]) {
     const res = await api.get('/v1/bookings', headers);
     t.equal(res.status, 200, `${Object.keys(headers)[0]}: 200`);
     t.equal(res.body.account_id, 'acct_1', 'request.apiKey carries the account');
@@ -32,11 +35,21 @@ t.test('a route with config.scope: the two documented headers, the identity, and
   }
   const same = await api.get('/v1/bookings', { authorization: `Bearer ${reader.secret}`, 'x-api-key': reader.secret });
   t.equal(same.status, 200, 'both headers with the same key: fine');
-  const conflict = await api.get('/v1/bookings', { authorization: `Bearer ${reader.secret}`, 'x-api-key': writer.secret });
+  const conflict = await api.get('/v1/bookings', {
+    authorization: `Bearer ${reader.secret}`,
+    'x-api-key': writer.secret,
+  });
   assertProblem(t, conflict, 400);
 
-  const post = (key: string) => api.get('/v1/bookings', { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-    { method: 'POST', body: JSON.stringify({ customer_id: 'cus_201', service: 'Oven clean', starts_at: '2026-12-09T08:00:00Z' }) });
+  const post = (key: string) =>
+    api.get(
+      '/v1/bookings',
+      { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      {
+        method: 'POST',
+        body: JSON.stringify({ customer_id: 'cus_201', service: 'Oven clean', starts_at: '2026-12-09T08:00:00Z' }),
+      },
+    );
   const created = await post(writer.secret);
   t.same([created.status, created.body.status], [201, 'pending'], 'bookings:write may POST');
   assertProblem(t, await post(reader.secret), 403);
@@ -50,7 +63,10 @@ t.test('a route with config.scope: the two documented headers, the identity, and
   const revoked = await createKey(svc, 'acct_1');
   t.equal((await svc.api('POST', `/v1/accounts/acct_1/keys/${revoked.id}/revoke`, {})).status, 200);
   const rotated = await createKey(svc, 'acct_1');
-  t.equal((await svc.api('POST', `/v1/accounts/acct_1/keys/${rotated.id}/rotate`, { expire_previous_in: 0 })).status, 201);
+  t.equal(
+    (await svc.api('POST', `/v1/accounts/acct_1/keys/${rotated.id}/rotate`, { expire_previous_in: 0 })).status,
+    201,
+  );
   const narrow = await createKey(svc, 'acct_1', { allowed_ips: ['10.0.0.0/8'] });
   const unknown = forgeKey('live', randomBase62(partsOf(reader.secret).publicId.length), partsOf(reader.secret).secret);
   const cases: [string, Record<string, string>, string, number][] = [
@@ -69,24 +85,35 @@ t.test('a route with config.scope: the two documented headers, the identity, and
     if (status === 401) t.match(res.headers.get('www-authenticate'), /^Bearer /);
   }
   const revokedBody = (await api.get('/v1/bookings', { authorization: `Bearer ${revoked.secret}` })).body;
-  t.equal(revokedBody.type, `https://docs.otesse.com/problems/${DENIALS.KEY_REVOKED.slug}`, 'the problem type names the reason');
+  t.equal(
+    revokedBody.type,
+    `https://docs.otesse.com/problems/${DENIALS.KEY_REVOKED.slug}`,
+    'the problem type names the reason',
+  );
 
   // Wrong secrets for one key id from one address: the service refuses further tries (429).
   const guesses = [];
-  for (let i = 0; i < 4; i++) guesses.push((await api.get('/v1/bookings', { authorization: `Bearer ${wrongSecret(reader.secret)}` })).status);
+  for (let i = 0; i < 4; i++)
+    guesses.push((await api.get('/v1/bookings', { authorization: `Bearer ${wrongSecret(reader.secret)}` })).status);
   t.same(guesses.slice(0, 2), [401, 401], 'wrong secrets: 401');
   t.equal(guesses[3], 429, 'then TOO_MANY_FAILURES: 429');
 
   const logs = api.logs.join('');
   t.match(logs, /"authorization":"\[Redacted\]"/, 'the authorization header is logged redacted');
   t.match(logs, /"x-api-key":"\[Redacted\]"/, 'the x-api-key header is logged redacted');
-  t.same(leaksIn(logs, [reader.secret, writer.secret, revoked.secret, narrow.secret]), [], 'no key in the bookings API log');
+  t.same(
+    leaksIn(logs, [reader.secret, writer.secret, revoked.secret, narrow.secret]),
+    [],
+    'no key in the bookings API log',
+  );
 });
 
 t.test('the key service unreachable: 503, never an allow', async (t) => {
   const api = await startBookings(t, `127.0.0.1:${await closedPort()}`, { deadlineMs: 250 });
   const started = Date.now();
-  const res = await api.get('/v1/bookings', { authorization: `Bearer ${forgeKey('live', randomBase62(12), randomBase62(32))}` });
+  const res = await api.get('/v1/bookings', {
+    authorization: `Bearer ${forgeKey('live', randomBase62(12), randomBase62(32))}`,
+  });
   assertProblem(t, res, 503);
   t.equal(res.headers.get('retry-after'), '1', 'Retry-After');
   t.ok(Date.now() - started < 1500, `answered within the deadline plus slack (${Date.now() - started} ms)`);

@@ -22,12 +22,19 @@ t.test('1,000 tokens with 50 real keys: answered within 10 s, every real key rev
   ];
   t.equal(tokens.length, 1000);
   const body = JSON.stringify(tokens.map((token, i) => entry(token, i)));
-  const port = (JSON.parse(a.logs.find((l) => l.includes('otesse key service started')) ?? '{}') as { leakPort: number }).leakPort;
+  const port = (
+    JSON.parse(a.logs.find((l) => l.includes('otesse key service started')) ?? '{}') as { leakPort: number }
+  ).leakPort;
   const res = await signedReport(port, body, github);
   t.equal(res.status, 200);
-  t.ok(res.ms < 10_000, `1,000-token report (50 real keys: 50 argon2 verifications and 50 revokes on 2 replicas) answered in ${res.ms.toFixed(0)} ms`);
+  t.ok(
+    res.ms < 10_000,
+    `1,000-token report (50 real keys: 50 argon2 verifications and 50 revokes on 2 replicas) answered in ${res.ms.toFixed(0)} ms`,
+  );
   t.equal(res.body.filter((v: { label: string }) => v.label === 'true_positive').length, 50, '50 true positives');
   const denied = await Promise.all(real.map((k) => b.authenticate({ key: k.secret })));
   t.equal(denied.filter((d) => d.reason === 'KEY_REVOKED').length, 50, 'all 50 denied on the other replica');
-  t.comment(`leak report: 1000 tokens, 50 real keys: ${res.ms.toFixed(0)} ms (load average ${loadavg()[0]?.toFixed(1)})`);
+  t.comment(
+    `leak report: 1000 tokens, 50 real keys: ${res.ms.toFixed(0)} ms (load average ${loadavg()[0]?.toFixed(1)})`,
+  );
 });

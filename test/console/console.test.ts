@@ -9,7 +9,8 @@ import { axeViolations, launchBrowser, screenshotDir } from '../helpers/browser.
 import { adminJwt, jwksServer, jwtEnv, signingKey } from '../helpers/jwt.js';
 
 // The page is served from the build (npm test builds first; alone: npm run build && npx tap test/console).
-if (!existsSync(join(consoleBundleDir(), 'index.html'))) throw new Error('the dashboard is not built: run npm run build');
+if (!existsSync(join(consoleBundleDir(), 'index.html')))
+  throw new Error('the dashboard is not built: run npm run build');
 
 // The browser's globals, for the functions that run in the page (this project compiles without the DOM library).
 declare const document: any, navigator: any, history: any, localStorage: any, sessionStorage: any;
@@ -36,12 +37,17 @@ const row = (id: string) => page.locator(`tr[data-key-id="${id}"]`);
 /** A screen as a person sees it: the whole page, or the viewport while a modal dialog is open. */
 const shot = async (name: string, p: Page = page) =>
   p.screenshot({ path: join(shots, `${name}.png`), fullPage: (await p.getByRole('dialog').count()) === 0 });
-const allowed = async (key: string, scope = 'bookings:read') => (await app.authenticate({ key, ip: '198.51.100.7', scope }));
+const allowed = async (key: string, scope = 'bookings:read') =>
+  await app.authenticate({ key, ip: '198.51.100.7', scope });
 
 /** axe on the screen as it is now: nothing serious or critical. */
 async function accessible(t: Test, screen: string, p: Page = page) {
   const found = await axeViolations(p);
-  t.same(found.map((v) => `${v.id} (${v.impact}): ${v.help} at ${JSON.stringify(v.nodes.map((n) => n.target))}`), [], `axe: ${screen}`);
+  t.same(
+    found.map((v) => `${v.id} (${v.impact}): ${v.help} at ${JSON.stringify(v.nodes.map((n) => n.target))}`),
+    [],
+    `axe: ${screen}`,
+  );
 }
 /** The active key of this label (the API is the truth the page must show). */
 async function activeKeyId(label: string): Promise<string> {
@@ -89,7 +95,11 @@ t.test('sign in with the development form', async (t) => {
   await page.getByLabel('Account').fill(ACCOUNT);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.locator('#err-token').getByText('a valid admin bearer token is required').waitFor();
-  t.equal(await page.getByLabel('Admin token').getAttribute('aria-invalid'), 'true', 'the refusal is shown next to the token');
+  t.equal(
+    await page.getByLabel('Admin token').getAttribute('aria-invalid'),
+    'true',
+    'the refusal is shown next to the token',
+  );
   await page.getByLabel('Admin token').fill(ADMIN_TOKEN);
   await page.getByLabel('Admin token').fill(ADMIN_TOKEN);
   await shot('sign-in');
@@ -102,8 +112,18 @@ t.test('Generate New Key with the keyboard only; the secret works in a real Auth
   await page.keyboard.press('Enter');
   await dialog().getByLabel('Label', { exact: true }).waitFor();
   t.equal(await page.evaluate(() => document.activeElement?.id), 'f-label', 'focus is in the form');
-  for (const [scope, words] of [['bookings:read', 'Read bookings'], ['webhooks:manage', 'Manage webhooks'], ['customers:write', 'Create and update customers']]) {
-    t.equal(await dialog().getByRole('checkbox', { name: `${scope} ${words}` }).count(), 1, `${scope} is labelled "${words}"`);
+  for (const [scope, words] of [
+    ['bookings:read', 'Read bookings'],
+    ['webhooks:manage', 'Manage webhooks'],
+    ['customers:write', 'Create and update customers'],
+  ]) {
+    t.equal(
+      await dialog()
+        .getByRole('checkbox', { name: `${scope} ${words}` })
+        .count(),
+      1,
+      `${scope} is labelled "${words}"`,
+    );
   }
   await page.keyboard.type('Bookings sync');
   await page.keyboard.press('Tab');
@@ -118,7 +138,11 @@ t.test('Generate New Key with the keyboard only; the secret works in a real Auth
   const id = await activeKeyId('Bookings sync');
   await row(id).getByText('otesse_live_sk_').waitFor();
   t.match(await row(id).textContent(), /bookings:read/);
-  t.equal(await page.evaluate(() => document.activeElement?.textContent), 'Generate New Key', 'focus returns to the button');
+  t.equal(
+    await page.evaluate(() => document.activeElement?.textContent),
+    'Generate New Key',
+    'focus returns to the button',
+  );
   const answer = await allowed(secret);
   t.equal(answer.allowed, true, 'the secret shown by the page is allowed by Authenticate');
   t.equal(answer.key_id, id);
@@ -133,7 +157,9 @@ t.test('errors from the API are shown in words next to the fields that caused th
   t.equal(await dialog().getByLabel('Label', { exact: true }).getAttribute('aria-invalid'), 'true');
   await dialog().getByLabel('Label', { exact: true }).fill('Bad addresses');
   await dialog().getByRole('checkbox', { name: 'bookings:read Read bookings' }).check();
-  await dialog().getByLabel(/Allowed IPs/).fill('198.51.100.0/24\nnot-an-address');
+  await dialog()
+    .getByLabel(/Allowed IPs/)
+    .fill('198.51.100.0/24\nnot-an-address');
   await dialog().getByRole('button', { name: 'Create', exact: true }).click();
   await page.locator('#err-allowed_ips').waitFor();
   t.match(await page.locator('#err-allowed_ips').textContent(), /^Entry 2: /, 'the bad entry is named');
@@ -141,7 +167,11 @@ t.test('errors from the API are shown in words next to the fields that caused th
   await accessible(t, 'form with errors');
   await page.keyboard.press('Escape');
   await dialog().waitFor({ state: 'detached' });
-  t.equal((await app.api('GET', `/v1/accounts/${ACCOUNT}/keys`)).body.data.length, 1, 'nothing was created by the refused forms');
+  t.equal(
+    (await app.api('GET', `/v1/accounts/${ACCOUNT}/keys`)).body.data.length,
+    1,
+    'nothing was created by the refused forms',
+  );
 });
 
 t.test('Edit scopes; the activity chart shows the calls just made', async (t) => {
@@ -161,7 +191,11 @@ t.test('Edit scopes; the activity chart shows the calls just made', async (t) =>
   t.equal(await chart.getAttribute('data-allowed'), '2', 'two allowed calls in the chart');
   t.equal(await chart.getAttribute('data-denied'), '1', 'one denied call in the chart');
   t.equal(await page.getByTestId('allowed-total').textContent(), '2');
-  t.match(await page.locator('section', { has: page.getByRole('heading', { name: /Activity of/ }) }).textContent(), /198\.51\.100\.7/, 'the address seen');
+  t.match(
+    await page.locator('section', { has: page.getByRole('heading', { name: /Activity of/ }) }).textContent(),
+    /198\.51\.100\.7/,
+    'the address seen',
+  );
   await row(id).getByText('from 198.51.100.7').waitFor();
   t.match(await row(id).textContent(), /from 198\.51\.100\.7/, 'the table shows the last use and where it came from');
   await shot('activity');
@@ -170,50 +204,67 @@ t.test('Edit scopes; the activity chart shows the calls just made', async (t) =>
 
 t.test('Disable and Enable from the row: held by the API at once; the remaining uses are shown', async (t) => {
   const id = await activeKeyId('Bookings sync');
-  await app.api('PATCH', `/v1/accounts/${ACCOUNT}/keys/${id}`, { remaining_uses: 1500, refill: { amount: 1500, interval: 'daily' } });
+  await app.api('PATCH', `/v1/accounts/${ACCOUNT}/keys/${id}`, {
+    remaining_uses: 1500,
+    refill: { amount: 1500, interval: 'daily' },
+  });
   await row(id).getByRole('button', { name: 'Disable' }).click();
   await row(id).locator('.status-disabled').waitFor();
   t.equal((await app.api('GET', `/v1/accounts/${ACCOUNT}/keys/${id}`)).body.enabled, false, 'the key is disabled');
-  t.match(await row(id).textContent(), /1,500 uses left \(refilled to 1,500 daily\)/, 'the row shows the balance and its refill');
+  t.match(
+    await row(id).textContent(),
+    /1,500 uses left \(refilled to 1,500 daily\)/,
+    'the row shows the balance and its refill',
+  );
   await accessible(t, 'a disabled key');
   await row(id).getByRole('button', { name: 'Enable' }).click();
   await row(id).getByRole('button', { name: 'Disable' }).waitFor();
   t.equal((await app.api('GET', `/v1/accounts/${ACCOUNT}/keys/${id}`)).body.enabled, true, 'enabled again');
-  const actions = (await app.api('GET', `/v1/accounts/${ACCOUNT}/audit-log`)).body.data.map((e: { action: string }) => e.action);
+  const actions = (await app.api('GET', `/v1/accounts/${ACCOUNT}/audit-log`)).body.data.map(
+    (e: { action: string }) => e.action,
+  );
   t.same(actions.slice(0, 2), ['key.enabled', 'key.disabled'], 'both audited');
 });
 
-t.test('Rotate: grace period, the new secret once; then Revoke from the keyboard: the row shows revoked and Authenticate denies', async (t) => {
-  const oldId = await activeKeyId('Bookings sync');
-  await row(oldId).getByRole('button', { name: 'Rotate' }).click();
-  await dialog().getByLabel('Keep the old key working for').selectOption({ label: 'Immediately' });
-  await shot('rotate');
-  await dialog().getByRole('button', { name: 'Rotate key' }).click();
-  const fresh = await takeSecret(t, 'The new key for Bookings sync', 'rotated-secret');
-  t.not(fresh, secrets[0]);
-  t.equal((await allowed(fresh)).allowed, true, 'the rotated key works');
-  t.equal((await allowed(secrets[0] ?? '')).allowed, false, 'the old key stopped at once (grace: immediately)');
+t.test(
+  'Rotate: grace period, the new secret once; then Revoke from the keyboard: the row shows revoked and Authenticate denies',
+  async (t) => {
+    const oldId = await activeKeyId('Bookings sync');
+    await row(oldId).getByRole('button', { name: 'Rotate' }).click();
+    await dialog().getByLabel('Keep the old key working for').selectOption({ label: 'Immediately' });
+    await shot('rotate');
+    await dialog().getByRole('button', { name: 'Rotate key' }).click();
+    const fresh = await takeSecret(t, 'The new key for Bookings sync', 'rotated-secret');
+    t.not(fresh, secrets[0]);
+    t.equal((await allowed(fresh)).allowed, true, 'the rotated key works');
+    t.equal((await allowed(secrets[0] ?? '')).allowed, false, 'the old key stopped at once (grace: immediately)');
 
-  const id = await activeKeyId('Bookings sync');
-  await row(id).getByRole('button', { name: 'Revoke' }).focus();
-  await page.keyboard.press('Enter');
-  await dialog().getByLabel(/Reason/).waitFor();
-  await page.keyboard.type('left on a laptop');
-  await shot('revoke');
-  await accessible(t, 'revoke confirmation');
-  await page.keyboard.press('Enter');
-  await row(id).locator('.status').getByText('revoked').waitFor();
-  const denied = await allowed(fresh);
-  t.equal(denied.allowed, false, 'revoked through the page: the same call is denied');
-  t.equal(denied.reason, 'KEY_REVOKED');
-  t.equal(await row(id).getByRole('button', { name: 'Revoke' }).count(), 0, 'no Revoke on a revoked key');
-});
+    const id = await activeKeyId('Bookings sync');
+    await row(id).getByRole('button', { name: 'Revoke' }).focus();
+    await page.keyboard.press('Enter');
+    await dialog()
+      .getByLabel(/Reason/)
+      .waitFor();
+    await page.keyboard.type('left on a laptop');
+    await shot('revoke');
+    await accessible(t, 'revoke confirmation');
+    await page.keyboard.press('Enter');
+    await row(id).locator('.status').getByText('revoked').waitFor();
+    const denied = await allowed(fresh);
+    t.equal(denied.allowed, false, 'revoked through the page: the same call is denied');
+    t.equal(denied.reason, 'KEY_REVOKED');
+    t.equal(await row(id).getByRole('button', { name: 'Revoke' }).count(), 0, 'no Revoke on a revoked key');
+  },
+);
 
 t.test('filters, paging and the audit log', async (t) => {
-  for (let i = 0; i < 10; i++) await createKey(app, ACCOUNT, { label: `batch ${i}`, environment: i % 2 ? 'test' : 'live' });
+  for (let i = 0; i < 10; i++)
+    await createKey(app, ACCOUNT, { label: `batch ${i}`, environment: i % 2 ? 'test' : 'live' });
   await page.getByLabel('Status').selectOption('revoked');
   await page.locator('tbody tr').first().waitFor();
-  await page.waitForFunction(() => [...document.querySelectorAll('table.keys tbody tr .status')].every((s) => s.textContent === 'revoked'));
+  await page.waitForFunction(() =>
+    [...document.querySelectorAll('table.keys tbody tr .status')].every((s) => s.textContent === 'revoked'),
+  );
   t.equal(await page.locator('table.keys tbody tr').count(), 1, 'only the revoked key');
   await page.getByLabel('Status').selectOption('');
   await page.getByLabel('Environment').selectOption('test');
@@ -223,12 +274,19 @@ t.test('filters, paging and the audit log', async (t) => {
   await page.waitForFunction(() => document.querySelectorAll('table.keys tbody tr').length === 10);
   const first = await page.locator('table.keys tbody tr').first().getAttribute('data-key-id');
   await page.getByRole('button', { name: 'Next page' }).click();
-  await page.waitForFunction((f) => document.querySelector('table.keys tbody tr')?.getAttribute('data-key-id') !== f, first);
+  await page.waitForFunction(
+    (f) => document.querySelector('table.keys tbody tr')?.getAttribute('data-key-id') !== f,
+    first,
+  );
   t.equal(await page.locator('table.keys tbody tr').count(), 2, '12 keys: 10 then 2');
   await page.getByRole('button', { name: 'Previous page' }).click();
-  await page.waitForFunction((f) => document.querySelector('table.keys tbody tr')?.getAttribute('data-key-id') === f, first);
+  await page.waitForFunction(
+    (f) => document.querySelector('table.keys tbody tr')?.getAttribute('data-key-id') === f,
+    first,
+  );
   const audit = await page.locator('section', { has: page.getByRole('heading', { name: 'Audit log' }) }).textContent();
-  for (const action of ['key.created', 'key.updated', 'key.rotated', 'key.revoked']) t.match(audit, action, `the audit log shows ${action}`);
+  for (const action of ['key.created', 'key.updated', 'key.rotated', 'key.revoked'])
+    t.match(audit, action, `the audit log shows ${action}`);
   await shot('keys');
   await accessible(t, 'keys table');
 });
@@ -238,8 +296,14 @@ t.test('rotation due and overdue are highlighted, and filtered', async (t) => {
   await db.connect();
   t.teardown(() => db.end());
   // Age two keys: 95 days (overdue) and 80 days (due within 14 days); rotation is due 90 days after creation.
-  await db.query(`UPDATE api_keys SET created_at = now() - interval '95 days' WHERE account_id = $1 AND label = 'batch 0'`, [ACCOUNT]);
-  await db.query(`UPDATE api_keys SET created_at = now() - interval '80 days' WHERE account_id = $1 AND label = 'batch 1'`, [ACCOUNT]);
+  await db.query(
+    `UPDATE api_keys SET created_at = now() - interval '95 days' WHERE account_id = $1 AND label = 'batch 0'`,
+    [ACCOUNT],
+  );
+  await db.query(
+    `UPDATE api_keys SET created_at = now() - interval '80 days' WHERE account_id = $1 AND label = 'batch 1'`,
+    [ACCOUNT],
+  );
   await page.getByLabel('Rotation').selectOption('due');
   await page.waitForFunction(() => document.querySelectorAll('table.keys tbody tr').length === 2);
   t.match(await page.locator('td.rotation-overdue').textContent(), /overdue/, 'overdue: highlighted and said');
@@ -258,9 +322,13 @@ t.test('Revoke all keys of one environment behind a typed confirmation', async (
   await dialog().getByLabel('Environment').selectOption('test');
   const confirm = dialog().getByRole('button', { name: 'Revoke all test keys' });
   t.equal(await confirm.isDisabled(), true, 'disabled until the account id is typed');
-  await dialog().getByLabel(/Type the account id/).fill('acct_wrong');
+  await dialog()
+    .getByLabel(/Type the account id/)
+    .fill('acct_wrong');
   t.equal(await confirm.isDisabled(), true);
-  await dialog().getByLabel(/Type the account id/).fill(ACCOUNT);
+  await dialog()
+    .getByLabel(/Type the account id/)
+    .fill(ACCOUNT);
   await shot('revoke-all');
   await accessible(t, 'revoke all');
   await confirm.click();
@@ -270,7 +338,11 @@ t.test('Revoke all keys of one environment behind a typed confirmation', async (
 });
 
 t.test('a viewer signed in through the URL fragment sees no write buttons, and its writes are refused', async (t) => {
-  const token = await adminJwt(signer, { sub: 'viewer@otesse.test', otesse_accounts: [ACCOUNT], otesse_role: 'viewer' });
+  const token = await adminJwt(signer, {
+    sub: 'viewer@otesse.test',
+    otesse_accounts: [ACCOUNT],
+    otesse_role: 'viewer',
+  });
   const viewer = await openPage();
   await viewer.goto(`${app.url}/console/#token=${token}&account=${ACCOUNT}`);
   await viewer.getByText('viewer@otesse.test').waitFor();
@@ -280,14 +352,25 @@ t.test('a viewer signed in through the URL fragment sees no write buttons, and i
   for (const name of ['Generate New Key', 'Edit', 'Rotate', 'Revoke', 'Revoke all keys']) {
     t.equal(await viewer.getByRole('button', { name, exact: true }).count(), 0, `no ${name} button`);
   }
-  t.ok(await viewer.getByRole('button', { name: 'Activity' }).count() > 0, 'reads are there');
+  t.ok((await viewer.getByRole('button', { name: 'Activity' }).count()) > 0, 'reads are there');
   const id = await activeKeyId('production');
-  const status = await viewer.evaluate(async ([tok, acct, key]) => (await fetch(`/v1/accounts/${acct}/keys/${key}/revoke`,
-    { method: 'POST', headers: { authorization: `Bearer ${tok}`, 'content-type': 'application/json' }, body: '{}' })).status, [token, ACCOUNT, id]);
+  const status = await viewer.evaluate(
+    async ([tok, acct, key]) =>
+      (
+        await fetch(`/v1/accounts/${acct}/keys/${key}/revoke`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${tok}`, 'content-type': 'application/json' },
+          body: '{}',
+        })
+      ).status,
+    [token, ACCOUNT, id],
+  );
   t.equal(status, 403, 'the API refuses the viewer a write');
   await shot('viewer', viewer);
   await accessible(t, 'viewer', viewer);
-  const stored = await viewer.evaluate(() => JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage)]));
+  const stored = await viewer.evaluate(() =>
+    JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage)]),
+  );
   t.equal(stored, '[[],[]]', 'nothing in localStorage or sessionStorage');
   await viewer.close();
 });
@@ -314,16 +397,32 @@ t.test('an admin JWT handed over by postMessage from the page that opened the co
   await popup.getByLabel('Admin token').waitFor();
   await host.waitForFunction(() => Boolean((globalThis as unknown as { consoleWindow?: unknown }).consoleWindow));
   // A message that does not come from the opener (here: the console's own window) is ignored.
-  await popup.evaluate(([tok, acct]) => (globalThis as unknown as { postMessage(message: unknown, targetOrigin: string): void }).postMessage({ type: 'otesse-console:token', token: tok, account: acct }, '*'), [token, ACCOUNT]);
+  await popup.evaluate(
+    ([tok, acct]) =>
+      (globalThis as unknown as { postMessage(message: unknown, targetOrigin: string): void }).postMessage(
+        { type: 'otesse-console:token', token: tok, account: acct },
+        '*',
+      ),
+    [token, ACCOUNT],
+  );
   await popup.waitForTimeout(500);
   t.equal(await popup.getByLabel('Admin token').count(), 1, 'a token from another window does not sign in');
-  await host.evaluate(([tok, acct]) => {
-    const w = globalThis as unknown as { consoleWindow: { postMessage(message: unknown, targetOrigin: string): void } };
-    w.consoleWindow.postMessage({ type: 'otesse-console:token', token: tok, account: acct }, '*');
-  }, [token, ACCOUNT]);
+  await host.evaluate(
+    ([tok, acct]) => {
+      const w = globalThis as unknown as {
+        consoleWindow: { postMessage(message: unknown, targetOrigin: string): void };
+      };
+      w.consoleWindow.postMessage({ type: 'otesse-console:token', token: tok, account: acct }, '*');
+    },
+    [token, ACCOUNT],
+  );
   await popup.getByText('alice@otesse.test').waitFor();
   t.match(await popup.locator('header').textContent(), ACCOUNT, 'the account named by the host');
-  t.equal(await popup.getByRole('button', { name: 'Generate New Key', exact: true }).count(), 1, 'an admin JWT may write');
+  t.equal(
+    await popup.getByRole('button', { name: 'Generate New Key', exact: true }).count(),
+    1,
+    'an admin JWT may write',
+  );
   t.equal(new URL(popup.url()).hash, '', 'the token never was in the URL');
   await popup.close();
   await host.close();
@@ -332,7 +431,11 @@ t.test('an admin JWT handed over by postMessage from the page that opened the co
 t.test('an expired token returns the page to sign-in, saying why', async (t) => {
   // exp 24 s ago: accepted for about 6 s more (30 s clock tolerance), then refused.
   const exp = Math.floor(Date.now() / 1000) - 24;
-  const token = await adminJwt(signer, { sub: 'brief@otesse.test', otesse_accounts: [ACCOUNT], otesse_role: 'admin' }, { expiresIn: exp });
+  const token = await adminJwt(
+    signer,
+    { sub: 'brief@otesse.test', otesse_accounts: [ACCOUNT], otesse_role: 'admin' },
+    { expiresIn: exp },
+  );
   const p = await openPage();
   await p.goto(`${app.url}/console/#token=${token}&account=${ACCOUNT}`);
   await p.getByText('brief@otesse.test').waitFor();
@@ -344,13 +447,25 @@ t.test('an expired token returns the page to sign-in, saying why', async (t) => 
 });
 
 t.test('no secret or token in a log, the storage or a CSP violation', async (t) => {
-  const stored = await page.evaluate(() => JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage)]));
+  const stored = await page.evaluate(() =>
+    JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage)]),
+  );
   t.equal(stored, '[[],[]]');
   t.ok(secrets.length >= 2);
   for (const s of secrets) {
-    t.notOk(consoleMessages.some((m) => m.includes(s)), 'not in the browser console');
-    t.notOk(capturedLogs.some((l) => l.includes(s)), 'not in the service log');
+    t.notOk(
+      consoleMessages.some((m) => m.includes(s)),
+      'not in the browser console',
+    );
+    t.notOk(
+      capturedLogs.some((l) => l.includes(s)),
+      'not in the service log',
+    );
   }
-  t.same(consoleMessages.filter((m) => /Content Security Policy|pageerror/.test(m)), [], 'the page runs under its CSP with no violation');
+  t.same(
+    consoleMessages.filter((m) => /Content Security Policy|pageerror/.test(m)),
+    [],
+    'the page runs under its CSP with no violation',
+  );
   t.comment(`browser suite: ${((Date.now() - started) / 1000).toFixed(1)} s`);
 });

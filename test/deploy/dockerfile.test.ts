@@ -32,8 +32,16 @@ const good = [
 t.test('the Dockerfile passes dockerfile-utils lint', async (t) => {
   t.same(lintErrors(dockerfile), []);
   t.not(lintErrors('FROM\nRUN\n').length, 0, 'lint reports errors for a broken Dockerfile');
-  t.match(lintErrors(good.replace('COPY src ./src', 'COPY --chwn=1 src ./src')).map((f) => f.message), ['Unknown flag: chwn'], 'lint reports a misspelt flag');
-  t.match(lintErrors(good.replace('WORKDIR /app', 'WROKDIR /app')).map((f) => f.message), [/Unknown instruction/], 'lint reports a misspelt instruction');
+  t.match(
+    lintErrors(good.replace('COPY src ./src', 'COPY --chwn=1 src ./src')).map((f) => f.message),
+    ['Unknown flag: chwn'],
+    'lint reports a misspelt flag',
+  );
+  t.match(
+    lintErrors(good.replace('WORKDIR /app', 'WROKDIR /app')).map((f) => f.message),
+    [/Unknown instruction/],
+    'lint reports a misspelt instruction',
+  );
 });
 
 t.test('the Dockerfile follows the policy', async (t) => {
@@ -41,16 +49,29 @@ t.test('the Dockerfile follows the policy', async (t) => {
   t.same(dockerfilePolicy(good), [], 'the reference example passes too');
   const froms = [...dockerfile.matchAll(/^FROM\s+(\S+)/gm)].map((m) => m[1] ?? '');
   t.ok(froms.length >= 2, 'multi-stage');
-  t.ok(froms.every((f) => libcFamily(f) === 'glibc/debian12'), `all stages glibc Debian 12: ${froms.join(', ')}`);
-  t.ok(froms.every((f) => /^node:24\.|nodejs24-/.test(f)), `every stage on Node 24, the current LTS (the .ci/run suite runs on it too): ${froms.join(', ')}`);
+  t.ok(
+    froms.every((f) => libcFamily(f) === 'glibc/debian12'),
+    `all stages glibc Debian 12: ${froms.join(', ')}`,
+  );
+  t.ok(
+    froms.every((f) => /^node:24\.|nodejs24-/.test(f)),
+    `every stage on Node 24, the current LTS (the .ci/run suite runs on it too): ${froms.join(', ')}`,
+  );
   t.match(dockerfile, /npm ci --omit=dev/, 'the runtime gets production dependencies only');
   t.match(dockerfile, /--ignore-scripts/, 'the prepare script is not run by npm ci');
 });
 
 t.test('the compiler and type packages are dev dependencies, so the image needs to delete nothing', async (t) => {
-  const pkg = JSON.parse(readFileSync(join(projectRoot, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
+  const pkg = JSON.parse(readFileSync(join(projectRoot, 'package.json'), 'utf8')) as {
+    dependencies: Record<string, string>;
+    devDependencies: Record<string, string>;
+  };
   const buildOnly = (name: string) => name === 'typescript' || name.startsWith('@types/');
-  t.same(Object.keys(pkg.dependencies).filter(buildOnly), [], 'no typescript or @types/* among the runtime dependencies');
+  t.same(
+    Object.keys(pkg.dependencies).filter(buildOnly),
+    [],
+    'no typescript or @types/* among the runtime dependencies',
+  );
   t.ok('typescript' in pkg.devDependencies, 'typescript is a dev dependency (the build stage installs it)');
   t.notMatch(dockerfile, /rm\s+-\S*r\S*\s+[^\n]*node_modules/, 'no package is removed from node_modules after npm ci');
 });
@@ -67,25 +88,46 @@ t.test('each policy rule can fail', async (t) => {
     ['root user', good.replace('USER 65532:65532', 'USER 0'), 'numeric-user'],
     ['no user', good.replace('USER 65532:65532\n', ''), 'numeric-user'],
     ['shell-form CMD', good.replace('CMD ["dist/src/main.js"]', 'CMD node dist/src/main.js'), 'exec-form'],
-    ['shell-form ENTRYPOINT', good.replace('ENTRYPOINT ["/nodejs/bin/node"]', 'ENTRYPOINT /nodejs/bin/node'), 'exec-form'],
+    [
+      'shell-form ENTRYPOINT',
+      good.replace('ENTRYPOINT ["/nodejs/bin/node"]', 'ENTRYPOINT /nodejs/bin/node'),
+      'exec-form',
+    ],
     ['HEALTHCHECK', `${good}HEALTHCHECK CMD ["/nodejs/bin/node", "-e", "1"]\n`, 'no-healthcheck'],
-    ['ADD of a URL', good.replace('WORKDIR /app\nCOPY --from', 'WORKDIR /app\nADD https://example.com/x.tgz /x.tgz\nCOPY --from'), 'no-add-url'],
+    [
+      'ADD of a URL',
+      good.replace('WORKDIR /app\nCOPY --from', 'WORKDIR /app\nADD https://example.com/x.tgz /x.tgz\nCOPY --from'),
+      'no-add-url',
+    ],
     ['single stage', `FROM ${RUNTIME}\nRUN ["npm", "ci"]\nUSER 65532\nCMD ["x.js"]\n`, 'multi-stage'],
-    ['shell in the runtime stage', good.replace('USER 65532:65532', 'RUN chmod -R a+w /app\nUSER 65532:65532'), 'no-shell-runtime'],
+    [
+      'shell in the runtime stage',
+      good.replace('USER 65532:65532', 'RUN chmod -R a+w /app\nUSER 65532:65532'),
+      'no-shell-runtime',
+    ],
   ];
   for (const [name, content, rule] of cases) {
-    t.ok(dockerfilePolicy(content).some((f) => f.rule === rule), `${name}: violates ${rule}`);
+    t.ok(
+      dockerfilePolicy(content).some((f) => f.rule === rule),
+      `${name}: violates ${rule}`,
+    );
   }
 });
 
 t.test('image reference parsing', async (t) => {
-  t.same(parseImageRef(`localhost:5000/a/b:1.2@${DIGEST_A}`), { name: 'localhost:5000/a/b', tag: '1.2', digest: DIGEST_A });
+  t.same(parseImageRef(`localhost:5000/a/b:1.2@${DIGEST_A}`), {
+    name: 'localhost:5000/a/b',
+    tag: '1.2',
+    digest: DIGEST_A,
+  });
   t.same(parseImageRef('node'), { name: 'node', tag: null, digest: null });
   t.equal(libcFamily('node:20-alpine'), 'musl');
 });
 
 t.test('.dockerignore keeps the context to what the build copies', async (t) => {
-  const lines = readFileSync(join(projectRoot, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim())
+  const lines = readFileSync(join(projectRoot, '.dockerignore'), 'utf8')
+    .split('\n')
+    .map((l) => l.trim())
     .filter((l) => l !== '' && !l.startsWith('#'));
   t.equal(lines[0], '*', 'allow-list: everything is excluded first');
   const allowed = lines.filter((l) => l.startsWith('!')).map((l) => l.slice(1).replace(/\/$/, ''));

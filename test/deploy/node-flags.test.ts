@@ -14,17 +14,33 @@ t.test('the image runs the service with the flags', async (t) => {
   const exec = JSON.parse(cmd?.getArgumentsContent() ?? 'null') as unknown;
   t.same(exec, [...NODE_FLAGS, 'dist/src/main.js'], 'CMD: the flags, then the service');
   const entry = instructions.filter((i) => i.getKeyword() === 'ENTRYPOINT').at(-1);
-  t.same(JSON.parse(entry?.getArgumentsContent() ?? 'null'), ['/nodejs/bin/node'], 'ENTRYPOINT is node, so CMD is its arguments');
+  t.same(
+    JSON.parse(entry?.getArgumentsContent() ?? 'null'),
+    ['/nodejs/bin/node'],
+    'ENTRYPOINT is node, so CMD is its arguments',
+  );
 });
 
 t.test('npm start runs the service with the flags', async (t) => {
-  const pkg = JSON.parse(readFileSync(join(projectRoot, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  const pkg = JSON.parse(readFileSync(join(projectRoot, 'package.json'), 'utf8')) as {
+    scripts: Record<string, string>;
+  };
   t.equal(pkg.scripts['start'], ['node', ...NODE_FLAGS, 'dist/src/main.js'].join(' '));
 });
 
 t.test('the flags give a young generation of 16 MiB semi-spaces from the start', async (t) => {
-  const newSpace = (flags: readonly string[]) => Number(execFileSync(process.execPath, [...flags, '-e',
-    'process.stdout.write(String(require("v8").getHeapSpaceStatistics().find((s) => s.space_name === "new_space").space_size))'], { encoding: 'utf8' }));
+  const newSpace = (flags: readonly string[]) =>
+    Number(
+      execFileSync(
+        process.execPath,
+        [
+          ...flags,
+          '-e',
+          'process.stdout.write(String(require("v8").getHeapSpaceStatistics().find((s) => s.space_name === "new_space").space_size))',
+        ],
+        { encoding: 'utf8' },
+      ),
+    );
   const plain = newSpace([]);
   const flagged = newSpace(NODE_FLAGS);
   t.ok(flagged >= 16 * 2 ** 20, `new space with the flags: ${flagged} bytes`);

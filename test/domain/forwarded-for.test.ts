@@ -27,9 +27,18 @@ t.test('clientAddress names the client Fastify trustProxy (proxy-addr) names', a
   for (const [peer, xff, trust] of CASES) {
     const app = Fastify({ trustProxy: trust.length > 0 ? trust : false });
     app.get('/', async (request) => ({ ip: request.ip }));
-    const res = await app.inject({ method: 'GET', url: '/', remoteAddress: peer, headers: xff === undefined ? {} : { 'x-forwarded-for': xff } });
+    const res = await app.inject({
+      method: 'GET',
+      url: '/',
+      remoteAddress: peer,
+      headers: xff === undefined ? {} : { 'x-forwarded-for': xff },
+    });
     const fastify = res.json<{ ip: string }>().ip;
-    t.equal(clientAddress(peer, xff, trustedProxies(trust)), fastify, `${peer} via ${JSON.stringify(xff)} trusting ${trust.join(',') || 'none'}: ${fastify}`);
+    t.equal(
+      clientAddress(peer, xff, trustedProxies(trust)),
+      fastify,
+      `${peer} via ${JSON.stringify(xff)} trusting ${trust.join(',') || 'none'}: ${fastify}`,
+    );
     await app.close();
   }
 });

@@ -1,11 +1,12 @@
 import t from 'tap';
 import { allowlistOf, ipAllowed, normalizeRule, parseAddress, parseRule, type IpRule } from '../../src/domain/ip.js';
 
-const rules = (...texts: string[]): IpRule[] => texts.map((text) => {
-  const rule = parseRule(text);
-  if (!rule) throw new Error(`not a rule: ${text}`);
-  return rule;
-});
+const rules = (...texts: string[]): IpRule[] =>
+  texts.map((text) => {
+    const rule = parseRule(text);
+    if (!rule) throw new Error(`not a rule: ${text}`);
+    return rule;
+  });
 const allowed = (list: IpRule[], ip: string): boolean => {
   const address = parseAddress(ip);
   if (!address) throw new Error(`not an address: ${ip}`);
@@ -29,8 +30,25 @@ t.test('IPv4-mapped IPv6 is folded to IPv4', async (t) => {
 });
 
 t.test('invalid addresses are rejected', async (t) => {
-  for (const text of ['1.2.3', '01.2.3.4', '1.2.3.04', '300.1.1.1', '1.2.3.4.5', 'abc', '', ' 1.2.3.4', '1.2.3.4 ',
-    '0x1.2.3.4', '1.2.3.4/32', '2001:db8::/32', '2001:db8:::1', '12345::1', 'localhost', '::ffff:300.1.1.1', '-1.2.3.4']) {
+  for (const text of [
+    '1.2.3',
+    '01.2.3.4',
+    '1.2.3.04',
+    '300.1.1.1',
+    '1.2.3.4.5',
+    'abc',
+    '',
+    ' 1.2.3.4',
+    '1.2.3.4 ',
+    '0x1.2.3.4',
+    '1.2.3.4/32',
+    '2001:db8::/32',
+    '2001:db8:::1',
+    '12345::1',
+    'localhost',
+    '::ffff:300.1.1.1',
+    '-1.2.3.4',
+  ]) {
     t.equal(parseAddress(text), undefined, `rejects ${JSON.stringify(text)}`);
   }
 });
@@ -54,8 +72,21 @@ t.test('allowlist entries: addresses and CIDRs, v4 and v6, normalised', async (t
     t.ok(rule, `parses ${text}`);
     if (rule) t.equal(normalizeRule(rule), canonical, `${text} is stored as ${canonical}`);
   }
-  for (const text of ['10.0.0.0/33', '10.0.0.0/', '/8', '10.0.0.0/-1', '10.0.0.0/8/8', '10.0.0.0/ 8', '01.0.0.0/8',
-    '2001:db8::/129', '300.0.0.0/8', 'abc/8', '', '1.2.3', 'abc']) {
+  for (const text of [
+    '10.0.0.0/33',
+    '10.0.0.0/',
+    '/8',
+    '10.0.0.0/-1',
+    '10.0.0.0/8/8',
+    '10.0.0.0/ 8',
+    '01.0.0.0/8',
+    '2001:db8::/129',
+    '300.0.0.0/8',
+    'abc/8',
+    '',
+    '1.2.3',
+    'abc',
+  ]) {
     t.equal(parseRule(text), undefined, `rejects ${JSON.stringify(text)}`);
   }
 });
@@ -89,18 +120,35 @@ t.test('IPv4-mapped callers match IPv4 rules, and mapped rules match IPv4 caller
   t.notOk(allowed(rules('::ffff:192.0.2.5'), '192.0.2.6'));
 });
 
-t.test('IPv4-compatible ::a.b.c.d is an IPv6 address, not folded into IPv4 (ipaddr.js reads it as mapped)', async (t) => {
-  t.equal(parseAddress('::203.0.113.7')?.kind(), 'ipv6');
-  t.equal(parseAddress('::203.0.113.7')?.toString(), '::cb00:7107');
-  t.equal(parseAddress('::ffff:203.0.113.7')?.toString(), '203.0.113.7', 'mapped is folded');
-  t.equal(parseAddress('fe80::1%eth0'), undefined, 'zone ids are refused');
-  t.equal(parseRule('10.0.0.0/+8'), undefined);
-  t.equal(parseRule('::ffff:10.0.0.0/104')?.prefix, 8, 'a mapped CIDR folds to IPv4');
-});
+t.test(
+  'IPv4-compatible ::a.b.c.d is an IPv6 address, not folded into IPv4 (ipaddr.js reads it as mapped)',
+  async (t) => {
+    t.equal(parseAddress('::203.0.113.7')?.kind(), 'ipv6');
+    t.equal(parseAddress('::203.0.113.7')?.toString(), '::cb00:7107');
+    t.equal(parseAddress('::ffff:203.0.113.7')?.toString(), '203.0.113.7', 'mapped is folded');
+    t.equal(parseAddress('fe80::1%eth0'), undefined, 'zone ids are refused');
+    t.equal(parseRule('10.0.0.0/+8'), undefined);
+    t.equal(parseRule('::ffff:10.0.0.0/104')?.prefix, 8, 'a mapped CIDR folds to IPv4');
+  },
+);
 
 t.test('an allowlist with a rule that cannot be read matches no address, whatever else it holds', async (t) => {
-  const everywhere = ['203.0.113.7', '10.1.2.3', '0.0.0.0', '255.255.255.255', '2001:db8::1', '::', '::1', '::ffff:203.0.113.7'];
-  for (const stored of [['not-an-address'], ['10.0.0.0/33'], ['203.0.113.0/24', 'x'], ['0.0.0.0/0', '::/0', '1.2.3.4/']]) {
+  const everywhere = [
+    '203.0.113.7',
+    '10.1.2.3',
+    '0.0.0.0',
+    '255.255.255.255',
+    '2001:db8::1',
+    '::',
+    '::1',
+    '::ffff:203.0.113.7',
+  ];
+  for (const stored of [
+    ['not-an-address'],
+    ['10.0.0.0/33'],
+    ['203.0.113.0/24', 'x'],
+    ['0.0.0.0/0', '::/0', '1.2.3.4/'],
+  ]) {
     const list = allowlistOf(stored.map(parseRule));
     t.ok(list.length > 0, `${JSON.stringify(stored)}: never the empty list (which allows any address)`);
     for (const ip of everywhere) t.equal(allowed([...list], ip), false, `${JSON.stringify(stored)} refuses ${ip}`);

@@ -2,8 +2,20 @@ import { randomInt } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import t from 'tap';
 import {
-  BODY_LENGTH, ENVIRONMENTS, KEY_PATTERN, PUBLIC_ID_LENGTH, SECRET_LENGTH,
-  crc32Ascii, generateKey, isKeyId, keyIdOf, parseKey, redact, secretOf, wellFormed, type Environment,
+  BODY_LENGTH,
+  ENVIRONMENTS,
+  KEY_PATTERN,
+  PUBLIC_ID_LENGTH,
+  SECRET_LENGTH,
+  crc32Ascii,
+  generateKey,
+  isKeyId,
+  keyIdOf,
+  parseKey,
+  redact,
+  secretOf,
+  wellFormed,
+  type Environment,
 } from '../../src/domain/key-format.js';
 import { ALPHABET, PREFIX, checksumOf, forgeKey, partsOf } from '../helpers/keys.js';
 
@@ -15,12 +27,19 @@ t.test('thousands of generated keys parse back to their own key id, in both envi
   let bad = 0;
   for (const g of keys) {
     const parsed = parseKey(g.key);
-    if (!parsed || parsed.keyId !== g.keyId || parsed.environment !== g.environment || parsed.publicId !== g.publicId) bad++;
+    if (!parsed || parsed.keyId !== g.keyId || parsed.environment !== g.environment || parsed.publicId !== g.publicId)
+      bad++;
   }
   t.equal(bad, 0, 'every key parses with its id and environment');
   const byEnv = (env: Environment) => keys.filter((g) => g.environment === env);
-  t.ok(byEnv('live').every((g) => g.key.startsWith('otesse_live_sk_')), 'live keys carry the live prefix');
-  t.ok(byEnv('test').every((g) => g.key.startsWith('otesse_test_sk_')), 'test keys carry the test prefix');
+  t.ok(
+    byEnv('live').every((g) => g.key.startsWith('otesse_live_sk_')),
+    'live keys carry the live prefix',
+  );
+  t.ok(
+    byEnv('test').every((g) => g.key.startsWith('otesse_test_sk_')),
+    'test keys carry the test prefix',
+  );
   t.equal(new Set(keys.map((g) => g.keyId)).size, keys.length, 'key ids are unique');
   t.equal(new Set(keys.map((g) => g.secret)).size, keys.length, 'secrets are unique');
 });
@@ -46,7 +65,10 @@ t.test('the key shape: fixed-length base62 body of id, secret and checksum', asy
 });
 
 t.test('the secret carries at least 160 bits and uses the whole alphabet', async (t) => {
-  t.ok(SECRET_LENGTH * Math.log2(62) >= 160, `${SECRET_LENGTH} base62 characters = ${(SECRET_LENGTH * Math.log2(62)).toFixed(1)} bits`);
+  t.ok(
+    SECRET_LENGTH * Math.log2(62) >= 160,
+    `${SECRET_LENGTH} base62 characters = ${(SECRET_LENGTH * Math.log2(62)).toFixed(1)} bits`,
+  );
   t.ok(PUBLIC_ID_LENGTH * Math.log2(62) >= 64, 'public ids are wide enough not to collide');
   const counts = new Map<string, number>();
   for (const g of keys) for (const c of g.secret) counts.set(c, (counts.get(c) ?? 0) + 1);
@@ -60,7 +82,8 @@ t.test('the secret carries at least 160 bits and uses the whole alphabet', async
 function* singleEdits(key: string): Generator<string> {
   for (let i = 0; i < key.length; i++) {
     for (const c of ALPHABET) if (c !== key[i]) yield key.slice(0, i) + c + key.slice(i + 1);
-    for (const c of ['-', '_', 'é', ' ', '.', '\u0000', '+', '/', '=']) if (c !== key[i]) yield key.slice(0, i) + c + key.slice(i + 1);
+    for (const c of ['-', '_', 'é', ' ', '.', '\u0000', '+', '/', '='])
+      if (c !== key[i]) yield key.slice(0, i) + c + key.slice(i + 1);
     yield key.slice(0, i) + key.slice(i + 1);
     yield key.slice(0, i) + 'A' + key.slice(i);
   }
@@ -97,12 +120,27 @@ t.test('wrong prefix, length, alphabet and garbage are rejected', async (t) => {
   const g = generateKey('live');
   const body = g.key.slice(PREFIX.live.length);
   const rejected = [
-    '', 'otesse_live_sk_', 'garbage', 'Bearer ' + g.key, ` ${g.key}`, `${g.key} `, `${g.key}\n`,
-    g.key.toUpperCase(), g.key.slice(0, -1), g.key + g.key.slice(-1), g.key.slice(1),
+    '',
+    'otesse_live_sk_',
+    'garbage',
+    'Bearer ' + g.key,
+    ` ${g.key}`,
+    `${g.key} `,
+    `${g.key}\n`,
+    g.key.toUpperCase(),
+    g.key.slice(0, -1),
+    g.key + g.key.slice(-1),
+    g.key.slice(1),
     `otesse_test_sk_${body}`, // the checksum covers the prefix: a live key relabelled test fails
-    `otesse_prod_sk_${body}`, `OTESSE_LIVE_SK_${body}`, `otesse_live_pk_${body}`, `otesse-live-sk-${body}`,
-    `sk_live_${body}`, body, `otesse_live_sk_${body.slice(0, 20)}-${body.slice(21)}`,
-    `otesse_live_sk_${body.slice(0, 20)}é${body.slice(21)}`, `otesse_live_sk_${body.slice(0, 20)}😀${body.slice(22)}`,
+    `otesse_prod_sk_${body}`,
+    `OTESSE_LIVE_SK_${body}`,
+    `otesse_live_pk_${body}`,
+    `otesse-live-sk-${body}`,
+    `sk_live_${body}`,
+    body,
+    `otesse_live_sk_${body.slice(0, 20)}-${body.slice(21)}`,
+    `otesse_live_sk_${body.slice(0, 20)}é${body.slice(21)}`,
+    `otesse_live_sk_${body.slice(0, 20)}😀${body.slice(22)}`,
     forgeKey('live', g.publicId, g.secret).replace(/.$/, (c) => (c === 'a' ? 'b' : 'a')),
   ];
   for (const text of rejected) {
@@ -110,7 +148,10 @@ t.test('wrong prefix, length, alphabet and garbage are rejected', async (t) => {
     t.equal(wellFormed(text), false, `wellFormed agrees on ${JSON.stringify(text.slice(0, 30))}…`);
   }
   t.ok(wellFormed(g.key), 'wellFormed takes a generated key');
-  t.ok(parseKey(forgeKey('test', g.publicId, g.secret)), 'the same parts under the test prefix with their own checksum parse');
+  t.ok(
+    parseKey(forgeKey('test', g.publicId, g.secret)),
+    'the same parts under the test prefix with their own checksum parse',
+  );
   t.equal(parseKey(forgeKey('test', g.publicId, g.secret))?.environment, 'test');
 });
 

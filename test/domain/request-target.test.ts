@@ -60,5 +60,6 @@ t.test('every non-canonical form is refused with its code', async (t) => {
     const r = checkRequestTarget(target);
     t.match(r, { ok: false, problem, detail: /\S/ }, `${JSON.stringify(target)}: ${problem}`);
   }
-  for (const [what, , target] of NON_CANONICAL) t.equal(checkRequestTarget(target).ok, false, `the gateway tests' table: ${what}`);
+  for (const [what, , target] of NON_CANONICAL)
+    t.equal(checkRequestTarget(target).ok, false, `the gateway tests' table: ${what}`);
 });

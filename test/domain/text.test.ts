@@ -75,12 +75,22 @@ t.test('the schema and the domain agree on a table of tricky strings', async (t)
 });
 
 t.test('every C0, C1 and bidirectional control, one by one: the schema and the domain agree', async (t) => {
-  const codes = [...Array.from({ length: 0xa0 }, (_, i) => i), 0x200e, 0x200f, 0x2028, 0x2029, ...Array.from({ length: 0x10 }, (_, i) => 0x2060 + i),
-    ...Array.from({ length: 0x10 }, (_, i) => 0x2020 + i), 0xfeff];
-  const disagree = codes.filter((c) => {
-    const text = `a${String.fromCodePoint(c)}b`;
-    return domainAccepts(text, 100) !== label(text);
-  }).map((c) => c.toString(16));
+  const codes = [
+    ...Array.from({ length: 0xa0 }, (_, i) => i),
+    0x200e,
+    0x200f,
+    0x2028,
+    0x2029,
+    ...Array.from({ length: 0x10 }, (_, i) => 0x2060 + i),
+    ...Array.from({ length: 0x10 }, (_, i) => 0x2020 + i),
+    0xfeff,
+  ];
+  const disagree = codes
+    .filter((c) => {
+      const text = `a${String.fromCodePoint(c)}b`;
+      return domainAccepts(text, 100) !== label(text);
+    })
+    .map((c) => c.toString(16));
   t.same(disagree, [], 'no code point is read differently');
 });
 
@@ -89,7 +99,11 @@ t.test('lengths are characters (code points) on both sides', async (t) => {
   t.equal(emoji.length, 2 * TEXT_LIMITS.label, '200 UTF-16 units');
   t.ok(domainAccepts(emoji, TEXT_LIMITS.label) && label(emoji), '100 emoji are 100 characters for both');
   t.notOk(domainAccepts(`${emoji}x`, TEXT_LIMITS.label) || label(`${emoji}x`), '101 characters: refused by both');
-  t.ok(revoke({ reason: 'é'.repeat(TEXT_LIMITS.reason) }) && domainAccepts('é'.repeat(TEXT_LIMITS.reason), TEXT_LIMITS.reason), 'a reason of 500');
+  t.ok(
+    revoke({ reason: 'é'.repeat(TEXT_LIMITS.reason) }) &&
+      domainAccepts('é'.repeat(TEXT_LIMITS.reason), TEXT_LIMITS.reason),
+    'a reason of 500',
+  );
   t.notOk(revoke({ reason: 'é'.repeat(TEXT_LIMITS.reason + 1) }), 'a reason of 501: refused');
 });
 
@@ -99,7 +113,11 @@ t.test('readableFrom: unreadable characters escaped, cut between characters, nev
     t.equal(readableText('reason', out, TEXT_LIMITS.reason), out, `${name}: readable as built`);
   }
   t.equal(readableFrom('https://x/\u202efdp.exe', 100), 'https://x/\\u{202E}fdp.exe', 'U+202E shows as \\u{202E}');
-  t.equal(readableFrom('a\u0000b\u0085c\ud83d', 100), 'a\\u{0}b\\u{85}c\\u{D83D}', 'NUL, C1 and a lone surrogate escaped');
+  t.equal(
+    readableFrom('a\u0000b\u0085c\ud83d', 100),
+    'a\\u{0}b\\u{85}c\\u{D83D}',
+    'NUL, C1 and a lone surrogate escaped',
+  );
   t.equal(readableFrom('a\u200fb 🚀', 100), 'a\u200fb 🚀', 'readable text is kept as it is');
   // The emoji straddles the 500th UTF-16 unit: cut on a character boundary, never inside the pair.
   const url = `https://github.com/o/r/blob/x/${'a'.repeat(499 - 'leaked: github https://github.com/o/r/blob/x/'.length)}🚀🚀 tail`;

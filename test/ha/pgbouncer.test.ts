@@ -29,8 +29,14 @@ async function appRole(t: Test, databaseUrl: string): Promise<string> {
     await query(databaseUrl, `DROP OWNED BY ${role}`).catch(() => undefined);
     await query(PG_ADMIN_URL, `DROP ROLE IF EXISTS ${role}`);
   });
-  await query(databaseUrl, `ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ${role}`);
-  await query(databaseUrl, `ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO ${role}`);
+  await query(
+    databaseUrl,
+    `ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ${role}`,
+  );
+  await query(
+    databaseUrl,
+    `ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO ${role}`,
+  );
   return role;
 }
 
@@ -61,15 +67,26 @@ t.test('transaction pooling: two replicas through PgBouncer, migrations over the
   await changeLogUnderConcurrency(t, a, b, direct);
   await usageFlush(t, a, b);
   await retentionLock(t, pooled, direct);
-  t.match(bouncer.log(), new RegExp(`login attempt: db=${databaseName(direct)} user=${role}`), 'the service did go through PgBouncer');
+  t.match(
+    bouncer.log(),
+    new RegExp(`login attempt: db=${databaseName(direct)} user=${role}`),
+    'the service did go through PgBouncer',
+  );
 });
 
 /** Changes committed on both replicas at once: the change log stays gap-free (its lock is transaction-scoped). */
 async function changeLogUnderConcurrency(t: Test, a: TestApp, b: TestApp, direct: string): Promise<void> {
   const made = await Promise.all(Array.from({ length: 12 }, (_, i) => createKey(i % 2 ? a : b)));
   await Promise.all(made.map((k, i) => (i % 2 ? b : a).api('POST', `${keyPath(k.id)}/revoke`, {})));
-  const [log] = await query(direct, 'SELECT count(*)::int AS n, min(seq)::int AS lo, max(seq)::int AS hi FROM key_changes');
-  t.equal(Number(log?.n), Number(log?.hi) - Number(log?.lo) + 1, `change log gap-free under concurrent writers (${Number(log?.n)} changes)`);
+  const [log] = await query(
+    direct,
+    'SELECT count(*)::int AS n, min(seq)::int AS lo, max(seq)::int AS hi FROM key_changes',
+  );
+  t.equal(
+    Number(log?.n),
+    Number(log?.hi) - Number(log?.lo) + 1,
+    `change log gap-free under concurrent writers (${Number(log?.n)} changes)`,
+  );
   for (const k of made) t.equal((await a.authenticate({ key: k.secret })).reason, 'KEY_REVOKED');
 }
 
@@ -86,8 +103,14 @@ async function usageFlush(t: Test, a: TestApp, b: TestApp): Promise<void> {
 async function retentionLock(t: Test, pooled: string, direct: string): Promise<void> {
   const db = new PgDatabase({ connectionString: pooled });
   t.teardown(() => db.close());
-  const job = new RetentionJob({ db, policy: { changesDays: 1, activityBatchesDays: 1, usageDays: 1, auditDays: 365 } });
-  await query(direct, `UPDATE key_changes SET at = now() - interval '3 days' WHERE seq < (SELECT max(seq) FROM key_changes)`);
+  const job = new RetentionJob({
+    db,
+    policy: { changesDays: 1, activityBatchesDays: 1, usageDays: 1, auditDays: 365 },
+  });
+  await query(
+    direct,
+    `UPDATE key_changes SET at = now() - interval '3 days' WHERE seq < (SELECT max(seq) FROM key_changes)`,
+  );
   const holder = new pg.Client({ connectionString: direct });
   await holder.connect();
   t.teardown(() => holder.end());
@@ -107,17 +130,24 @@ t.test('statement pooling: the service refuses to start with one line naming DAT
   const pooled = bouncer.url(databaseName(direct));
   for (const migration of [{ DATABASE_MIGRATION_URL: direct }, {}]) {
     const config = loadConfig({ ...env, DATABASE_URL: pooled, ...migration });
-    await t.rejects(startApp(config, createLogger('silent')),
+    await t.rejects(
+      startApp(config, createLogger('silent')),
       { message: /^DATABASE_URL: the server does not keep a transaction on one connection .*pool_mode=transaction/ },
-      migration.DATABASE_MIGRATION_URL ? 'with DATABASE_MIGRATION_URL direct' : 'without DATABASE_MIGRATION_URL');
+      migration.DATABASE_MIGRATION_URL ? 'with DATABASE_MIGRATION_URL direct' : 'without DATABASE_MIGRATION_URL',
+    );
   }
   const [tables] = await query(direct, "SELECT to_regclass('schema_migrations')::text AS ledger");
   t.equal(tables?.ledger, null, 'refused before any migration ran');
 });
 
-t.test('DATABASE_MIGRATION_URL naming another database: refused, the service does not start on an empty schema', async (t) => {
-  const env = await testEnv(t);
-  const other = await testEnv(t);
-  await t.rejects(startApp(loadConfig({ ...env, DATABASE_MIGRATION_URL: other.DATABASE_URL ?? '' }), createLogger('silent')),
-    { message: /^DATABASE_MIGRATION_URL: the migrations applied there are not seen through DATABASE_URL/ });
-});
+t.test(
+  'DATABASE_MIGRATION_URL naming another database: refused, the service does not start on an empty schema',
+  async (t) => {
+    const env = await testEnv(t);
+    const other = await testEnv(t);
+    await t.rejects(
+      startApp(loadConfig({ ...env, DATABASE_MIGRATION_URL: other.DATABASE_URL ?? '' }), createLogger('silent')),
+      { message: /^DATABASE_MIGRATION_URL: the migrations applied there are not seen through DATABASE_URL/ },
+    );
+  },
+);

@@ -26,12 +26,20 @@ function load(nodes: Node[], keys: { secret: string }[]) {
     for (let i = 0; running; i++) {
       const r = await n.tryAuthenticate({ key: keys[(i + index) % keys.length]!.secret });
       calls++;
-      if (r.code !== grpc.status.OK || !r.res?.allowed) failures.push({ at: performance.now(), code: r.code, node: index });
+      if (r.code !== grpc.status.OK || !r.res?.allowed)
+        failures.push({ at: performance.now(), code: r.code, node: index });
       await sleep(5);
     }
   };
   const done = Promise.all(nodes.map(loop));
-  return { failures, calls: () => calls, stop: async () => { running = false; await done; } };
+  return {
+    failures,
+    calls: () => calls,
+    stop: async () => {
+      running = false;
+      await done;
+    },
+  };
 }
 
 /** Sample /readyz and the trusted gauge of every node every 100 ms. */
@@ -40,13 +48,21 @@ function watch(nodes: Node[]) {
   const samples: Sample[] = [];
   const done = (async () => {
     while (running) {
-      const [ready, trusted] = await Promise.all([Promise.all(nodes.map((n) => n.ready())),
-        Promise.all(nodes.map(async (n) => (await n.metric('otesse_keys_cache_trusted')) === 1))]);
+      const [ready, trusted] = await Promise.all([
+        Promise.all(nodes.map((n) => n.ready())),
+        Promise.all(nodes.map(async (n) => (await n.metric('otesse_keys_cache_trusted')) === 1)),
+      ]);
       samples.push({ at: performance.now(), ready, trusted });
       await sleep(100);
     }
   })();
-  return { samples, stop: async () => { running = false; await done; } };
+  return {
+    samples,
+    stop: async () => {
+      running = false;
+      await done;
+    },
+  };
 }
 
 type Sample = { at: number; ready: boolean[]; trusted: boolean[] };
@@ -77,8 +93,13 @@ t.test('Sentinel failover: primary SIGKILLed, a replica promoted, the old primar
   const keys = await createKeys(first, 320);
   const active = keys.slice(0, 12);
   let next = 12;
-  t.ok(await waitFor(async () => (await Promise.all(nodes.map((n) => n.metric('otesse_keys_cache_trusted')))).every((v) => v === 1), 10_000),
-    'every replica trusts its caches through the Sentinel-named primary');
+  t.ok(
+    await waitFor(
+      async () => (await Promise.all(nodes.map((n) => n.metric('otesse_keys_cache_trusted')))).every((v) => v === 1),
+      10_000,
+    ),
+    'every replica trusts its caches through the Sentinel-named primary',
+  );
 
   const tally = newTally('Sentinel failover');
   const statuses: { at: number; status: number }[] = [];
@@ -87,7 +108,13 @@ t.test('Sentinel failover: primary SIGKILLed, a replica promoted, the old primar
     for (let i = 0; writing && next < keys.length; i++) {
       const started = performance.now();
       const w = nodes[i % 3]!;
-      const status = await writeAndCheck(w, nodes.filter((n) => n !== w), keys[next++]!, 'revoke', tally);
+      const status = await writeAndCheck(
+        w,
+        nodes.filter((n) => n !== w),
+        keys[next++]!,
+        'revoke',
+        tally,
+      );
       statuses.push({ at: started, status });
       await sleep(Math.max(0, 200 - (performance.now() - started)));
     }
@@ -109,13 +136,28 @@ t.test('Sentinel failover: primary SIGKILLed, a replica promoted, the old primar
   await sleep(2000);
 
   // The old primary comes back with its data, as a primary, until Sentinel makes it a replica of the new one.
-  t.ok(await waitFor(async () => (await group.primary()) === promotion.port, 10_000), 'every Sentinel names the new primary');
+  t.ok(
+    await waitFor(async () => (await group.primary()) === promotion.port, 10_000),
+    'every Sentinel names the new primary',
+  );
   const backAt = performance.now();
   const trustedAgain = trustedFrom(seen.samples, promotion.at, backAt);
   await oldPrimary.start();
   const old = group.connect(oldPrimary.port);
-  t.ok(await waitFor(async () => /role:slave/.test(await old.info('replication').catch(() => /* not up yet: asked again */ '')), 30_000), 'the old primary is a replica now');
-  t.ok(await waitFor(async () => /master_link_status:up/.test(await old.info('replication').catch(() => /* asked again */ '')), 20_000), 'and in sync with the new primary');
+  t.ok(
+    await waitFor(
+      async () => /role:slave/.test(await old.info('replication').catch(() => /* not up yet: asked again */ '')),
+      30_000,
+    ),
+    'the old primary is a replica now',
+  );
+  t.ok(
+    await waitFor(
+      async () => /master_link_status:up/.test(await old.info('replication').catch(() => /* asked again */ '')),
+      20_000,
+    ),
+    'and in sync with the new primary',
+  );
   await sleep(3000);
   const untrustedAfterBack = seen.samples.filter((s) => s.at > backAt && !s.trusted.every(Boolean)).length;
 
@@ -137,21 +179,51 @@ t.test('Sentinel failover: primary SIGKILLed, a replica promoted, the old primar
   await seen.stop();
   report(t, tally);
   const unready = seen.samples.filter((s) => !s.ready.every(Boolean)).length;
-  const tolerated = traffic.failures.filter((f) => f.code === grpc.status.UNAVAILABLE && f.at >= killedAt && f.at <= killedAt + LEASE_MS);
-  const byCode = traffic.failures.reduce<Record<string, number>>((m, f) => ({ ...m, [f.code]: (m[f.code] ?? 0) + 1 }), {});
+  const tolerated = traffic.failures.filter(
+    (f) => f.code === grpc.status.UNAVAILABLE && f.at >= killedAt && f.at <= killedAt + LEASE_MS,
+  );
+  const byCode = traffic.failures.reduce<Record<string, number>>(
+    (m, f) => ({ ...m, [f.code]: (m[f.code] ?? 0) + 1 }),
+    {},
+  );
   const figures = {
-    calls: traffic.calls(), failed_calls: traffic.failures.length, failed_by_code: byCode, revokes: tally.writes,
-    revokes_503: statuses.filter((s) => s.status === 503).length, stale_allows: tally.staleAllows,
-    kill_to_promotion_ms: Math.round(promotion.at - killedAt), promotion_to_trusted_ms: trustedAgain && Math.round(trustedAgain - promotion.at),
-    handover_to_trusted_ms: trustedAfterHandover && Math.round(trustedAfterHandover - handover.at), samples: seen.samples.length, unready_samples: unready, untrusted_samples_after_old_primary_back: untrustedAfterBack,
+    calls: traffic.calls(),
+    failed_calls: traffic.failures.length,
+    failed_by_code: byCode,
+    revokes: tally.writes,
+    revokes_503: statuses.filter((s) => s.status === 503).length,
+    stale_allows: tally.staleAllows,
+    kill_to_promotion_ms: Math.round(promotion.at - killedAt),
+    promotion_to_trusted_ms: trustedAgain && Math.round(trustedAgain - promotion.at),
+    handover_to_trusted_ms: trustedAfterHandover && Math.round(trustedAfterHandover - handover.at),
+    samples: seen.samples.length,
+    unready_samples: unready,
+    untrusted_samples_after_old_primary_back: untrustedAfterBack,
   };
   t.comment(`FAILOVER ${JSON.stringify(figures)}`);
   t.ok(tally.writes >= 50, `${tally.writes} revokes checked`);
   t.equal(tally.staleAllows, 0, 'no stale allow');
-  t.equal(traffic.failures.length - tolerated.length, 0, `no failed Authenticate with a valid key (${JSON.stringify(byCode)})`);
-  t.ok(trustedAgain !== undefined && trustedAgain - promotion.at <= 10_000, `every replica trusted for good ${figures.promotion_to_trusted_ms} ms after the promotion`);
-  t.ok(trustedAfterHandover !== undefined && trustedAfterHandover - handover.at <= 10_000, `every replica trusted for good ${figures.handover_to_trusted_ms} ms after the handover`);
+  t.equal(
+    traffic.failures.length - tolerated.length,
+    0,
+    `no failed Authenticate with a valid key (${JSON.stringify(byCode)})`,
+  );
+  t.ok(
+    trustedAgain !== undefined && trustedAgain - promotion.at <= 10_000,
+    `every replica trusted for good ${figures.promotion_to_trusted_ms} ms after the promotion`,
+  );
+  t.ok(
+    trustedAfterHandover !== undefined && trustedAfterHandover - handover.at <= 10_000,
+    `every replica trusted for good ${figures.handover_to_trusted_ms} ms after the handover`,
+  );
   t.equal(unready, 0, 'every replica stayed ready throughout (design: readiness-is-local)');
-  t.equal(untrustedAfterBack, 0, 'the old primary coming back as a replica changed nothing: every replica kept trusting its caches');
-  t.ok(statuses.every((s) => s.status === 200 || s.status === 503), `every revoke answered 200, or 503 "committed" (${[...new Set(statuses.map((s) => s.status))].join(',')})`);
+  t.equal(
+    untrustedAfterBack,
+    0,
+    'the old primary coming back as a replica changed nothing: every replica kept trusting its caches',
+  );
+  t.ok(
+    statuses.every((s) => s.status === 200 || s.status === 503),
+    `every revoke answered 200, or 503 "committed" (${[...new Set(statuses.map((s) => s.status))].join(',')})`,
+  );
 });

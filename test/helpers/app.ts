@@ -16,13 +16,20 @@ export const ADMIN_TOKENS = `admin:${ADMIN_TOKEN},limited:${LIMITED_TOKEN}:acct_
 /** Every log line any app wrote during this test process (to check that no secret leaks). */
 export const capturedLogs: string[] = [];
 
-interface TestLike { teardown(fn: () => unknown): void }
+interface TestLike {
+  teardown(fn: () => unknown): void;
+}
 
 export interface TestApp extends App {
   url: string;
   env: Record<string, string>;
   /** Admin API call with the admin token; JSON in, JSON out. */
-  api(method: string, path: string, body?: unknown, token?: string): Promise<{ status: number; body: any; headers: Headers }>;
+  api(
+    method: string,
+    path: string,
+    body?: unknown,
+    token?: string,
+  ): Promise<{ status: number; body: any; headers: Headers }>;
   /** gRPC Authenticate over a real connection. */
   authenticate(req: Partial<AuthenticateRequest>): Promise<AuthenticateResponse>;
 }
@@ -69,16 +76,30 @@ export function grpcClient(t: TestLike, port: number, creds = grpc.credentials.c
     // A function of its own (no `this`): callers pass it around detached.
     authenticate: (req: Partial<AuthenticateRequest>): Promise<AuthenticateResponse> => {
       const full = { key: '', ip: '203.0.113.7', scope: 'bookings:read', ...req };
-      return new Promise((resolve, reject) => client.Authenticate(full, (err, res) =>
-        (err || !res ? reject(err ?? new Error('Authenticate answered neither an error nor a response')) : resolve(res))));
+      return new Promise((resolve, reject) =>
+        client.Authenticate(full, (err, res) =>
+          err || !res
+            ? reject(err ?? new Error('Authenticate answered neither an error nor a response'))
+            : resolve(res),
+        ),
+      );
     },
   };
 }
 
 /** Start the whole service in this process with the test's own database and Redis prefix. */
-export async function startTestApp(t: TestLike, extra: Record<string, string> = {}, env?: Record<string, string>): Promise<TestApp> {
-  const e = env ?? await testEnv(t, extra);
-  const sink = new Writable({ write(chunk, _enc, cb) { capturedLogs.push(String(chunk)); cb(); } });
+export async function startTestApp(
+  t: TestLike,
+  extra: Record<string, string> = {},
+  env?: Record<string, string>,
+): Promise<TestApp> {
+  const e = env ?? (await testEnv(t, extra));
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      capturedLogs.push(String(chunk));
+      cb();
+    },
+  });
   const app = await startApp(loadConfig(e), createLogger(e.LOG_LEVEL ?? 'debug', sink));
   t.teardown(() => app.close());
   const url = `http://127.0.0.1:${app.httpPort}`;
@@ -87,7 +108,11 @@ export async function startTestApp(t: TestLike, extra: Record<string, string> = 
     const headers: Record<string, string> = {};
     if (token) headers.authorization = `Bearer ${token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
-    const res = await fetch(`${url}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const res = await fetch(`${url}${path}`, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
     const text = await res.text();
     return { status: res.status, body: text ? JSON.parse(text) : undefined, headers: res.headers };
   };
@@ -96,7 +121,12 @@ export async function startTestApp(t: TestLike, extra: Record<string, string> = 
 
 /** Create a key through the admin API; returns the resource and its secret. */
 export async function createKey(app: TestApp, account = 'acct_1', body: Record<string, unknown> = {}) {
-  const res = await app.api('POST', `/v1/accounts/${account}/keys`, { label: 'test key', scopes: ['bookings:read'], environment: 'live', ...body });
+  const res = await app.api('POST', `/v1/accounts/${account}/keys`, {
+    label: 'test key',
+    scopes: ['bookings:read'],
+    environment: 'live',
+    ...body,
+  });
   if (res.status !== 201) throw new Error(`create failed: ${res.status} ${JSON.stringify(res.body)}`);
   return res.body as { id: string; secret: string; [k: string]: unknown };
 }

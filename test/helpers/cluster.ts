@@ -4,7 +4,9 @@ import { ADMIN_TOKEN, grpcClient, testEnv } from './app.js';
 import { startReplica, type Replica } from './replica.js';
 import { probeReady } from './harness/process.js';
 
-interface TestLike { teardown(fn: () => unknown): void }
+interface TestLike {
+  teardown(fn: () => unknown): void;
+}
 
 /** A replica with REST and gRPC clients. */
 export interface Node extends Replica {
@@ -24,7 +26,11 @@ export function node(t: TestLike, r: Replica): Node {
     async api(method: string, path: string, body?: unknown) {
       const headers: Record<string, string> = { authorization: `Bearer ${ADMIN_TOKEN}` };
       if (body !== undefined) headers['content-type'] = 'application/json';
-      const res = await fetch(`${base}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+      const res = await fetch(`${base}${path}`, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
       const text = await res.text();
       return { status: res.status, body: text ? JSON.parse(text) : undefined };
     },
@@ -53,7 +59,9 @@ export async function startCluster(t: TestLike, n: number, extra: Record<string,
   const nodes: Node[] = [];
   // The first one migrates; the others start together.
   nodes.push(node(t, await startReplica(t, { ...env, REPLICA_ID: 'r0' })));
-  const rest = await Promise.all(Array.from({ length: n - 1 }, (_, i) => startReplica(t, { ...env, REPLICA_ID: `r${i + 1}` })));
+  const rest = await Promise.all(
+    Array.from({ length: n - 1 }, (_, i) => startReplica(t, { ...env, REPLICA_ID: `r${i + 1}` })),
+  );
   nodes.push(...rest.map((r) => node(t, r)));
   return { env, nodes };
 }
@@ -62,7 +70,12 @@ export async function startCluster(t: TestLike, n: number, extra: Record<string,
 export async function createKeys(n: Node, count: number, account = 'acct_1', body: Record<string, unknown> = {}) {
   const out: { id: string; secret: string }[] = [];
   for (let i = 0; i < count; i++) {
-    const res = await n.api('POST', `/v1/accounts/${account}/keys`, { label: `k${i}`, scopes: ['bookings:read', 'bookings:write'], environment: 'live', ...body });
+    const res = await n.api('POST', `/v1/accounts/${account}/keys`, {
+      label: `k${i}`,
+      scopes: ['bookings:read', 'bookings:write'],
+      environment: 'live',
+      ...body,
+    });
     if (res.status !== 201) throw new Error(`create failed ${res.status} ${JSON.stringify(res.body)}`);
     out.push({ id: res.body.id, secret: res.body.secret });
   }

@@ -8,7 +8,9 @@ import { startPgBouncer, type PgBouncer } from './pgbouncer.js';
 export const PG_ADMIN_URL = process.env.TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
-interface Teardown { teardown(fn: () => unknown): void }
+interface Teardown {
+  teardown(fn: () => unknown): void;
+}
 
 /**
  * TEST_PG_VIA_PGBOUNCER=1: the test databases are reached through a PgBouncer in transaction mode
@@ -43,5 +45,9 @@ export function redisPrefix(label = 'keys'): string {
 export async function query(url: string, text: string, params: unknown[] = []): Promise<Record<string, unknown>[]> {
   const c = new pg.Client({ connectionString: url });
   await c.connect();
-  try { return (await c.query(text, params)).rows as Record<string, unknown>[]; } finally { await c.end(); }
+  try {
+    return (await c.query(text, params)).rows as Record<string, unknown>[];
+  } finally {
+    await c.end();
+  }
 }

@@ -2,14 +2,25 @@
 // behind it serves another, for the forward auth and Envoy Check tests (design: client-cannot-choose).
 import { request } from 'node:http';
 
-export interface Answer { status: number; headers: Record<string, string | string[] | undefined>; body: string }
+export interface Answer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
 
 /** A raw HTTP request: node:http sends the path as given (fetch would resolve `..` first). */
-export function send(port: number, method: string, path: string, headers: Record<string, string> = {}): Promise<Answer> {
+export function send(
+  port: number,
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port, method, path, headers }, (res) => {
       let body = '';
-      res.on('data', (c: Buffer) => { body += String(c); });
+      res.on('data', (c: Buffer) => {
+        body += String(c);
+      });
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
     });
     req.on('error', reject);
@@ -37,4 +48,3 @@ export const NON_CANONICAL: Array<[string, string, string]> = [
   ['up two levels under a parameter route', 'GET', '/v1/bookings/..%2F..%2Fadmin'],
   ['a trailing slash (an empty last segment)', 'GET', '/v1/bookings/'],
 ];
-

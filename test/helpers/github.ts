@@ -5,7 +5,9 @@ import { createHash, generateKeyPairSync, sign, type KeyObject } from 'node:cryp
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-interface TestLike { teardown(fn: () => unknown): void }
+interface TestLike {
+  teardown(fn: () => unknown): void;
+}
 
 export interface SigningKey {
   identifier: string;
@@ -32,43 +34,90 @@ export async function githubKeyServer(t: TestLike, initial: SigningKey[]) {
   const server = createServer((req, res) => {
     fetches++;
     const body = JSON.stringify({
-      public_keys: published.map((k, i) => ({ key_identifier: k.identifier, key: k.publicPem, is_current: i === published.length - 1 })),
+      public_keys: published.map((k, i) => ({
+        key_identifier: k.identifier,
+        key: k.publicPem,
+        is_current: i === published.length - 1,
+      })),
     });
     res.writeHead(200, { 'content-type': 'application/json' }).end(body);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); }));
+  t.teardown(
+    () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  );
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/meta/public_keys/secret_scanning`,
-    publish(key: SigningKey) { published.push(key); },
-    get fetches() { return fetches; },
+    publish(key: SigningKey) {
+      published.push(key);
+    },
+    get fetches() {
+      return fetches;
+    },
   };
 }
 
-export interface ReportEntry { token: string; type: string; url: string; source: string }
+export interface ReportEntry {
+  token: string;
+  type: string;
+  url: string;
+  source: string;
+}
 
 /** One entry as GitHub sends it. */
 export function entry(token: string, i = 0): ReportEntry {
-  return { token, type: 'otesse_api_key', url: `https://github.com/octo-org/leaky/blob/abc${i}/config.env`, source: 'content' };
+  return {
+    token,
+    type: 'otesse_api_key',
+    url: `https://github.com/octo-org/leaky/blob/abc${i}/config.env`,
+    source: 'content',
+  };
 }
 
-export interface LeakResponse { status: number; body: any; headers: Headers; ms: number }
+export interface LeakResponse {
+  status: number;
+  body: any;
+  headers: Headers;
+  ms: number;
+}
 
 /** POST a body to the leak-report listener with the given signature headers. */
-export async function postReport(port: number, body: string | Buffer, headers: Record<string, string>): Promise<LeakResponse> {
+export async function postReport(
+  port: number,
+  body: string | Buffer,
+  headers: Record<string, string>,
+): Promise<LeakResponse> {
   const started = performance.now();
   const res = await fetch(`http://127.0.0.1:${port}/v1/secret-scanning/github`, {
-    method: 'POST', body, headers: { 'content-type': 'application/json', ...headers },
+    method: 'POST',
+    body,
+    headers: { 'content-type': 'application/json', ...headers },
   });
   const text = await res.text();
   let parsed: unknown = text;
-  try { parsed = text ? JSON.parse(text) : undefined; } catch { /* not JSON */ }
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    /* not JSON */
+  }
   return { status: res.status, body: parsed, headers: res.headers, ms: performance.now() - started };
 }
 
 /** A report signed by `key` (or with an explicit signature), as GitHub posts it. */
-export function signedReport(port: number, body: string, key: SigningKey, signature = signBody(body, key)): Promise<LeakResponse> {
-  return postReport(port, body, { 'Github-Public-Key-Identifier': key.identifier, 'Github-Public-Key-Signature': signature });
+export function signedReport(
+  port: number,
+  body: string,
+  key: SigningKey,
+  signature = signBody(body, key),
+): Promise<LeakResponse> {
+  return postReport(port, body, {
+    'Github-Public-Key-Identifier': key.identifier,
+    'Github-Public-Key-Signature': signature,
+  });
 }
 
 export const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');

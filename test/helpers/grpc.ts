@@ -4,7 +4,9 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { service as healthService } from 'grpc-health-check';
 
-interface TestLike { teardown(fn: () => unknown): void }
+interface TestLike {
+  teardown(fn: () => unknown): void;
+}
 
 const require = createRequire(import.meta.url);
 /** The reflection protos shipped with @grpc/reflection (build/src/index.js → build/proto/). */
@@ -20,9 +22,14 @@ export function healthClient(t: TestLike, port: number) {
   };
   t.teardown(() => client.close());
   return {
-    check: (serviceName: string) => new Promise<string>((resolve, reject) => {
-      client.check({ service: serviceName }, (err, res) => (err || !res ? reject(err ?? new Error('Check answered neither an error nor a response')) : resolve(String(res.status))));
-    }),
+    check: (serviceName: string) =>
+      new Promise<string>((resolve, reject) => {
+        client.check({ service: serviceName }, (err, res) =>
+          err || !res
+            ? reject(err ?? new Error('Check answered neither an error nor a response'))
+            : resolve(String(res.status)),
+        );
+      }),
   };
 }
 
@@ -33,9 +40,19 @@ export interface ReflectionAnswer {
 }
 
 /** One request on grpc.reflection.<version>.ServerReflection/ServerReflectionInfo (a bidi stream). */
-export async function reflect(t: TestLike, port: number, version: 'v1' | 'v1alpha', request: Record<string, string>): Promise<ReflectionAnswer> {
+export async function reflect(
+  t: TestLike,
+  port: number,
+  version: 'v1' | 'v1alpha',
+  request: Record<string, string>,
+): Promise<ReflectionAnswer> {
   const def = protoLoader.loadSync(`grpc/reflection/${version}/reflection.proto`, {
-    includeDirs: [REFLECTION_PROTO_DIR], keepCase: true, enums: String, longs: Number, defaults: false, oneofs: true,
+    includeDirs: [REFLECTION_PROTO_DIR],
+    keepCase: true,
+    enums: String,
+    longs: Number,
+    defaults: false,
+    oneofs: true,
   });
   const pkg = grpc.loadPackageDefinition(def) as unknown as {
     grpc: { reflection: Record<string, { ServerReflection: grpc.ServiceClientConstructor }> };
@@ -48,7 +65,10 @@ export async function reflect(t: TestLike, port: number, version: 'v1' | 'v1alph
   t.teardown(() => client.close());
   const stream = client.ServerReflectionInfo();
   return new Promise((resolve, reject) => {
-    stream.once('data', (answer: ReflectionAnswer) => { resolve(answer); stream.end(); });
+    stream.once('data', (answer: ReflectionAnswer) => {
+      resolve(answer);
+      stream.end();
+    });
     stream.once('error', reject);
     stream.write(request);
   });

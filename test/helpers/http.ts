@@ -8,7 +8,11 @@ interface Asserts {
   same(...args: any[]): unknown;
 }
 
-export interface ApiResponse { status: number; body: any; headers: Headers }
+export interface ApiResponse {
+  status: number;
+  body: any;
+  headers: Headers;
+}
 
 /**
  * Assert an RFC 9457 answer: the status, application/problem+json, type/title/status/detail,
@@ -27,7 +31,11 @@ export function assertProblem(t: Asserts, res: ApiResponse, status: number, path
   if (paths) {
     const errors = body.errors as { path: unknown; message: unknown }[] | undefined;
     t.ok(Array.isArray(errors) && errors.length > 0, 'errors[] for a validation failure');
-    for (const e of errors ?? []) t.ok(typeof e.path === 'string' && typeof e.message === 'string' && e.message.length > 0, 'each error has path and message');
+    for (const e of errors ?? [])
+      t.ok(
+        typeof e.path === 'string' && typeof e.message === 'string' && e.message.length > 0,
+        'each error has path and message',
+      );
     const listed = (errors ?? []).map((e) => e.path);
     for (const p of paths) t.ok(listed.includes(p), `errors name ${p} (got ${JSON.stringify(listed)})`);
   }
@@ -37,7 +45,10 @@ export function assertProblem(t: Asserts, res: ApiResponse, status: number, path
 export async function accountState(app: TestApp, account: string): Promise<{ keys: unknown[]; audit: unknown[] }> {
   const keys: unknown[] = [];
   const audit: unknown[] = [];
-  for (const [path, into] of [[`/v1/accounts/${account}/keys`, keys], [`/v1/accounts/${account}/audit-log`, audit]] as const) {
+  for (const [path, into] of [
+    [`/v1/accounts/${account}/keys`, keys],
+    [`/v1/accounts/${account}/audit-log`, audit],
+  ] as const) {
     let cursor: string | null = null;
     do {
       const res = await app.api('GET', `${path}?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
@@ -48,17 +59,32 @@ export async function accountState(app: TestApp, account: string): Promise<{ key
   }
   // Refused attempts are audited on purpose: they are the trace of the refusal, not a change. A key's last
   // use comes from Authenticate calls through the periodic usage flush, whenever it runs: not a change either.
-  const unused = keys.map((k) => ({ ...(k as Record<string, unknown>), last_used_at: undefined, last_used_ip: undefined }));
+  const unused = keys.map((k) => ({
+    ...(k as Record<string, unknown>),
+    last_used_at: undefined,
+    last_used_ip: undefined,
+  }));
   return { keys: unused, audit: audit.filter((a) => !String((a as { action?: string }).action).startsWith('admin.')) };
 }
 
 /** A raw request (any body, any content type) with the admin token. */
-export async function rawRequest(app: TestApp, method: string, path: string, body: string | undefined, headers: Record<string, string>, token?: string | null): Promise<ApiResponse> {
+export async function rawRequest(
+  app: TestApp,
+  method: string,
+  path: string,
+  body: string | undefined,
+  headers: Record<string, string>,
+  token?: string | null,
+): Promise<ApiResponse> {
   const h: Record<string, string> = { ...headers };
   if (token !== null) h.authorization = `Bearer ${token ?? ADMIN_TOKEN}`;
   const res = await fetch(`${app.url}${path}`, { method, headers: h, body });
   const text = await res.text();
   let parsed: unknown = text;
-  try { parsed = text ? JSON.parse(text) : undefined; } catch { /* not JSON */ }
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    /* not JSON */
+  }
   return { status: res.status, body: parsed, headers: res.headers };
 }

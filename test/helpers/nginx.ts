@@ -5,7 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { waitFor } from './replica.js';
 
-interface TestLike { teardown(fn: () => unknown): void }
+interface TestLike {
+  teardown(fn: () => unknown): void;
+}
 
 /** A port that was free a moment ago (nginx cannot be told to pick one). */
 export async function freePort(): Promise<number> {
@@ -16,11 +18,15 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-const accepts = (port: number) => new Promise<boolean>((resolve) => {
-  const s = net.connect(port, '127.0.0.1');
-  s.once('connect', () => { s.destroy(); resolve(true); });
-  s.once('error', () => resolve(false));
-});
+const accepts = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
 
 /**
  * A private nginx (the machine's binary; `.ci/run` installs Debian's nginx, which has auth_request):
@@ -36,7 +42,9 @@ export async function startNginx(t: TestLike, http: (port: number) => string): P
   const dir = mkdtempSync(join(tmpdir(), 'otesse-nginx-'));
   for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(dir, d));
   const port = await freePort();
-  const temp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((k, i) => `${k}_temp_path ${join(dir, ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'][i]!)};`).join('\n  ');
+  const temp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']
+    .map((k, i) => `${k}_temp_path ${join(dir, ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'][i]!)};`)
+    .join('\n  ');
   const conf = `${process.getuid?.() === 0 ? 'user root;\n' : ''}worker_processes 1;
 daemon off;
 pid ${join(dir, 'nginx.pid')};
@@ -50,9 +58,13 @@ ${http(port)}
 `;
   const confPath = join(dir, 'nginx.conf');
   writeFileSync(confPath, conf);
-  const proc = spawn('nginx', ['-p', dir, '-c', confPath, '-e', join(dir, 'error.log')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = spawn('nginx', ['-p', dir, '-c', confPath, '-e', join(dir, 'error.log')], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
-  proc.stderr?.on('data', (c: Buffer) => { stderr += String(c); });
+  proc.stderr?.on('data', (c: Buffer) => {
+    stderr += String(c);
+  });
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
   t.teardown(async () => {
     proc.kill('SIGTERM');
@@ -61,7 +73,11 @@ ${http(port)}
   });
   if (!(await waitFor(() => proc.exitCode === null && accepts(port), 10_000, 20))) {
     let log = '';
-    try { log = readFileSync(join(dir, 'error.log'), 'utf8'); } catch { /* none */ }
+    try {
+      log = readFileSync(join(dir, 'error.log'), 'utf8');
+    } catch {
+      /* none */
+    }
     throw new Error(`nginx did not start: ${stderr}${log}`);
   }
   return { port, dir };

@@ -7,7 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './redis-server.js';
 
-interface TestLike { teardown(fn: () => unknown): void }
+interface TestLike {
+  teardown(fn: () => unknown): void;
+}
 
 export interface PgBouncerOptions {
   mode?: 'session' | 'transaction' | 'statement';
@@ -39,17 +41,38 @@ function runAs(): { uid: number; gid: number } | undefined {
 }
 
 function config(dir: string, port: number, o: PgBouncerOptions): string {
-  const tls = o.tls ? ['client_tls_sslmode = require', `client_tls_cert_file = ${join(dir, 'server.crt')}`, `client_tls_key_file = ${join(dir, 'server.key')}`] : [];
-  return ['[databases]', '* = host=127.0.0.1 port=5432', '[pgbouncer]',
-    `listen_addr = ${(o.listen ?? ['127.0.0.1']).join(',')}`, `listen_port = ${port}`, 'unix_socket_dir =',
-    'auth_type = trust', `auth_file = ${join(dir, 'users.txt')}`, `pool_mode = ${o.mode ?? 'transaction'}`,
-    'default_pool_size = 20', 'max_client_conn = 200', `logfile = ${join(dir, 'pgbouncer.log')}`, `pidfile = ${join(dir, 'pgbouncer.pid')}`,
-    ...tls, ''].join('\n');
+  const tls = o.tls
+    ? [
+        'client_tls_sslmode = require',
+        `client_tls_cert_file = ${join(dir, 'server.crt')}`,
+        `client_tls_key_file = ${join(dir, 'server.key')}`,
+      ]
+    : [];
+  return [
+    '[databases]',
+    '* = host=127.0.0.1 port=5432',
+    '[pgbouncer]',
+    `listen_addr = ${(o.listen ?? ['127.0.0.1']).join(',')}`,
+    `listen_port = ${port}`,
+    'unix_socket_dir =',
+    'auth_type = trust',
+    `auth_file = ${join(dir, 'users.txt')}`,
+    `pool_mode = ${o.mode ?? 'transaction'}`,
+    'default_pool_size = 20',
+    'max_client_conn = 200',
+    `logfile = ${join(dir, 'pgbouncer.log')}`,
+    `pidfile = ${join(dir, 'pgbouncer.pid')}`,
+    ...tls,
+    '',
+  ].join('\n');
 }
 
 async function accepting(port: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
+    const s = net.connect(port, '127.0.0.1', () => {
+      s.destroy();
+      resolve(true);
+    });
     s.on('error', () => resolve(false));
   });
 }
@@ -66,10 +89,17 @@ export async function startPgBouncer(t: TestLike, o: PgBouncerOptions = {}): Pro
   }
   writeFileSync(join(dir, 'pgbouncer.ini'), config(dir, port, o));
   const account = runAs();
-  if (account) for (const f of ['', 'users.txt', 'pgbouncer.ini', ...(o.tls ? ['server.crt', 'server.key'] : [])]) chownSync(join(dir, f), account.uid, account.gid);
-  const proc: ChildProcess = spawn(PGBOUNCER, [join(dir, 'pgbouncer.ini')], { stdio: ['ignore', 'ignore', 'pipe'], ...account });
+  if (account)
+    for (const f of ['', 'users.txt', 'pgbouncer.ini', ...(o.tls ? ['server.crt', 'server.key'] : [])])
+      chownSync(join(dir, f), account.uid, account.gid);
+  const proc: ChildProcess = spawn(PGBOUNCER, [join(dir, 'pgbouncer.ini')], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    ...account,
+  });
   let stderr = '';
-  proc.stderr?.on('data', (c: Buffer) => { stderr += String(c); });
+  proc.stderr?.on('data', (c: Buffer) => {
+    stderr += String(c);
+  });
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
   const log = () => {
     try {
@@ -87,8 +117,13 @@ export async function startPgBouncer(t: TestLike, o: PgBouncerOptions = {}): Pro
   t.teardown(stop);
   for (let i = 0; i < 100 && proc.exitCode === null; i++) {
     if (await accepting(port)) {
-      return { port, log, stop, url: (database, u = {}) =>
-        `postgres://${u.user ?? 'postgres'}@${u.host ?? '127.0.0.1'}:${port}/${database}${u.params ? `?${u.params}` : ''}` };
+      return {
+        port,
+        log,
+        stop,
+        url: (database, u = {}) =>
+          `postgres://${u.user ?? 'postgres'}@${u.host ?? '127.0.0.1'}:${port}/${database}${u.params ? `?${u.params}` : ''}`,
+      };
     }
     await new Promise((r) => setTimeout(r, 50));
   }

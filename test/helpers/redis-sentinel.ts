@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort } from './redis-server.js';
 
-interface TestLike { teardown(fn: () => unknown): void }
+interface TestLike {
+  teardown(fn: () => unknown): void;
+}
 
 /** The master group's name, as REDIS_SENTINEL_NAME. */
 export const GROUP = 'otesse';
@@ -59,11 +61,16 @@ export interface SentinelGroup {
 }
 
 const sentinelCommand = (): [string, string[]] =>
-  spawnSync('sh', ['-c', 'command -v redis-sentinel'], { stdio: 'ignore' }).status === 0 ? ['redis-sentinel', []] : ['redis-server', ['--sentinel']];
+  spawnSync('sh', ['-c', 'command -v redis-sentinel'], { stdio: 'ignore' }).status === 0
+    ? ['redis-sentinel', []]
+    : ['redis-server', ['--sentinel']];
 
 async function listening(port: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
+    const s = net.connect(port, '127.0.0.1', () => {
+      s.destroy();
+      resolve(true);
+    });
     s.on('error', () => resolve(false));
   });
 }
@@ -74,7 +81,9 @@ function member(t: TestLike, port: number, launch: () => ChildProcess): Member {
   const alive = () => proc !== undefined && proc.exitCode === null && proc.signalCode === null;
   const m: Member = {
     port,
-    get running() { return alive(); },
+    get running() {
+      return alive();
+    },
     async start() {
       proc = launch();
       for (let i = 0; i < 200; i++) {
@@ -98,8 +107,22 @@ function member(t: TestLike, port: number, launch: () => ChildProcess): Member {
 
 function tlsArgs(o: SentinelGroupOptions, port: number): string[] {
   if (!o.tls) return ['--port', String(port)];
-  return ['--port', '0', '--tls-port', String(port), '--tls-cert-file', o.tls.cert, '--tls-key-file', o.tls.key,
-    '--tls-ca-cert-file', o.tls.ca, '--tls-auth-clients', 'no', '--tls-replication', 'yes'];
+  return [
+    '--port',
+    '0',
+    '--tls-port',
+    String(port),
+    '--tls-cert-file',
+    o.tls.cert,
+    '--tls-key-file',
+    o.tls.key,
+    '--tls-ca-cert-file',
+    o.tls.ca,
+    '--tls-auth-clients',
+    'no',
+    '--tls-replication',
+    'yes',
+  ];
 }
 
 /**
@@ -116,9 +139,25 @@ export async function startSentinelGroup(t: TestLike, opts: SentinelGroupOptions
   const servers = ports.map((port, i) => {
     const dir = join(root, `redis-${i}`);
     mkdirSync(dir);
-    const args = [...tlsArgs(opts, port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'everysec',
-      '--min-replicas-to-write', '1', '--min-replicas-max-lag', '2', ...auth,
-      ...(i === 0 ? [] : ['--replicaof', '127.0.0.1', String(primaryPort)])];
+    const args = [
+      ...tlsArgs(opts, port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      dir,
+      '--save',
+      '',
+      '--appendonly',
+      'yes',
+      '--appendfsync',
+      'everysec',
+      '--min-replicas-to-write',
+      '1',
+      '--min-replicas-max-lag',
+      '2',
+      ...auth,
+      ...(i === 0 ? [] : ['--replicaof', '127.0.0.1', String(primaryPort)]),
+    ];
     return member(t, port, () => spawn('redis-server', args, { stdio: 'ignore' }));
   });
   for (const s of servers) await s.start();
@@ -127,26 +166,54 @@ export async function startSentinelGroup(t: TestLike, opts: SentinelGroupOptions
   const sentinelPorts = await Promise.all(Array.from({ length: opts.sentinels ?? 3 }, () => freePort()));
   const sentinels = sentinelPorts.map((port, i) => {
     const file = join(root, `sentinel-${i}.conf`);
-    const tls = opts.tls ? [`port 0`, `tls-port ${port}`, `tls-cert-file ${opts.tls.cert}`, `tls-key-file ${opts.tls.key}`,
-      `tls-ca-cert-file ${opts.tls.ca}`, 'tls-auth-clients no', 'tls-replication yes'] : [`port ${port}`];
-    writeFileSync(file, [...tls, 'bind 127.0.0.1', `dir ${root}`,
-      `sentinel monitor ${GROUP} 127.0.0.1 ${primaryPort} 2`,
-      `sentinel down-after-milliseconds ${GROUP} ${opts.downAfterMs ?? 5000}`,
-      `sentinel failover-timeout ${GROUP} 10000`,
-      `sentinel parallel-syncs ${GROUP} 4`,
-      ...(opts.password ? [`sentinel auth-pass ${GROUP} ${opts.password}`] : []),
-      ...(opts.sentinelPassword ? [`requirepass ${opts.sentinelPassword}`, `sentinel sentinel-pass ${opts.sentinelPassword}`] : []),
-      ''].join('\n'));
+    const tls = opts.tls
+      ? [
+          `port 0`,
+          `tls-port ${port}`,
+          `tls-cert-file ${opts.tls.cert}`,
+          `tls-key-file ${opts.tls.key}`,
+          `tls-ca-cert-file ${opts.tls.ca}`,
+          'tls-auth-clients no',
+          'tls-replication yes',
+        ]
+      : [`port ${port}`];
+    writeFileSync(
+      file,
+      [
+        ...tls,
+        'bind 127.0.0.1',
+        `dir ${root}`,
+        `sentinel monitor ${GROUP} 127.0.0.1 ${primaryPort} 2`,
+        `sentinel down-after-milliseconds ${GROUP} ${opts.downAfterMs ?? 5000}`,
+        `sentinel failover-timeout ${GROUP} 10000`,
+        `sentinel parallel-syncs ${GROUP} 4`,
+        ...(opts.password ? [`sentinel auth-pass ${GROUP} ${opts.password}`] : []),
+        ...(opts.sentinelPassword
+          ? [`requirepass ${opts.sentinelPassword}`, `sentinel sentinel-pass ${opts.sentinelPassword}`]
+          : []),
+        '',
+      ].join('\n'),
+    );
     return member(t, port, () => spawn(command, [file, ...extra], { stdio: 'ignore' }));
   });
   for (const s of sentinels) await s.start();
 
   const tls = opts.tls ? { tls: { ca: readFileSync(opts.tls.ca) } } : {};
   const clients: Redis[] = [];
-  t.teardown(() => { for (const c of clients) c.disconnect(); });
+  t.teardown(() => {
+    for (const c of clients) c.disconnect();
+  });
   const open = (port: number, password: string | undefined, extraOpts: Record<string, unknown> = {}) => {
-    const c = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null,
-      ...(password ? { password } : {}), ...tls, ...extraOpts });
+    const c = new Redis({
+      host: '127.0.0.1',
+      port,
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+      ...(password ? { password } : {}),
+      ...tls,
+      ...extraOpts,
+    });
     c.on('error', () => {});
     clients.push(c);
     return c;
@@ -155,16 +222,31 @@ export async function startSentinelGroup(t: TestLike, opts: SentinelGroupOptions
     const c = open(port, opts.sentinelPassword, { connectTimeout: 1000, commandTimeout: 1000 });
     try {
       await c.connect();
-      return await c.call('SENTINEL', ...args) as T;
-    } catch { return undefined; /* a Sentinel down or not started: no answer from it */ } finally { c.disconnect(); }
+      return (await c.call('SENTINEL', ...args)) as T;
+    } catch {
+      return undefined; /* a Sentinel down or not started: no answer from it */
+    } finally {
+      c.disconnect();
+    }
   };
   const setting = sentinelPorts.map((p) => `127.0.0.1:${p}`).join(',');
   const group: SentinelGroup = {
-    servers, sentinels, setting,
-    env: { REDIS_SENTINELS: setting, REDIS_SENTINEL_NAME: GROUP, ...(opts.password ? { REDIS_PASSWORD: opts.password } : {}),
-      ...(opts.sentinelPassword ? { REDIS_SENTINEL_PASSWORD: opts.sentinelPassword } : {}), ...(opts.tls ? { REDIS_TLS_CA: opts.tls.ca } : {}) },
+    servers,
+    sentinels,
+    setting,
+    env: {
+      REDIS_SENTINELS: setting,
+      REDIS_SENTINEL_NAME: GROUP,
+      ...(opts.password ? { REDIS_PASSWORD: opts.password } : {}),
+      ...(opts.sentinelPassword ? { REDIS_SENTINEL_PASSWORD: opts.sentinelPassword } : {}),
+      ...(opts.tls ? { REDIS_TLS_CA: opts.tls.ca } : {}),
+    },
     async primary() {
-      const named = await Promise.all(sentinels.filter((s) => s.running).map((s) => askSentinel<[string, string]>(s.port, 'get-master-addr-by-name', GROUP)));
+      const named = await Promise.all(
+        sentinels
+          .filter((s) => s.running)
+          .map((s) => askSentinel<[string, string]>(s.port, 'get-master-addr-by-name', GROUP)),
+      );
       const votes = new Map<number, number>();
       for (const n of named) if (Array.isArray(n)) votes.set(Number(n[1]), (votes.get(Number(n[1])) ?? 0) + 1);
       for (const [port, n] of votes) if (n * 2 > sentinels.length) return port;
@@ -178,10 +260,16 @@ export async function startSentinelGroup(t: TestLike, opts: SentinelGroupOptions
       };
       while (Date.now() < until) {
         const states = await Promise.all(sentinels.map((s) => askSentinel<unknown>(s.port, 'master', GROUP)));
-        if (states.every((st) => {
-          const f = fields(st);
-          return Number(f['num-slaves']) === servers.length - 1 && Number(f['num-other-sentinels']) === sentinels.length - 1;
-        })) return;
+        if (
+          states.every((st) => {
+            const f = fields(st);
+            return (
+              Number(f['num-slaves']) === servers.length - 1 &&
+              Number(f['num-other-sentinels']) === sentinels.length - 1
+            );
+          })
+        )
+          return;
         await new Promise((r) => setTimeout(r, 200));
       }
       throw new Error('the Sentinels did not find every replica and each other in time');
@@ -192,7 +280,7 @@ export async function startSentinelGroup(t: TestLike, opts: SentinelGroupOptions
     async failover() {
       for (const s of sentinels) {
         if (!s.running) continue;
-        if (await askSentinel<string>(s.port, 'failover', GROUP) === 'OK') return;
+        if ((await askSentinel<string>(s.port, 'failover', GROUP)) === 'OK') return;
       }
       throw new Error('no Sentinel accepted SENTINEL FAILOVER');
     },
@@ -202,11 +290,17 @@ export async function startSentinelGroup(t: TestLike, opts: SentinelGroupOptions
         await c.connect();
         const info = await c.info('replication');
         return /role:slave/.test(info) && /master_link_status:up/.test(info);
-      } catch { return false; /* down or loading: not in sync yet */ } finally { c.disconnect(); }
+      } catch {
+        return false; /* down or loading: not in sync yet */
+      } finally {
+        c.disconnect();
+      }
     },
     nextSwitch() {
       return new Promise((resolve) => {
-        const subs = sentinels.map((s) => open(s.port, opts.sentinelPassword, { lazyConnect: false, retryStrategy: () => 100 }));
+        const subs = sentinels.map((s) =>
+          open(s.port, opts.sentinelPassword, { lazyConnect: false, retryStrategy: () => 100 }),
+        );
         let done = false;
         for (const sub of subs) {
           sub.on('message', (_channel: string, message: string) => {

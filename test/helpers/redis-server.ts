@@ -4,7 +4,9 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-interface TestLike { teardown(fn: () => unknown): void }
+interface TestLike {
+  teardown(fn: () => unknown): void;
+}
 
 /** A free TCP port on loopback. */
 export async function freePort(): Promise<number> {
@@ -32,10 +34,15 @@ export async function startRedis(t: TestLike, opts: { persist?: boolean } = {}):
   if (dir) t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const persistence = dir ? ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir] : ['--appendonly', 'no'];
   const launch = async () => {
-    proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence], { stdio: 'ignore' });
+    proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence], {
+      stdio: 'ignore',
+    });
     for (let i = 0; i < 100; i++) {
       const up = await new Promise<boolean>((resolve) => {
-        const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
+        const s = net.connect(port, '127.0.0.1', () => {
+          s.destroy();
+          resolve(true);
+        });
         s.on('error', () => resolve(false));
       });
       if (up) return;
@@ -52,9 +59,14 @@ export async function startRedis(t: TestLike, opts: { persist?: boolean } = {}):
   };
   await launch();
   t.teardown(kill);
-  return { port, url: `redis://127.0.0.1:${port}`, kill, restart: async (o = {}) => {
-    await kill();
-    if (o.empty && dir) for (const f of readdirSync(dir)) rmSync(join(dir, f), { recursive: true, force: true });
-    await launch();
-  } };
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    kill,
+    restart: async (o = {}) => {
+      await kill();
+      if (o.empty && dir) for (const f of readdirSync(dir)) rmSync(join(dir, f), { recursive: true, force: true });
+      await launch();
+    },
+  };
 }

@@ -7,7 +7,9 @@ export { waitFor } from './harness/process.js';
 /** The compiled service (`npm test` builds before running tap). */
 export const MAIN = SERVICE_MAIN;
 
-interface TestLike { teardown(fn: () => unknown): void }
+interface TestLike {
+  teardown(fn: () => unknown): void;
+}
 
 /** A service replica in its own process. */
 export interface Replica {
@@ -26,15 +28,27 @@ export interface Replica {
 /** Start `node <NODE_FLAGS> dist/src/main.js` (as the image does) with this environment and wait until it listens. */
 export async function startReplica(t: TestLike, env: Record<string, string>, timeoutMs = 20_000): Promise<Replica> {
   const logs: string[] = [];
-  const keep = (text: string) => { logs.push(text); capturedLogs.push(text); };
+  const keep = (text: string) => {
+    logs.push(text);
+    capturedLogs.push(text);
+  };
   const { proc, started } = spawnNode({
-    name: 'replica', args: SERVICE_ARGS, env: { PATH: process.env.PATH ?? '', ...env }, startedMessage: SERVICE_STARTED, timeoutMs,
-    onLine: (line) => keep(`${line}\n`), onStderr: keep, output: () => logs.join(''),
+    name: 'replica',
+    args: SERVICE_ARGS,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    startedMessage: SERVICE_STARTED,
+    timeoutMs,
+    onLine: (line) => keep(`${line}\n`),
+    onStderr: keep,
+    output: () => logs.join(''),
   });
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
   const ports = await started;
   const replica: Replica = {
-    proc, logs, exited, ...ports,
+    proc,
+    logs,
+    exited,
+    ...ports,
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
       return exited;

@@ -36,7 +36,8 @@ export async function dumpDatabase(url: string): Promise<{ table: string; column
     const { rows: columns } = await client.query<{ table_name: string; column_name: string }>(
       `SELECT table_name, column_name FROM information_schema.columns
        WHERE table_schema = 'public'
-       ORDER BY table_name, ordinal_position`);
+       ORDER BY table_name, ordinal_position`,
+    );
     const out: { table: string; column: string; value: string }[] = [];
     for (const { table_name: table, column_name: column } of columns) {
       const { rows } = await client.query<{ v: string | null }>(`SELECT "${column}"::text AS v FROM "${table}"`);

@@ -7,7 +7,12 @@ import { leaksIn } from '../helpers/secrets.js';
 
 function capture(level = 'debug') {
   const lines: Record<string, any>[] = [];
-  const sink = new Writable({ write(chunk, _enc, cb) { lines.push(JSON.parse(String(chunk))); cb(); } });
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      lines.push(JSON.parse(String(chunk)));
+      cb();
+    },
+  });
   return { log: createLogger(level, sink), lines, text: () => lines.map((l) => JSON.stringify(l)).join('\n') };
 }
 

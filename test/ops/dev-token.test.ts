@@ -1,6 +1,15 @@
 // The development token file: created exclusively with mode 0600, never written or read through a
 // symlink, and its contents checked on read.
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -43,7 +52,11 @@ t.test('a file with other contents is refused', async (t) => {
 t.test('production with JWT sign-in only makes no token of its own: no file, no static token works', async (t) => {
   const d = dir(t);
   // The key set is read lazily, on the first JWT presented: none is, so nothing is fetched.
-  const env = await testEnv(t, { NODE_ENV: 'production', DATA_DIR: d, ...jwtEnv('https://id.otesse.test/.well-known/jwks.json') });
+  const env = await testEnv(t, {
+    NODE_ENV: 'production',
+    DATA_DIR: d,
+    ...jwtEnv('https://id.otesse.test/.well-known/jwks.json'),
+  });
   delete env.ADMIN_TOKENS;
   const app = await startTestApp(t, {}, env);
   t.notOk(existsSync(join(d, 'admin-token')), 'no development token file in DATA_DIR');

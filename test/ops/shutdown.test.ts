@@ -15,11 +15,20 @@ t.test('SIGTERM under round-robin load: zero failed calls, exit 0, usage flushed
   // Usage is flushed only on the way out (the periodic flush is pushed out of reach). argon2 is
   // costly here so that wrong-secret calls (verified every time) are in flight for a while.
   const { nodes } = await startCluster(t, 2, {
-    ACTIVITY_FLUSH_MS: '600000', SHUTDOWN_GRACE_MS: '5000', ARGON2_MEMORY_KIB: '32768', ARGON2_TIME_COST: '2', FAILED_ATTEMPTS_LIMIT: '1000',
+    ACTIVITY_FLUSH_MS: '600000',
+    SHUTDOWN_GRACE_MS: '5000',
+    ARGON2_MEMORY_KIB: '32768',
+    ARGON2_TIME_COST: '2',
+    FAILED_ATTEMPTS_LIMIT: '1000',
   });
   const [a, b] = nodes as [Node, Node];
   const keys = await createKeys(a, 4);
-  const client = keyServiceClient(t, `ipv4:127.0.0.1:${a.grpcPort},127.0.0.1:${b.grpcPort}`, grpc.credentials.createInsecure(), ROUND_ROBIN);
+  const client = keyServiceClient(
+    t,
+    `ipv4:127.0.0.1:${a.grpcPort},127.0.0.1:${b.grpcPort}`,
+    grpc.credentials.createInsecure(),
+    ROUND_ROBIN,
+  );
 
   const tally = { started: 0, allowed: 0, denied: 0, failures: new Map<string, number>() };
   const end = Date.now() + 3000;
@@ -40,7 +49,8 @@ t.test('SIGTERM under round-robin load: zero failed calls, exit 0, usage flushed
   const load = Promise.all(Array.from({ length: 32 }, (_, w) => worker(w)));
 
   await sleep(1000);
-  const allowedBy = async (n: Node) => metric(await scrape(`http://127.0.0.1:${n.httpPort}`), 'otesse_keys_authenticate_total', { outcome: 'allowed' });
+  const allowedBy = async (n: Node) =>
+    metric(await scrape(`http://127.0.0.1:${n.httpPort}`), 'otesse_keys_authenticate_total', { outcome: 'allowed' });
   const bBefore = await allowedBy(b);
   t.ok(bBefore > 0, `b was taking its share (${bBefore} allowed in the first second, a ${await allowedBy(a)})`);
   const stopping = Date.now();
@@ -51,7 +61,10 @@ t.test('SIGTERM under round-robin load: zero failed calls, exit 0, usage flushed
   t.same(Object.fromEntries(tally.failures), {}, `all ${tally.started} calls the client started succeeded`);
   t.equal(code, 0, 'b exited 0');
   t.ok(stopMs < 5000, `b stopped in ${stopMs} ms, within SHUTDOWN_GRACE_MS`);
-  t.ok(b.logs.some((l) => l.includes('otesse key service stopped')), 'b logged an orderly stop');
+  t.ok(
+    b.logs.some((l) => l.includes('otesse key service stopped')),
+    'b logged an orderly stop',
+  );
 
   const aServed = await allowedBy(a);
   let counted = 0;

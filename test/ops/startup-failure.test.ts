@@ -44,17 +44,37 @@ for (const [name, variable] of CASES) {
     const probe = new Redis(redis.url);
     t.teardown(() => probe.disconnect());
     const [grpcPort, httpPort] = [await freePort(), await freePort()];
-    const env = await testEnv(t, { REDIS_URL: redis.url, GRPC_PORT: String(grpcPort), HTTP_PORT: String(httpPort), LEAK_REPORT_PORT: '0' });
+    const env = await testEnv(t, {
+      REDIS_URL: redis.url,
+      GRPC_PORT: String(grpcPort),
+      HTTP_PORT: String(httpPort),
+      LEAK_REPORT_PORT: '0',
+    });
     env[variable] = String(await takenPort(t));
     const database = new URL(env.DATABASE_URL ?? '').pathname.slice(1);
     const pgConnections = async () =>
-      Number((await query(PG_ADMIN_URL, 'SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1', [database]))[0]?.n);
-    const redisClients = async () => String(await probe.call('CLIENT', 'LIST')).split('\n').filter(Boolean).length;
+      Number(
+        (await query(PG_ADMIN_URL, 'SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1', [database]))[0]?.n,
+      );
+    const redisClients = async () =>
+      String(await probe.call('CLIENT', 'LIST'))
+        .split('\n')
+        .filter(Boolean).length;
 
-    await t.rejects(startApp(loadConfig(env), createLogger('silent')), { code: 'EADDRINUSE' }, 'the bind error, as it was');
+    await t.rejects(
+      startApp(loadConfig(env), createLogger('silent')),
+      { code: 'EADDRINUSE' },
+      'the bind error, as it was',
+    );
 
-    t.ok(await waitFor(async () => (await pgConnections()) === 0, 3000), `no connection to the test database left (${await pgConnections()})`);
-    t.ok(await waitFor(async () => (await redisClients()) === 1, 3000), `no Redis connection left but this test's (${await redisClients()})`);
+    t.ok(
+      await waitFor(async () => (await pgConnections()) === 0, 3000),
+      `no connection to the test database left (${await pgConnections()})`,
+    );
+    t.ok(
+      await waitFor(async () => (await redisClients()) === 1, 3000),
+      `no Redis connection left but this test's (${await redisClients()})`,
+    );
     t.ok(await free(grpcPort), 'the gRPC port is free again');
     if (variable !== 'HTTP_PORT') t.ok(await free(httpPort), 'the admin port is free again');
   });

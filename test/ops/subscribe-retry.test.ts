@@ -16,6 +16,9 @@ t.test('a refused SUBSCRIBE is retried until it succeeds', async (t) => {
   t.equal((await fetch(`${app.url}/readyz`)).status, 503, 'not ready while SUBSCRIBE is refused');
   t.equal(app.invalidator.everReady, false);
   await admin.call('ACL', 'SETUSER', 'default', '+subscribe');
-  t.ok(await waitFor(async () => (await fetch(`${app.url}/readyz`)).status === 200, 10_000), 'ready once SUBSCRIBE is allowed again, without a restart');
+  t.ok(
+    await waitFor(async () => (await fetch(`${app.url}/readyz`)).status === 200, 10_000),
+    'ready once SUBSCRIBE is allowed again, without a restart',
+  );
   t.ok(await waitFor(() => app.invalidator.healthy, 5000), 'and trusts its caches');
 });

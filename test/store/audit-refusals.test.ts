@@ -12,14 +12,29 @@ import { openDatabase } from '../../src/store/open-database.js';
 import { createDatabase } from '../helpers/db.js';
 
 const refusal = (over: Partial<NewAudit> = {}): NewAudit => ({
-  account_id: 'acct_v', key_id: null, actor: 'unauthenticated', action: 'admin.unauthenticated', source_ip: '198.51.100.1',
-  changes: { status: 401, method: 'GET', route: '/v1/accounts/:accountId/keys' }, ...over,
+  account_id: 'acct_v',
+  key_id: null,
+  actor: 'unauthenticated',
+  action: 'admin.unauthenticated',
+  source_ip: '198.51.100.1',
+  changes: { status: 401, method: 'GET', route: '/v1/accounts/:accountId/keys' },
+  ...over,
 });
 
-interface Row { actor: string; action: string; source_ip: string | null; count: string | number }
-interface Asserts { same(...args: any[]): unknown; equal(...args: any[]): unknown }
+interface Row {
+  actor: string;
+  action: string;
+  source_ip: string | null;
+  count: string | number;
+}
+interface Asserts {
+  same(...args: any[]): unknown;
+  equal(...args: any[]): unknown;
+}
 async function rows(db: Database): Promise<[string, string, string | null, number][]> {
-  const { rows: r } = await db.query<Row>("SELECT actor, action, source_ip, count FROM audit_log WHERE account_id = 'acct_v' ORDER BY id");
+  const { rows: r } = await db.query<Row>(
+    "SELECT actor, action, source_ip, count FROM audit_log WHERE account_id = 'acct_v' ORDER BY id",
+  );
   return r.map((x) => [x.actor, x.action, x.source_ip, Number(x.count)]);
 }
 
@@ -32,18 +47,33 @@ async function folds(t: Asserts, db: Database, parallel: boolean): Promise<void>
   await auditRepository.recordRefusal(db, refusal({ actor: 'limited', action: 'admin.forbidden' }));
   await auditRepository.recordRefusal(db, refusal({ source_ip: null }));
   await auditRepository.recordRefusal(db, refusal({ source_ip: null }));
-  t.same(await rows(db), [
-    ['unauthenticated', 'admin.unauthenticated', '198.51.100.1', 40],
-    ['unauthenticated', 'admin.unauthenticated', '198.51.100.2', 1],
-    ['limited', 'admin.forbidden', '198.51.100.1', 1],
-    ['unauthenticated', 'admin.unauthenticated', null, 2],
-  ], '44 refusals, 4 entries');
+  t.same(
+    await rows(db),
+    [
+      ['unauthenticated', 'admin.unauthenticated', '198.51.100.1', 40],
+      ['unauthenticated', 'admin.unauthenticated', '198.51.100.2', 1],
+      ['limited', 'admin.forbidden', '198.51.100.1', 1],
+      ['unauthenticated', 'admin.unauthenticated', null, 2],
+    ],
+    '44 refusals, 4 entries',
+  );
   // The window moves on: the next refusal starts a new entry, the old one keeps its count.
   await db.query("UPDATE audit_log SET refusal_window = refusal_window - interval '10 minutes'");
   await auditRepository.recordRefusal(db, refusal());
-  t.same((await rows(db)).filter(([, , ip]) => ip === '198.51.100.1').map((r) => r[3]), [40, 1, 1], 'a new window, a new entry');
-  await auditRepository.insert(db, [{ ...refusal(), action: 'key.created' }, { ...refusal(), action: 'key.created' }]);
-  t.equal((await rows(db)).filter(([, action]) => action === 'key.created').length, 2, 'ordinary entries are never folded');
+  t.same(
+    (await rows(db)).filter(([, , ip]) => ip === '198.51.100.1').map((r) => r[3]),
+    [40, 1, 1],
+    'a new window, a new entry',
+  );
+  await auditRepository.insert(db, [
+    { ...refusal(), action: 'key.created' },
+    { ...refusal(), action: 'key.created' },
+  ]);
+  t.equal(
+    (await rows(db)).filter(([, action]) => action === 'key.created').length,
+    2,
+    'ordinary entries are never folded',
+  );
 }
 
 t.test('PostgreSQL: 40 concurrent refusals from one address add up in one entry', async (t) => {

@@ -8,7 +8,10 @@ import { createDatabase, query } from '../helpers/db.js';
 
 /** End every connection to this test's own database but the one asking (never another test's). */
 async function terminateOthers(url: string): Promise<void> {
-  await query(url, 'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()');
+  await query(
+    url,
+    'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()',
+  );
 }
 
 t.test('an idle connection killed by the server is told to onIdleError, and the pool carries on', async (t) => {
@@ -19,9 +22,13 @@ t.test('an idle connection killed by the server is told to onIdleError, and the 
   await db.query('SELECT 1'); // leaves one idle client in the pool
   await terminateOthers(url);
   for (let i = 0; i < 100 && told.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
-  t.equal(told.length, 1, 'the idle client\'s error was told');
+  t.equal(told.length, 1, "the idle client's error was told");
   t.equal((db as PgDatabase).idleErrors, 1, 'and counted');
-  t.same((await db.query<{ one: number }>('SELECT 1 AS one')).rows, [{ one: 1 }], 'the next query opens a new connection');
+  t.same(
+    (await db.query<{ one: number }>('SELECT 1 AS one')).rows,
+    [{ one: 1 }],
+    'the next query opens a new connection',
+  );
 });
 
 t.test('without a callback, the fault is a process warning, not silence', async (t) => {
@@ -31,6 +38,6 @@ t.test('without a callback, the fault is a process warning, not silence', async 
   await db.query('SELECT 1');
   const warned = once(process, 'warning');
   await terminateOthers(url);
-  const [warning] = await warned as [Error];
+  const [warning] = (await warned) as [Error];
   t.match(warning.message, /idle pooled connection failed/);
 });

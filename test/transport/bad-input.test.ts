@@ -53,29 +53,55 @@ t.test(`${REST_CASES.length} bad REST requests: one clear error each, nothing ch
   t.equal(key.body.status, 'active', 'the key whose revoke had a bad reason is still active');
 });
 
-t.test('refused attempts are counted and written to the audit log with the source address, never the token', async (t) => {
-  const audit = (await db.query("SELECT actor, action, source_ip, changes FROM audit_log WHERE action LIKE 'admin.%' AND account_id = $1", [ACCOUNT])).rows;
-  t.ok(audit.some((a) => a.action === 'admin.unauthenticated' && a.source_ip === '127.0.0.1'), 'a 401 is audited with its source');
-  t.ok(audit.some((a) => a.action === 'admin.forbidden' && a.actor === 'limited'), 'a 403 names the token it came with');
-  t.notOk(JSON.stringify(audit).includes(LIMITED_TOKEN) || JSON.stringify(audit).includes(TOKENS.wrong), 'no presented token is stored');
-  const metrics = await (await fetch(`${app.url}/metrics`)).text();
-  t.match(metrics, /otesse_keys_admin_refused_total\{status="401"\} [1-9]/);
-  t.match(metrics, /otesse_keys_admin_refused_total\{status="403"\} [1-9]/);
-});
+t.test(
+  'refused attempts are counted and written to the audit log with the source address, never the token',
+  async (t) => {
+    const audit = (
+      await db.query(
+        "SELECT actor, action, source_ip, changes FROM audit_log WHERE action LIKE 'admin.%' AND account_id = $1",
+        [ACCOUNT],
+      )
+    ).rows;
+    t.ok(
+      audit.some((a) => a.action === 'admin.unauthenticated' && a.source_ip === '127.0.0.1'),
+      'a 401 is audited with its source',
+    );
+    t.ok(
+      audit.some((a) => a.action === 'admin.forbidden' && a.actor === 'limited'),
+      'a 403 names the token it came with',
+    );
+    t.notOk(
+      JSON.stringify(audit).includes(LIMITED_TOKEN) || JSON.stringify(audit).includes(TOKENS.wrong),
+      'no presented token is stored',
+    );
+    const metrics = await (await fetch(`${app.url}/metrics`)).text();
+    t.match(metrics, /otesse_keys_admin_refused_total\{status="401"\} [1-9]/);
+    t.match(metrics, /otesse_keys_admin_refused_total\{status="403"\} [1-9]/);
+  },
+);
 
-t.test(`${GRPC_CASES.length} bad gRPC requests: INVALID_ARGUMENT for a caller's bug, a deny for an end client's`, async (t) => {
-  const client = grpcClient(t, app.grpcPort);
-  const before = await snapshot();
-  for (const c of GRPC_CASES) {
-    const req = { key: fill(c.key ?? KEY).replace(mine.id, mine.secret), ip: c.ip ?? '203.0.113.7', scope: c.scope ?? 'bookings:read' };
-    if (c.key === undefined) req.key = mine.secret;
-    const got = await client.authenticate(req).then(
-      (r) => (r.allowed ? 'ALLOWED' : r.reason), (err: grpc.ServiceError) => grpc.status[err.code]);
-    t.equal(got, c.expect, c.name);
-  }
-  const after = await snapshot();
-  t.same({ ...after, redis: '' }, { ...before, redis: '' }, 'no row changed');
-});
+t.test(
+  `${GRPC_CASES.length} bad gRPC requests: INVALID_ARGUMENT for a caller's bug, a deny for an end client's`,
+  async (t) => {
+    const client = grpcClient(t, app.grpcPort);
+    const before = await snapshot();
+    for (const c of GRPC_CASES) {
+      const req = {
+        key: fill(c.key ?? KEY).replace(mine.id, mine.secret),
+        ip: c.ip ?? '203.0.113.7',
+        scope: c.scope ?? 'bookings:read',
+      };
+      if (c.key === undefined) req.key = mine.secret;
+      const got = await client.authenticate(req).then(
+        (r) => (r.allowed ? 'ALLOWED' : r.reason),
+        (err: grpc.ServiceError) => grpc.status[err.code],
+      );
+      t.equal(got, c.expect, c.name);
+    }
+    const after = await snapshot();
+    t.same({ ...after, redis: '' }, { ...before, redis: '' }, 'no row changed');
+  },
+);
 
 t.test('docs/bad-input.md lists every case', async (t) => {
   const doc = readFileSync(new URL('../../docs/bad-input.md', import.meta.url), 'utf8');

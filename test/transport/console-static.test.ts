@@ -17,12 +17,30 @@ t.test('/console serves the built page with a strict CSP, no framing and no refe
   t.equal(res.status, 200);
   t.match(res.headers.get('content-type'), /^text\/html/);
   const html = await res.text();
-  t.equal(html, pageWithHostOrigins(readFileSync(join(dir, 'index.html'), 'utf8'), undefined), 'the bundle built by npm run build, told its host origins (any: development)');
+  t.equal(
+    html,
+    pageWithHostOrigins(readFileSync(join(dir, 'index.html'), 'utf8'), undefined),
+    'the bundle built by npm run build, told its host origins (any: development)',
+  );
   t.notMatch(html, /<script(?![^>]*\bsrc=)[^>]*>/, 'no inline script');
   t.notMatch(html, /https?:\/\//, 'nothing from another origin (no CDN)');
   const csp = res.headers.get('content-security-policy') ?? '';
-  for (const d of ["default-src 'none'", "script-src 'self'", "style-src 'self'", "connect-src 'self'", "frame-ancestors 'none'", "base-uri 'none'", "object-src 'none'"]) {
-    t.ok(csp.split(';').map((x) => x.trim()).includes(d), `CSP has ${d}`);
+  for (const d of [
+    "default-src 'none'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "connect-src 'self'",
+    "frame-ancestors 'none'",
+    "base-uri 'none'",
+    "object-src 'none'",
+  ]) {
+    t.ok(
+      csp
+        .split(';')
+        .map((x) => x.trim())
+        .includes(d),
+      `CSP has ${d}`,
+    );
   }
   t.notMatch(csp, /unsafe-inline|unsafe-eval/, 'no unsafe-* source');
   t.equal(res.headers.get('x-frame-options'), 'DENY');

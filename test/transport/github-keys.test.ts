@@ -21,16 +21,31 @@ async function keyList(t: { teardown(fn: () => unknown): void }, initial: Signin
   const server = createServer((_req, res) => {
     fetches++;
     if (failing) return res.writeHead(502).end();
-    return res.writeHead(200, { 'content-type': 'application/json' })
-      .end(JSON.stringify({ public_keys: published.map((k) => ({ key_identifier: k.identifier, key: k.publicPem, is_current: true })) }));
+    return res.writeHead(200, { 'content-type': 'application/json' }).end(
+      JSON.stringify({
+        public_keys: published.map((k) => ({ key_identifier: k.identifier, key: k.publicPem, is_current: true })),
+      }),
+    );
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); }));
+  t.teardown(
+    () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  );
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/meta/public_keys/secret_scanning`,
-    retire(key: SigningKey) { published = published.filter((k) => k !== key); },
-    fail(on: boolean) { failing = on; },
-    get fetches() { return fetches; },
+    retire(key: SigningKey) {
+      published = published.filter((k) => k !== key);
+    },
+    fail(on: boolean) {
+      failing = on;
+    },
+    get fetches() {
+      return fetches;
+    },
   };
 }
 
@@ -45,7 +60,11 @@ t.test('a key GitHub retired stops being trusted once the list is an hour old', 
   t.ok(await keys.get(old.identifier), 'within the hour the cached list answers (no fetch per report)');
   t.equal(list.fetches, 1);
   now += 2 * 60_000;
-  t.equal(await keys.get(old.identifier), undefined, 'after the hour the list is read again: the retired key is unknown');
+  t.equal(
+    await keys.get(old.identifier),
+    undefined,
+    'after the hour the list is read again: the retired key is unknown',
+  );
   t.ok(await keys.get(current.identifier), 'the current key still verifies');
   t.equal(list.fetches, 2, 'one re-read');
 });
@@ -75,8 +94,12 @@ t.test('the leak listener answers 503 for a report while the key list is stale a
   const list = await keyList(t, [key]);
   let now = Date.now();
   const leaks = { report: async () => [] } as unknown as LeakReportService;
-  const server = await buildLeakServer({ logger: createLogger('silent'), leaks, registry: new Registry(),
-    publicKeys: new GithubPublicKeys({ url: list.url, now: () => now }) });
+  const server = await buildLeakServer({
+    logger: createLogger('silent'),
+    leaks,
+    registry: new Registry(),
+    publicKeys: new GithubPublicKeys({ url: list.url, now: () => now }),
+  });
   await server.listen({ host: '127.0.0.1', port: 0 });
   t.teardown(() => server.close());
   const port = (server.server.address() as AddressInfo).port;

@@ -9,9 +9,30 @@ const BODY_LIMIT = 8192;
 const DAY = 24 * 3600 * 1000;
 const app: TestApp = await startTestApp(t, { BODY_LIMIT_BYTES: String(BODY_LIMIT) });
 
-const KEY_FIELDS = ['id', 'account_id', 'label', 'environment', 'scopes', 'allowed_ips', 'status', 'redacted', 'created_at',
-  'created_by', 'expires_at', 'revoked_at', 'rotation_due_at', 'last_used_at', 'last_used_ip', 'replaces', 'replaced_by',
-  'enabled', 'rate_limits', 'remaining_uses', 'refill', 'metadata'];
+const KEY_FIELDS = [
+  'id',
+  'account_id',
+  'label',
+  'environment',
+  'scopes',
+  'allowed_ips',
+  'status',
+  'redacted',
+  'created_at',
+  'created_by',
+  'expires_at',
+  'revoked_at',
+  'rotation_due_at',
+  'last_used_at',
+  'last_used_ip',
+  'replaces',
+  'replaced_by',
+  'enabled',
+  'rate_limits',
+  'remaining_uses',
+  'refill',
+  'metadata',
+];
 const VALID = { label: 'ok', scopes: ['bookings:read'], environment: 'live' };
 
 /** Every full key this file was given: none may show up in a log line. */
@@ -23,14 +44,18 @@ async function issue(account: string, body: Record<string, unknown> = {}) {
 }
 const keys = (account: string) => `/v1/accounts/${account}/keys`;
 const keyPath = (account: string, id: string, suffix = '') => `/v1/accounts/${account}/keys/${id}${suffix}`;
-const near = (iso: unknown, ms: number, slack = 5000) => typeof iso === 'string' && Math.abs(Date.parse(iso) - ms) <= slack;
+const near = (iso: unknown, ms: number, slack = 5000) =>
+  typeof iso === 'string' && Math.abs(Date.parse(iso) - ms) <= slack;
 
 t.test('POST keys: 201 with the key resource and, this once, the secret', async (t) => {
   const before = Date.now();
   const expires = new Date(Date.now() + 30 * DAY).toISOString();
   const res = await app.api('POST', keys('acct_create'), {
-    label: '  billing sync ', scopes: ['invoices:read', 'invoices:write'], environment: 'test',
-    allowed_ips: ['10.0.0.0/8', '::ffff:192.0.2.1', '2001:DB8::/32'], expires_at: expires,
+    label: '  billing sync ',
+    scopes: ['invoices:read', 'invoices:write'],
+    environment: 'test',
+    allowed_ips: ['10.0.0.0/8', '::ffff:192.0.2.1', '2001:DB8::/32'],
+    expires_at: expires,
   });
   t.equal(res.status, 201);
   t.match(res.headers.get('content-type'), /^application\/json/);
@@ -52,7 +77,8 @@ t.test('POST keys: 201 with the key resource and, this once, the secret', async 
   t.ok(near(k.created_at, before), 'created now');
   t.equal(Date.parse(k.rotation_due_at) - Date.parse(k.created_at), 90 * DAY, 'rotation due after 90 days');
   t.equal(k.expires_at, expires);
-  for (const field of ['revoked_at', 'last_used_at', 'last_used_ip', 'replaces', 'replaced_by']) t.equal(k[field], null, `${field} null`);
+  for (const field of ['revoked_at', 'last_used_at', 'last_used_ip', 'replaces', 'replaced_by'])
+    t.equal(k[field], null, `${field} null`);
 
   const allowed = await app.authenticate({ key: k.secret, ip: '10.9.9.9', scope: 'invoices:write' });
   t.equal(allowed.allowed, true, 'the key works at once');
@@ -63,7 +89,9 @@ t.test('POST keys: 201 with the key resource and, this once, the secret', async 
   t.same(got.body, resource, 'GET shows the same resource, without the secret');
 
   const edge = await app.api('POST', keys('acct_create'), {
-    ...VALID, label: 'é'.repeat(100), allowed_ips: Array.from({ length: 100 }, (_, i) => `10.1.${i}.0/24`),
+    ...VALID,
+    label: 'é'.repeat(100),
+    allowed_ips: Array.from({ length: 100 }, (_, i) => `10.1.${i}.0/24`),
   });
   t.equal(edge.status, 201, 'a label of 100 characters and 100 allowed_ips are accepted');
   issued.push(edge.body.secret);
@@ -86,7 +114,11 @@ t.test('POST keys: every invalid body is a 400 naming the field, and changes not
     ['an unknown environment', { ...VALID, environment: 'prod' }, ['environment']],
     ['an unknown field', { ...VALID, owner: 'me' }, ['owner']],
     ['a chosen secret', { ...VALID, secret: 'mine-mine-mine-mine' }, ['secret']],
-    ['101 allowed_ips', { ...VALID, allowed_ips: Array.from({ length: 101 }, (_, i) => `10.2.${i}.1`) }, ['allowed_ips']],
+    [
+      '101 allowed_ips',
+      { ...VALID, allowed_ips: Array.from({ length: 101 }, (_, i) => `10.2.${i}.1`) },
+      ['allowed_ips'],
+    ],
     ['an invalid address', { ...VALID, allowed_ips: ['10.0.0.1', '1.2.3'] }, ['allowed_ips/1']],
     ['a leading-zero address', { ...VALID, allowed_ips: ['01.2.3.4'] }, ['allowed_ips/0']],
     ['an invalid CIDR', { ...VALID, allowed_ips: ['10.0.0.0/33'] }, ['allowed_ips/0']],
@@ -119,12 +151,26 @@ t.test('401 without a valid admin token, on every account route, changing nothin
   const account = 'acct_auth';
   const k = await issue(account);
   const before = await accountState(app, account);
-  const headersVariants = [undefined, 'Bearer wrong-token-0123456789abcdef', `Basic ${ADMIN_TOKEN}`, 'Bearer', `Bearer ${ADMIN_TOKEN}x`, ADMIN_TOKEN];
+  const headersVariants = [
+    undefined,
+    'Bearer wrong-token-0123456789abcdef',
+    `Basic ${ADMIN_TOKEN}`,
+    'Bearer',
+    `Bearer ${ADMIN_TOKEN}x`,
+    ADMIN_TOKEN,
+  ];
   for (const [method, path, body] of KEY_ROUTES(account, k.id)) {
     for (const authorization of headersVariants) {
       const headers: Record<string, string> = body === undefined ? {} : { 'content-type': 'application/json' };
       if (authorization) headers.authorization = authorization;
-      const res = await rawRequest(app, method, path, body === undefined ? undefined : JSON.stringify(body), headers, null);
+      const res = await rawRequest(
+        app,
+        method,
+        path,
+        body === undefined ? undefined : JSON.stringify(body),
+        headers,
+        null,
+      );
       t.test(`${method} ${path} with ${JSON.stringify(authorization?.slice(0, 12))}`, async (t) => {
         assertProblem(t, res, 401);
         t.notOk(JSON.stringify(res.body).includes(ADMIN_TOKEN), 'the token is not echoed');
@@ -151,11 +197,13 @@ t.test('403 for a token limited to another account; it works on its own account'
   t.equal(own.body.created_by, 'limited');
   const list = await app.api('GET', keys('acct_limited'), undefined, LIMITED_TOKEN);
   t.equal(list.status, 200);
-  t.same(list.body.data.map((r: { id: string }) => r.id), [own.body.id]);
+  t.same(
+    list.body.data.map((r: { id: string }) => r.id),
+    [own.body.id],
+  );
   const audit = await app.api('GET', '/v1/accounts/acct_limited/audit-log', undefined, LIMITED_TOKEN);
   t.equal(audit.body.data[0].actor, 'limited', 'the audit names the token');
-  assertProblem(t, await app.api('GET', keyPath('acct_limited', k.id), undefined, LIMITED_TOKEN), 404,
-    undefined);
+  assertProblem(t, await app.api('GET', keyPath('acct_limited', k.id), undefined, LIMITED_TOKEN), 404, undefined);
 });
 
 t.test('404 for unknown keys, keys of another account and unknown routes', async (t) => {
@@ -163,13 +211,23 @@ t.test('404 for unknown keys, keys of another account and unknown routes', async
   const k = await issue(account);
   const before = await accountState(app, account);
   const actions: [string, string, unknown?][] = [
-    ['GET', ''], ['PATCH', '', { label: 'x' }], ['POST', '/revoke', {}], ['POST', '/rotate', {}], ['GET', '/activity'],
+    ['GET', ''],
+    ['PATCH', '', { label: 'x' }],
+    ['POST', '/revoke', {}],
+    ['POST', '/rotate', {}],
+    ['GET', '/activity'],
   ];
   for (const [method, suffix, body] of actions) {
     assertProblem(t, await app.api(method, keyPath(account, 'key_000000000000', suffix), body), 404);
     assertProblem(t, await app.api(method, keyPath('acct_elsewhere', k.id, suffix), body), 404);
   }
-  for (const [method, path] of [['GET', '/nope'], ['GET', '/v1/keys'], ['DELETE', keyPath(account, k.id)], ['PUT', keys(account)], ['POST', '/v1/scopes']]) {
+  for (const [method, path] of [
+    ['GET', '/nope'],
+    ['GET', '/v1/keys'],
+    ['DELETE', keyPath(account, k.id)],
+    ['PUT', keys(account)],
+    ['POST', '/v1/scopes'],
+  ]) {
     const res = await app.api(method as string, path as string);
     assertProblem(t, res, 404);
   }
@@ -206,9 +264,18 @@ t.test('413 for a body over BODY_LIMIT_BYTES, changing nothing', async (t) => {
   const before = await accountState(app, account);
   const big = JSON.stringify({ ...VALID, label: 'x'.repeat(BODY_LIMIT) });
   assertProblem(t, await rawRequest(app, 'POST', keys(account), big, { 'content-type': 'application/json' }), 413);
-  assertProblem(t, await rawRequest(app, 'PATCH', keyPath(account, k.id), big, { 'content-type': 'application/json' }), 413);
+  assertProblem(
+    t,
+    await rawRequest(app, 'PATCH', keyPath(account, k.id), big, { 'content-type': 'application/json' }),
+    413,
+  );
   const justUnder = JSON.stringify({ ...VALID, label: 'x'.repeat(BODY_LIMIT - 200) });
-  assertProblem(t, await rawRequest(app, 'POST', keys(account), justUnder, { 'content-type': 'application/json' }), 400, ['label']);
+  assertProblem(
+    t,
+    await rawRequest(app, 'POST', keys(account), justUnder, { 'content-type': 'application/json' }),
+    400,
+    ['label'],
+  );
   t.same(await accountState(app, account), before);
 });
 
@@ -224,7 +291,11 @@ t.test('415 for bodies that are not JSON, changing nothing', async (t) => {
   ];
   for (const [type, body] of bodies) {
     assertProblem(t, await rawRequest(app, 'POST', keys(account), body, { 'content-type': type }), 415);
-    assertProblem(t, await rawRequest(app, 'POST', keyPath(account, k.id, '/revoke'), body, { 'content-type': type }), 415);
+    assertProblem(
+      t,
+      await rawRequest(app, 'POST', keyPath(account, k.id, '/revoke'), body, { 'content-type': type }),
+      415,
+    );
   }
   t.same(await accountState(app, account), before);
   t.equal((await app.authenticate({ key: k.secret })).allowed, true);
@@ -235,14 +306,21 @@ t.test('list: cursor pagination over several pages, no duplicates, no gaps, newe
   const created: string[] = [];
   for (let batch = 0; batch < 5; batch++) {
     // Five at once, so that several keys share a creation millisecond.
-    const made = await Promise.all(Array.from({ length: 5 }, (_, i) => issue(account, { label: `k${batch}.${i}`, environment: i % 2 ? 'test' : 'live' })));
+    const made = await Promise.all(
+      Array.from({ length: 5 }, (_, i) =>
+        issue(account, { label: `k${batch}.${i}`, environment: i % 2 ? 'test' : 'live' }),
+      ),
+    );
     created.push(...made.map((m) => m.id));
   }
   const seen: { id: string; created_at: string }[] = [];
   let cursor: string | null = null;
   let pages = 0;
   do {
-    const res = await app.api('GET', `${keys(account)}?limit=7${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+    const res = await app.api(
+      'GET',
+      `${keys(account)}?limit=7${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+    );
     t.equal(res.status, 200);
     t.ok(res.body.data.length <= 7);
     t.ok(!('secret' in (res.body.data[0] ?? {})), 'no secret in a list');
@@ -254,8 +332,14 @@ t.test('list: cursor pagination over several pages, no duplicates, no gaps, newe
   const ids = seen.map((k) => k.id);
   t.equal(new Set(ids).size, ids.length, 'no duplicates');
   t.same([...ids].sort(), [...created].sort(), 'no gaps');
-  const sorted = [...seen].sort((a, b) => b.created_at.localeCompare(a.created_at) || (b.id < a.id ? -1 : b.id > a.id ? 1 : 0));
-  t.same(ids, sorted.map((k) => k.id), 'newest first, ties by id');
+  const sorted = [...seen].sort(
+    (a, b) => b.created_at.localeCompare(a.created_at) || (b.id < a.id ? -1 : b.id > a.id ? 1 : 0),
+  );
+  t.same(
+    ids,
+    sorted.map((k) => k.id),
+    'newest first, ties by id',
+  );
 
   const dflt = await app.api('GET', keys(account));
   t.equal(dflt.body.data.length, 20, 'default limit 20');
@@ -287,22 +371,39 @@ t.test('list filters: environment and status, also across pages', async (t) => {
   t.same(await ids('status=expired'), [old.id]);
   t.same(await ids('environment=test&status=active'), sortIds([...test, rotated.body]));
   t.same(await ids('in_grace=true'), [], 'a key rotated with no grace is not in grace');
-  const statuses = (await app.api('GET', `${keys(account)}?status=expired`)).body.data.map((k: { status: string }) => k.status);
+  const statuses = (await app.api('GET', `${keys(account)}?status=expired`)).body.data.map(
+    (k: { status: string }) => k.status,
+  );
   t.same(statuses, ['expired']);
 
   const paged: string[] = [];
   let cursor: string | null = null;
   do {
-    const res = await app.api('GET', `${keys(account)}?environment=test&limit=1${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
-    paged.push(...res.body.data.map((k: { id: string; environment: string }) => { t.equal(k.environment, 'test'); return k.id; }));
+    const res = await app.api(
+      'GET',
+      `${keys(account)}?environment=test&limit=1${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+    );
+    paged.push(
+      ...res.body.data.map((k: { id: string; environment: string }) => {
+        t.equal(k.environment, 'test');
+        return k.id;
+      }),
+    );
     cursor = res.body.next_cursor;
   } while (cursor && paged.length < 10);
   t.same(paged.sort(), await ids('environment=test'), 'a filter holds across pages');
 
   const auditCursor = (await app.api('GET', `/v1/accounts/${account}/audit-log?limit=1`)).body.next_cursor as string;
   const bad: [string, string][] = [
-    ['environment=prod', 'environment'], ['status=deleted', 'status'], ['limit=0', 'limit'], ['limit=101', 'limit'],
-    ['limit=abc', 'limit'], ['limit=1.5', 'limit'], ['foo=1', 'foo'], ['cursor=', 'cursor'], ['cursor=not-a-cursor', 'cursor'],
+    ['environment=prod', 'environment'],
+    ['status=deleted', 'status'],
+    ['limit=0', 'limit'],
+    ['limit=101', 'limit'],
+    ['limit=abc', 'limit'],
+    ['limit=1.5', 'limit'],
+    ['foo=1', 'foo'],
+    ['cursor=', 'cursor'],
+    ['cursor=not-a-cursor', 'cursor'],
     [`cursor=${Buffer.from('{"c":"yesterday","i":"key_x"}').toString('base64url')}`, 'cursor'],
     [`cursor=${encodeURIComponent(auditCursor)}`, 'cursor'],
   ];
@@ -312,30 +413,55 @@ t.test('list filters: environment and status, also across pages', async (t) => {
 t.test('PATCH changes label, scopes, allowed_ips and expires_at, effective at once', async (t) => {
   const account = 'acct_patch';
   const k = await issue(account, { label: 'before', scopes: ['bookings:read', 'bookings:write'] });
-  t.equal((await app.authenticate({ key: k.secret, ip: '203.0.113.7', scope: 'bookings:read' })).allowed, true, 'allowed and cached');
+  t.equal(
+    (await app.authenticate({ key: k.secret, ip: '203.0.113.7', scope: 'bookings:read' })).allowed,
+    true,
+    'allowed and cached',
+  );
 
-  const res = await app.api('PATCH', keyPath(account, k.id), { label: 'after', scopes: ['bookings:write'], allowed_ips: ['10.0.0.0/8'] });
+  const res = await app.api('PATCH', keyPath(account, k.id), {
+    label: 'after',
+    scopes: ['bookings:write'],
+    allowed_ips: ['10.0.0.0/8'],
+  });
   t.equal(res.status, 200);
   t.equal(res.body.label, 'after');
   t.same(res.body.scopes, ['bookings:write']);
   t.same(res.body.allowed_ips, ['10.0.0.0/8']);
   t.type(res.body.propagation, 'object');
   t.notOk('secret' in res.body);
-  t.equal((await app.authenticate({ key: k.secret, ip: '10.1.1.1', scope: 'bookings:read' })).reason, 'SCOPE_NOT_GRANTED', 'narrowed scopes hold at once');
-  t.equal((await app.authenticate({ key: k.secret, ip: '203.0.113.7', scope: 'bookings:write' })).reason, 'IP_NOT_ALLOWED', 'narrowed addresses hold at once');
+  t.equal(
+    (await app.authenticate({ key: k.secret, ip: '10.1.1.1', scope: 'bookings:read' })).reason,
+    'SCOPE_NOT_GRANTED',
+    'narrowed scopes hold at once',
+  );
+  t.equal(
+    (await app.authenticate({ key: k.secret, ip: '203.0.113.7', scope: 'bookings:write' })).reason,
+    'IP_NOT_ALLOWED',
+    'narrowed addresses hold at once',
+  );
   t.equal((await app.authenticate({ key: k.secret, ip: '10.1.1.1', scope: 'bookings:write' })).allowed, true);
 
   const expires = new Date(Date.now() + 7 * DAY).toISOString();
   t.equal((await app.api('PATCH', keyPath(account, k.id), { expires_at: expires })).body.expires_at, expires);
-  t.equal((await app.api('PATCH', keyPath(account, k.id), { expires_at: null })).body.expires_at, null, 'null removes the expiry');
+  t.equal(
+    (await app.api('PATCH', keyPath(account, k.id), { expires_at: null })).body.expires_at,
+    null,
+    'null removes the expiry',
+  );
 
   const audit = await app.api('GET', `/v1/accounts/${account}/audit-log`);
   const updates = audit.body.data.filter((e: { action: string }) => e.action === 'key.updated');
   t.equal(updates.length, 3);
-  t.same(updates[2].changes, {
-    label: { from: 'before', to: 'after' }, scopes: { from: ['bookings:read', 'bookings:write'], to: ['bookings:write'] },
-    allowed_ips: { from: [], to: ['10.0.0.0/8'] },
-  }, 'the audit holds what changed, from and to');
+  t.same(
+    updates[2].changes,
+    {
+      label: { from: 'before', to: 'after' },
+      scopes: { from: ['bookings:read', 'bookings:write'], to: ['bookings:write'] },
+      allowed_ips: { from: [], to: ['10.0.0.0/8'] },
+    },
+    'the audit holds what changed, from and to',
+  );
 
   const before = await accountState(app, account);
   const invalid: [unknown, string[]][] = [
@@ -352,7 +478,8 @@ t.test('PATCH changes label, scopes, allowed_ips and expires_at, effective at on
     [{ environment: 'test' }, ['environment']],
     [{ label: 'fine', secret: 'x' }, ['secret']],
   ];
-  for (const [body, paths] of invalid) assertProblem(t, await app.api('PATCH', keyPath(account, k.id), body), 400, paths);
+  for (const [body, paths] of invalid)
+    assertProblem(t, await app.api('PATCH', keyPath(account, k.id), body), 400, paths);
   t.same(await accountState(app, account), before, 'invalid PATCHes changed nothing');
 
   const same = await app.api('PATCH', keyPath(account, k.id), { label: 'after' });
@@ -367,7 +494,9 @@ t.test('revoke: 200, idempotent (same revoked_at), denied at once', async (t) =>
   t.equal((await app.authenticate({ key: k.secret })).allowed, true, 'allowed and cached');
 
   const beforeBad = await accountState(app, account);
-  assertProblem(t, await app.api('POST', keyPath(account, other.id, '/revoke'), { reason: 'x'.repeat(501) }), 400, ['reason']);
+  assertProblem(t, await app.api('POST', keyPath(account, other.id, '/revoke'), { reason: 'x'.repeat(501) }), 400, [
+    'reason',
+  ]);
   assertProblem(t, await app.api('POST', keyPath(account, other.id, '/revoke'), { why: 'x' }), 400, ['why']);
   t.same(await accountState(app, account), beforeBad);
 
@@ -383,19 +512,33 @@ t.test('revoke: 200, idempotent (same revoked_at), denied at once', async (t) =>
   t.equal(second.body.status, 'revoked');
   t.equal(second.body.revoked_at, first.body.revoked_at, 'the same revoked_at');
   const audit = await app.api('GET', `/v1/accounts/${account}/audit-log`);
-  t.equal(audit.body.data.filter((e: { action: string; key_id: string }) => e.action === 'key.revoked' && e.key_id === k.id).length, 1,
-    'one audit entry for two revokes');
+  t.equal(
+    audit.body.data.filter((e: { action: string; key_id: string }) => e.action === 'key.revoked' && e.key_id === k.id)
+      .length,
+    1,
+    'one audit entry for two revokes',
+  );
   t.equal((await app.api('GET', keyPath(account, k.id))).body.status, 'revoked');
   t.equal((await app.authenticate({ key: other.secret })).allowed, true, 'other keys unaffected');
 });
 
 t.test('rotate: 201 with a new key; the old one works through the grace period', async (t) => {
   const account = 'acct_rotate';
-  const old = await issue(account, { label: 'rotating', environment: 'test', scopes: ['customers:read', 'customers:write'], allowed_ips: ['10.0.0.0/8'] });
+  const old = await issue(account, {
+    label: 'rotating',
+    environment: 'test',
+    scopes: ['customers:read', 'customers:write'],
+    allowed_ips: ['10.0.0.0/8'],
+  });
   t.equal((await app.authenticate({ key: old.secret, ip: '10.0.0.1', scope: 'customers:read' })).allowed, true);
 
   const before = await accountState(app, account);
-  for (const body of [{ expire_previous_in: -1 }, { expire_previous_in: 604_801 }, { expire_previous_in: 'abc' }, { expire_previous_in: 1.5 }]) {
+  for (const body of [
+    { expire_previous_in: -1 },
+    { expire_previous_in: 604_801 },
+    { expire_previous_in: 'abc' },
+    { expire_previous_in: 1.5 },
+  ]) {
     assertProblem(t, await app.api('POST', keyPath(account, old.id, '/rotate'), body), 400, ['expire_previous_in']);
   }
   assertProblem(t, await app.api('POST', keyPath(account, old.id, '/rotate'), { grace: 10 }), 400, ['grace']);
@@ -418,14 +561,29 @@ t.test('rotate: 201 with a new key; the old one works through the grace period',
   t.ok(near(fresh.previous.expires_at, t0 + 3600_000), 'previous.expires_at = now + expire_previous_in');
   t.same(Object.keys(fresh.previous).sort(), ['expires_at', 'id'], 'previous holds id and expires_at only');
 
-  t.equal((await app.authenticate({ key: old.secret, ip: '10.0.0.1', scope: 'customers:read' })).allowed, true, 'the old key works in its grace');
-  t.equal((await app.authenticate({ key: fresh.secret, ip: '10.0.0.1', scope: 'customers:write' })).allowed, true, 'the new key works');
+  t.equal(
+    (await app.authenticate({ key: old.secret, ip: '10.0.0.1', scope: 'customers:read' })).allowed,
+    true,
+    'the old key works in its grace',
+  );
+  t.equal(
+    (await app.authenticate({ key: fresh.secret, ip: '10.0.0.1', scope: 'customers:write' })).allowed,
+    true,
+    'the new key works',
+  );
   const gotOld = (await app.api('GET', keyPath(account, old.id))).body;
   t.equal(gotOld.replaced_by, fresh.id);
   t.equal(gotOld.expires_at, fresh.previous.expires_at);
   t.equal(gotOld.status, 'active');
-  t.same((await app.api('GET', `${keys(account)}?in_grace=true`)).body.data.map((k: { id: string }) => k.id), [old.id]);
-  const audit = (await app.api('GET', `/v1/accounts/${account}/audit-log`)).body.data as { action: string; key_id: string; changes: Record<string, unknown> }[];
+  t.same(
+    (await app.api('GET', `${keys(account)}?in_grace=true`)).body.data.map((k: { id: string }) => k.id),
+    [old.id],
+  );
+  const audit = (await app.api('GET', `/v1/accounts/${account}/audit-log`)).body.data as {
+    action: string;
+    key_id: string;
+    changes: Record<string, unknown>;
+  }[];
   t.equal(audit.find((e) => e.action === 'key.rotated')?.key_id, old.id);
   t.equal(audit.find((e) => e.action === 'key.rotated')?.changes.replaced_by, fresh.id);
   t.equal(audit.find((e) => e.action === 'key.created' && e.key_id === fresh.id)?.changes.replaces, old.id);
@@ -438,8 +596,11 @@ t.test('rotate: 201 with a new key; the old one works through the grace period',
   const now = await app.api('POST', keyPath(account, dflt.body.id, '/rotate'), { expire_previous_in: 0 });
   t.equal(now.status, 201);
   issued.push(now.body.secret);
-  t.equal((await app.authenticate({ key: dflt.body.secret, ip: '10.0.0.1', scope: 'customers:read' })).reason, 'KEY_EXPIRED',
-    'a zero grace ends the old key at once');
+  t.equal(
+    (await app.authenticate({ key: dflt.body.secret, ip: '10.0.0.1', scope: 'customers:read' })).reason,
+    'KEY_EXPIRED',
+    'a zero grace ends the old key at once',
+  );
   t.equal((await app.api('GET', keyPath(account, dflt.body.id))).body.status, 'expired');
 });
 
@@ -468,8 +629,14 @@ t.test('revoke-all: every active key of the account, optionally one environment'
   t.equal((await app.authenticate({ key: bystander.secret })).allowed, true, 'other accounts untouched');
   t.equal((await app.api('POST', path, {})).body.revoked, 0, 'nothing left to revoke');
   t.same((await app.api('GET', `${keys(account)}?status=active`)).body.data, []);
-  const audit = (await app.api('GET', `/v1/accounts/${account}/audit-log?limit=100`)).body.data as { action: string; changes: Record<string, unknown> }[];
-  t.same(audit.filter((e) => e.action === 'keys.revoked_all').map((e) => e.changes.revoked), [0, 3, 2]);
+  const audit = (await app.api('GET', `/v1/accounts/${account}/audit-log?limit=100`)).body.data as {
+    action: string;
+    changes: Record<string, unknown>;
+  }[];
+  t.same(
+    audit.filter((e) => e.action === 'keys.revoked_all').map((e) => e.changes.revoked),
+    [0, 3, 2],
+  );
   t.equal(audit.filter((e) => e.action === 'key.revoked').length, 5);
 });
 
@@ -482,9 +649,23 @@ t.test('audit-log: who, what, when, from where; paginated', async (t) => {
   t.equal(res.status, 200);
   t.equal(res.body.next_cursor, null);
   const entries = res.body.data as Record<string, any>[];
-  t.same(entries.map((e) => e.action), ['key.revoked', 'key.updated', 'key.created'], 'newest first');
+  t.same(
+    entries.map((e) => e.action),
+    ['key.revoked', 'key.updated', 'key.created'],
+    'newest first',
+  );
   for (const e of entries) {
-    t.same(Object.keys(e).sort(), ['action', 'actor', 'at', 'changes', 'count', 'id', 'key_id', 'last_at', 'source_ip']);
+    t.same(Object.keys(e).sort(), [
+      'action',
+      'actor',
+      'at',
+      'changes',
+      'count',
+      'id',
+      'key_id',
+      'last_at',
+      'source_ip',
+    ]);
     t.equal(e.count, 1, 'an ordinary entry stands for one event');
     t.equal(e.last_at, e.at);
     t.type(e.id, 'string');
@@ -500,12 +681,19 @@ t.test('audit-log: who, what, when, from where; paginated', async (t) => {
   const paged: string[] = [];
   let cursor: string | null = null;
   do {
-    const page = await app.api('GET', `/v1/accounts/${account}/audit-log?limit=1${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+    const page = await app.api(
+      'GET',
+      `/v1/accounts/${account}/audit-log?limit=1${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+    );
     t.equal(page.status, 200);
     paged.push(...page.body.data.map((e: { id: string }) => e.id));
     cursor = page.body.next_cursor;
   } while (cursor && paged.length < 10);
-  t.same(paged, entries.map((e) => e.id), 'pages of one give the same entries, in order');
+  t.same(
+    paged,
+    entries.map((e) => e.id),
+    'pages of one give the same entries, in order',
+  );
   const keysCursor = (await app.api('GET', `${keys('acct_page')}?limit=1`)).body.next_cursor as string;
   for (const query of ['limit=0', 'limit=101', 'cursor=zzz', `cursor=${encodeURIComponent(keysCursor)}`, 'key_id=x']) {
     assertProblem(t, await app.api('GET', `/v1/accounts/${account}/audit-log?${query}`), 400);
@@ -525,24 +713,47 @@ t.test('activity: usage, denials by reason, addresses and admin events', async (
   const a = res.body;
   t.equal(a.key_id, k.id);
   t.same(a.totals, { allowed: 4, denied: { SCOPE_NOT_GRANTED: 2, IP_NOT_ALLOWED: 1 } });
-  const sum = (a.series as { allowed: number; denied: number }[]).reduce((s, h) => ({ allowed: s.allowed + h.allowed, denied: s.denied + h.denied }), { allowed: 0, denied: 0 });
+  const sum = (a.series as { allowed: number; denied: number }[]).reduce(
+    (s, h) => ({ allowed: s.allowed + h.allowed, denied: s.denied + h.denied }),
+    { allowed: 0, denied: 0 },
+  );
   t.same(sum, { allowed: 4, denied: 3 }, 'the hourly series adds up to the totals');
   const byIp = Object.fromEntries((a.addresses as { ip: string; count: number }[]).map((x) => [x.ip, x.count]));
   t.same(byIp, { '203.0.113.7': 3, '203.0.113.8': 1 }, 'addresses of allowed calls');
-  const denied = Object.fromEntries((a.denied_addresses as { ip: string; reason: string; count: number }[]).map((x) => [x.ip, [x.reason, x.count]]));
-  t.same(denied, { '203.0.113.7': ['SCOPE_NOT_GRANTED', 2], '198.51.100.1': ['IP_NOT_ALLOWED', 1] }, 'a sample of denied addresses, with the reason');
+  const denied = Object.fromEntries(
+    (a.denied_addresses as { ip: string; reason: string; count: number }[]).map((x) => [x.ip, [x.reason, x.count]]),
+  );
+  t.same(
+    denied,
+    { '203.0.113.7': ['SCOPE_NOT_GRANTED', 2], '198.51.100.1': ['IP_NOT_ALLOWED', 1] },
+    'a sample of denied addresses, with the reason',
+  );
   t.equal(a.last_used_ip, '203.0.113.8');
-  t.same(a.events.map((e: { action: string }) => e.action), ['key.created']);
+  t.same(
+    a.events.map((e: { action: string }) => e.action),
+    ['key.created'],
+  );
   t.ok(Array.isArray(a.alerts));
-  t.ok(a.alerts.some((x: { type: string; ip?: string }) => x.type === 'new_address'), 'a new address is an alert');
+  t.ok(
+    a.alerts.some((x: { type: string; ip?: string }) => x.type === 'new_address'),
+    'a new address is an alert',
+  );
   const got = (await app.api('GET', keyPath(account, k.id))).body;
   t.equal(got.last_used_ip, '203.0.113.8', 'the key shows its last use');
   t.ok(near(got.last_used_at, Date.now(), 60_000));
 
-  const old = await app.api('GET', `${keyPath(account, k.id, '/activity')}?from=2020-01-01T00:00:00Z&to=2020-02-01T00:00:00Z`);
+  const old = await app.api(
+    'GET',
+    `${keyPath(account, k.id, '/activity')}?from=2020-01-01T00:00:00Z&to=2020-02-01T00:00:00Z`,
+  );
   t.equal(old.status, 200);
   t.same(old.body.totals, { allowed: 0, denied: {} }, 'a window before any use is empty');
-  for (const query of ['from=2020-02-01T00:00:00Z&to=2020-01-01T00:00:00Z', 'from=yesterday', 'to=2020-13-01T00:00:00Z', 'window=1h']) {
+  for (const query of [
+    'from=2020-02-01T00:00:00Z&to=2020-01-01T00:00:00Z',
+    'from=yesterday',
+    'to=2020-13-01T00:00:00Z',
+    'window=1h',
+  ]) {
     assertProblem(t, await app.api('GET', `${keyPath(account, k.id, '/activity')}?${query}`), 400);
   }
 });
@@ -551,8 +762,16 @@ t.test('GET /v1/scopes: the catalog, no token needed', async (t) => {
   const res = await rawRequest(app, 'GET', '/v1/scopes', undefined, {}, null);
   t.equal(res.status, 200);
   t.same(res.body, { data: [...SCOPES] });
-  t.same(res.body.data, ['bookings:read', 'bookings:write', 'customers:read', 'customers:write', 'invoices:read',
-    'invoices:write', 'services:read', 'webhooks:manage']);
+  t.same(res.body.data, [
+    'bookings:read',
+    'bookings:write',
+    'customers:read',
+    'customers:write',
+    'invoices:read',
+    'invoices:write',
+    'services:read',
+    'webhooks:manage',
+  ]);
 });
 
 t.test('/healthz, /readyz, /metrics', async (t) => {
@@ -575,11 +794,19 @@ t.test('/openapi.json describes every route; /docs serves the UI', async (t) => 
   t.match(res.body.openapi, /^3\./);
   const paths = res.body.paths as Record<string, Record<string, unknown>>;
   const expected: [string, string][] = [
-    ['post', '/v1/accounts/{accountId}/keys'], ['get', '/v1/accounts/{accountId}/keys'],
-    ['get', '/v1/accounts/{accountId}/keys/{keyId}'], ['patch', '/v1/accounts/{accountId}/keys/{keyId}'],
-    ['post', '/v1/accounts/{accountId}/keys/{keyId}/revoke'], ['post', '/v1/accounts/{accountId}/keys/{keyId}/rotate'],
-    ['get', '/v1/accounts/{accountId}/keys/{keyId}/activity'], ['post', '/v1/accounts/{accountId}/keys/revoke-all'],
-    ['get', '/v1/accounts/{accountId}/audit-log'], ['get', '/v1/scopes'], ['get', '/healthz'], ['get', '/readyz'], ['get', '/metrics'],
+    ['post', '/v1/accounts/{accountId}/keys'],
+    ['get', '/v1/accounts/{accountId}/keys'],
+    ['get', '/v1/accounts/{accountId}/keys/{keyId}'],
+    ['patch', '/v1/accounts/{accountId}/keys/{keyId}'],
+    ['post', '/v1/accounts/{accountId}/keys/{keyId}/revoke'],
+    ['post', '/v1/accounts/{accountId}/keys/{keyId}/rotate'],
+    ['get', '/v1/accounts/{accountId}/keys/{keyId}/activity'],
+    ['post', '/v1/accounts/{accountId}/keys/revoke-all'],
+    ['get', '/v1/accounts/{accountId}/audit-log'],
+    ['get', '/v1/scopes'],
+    ['get', '/healthz'],
+    ['get', '/readyz'],
+    ['get', '/metrics'],
   ];
   for (const [method, path] of expected) t.ok(paths[path]?.[method], `${method.toUpperCase()} ${path} is described`);
   const docs = await fetch(`${app.url}/docs`);
@@ -592,7 +819,11 @@ t.test('production: no Swagger UI at /docs unless ADMIN_API_DOCS=1; /openapi.jso
   const production = await startTestApp(t, { NODE_ENV: 'production' });
   const docs = await rawRequest(production, 'GET', '/docs', undefined, {}, null);
   assertProblem(t, docs, 404);
-  t.equal((await rawRequest(production, 'GET', '/docs/static/index.html', undefined, {}, null)).status, 404, 'nor its files');
+  t.equal(
+    (await rawRequest(production, 'GET', '/docs/static/index.html', undefined, {}, null)).status,
+    404,
+    'nor its files',
+  );
   const description = await rawRequest(production, 'GET', '/openapi.json', undefined, {}, null);
   t.equal(description.status, 200);
   t.ok(description.body.paths['/v1/accounts/{accountId}/keys'], 'the description is still served');

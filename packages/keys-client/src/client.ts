@@ -73,22 +73,42 @@ interface RawResponse {
 }
 
 type RawClient = grpc.Client & {
-  Authenticate(req: AuthenticateInput & { uses: number }, meta: grpc.Metadata, opts: grpc.CallOptions,
-    cb: (err: grpc.ServiceError | null, res?: RawResponse) => void): void;
+  Authenticate(
+    req: AuthenticateInput & { uses: number },
+    meta: grpc.Metadata,
+    opts: grpc.CallOptions,
+    cb: (err: grpc.ServiceError | null, res?: RawResponse) => void,
+  ): void;
 };
 
 /** Statuses that mean "no decision could be had", as opposed to a caller's bug. */
-const UNAVAILABLE = new Set([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.RESOURCE_EXHAUSTED, grpc.status.CANCELLED]);
+const UNAVAILABLE = new Set([
+  grpc.status.UNAVAILABLE,
+  grpc.status.DEADLINE_EXCEEDED,
+  grpc.status.RESOURCE_EXHAUSTED,
+  grpc.status.CANCELLED,
+]);
 
 /** Round robin over every resolved address; UNAVAILABLE retried with jittered exponential backoff (grpc-js's retry policy). */
 function serviceConfig(maxAttempts: number): string {
   return JSON.stringify({
     loadBalancingConfig: [{ round_robin: {} }],
     // grpc-js refuses a retry policy of fewer than 2 attempts: one attempt is no policy at all.
-    methodConfig: maxAttempts < 2 ? [] : [{
-      name: [{ service: SERVICE_NAME }],
-      retryPolicy: { maxAttempts, initialBackoff: '0.01s', maxBackoff: '0.08s', backoffMultiplier: 2, retryableStatusCodes: ['UNAVAILABLE'] },
-    }],
+    methodConfig:
+      maxAttempts < 2
+        ? []
+        : [
+            {
+              name: [{ service: SERVICE_NAME }],
+              retryPolicy: {
+                maxAttempts,
+                initialBackoff: '0.01s',
+                maxBackoff: '0.08s',
+                backoffMultiplier: 2,
+                retryableStatusCodes: ['UNAVAILABLE'],
+              },
+            },
+          ],
   });
 }
 
@@ -103,7 +123,7 @@ function metadataOf(text: string | undefined): Record<string, unknown> | null {
   if (!text) return null;
   try {
     const v: unknown = JSON.parse(text);
-    return v !== null && typeof v === 'object' && !Array.isArray(v) ? v as Record<string, unknown> : null;
+    return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
   } catch {
     // The decision stands without it: a caller must not fail a request on the service's bad metadata text.
     return null;
@@ -113,7 +133,13 @@ function metadataOf(text: string | undefined): Record<string, unknown> | null {
 /** One request's result; `allowed`: whether this one is among the call's allowed uses. */
 function toResult(res: RawResponse, allowed: boolean): AuthenticateResult {
   const identity: ApiKeyIdentity | undefined = res.key_id
-    ? { keyId: res.key_id, accountId: res.account_id, environment: res.environment as 'live' | 'test', scopes: [...res.scopes], metadata: metadataOf(res.metadata) }
+    ? {
+        keyId: res.key_id,
+        accountId: res.account_id,
+        environment: res.environment as 'live' | 'test',
+        scopes: [...res.scopes],
+        metadata: metadataOf(res.metadata),
+      }
     : undefined;
   if (allowed && identity) return { allowed: true, identity };
   // Some uses allowed and this one not: `reason` says why (a rate limit or the quota).
@@ -153,7 +179,8 @@ function failure(err: grpc.ServiceError | null): KeyServiceError {
   return UNAVAILABLE.has(code) ? new KeyServiceUnavailableError(name, message) : new KeyServiceError(name, message);
 }
 
-const expired = () => new KeyServiceUnavailableError('DEADLINE_EXCEEDED', 'key service: DEADLINE_EXCEEDED: no answer within the deadline');
+const expired = () =>
+  new KeyServiceUnavailableError('DEADLINE_EXCEEDED', 'key service: DEADLINE_EXCEEDED: no answer within the deadline');
 
 /** A client of `otesse.keys.v1.KeyService`: one per process, shared by every request. */
 export class KeyServiceClient {
@@ -170,7 +197,9 @@ export class KeyServiceClient {
     this.#deadlineMs = opts.deadlineMs ?? 250;
     this.#coalesce = opts.coalesce ?? true;
     const proto = grpc.loadPackageDefinition(loadKeysProto()) as unknown as {
-      otesse: { keys: { v1: { KeyService: new (a: string, c: grpc.ChannelCredentials, o: grpc.ChannelOptions) => RawClient } } };
+      otesse: {
+        keys: { v1: { KeyService: new (a: string, c: grpc.ChannelCredentials, o: grpc.ChannelOptions) => RawClient } };
+      };
     };
     this.#client = new proto.otesse.keys.v1.KeyService(opts.address, credentials(opts.tls), {
       'grpc.service_config': serviceConfig(Math.min(5, Math.max(1, opts.maxAttempts ?? 3))),
@@ -179,7 +208,9 @@ export class KeyServiceClient {
       // A replica that went away is retried soon, not after grpc's default second or more.
       'grpc.initial_reconnect_backoff_ms': 100,
       'grpc.max_reconnect_backoff_ms': 5_000,
-      ...(opts.tls?.serverName ? { 'grpc.ssl_target_name_override': opts.tls.serverName, 'grpc.default_authority': opts.tls.serverName } : {}),
+      ...(opts.tls?.serverName
+        ? { 'grpc.ssl_target_name_override': opts.tls.serverName, 'grpc.default_authority': opts.tls.serverName }
+        : {}),
       ...opts.channelOptions,
     });
   }
@@ -238,18 +269,28 @@ export class KeyServiceClient {
     if (id) this.#inflight.set(id, (this.#inflight.get(id) ?? 0) + 1);
     const metadata = new grpc.Metadata();
     const span = callSpan(batch.context, metadata, waiters.length);
-    const call = () => this.#client.Authenticate({ ...batch.req, uses: waiters.length }, metadata, { deadline: new Date(deadline) }, (err, res) => {
-      if (id) this.#returned(id);
-      span?.end(err || !res ? { error: grpc.status[err?.code ?? grpc.status.UNKNOWN] ?? 'UNKNOWN' } : { allowed: res.allowed, reason: res.allowed ? undefined : String(res.reason) });
-      if (err || !res) {
-        for (const w of waiters) w.reject(failure(err));
-        return;
-      }
-      // A service older than `uses` answers 0 allowed uses for an allow: it counted one; ask one by one from now on.
-      if (res.allowed && !res.allowed_uses && waiters.length > 1) this.#coalesce = false;
-      const allowed = res.allowed ? res.allowed_uses || waiters.length : 0;
-      for (let i = 0; i < waiters.length; i++) (waiters[i] as Waiter).resolve(toResult(res, i < allowed));
-    });
+    const call = () =>
+      this.#client.Authenticate(
+        { ...batch.req, uses: waiters.length },
+        metadata,
+        { deadline: new Date(deadline) },
+        (err, res) => {
+          if (id) this.#returned(id);
+          span?.end(
+            err || !res
+              ? { error: grpc.status[err?.code ?? grpc.status.UNKNOWN] ?? 'UNKNOWN' }
+              : { allowed: res.allowed, reason: res.allowed ? undefined : String(res.reason) },
+          );
+          if (err || !res) {
+            for (const w of waiters) w.reject(failure(err));
+            return;
+          }
+          // A service older than `uses` answers 0 allowed uses for an allow: it counted one; ask one by one from now on.
+          if (res.allowed && !res.allowed_uses && waiters.length > 1) this.#coalesce = false;
+          const allowed = res.allowed ? res.allowed_uses || waiters.length : 0;
+          for (let i = 0; i < waiters.length; i++) (waiters[i] as Waiter).resolve(toResult(res, i < allowed));
+        },
+      );
     if (span) span.run(call);
     else call();
   }

@@ -32,7 +32,11 @@ function send(reply: FastifyReply, answer: DenialResponse): FastifyReply {
 }
 
 /** The check run before a route with `config.scope`: the key's identity on request.apiKey, or a problem+json answer. */
-async function check(client: KeyServiceClient, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
+async function check(
+  client: KeyServiceClient,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): Promise<FastifyReply | undefined> {
   const scope = request.routeOptions.config.scope;
   if (scope === undefined) return undefined;
   const found = keyFromHeaders(request.headers);
@@ -57,7 +61,8 @@ async function check(client: KeyServiceClient, request: FastifyRequest, reply: F
 }
 
 const plugin: FastifyPluginAsync<OtesseKeysOptions> = async (fastify: FastifyInstance, opts: OtesseKeysOptions) => {
-  const client = opts.client ?? new KeyServiceClient({ ...opts.clientOptions, address: opts.address ?? 'localhost:50051' });
+  const client =
+    opts.client ?? new KeyServiceClient({ ...opts.clientOptions, address: opts.address ?? 'localhost:50051' });
   // Only a client made here is closed here.
   const owned = opts.client ? undefined : client;
   fastify.decorateRequest('apiKey', null);
@@ -67,7 +72,10 @@ const plugin: FastifyPluginAsync<OtesseKeysOptions> = async (fastify: FastifyIns
 
 // What fastify-plugin would do (the hook must cover the routes of the app that registers it);
 // done by hand so the package depends on grpc-js and proto-loader alone.
-Object.assign(plugin, { [Symbol.for('skip-override')]: true, [Symbol.for('fastify.display-name')]: '@otesse/keys-client' });
+Object.assign(plugin, {
+  [Symbol.for('skip-override')]: true,
+  [Symbol.for('fastify.display-name')]: '@otesse/keys-client',
+});
 
 /** Register once; then `config: { scope: 'bookings:read' }` on a route requires an API key granting that scope. */
 export const otesseKeys = plugin;

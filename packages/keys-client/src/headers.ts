@@ -21,7 +21,9 @@ export function keyFromHeaders(headers: { authorization?: HeaderValue; 'x-api-ke
   const bearer = bearerToken(headers.authorization);
   const apiKey = one(headers['x-api-key'])?.trim() || undefined;
   if (bearer !== undefined && apiKey !== undefined) {
-    return bearer === apiKey ? { kind: 'key', key: bearer, headers: ['authorization', 'x-api-key'] } : { kind: 'conflict' };
+    return bearer === apiKey
+      ? { kind: 'key', key: bearer, headers: ['authorization', 'x-api-key'] }
+      : { kind: 'conflict' };
   }
   if (bearer !== undefined) return { kind: 'key', key: bearer, headers: ['authorization'] };
   if (apiKey !== undefined) return { kind: 'key', key: apiKey, headers: ['x-api-key'] };

@@ -1,5 +1,11 @@
 export { KeyServiceClient } from './client.js';
-export type { ApiKeyIdentity, AuthenticateInput, AuthenticateResult, KeyServiceClientOptions, TlsOptions } from './client.js';
+export type {
+  ApiKeyIdentity,
+  AuthenticateInput,
+  AuthenticateResult,
+  KeyServiceClientOptions,
+  TlsOptions,
+} from './client.js';
 export { KeyServiceError, KeyServiceUnavailableError } from './errors.js';
 export { DENIALS, DENY_REASONS, PROBLEM_BASE, PROBLEM_CONTENT_TYPE, denialFor, denialResponse } from './denials.js';
 export type { Denial, DenialResponse, DenyReason, LocalOutcome, Problem } from './denials.js';

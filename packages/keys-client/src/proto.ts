@@ -8,5 +8,11 @@ export const SERVICE_NAME = 'otesse.keys.v1.KeyService';
 
 /** Load the KeyService proto: field names as in the proto, enums as their names. */
 export function loadKeysProto(): protoLoader.PackageDefinition {
-  return protoLoader.loadSync(PROTO_FILE, { includeDirs: [PROTO_ROOT], keepCase: true, enums: String, defaults: true, longs: Number });
+  return protoLoader.loadSync(PROTO_FILE, {
+    includeDirs: [PROTO_ROOT],
+    keepCase: true,
+    enums: String,
+    defaults: true,
+    longs: Number,
+  });
 }

@@ -27,10 +27,19 @@ export function callerContext(): CallerContext {
 /** A client span for one Authenticate call, its `traceparent` written into `metadata`; never the key. */
 export function callSpan(parent: CallerContext, metadata: Metadata, uses: number): CallSpan | undefined {
   if (!api || !parent) return undefined;
-  const span = api.trace.getTracer('@otesse/keys-client').startSpan(`${SERVICE_NAME}/Authenticate`, {
-    kind: api.SpanKind.CLIENT,
-    attributes: { 'rpc.system': 'grpc', 'rpc.service': SERVICE_NAME, 'rpc.method': 'Authenticate', 'otesse.uses': uses },
-  }, parent);
+  const span = api.trace.getTracer('@otesse/keys-client').startSpan(
+    `${SERVICE_NAME}/Authenticate`,
+    {
+      kind: api.SpanKind.CLIENT,
+      attributes: {
+        'rpc.system': 'grpc',
+        'rpc.service': SERVICE_NAME,
+        'rpc.method': 'Authenticate',
+        'otesse.uses': uses,
+      },
+    },
+    parent,
+  );
   const context = api.trace.setSpan(parent, span);
   api.propagation.inject(context, metadata, setter);
   const otel = api;
@@ -38,7 +47,11 @@ export function callSpan(parent: CallerContext, metadata: Metadata, uses: number
     run: (fn) => otel.context.with(context, fn),
     end: (outcome) => {
       if ('error' in outcome) span.setStatus({ code: otel.SpanStatusCode.ERROR, message: outcome.error });
-      else span.setAttributes({ 'otesse.outcome': outcome.allowed ? 'allowed' : 'denied', ...(outcome.reason ? { 'otesse.deny_reason': outcome.reason } : {}) });
+      else
+        span.setAttributes({
+          'otesse.outcome': outcome.allowed ? 'allowed' : 'denied',
+          ...(outcome.reason ? { 'otesse.deny_reason': outcome.reason } : {}),
+        });
       span.end();
     },
   };

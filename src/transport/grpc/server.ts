@@ -9,8 +9,9 @@ import { AppError } from '../../domain/errors.js';
 import type { AuthResult, CallLimits } from '../../service/authenticator.js';
 
 /** The proto of the contract, resolved from src/ or dist/src/. */
-export const PROTO_ROOT = fileURLToPath(new URL(
-  import.meta.url.includes('/dist/') ? '../../../../proto/' : '../../../proto/', import.meta.url));
+export const PROTO_ROOT = fileURLToPath(
+  new URL(import.meta.url.includes('/dist/') ? '../../../../proto/' : '../../../proto/', import.meta.url),
+);
 export const PROTO_FILE = 'otesse/keys/v1/keys.proto';
 export const SERVICE_NAME = 'otesse.keys.v1.KeyService';
 /** Health service name that reports liveness only (does not follow storage). */
@@ -18,7 +19,13 @@ export const LIVENESS = 'liveness';
 
 /** Load the KeyService proto (once per server or client). */
 export function loadProto(): protoLoader.PackageDefinition {
-  return protoLoader.loadSync(PROTO_FILE, { includeDirs: [PROTO_ROOT], keepCase: true, enums: String, defaults: true, longs: Number });
+  return protoLoader.loadSync(PROTO_FILE, {
+    includeDirs: [PROTO_ROOT],
+    keepCase: true,
+    enums: String,
+    defaults: true,
+    longs: Number,
+  });
 }
 
 export interface AuthenticateRequest {
@@ -50,7 +57,13 @@ export interface TlsFiles {
 
 export interface GrpcServerOptions {
   /** A result at once when memory decides (no promise, answered in the same tick), else a promise. */
-  authenticate(key: string, ip: string, scope: string, limits?: CallLimits, uses?: number): AuthResult | Promise<AuthResult>;
+  authenticate(
+    key: string,
+    ip: string,
+    scope: string,
+    limits?: CallLimits,
+    uses?: number,
+  ): AuthResult | Promise<AuthResult>;
   log: { error(obj: object, msg: string): void };
   maxConnectionAgeMs: number;
   tls?: TlsFiles | undefined;
@@ -93,7 +106,7 @@ class CallEnd implements CallLimits {
 /** Map a decision on `uses` uses to the contract's response. */
 export function toResponse(d: Decision, uses = 1, allowedUses?: number): AuthenticateResponse {
   const id = d.identity;
-  const allowed = d.allowed ? uses : allowedUses ?? 0;
+  const allowed = d.allowed ? uses : (allowedUses ?? 0);
   return {
     // Some uses allowed, the others refused by the key's limits: allowed, with the reason for the others.
     allowed: allowed > 0,
@@ -102,8 +115,8 @@ export function toResponse(d: Decision, uses = 1, allowedUses?: number): Authent
     account_id: id?.accountId ?? '',
     environment: id?.environment ?? '',
     // Only read by the encoder: the grant's own array, not a copy.
-    scopes: id ? id.scopes as string[] : [],
-    retry_after_ms: d.allowed ? 0 : d.retryAfterMs ?? 0,
+    scopes: id ? (id.scopes as string[]) : [],
+    retry_after_ms: d.allowed ? 0 : (d.retryAfterMs ?? 0),
     metadata: id?.metadata ?? '',
     allowed_uses: allowed,
   };
@@ -111,7 +124,11 @@ export function toResponse(d: Decision, uses = 1, allowedUses?: number): Authent
 
 /** The gRPC transport: KeyService, grpc.health.v1 and reflection on one server. */
 export class GrpcServer {
-  readonly health = new HealthImplementation({ '': 'NOT_SERVING', [SERVICE_NAME]: 'NOT_SERVING', [LIVENESS]: 'SERVING' });
+  readonly health = new HealthImplementation({
+    '': 'NOT_SERVING',
+    [SERVICE_NAME]: 'NOT_SERVING',
+    [LIVENESS]: 'SERVING',
+  });
   #server: grpc.Server;
   #healthServer: grpc.Server | undefined;
   #o: GrpcServerOptions;
@@ -142,12 +159,19 @@ export class GrpcServer {
     const encode = method.responseSerialize;
     this.#encode = encode;
     // An answer already encoded (see #bytes) goes out as it is; any other is encoded as usual.
-    const serialize = (value: AuthenticateResponse | Buffer): Buffer => (value instanceof Buffer ? value : encode(value as AuthenticateResponse));
-    this.#server.addService({ ...service, Authenticate: { ...method, responseSerialize: serialize } } as grpc.ServiceDefinition,
-      { Authenticate: this.#authenticate.bind(this) });
+    const serialize = (value: AuthenticateResponse | Buffer): Buffer =>
+      value instanceof Buffer ? value : encode(value as AuthenticateResponse);
+    this.#server.addService(
+      { ...service, Authenticate: { ...method, responseSerialize: serialize } },
+      { Authenticate: this.#authenticate.bind(this) },
+    );
     this.health.addToServer(this.#server);
     for (const extra of opts.services ?? []) extra.addToServer(this.#server);
-    const described = Object.assign({}, pkg, ...(opts.services ?? []).map((s) => s.definition)) as protoLoader.PackageDefinition;
+    const described = Object.assign(
+      {},
+      pkg,
+      ...(opts.services ?? []).map((s) => s.definition),
+    ) as protoLoader.PackageDefinition;
     new ReflectionService(described).addToServer(this.#server);
   }
 
@@ -163,7 +187,10 @@ export class GrpcServer {
     this.health.setStatus(SERVICE_NAME, status);
   }
 
-  #authenticate(call: grpc.ServerUnaryCall<AuthenticateRequest, AuthenticateResponse>, callback: grpc.sendUnaryData<AuthenticateResponse>): void {
+  #authenticate(
+    call: grpc.ServerUnaryCall<AuthenticateRequest, AuthenticateResponse>,
+    callback: grpc.sendUnaryData<AuthenticateResponse>,
+  ): void {
     const started = performance.now();
     const { key, ip, scope } = call.request;
     const uses = call.request.uses || 1;
@@ -179,36 +206,48 @@ export class GrpcServer {
       return;
     }
     this.#inflight++;
-    answer.then((result) => {
-      this.#inflight--;
-      this.#answer(result, uses, started, callback);
-    }, (err: unknown) => {
-      this.#inflight--;
-      this.#fail(err, started, callback);
-    });
+    answer.then(
+      (result) => {
+        this.#inflight--;
+        this.#answer(result, uses, started, callback);
+      },
+      (err: unknown) => {
+        this.#inflight--;
+        this.#fail(err, started, callback);
+      },
+    );
   }
 
   #answer(result: AuthResult, uses: number, started: number, callback: grpc.sendUnaryData<AuthenticateResponse>): void {
     this.#o.onCall?.(result, grpc.status.OK, (performance.now() - started) / 1000);
     const bytes = uses === 1 ? this.#bytes(result.decision) : undefined;
-    (callback as grpc.sendUnaryData<AuthenticateResponse | Buffer>)(null, bytes ?? toResponse(result.decision, uses, result.allowedUses));
+    (callback as grpc.sendUnaryData<AuthenticateResponse | Buffer>)(
+      null,
+      bytes ?? toResponse(result.decision, uses, result.allowedUses),
+    );
   }
 
   /** The encoded answer to one use, when the same bytes answer every such call (see #allows). */
   #bytes(d: Decision): Buffer | undefined {
     if (d.allowed) return this.#once(this.#allows, d.identity, d);
-    return d.identity === undefined && d.retryAfterMs === undefined ? this.#once(this.#anonymousDenies, d.reason, d) : undefined;
+    return d.identity === undefined && d.retryAfterMs === undefined
+      ? this.#once(this.#anonymousDenies, d.reason, d)
+      : undefined;
   }
 
   /** The bytes kept under `key`, encoded from `d` the first time. */
-  #once<K>(cache: { get(key: K): Buffer | undefined; set(key: K, bytes: Buffer): unknown }, key: K, d: Decision): Buffer {
+  #once<K>(
+    cache: { get(key: K): Buffer | undefined; set(key: K, bytes: Buffer): unknown },
+    key: K,
+    d: Decision,
+  ): Buffer {
     let bytes = cache.get(key);
-    if (bytes === undefined) cache.set(key, bytes = this.#encode(toResponse(d)));
+    if (bytes === undefined) cache.set(key, (bytes = this.#encode(toResponse(d))));
     return bytes;
   }
 
   #fail(err: unknown, started: number, callback: grpc.sendUnaryData<AuthenticateResponse>): void {
-    const code = err instanceof AppError ? STATUS[err.code] ?? grpc.status.INTERNAL : grpc.status.INTERNAL;
+    const code = err instanceof AppError ? (STATUS[err.code] ?? grpc.status.INTERNAL) : grpc.status.INTERNAL;
     if (code === grpc.status.INTERNAL) this.#o.log.error({ err }, 'Authenticate failed');
     this.#o.onCall?.(undefined, code, (performance.now() - started) / 1000);
     const details = code === grpc.status.INTERNAL ? 'internal error' : (err as AppError).message;
@@ -219,13 +258,19 @@ export class GrpcServer {
     const tls = this.#o.tls;
     if (!tls) return grpc.ServerCredentials.createInsecure();
     const ca = tls.ca ? readFileSync(tls.ca) : null;
-    return grpc.ServerCredentials.createSsl(ca, [{ cert_chain: readFileSync(tls.cert), private_key: readFileSync(tls.key) }], ca !== null);
+    return grpc.ServerCredentials.createSsl(
+      ca,
+      [{ cert_chain: readFileSync(tls.cert), private_key: readFileSync(tls.key) }],
+      ca !== null,
+    );
   }
 
   /** Bind (port 0 picks a free port) and resolve the bound port. */
   async listen(host: string, port: number): Promise<number> {
     return new Promise((resolve, reject) => {
-      this.#server.bindAsync(`${host}:${port}`, this.#credentials(), (err, bound) => (err ? reject(err) : resolve(bound)));
+      this.#server.bindAsync(`${host}:${port}`, this.#credentials(), (err, bound) =>
+        err ? reject(err) : resolve(bound),
+      );
     });
   }
 
@@ -235,7 +280,9 @@ export class GrpcServer {
     this.health.addToServer(this.#healthServer);
     const server = this.#healthServer;
     return new Promise((resolve, reject) => {
-      server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
+      server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) =>
+        err ? reject(err) : resolve(bound),
+      );
     });
   }
 
@@ -243,9 +290,21 @@ export class GrpcServer {
   async close(graceMs: number): Promise<void> {
     this.health.setStatus(LIVENESS, 'NOT_SERVING');
     this.setReady(false);
-    await Promise.all([this.#server, this.#healthServer].map((server) => server && new Promise<void>((resolve) => {
-      const timer = setTimeout(() => { server.forceShutdown(); resolve(); }, graceMs);
-      server.tryShutdown(() => { clearTimeout(timer); resolve(); });
-    })));
+    await Promise.all(
+      [this.#server, this.#healthServer].map((server) =>
+        server === undefined
+          ? Promise.resolve()
+          : new Promise<void>((resolve) => {
+              const timer = setTimeout(() => {
+                server.forceShutdown();
+                resolve();
+              }, graceMs);
+              server.tryShutdown(() => {
+                clearTimeout(timer);
+                resolve();
+              });
+            }),
+      ),
+    );
   }
 }

@@ -48,7 +48,9 @@ export async function buildHttpApp(opts: HttpAppOptions): Promise<FastifyInstanc
     requestIdHeader: false,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
-      return typeof given === 'string' && /^[A-Za-z0-9._:-]{1,64}$/.test(given) && !/otesse_(live|test)_sk_/.test(given) ? given : randomUUID();
+      return typeof given === 'string' && /^[A-Za-z0-9._:-]{1,64}$/.test(given) && !/otesse_(live|test)_sk_/.test(given)
+        ? given
+        : randomUUID();
     },
     logController: new LogController({ requestIdLogLabel: 'request_id' }),
     trustProxy: opts.trustProxy && opts.trustProxy.length > 0 ? [...opts.trustProxy] : false,
@@ -61,8 +63,12 @@ export async function buildHttpApp(opts: HttpAppOptions): Promise<FastifyInstanc
   app.removeContentTypeParser(['text/plain']);
   app.setErrorHandler(errorHandler);
   // The path is the client's text (a key pasted in a URL must not come back in an error).
-  app.setNotFoundHandler((request, reply) => sendProblem(reply, 404, `no route ${request.method} ${scrub(request.url.split('?')[0] ?? '')}`));
-  app.addHook('onSend', async (request, reply) => { reply.header('x-request-id', request.id); });
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(reply, 404, `no route ${request.method} ${scrub(request.url.split('?')[0] ?? '')}`),
+  );
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
   if (opts.onResponse) {
     const observe = opts.onResponse;
     app.addHook('onResponse', async (request, reply) => {
@@ -72,8 +78,20 @@ export async function buildHttpApp(opts: HttpAppOptions): Promise<FastifyInstanc
 
   await app.register(swagger, {
     openapi: {
-      info: { title: 'Otesse key service admin API', version: '1.0.0', description: 'Issue, inspect, rotate and revoke Otesse API keys.' },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'an ADMIN_TOKENS token, or a JWT from the admin identity provider (ADMIN_JWKS_URL)' } } },
+      info: {
+        title: 'Otesse key service admin API',
+        version: '1.0.0',
+        description: 'Issue, inspect, rotate and revoke Otesse API keys.',
+      },
+      components: {
+        securitySchemes: {
+          bearer: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'an ADMIN_TOKENS token, or a JWT from the admin identity provider (ADMIN_JWKS_URL)',
+          },
+        },
+      },
     },
   });
   if (opts.docs ?? true) await app.register(swaggerUi, { routePrefix: '/docs' });
@@ -81,9 +99,16 @@ export async function buildHttpApp(opts: HttpAppOptions): Promise<FastifyInstanc
 
   if (opts.rateLimit) await app.register(adminRateLimit, opts.rateLimit);
   await app.register(systemRoutes, { readiness: opts.readiness, metrics: opts.metrics });
-  await app.register(keyRoutes, { keys: opts.keys, activity: opts.activity, auth: opts.auth, onRefused: opts.onRefused });
+  await app.register(keyRoutes, {
+    keys: opts.keys,
+    activity: opts.activity,
+    auth: opts.auth,
+    onRefused: opts.onRefused,
+  });
   await app.register(sessionRoutes, { auth: opts.auth });
-  if (opts.consoleDir && existsSync(join(opts.consoleDir, 'index.html'))) await app.register(consolePlugin, { dir: opts.consoleDir, hostOrigins: opts.consoleHostOrigins });
-  else if (opts.consoleDir) opts.logger.warn({ dir: opts.consoleDir }, 'the dashboard is not built (npm run build): /console is off');
+  if (opts.consoleDir && existsSync(join(opts.consoleDir, 'index.html')))
+    await app.register(consolePlugin, { dir: opts.consoleDir, hostOrigins: opts.consoleHostOrigins });
+  else if (opts.consoleDir)
+    opts.logger.warn({ dir: opts.consoleDir }, 'the dashboard is not built (npm run build): /console is off');
   return app;
 }

@@ -37,7 +37,11 @@ export class StaticTokenAuth implements AdminAuthenticator {
   #tokens: { name: string; digest: Buffer; accounts?: ReadonlySet<string> | undefined }[];
 
   constructor(tokens: readonly AdminToken[]) {
-    this.#tokens = tokens.map((t) => ({ name: t.name, digest: digest(t.token), accounts: t.accounts && new Set(t.accounts) }));
+    this.#tokens = tokens.map((t) => ({
+      name: t.name,
+      digest: digest(t.token),
+      accounts: t.accounts && new Set(t.accounts),
+    }));
   }
 
   async authenticate(header: string | undefined): Promise<Admin> {
@@ -71,6 +75,7 @@ export class FirstOfAuth implements AdminAuthenticator {
 /** FORBIDDEN unless the admin may act on the account, and, for a write, holds the `admin` role. */
 export function authorize(admin: Admin, accountId: string, write: boolean): void {
   // The account id is not echoed: whatever was put in the path must not come back.
-  if (admin.accounts && !admin.accounts.has(accountId)) throw new AppError('FORBIDDEN', 'this token may not act on this account');
+  if (admin.accounts && !admin.accounts.has(accountId))
+    throw new AppError('FORBIDDEN', 'this token may not act on this account');
   if (write && admin.role !== 'admin') throw new AppError('FORBIDDEN', 'this token may only read (role viewer)');
 }

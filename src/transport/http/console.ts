@@ -31,7 +31,7 @@ export function pageWithHostOrigins(html: string, hostOrigins: readonly string[]
   const value = hostOrigins ? hostOrigins.join(' ') : '*';
   const escaped = value.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
   const at = html.indexOf('</head>');
-  if (at < 0) throw new Error('the dashboard\'s index.html has no </head>: rebuild it (npm run build:console)');
+  if (at < 0) throw new Error("the dashboard's index.html has no </head>: rebuild it (npm run build:console)");
   return `${html.slice(0, at)}  <meta name="${HOST_ORIGINS_META}" content="${escaped}" />\n  ${html.slice(at)}`;
 }
 
@@ -51,8 +51,16 @@ export async function consolePlugin(app: FastifyInstance, opts: ConsoleOptions):
     contentSecurityPolicy: {
       useDefaults: false,
       directives: {
-        defaultSrc: ["'none'"], scriptSrc: ["'self'"], styleSrc: ["'self'"], imgSrc: ["'self'", 'data:'], connectSrc: ["'self'"],
-        fontSrc: ["'self'"], manifestSrc: ["'self'"], baseUri: ["'none'"], formAction: ["'none'"], frameAncestors: ["'none'"],
+        defaultSrc: ["'none'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'"],
+        imgSrc: ["'self'", 'data:'],
+        connectSrc: ["'self'"],
+        fontSrc: ["'self'"],
+        manifestSrc: ["'self'"],
+        baseUri: ["'none'"],
+        formAction: ["'none'"],
+        frameAncestors: ["'none'"],
         objectSrc: ["'none'"],
       },
     },
@@ -65,12 +73,20 @@ export async function consolePlugin(app: FastifyInstance, opts: ConsoleOptions):
   // host origins in it, and never as the bare file (which would say nothing of them).
   const page = pageWithHostOrigins(readFileSync(join(opts.dir, 'index.html'), 'utf8'), opts.hostOrigins);
   await app.register(fastifyStatic, {
-    root: opts.dir, prefix: '/console/', redirect: true, index: false, cacheControl: false,
+    root: opts.dir,
+    prefix: '/console/',
+    redirect: true,
+    index: false,
+    cacheControl: false,
     allowedPath: (path) => !path.endsWith('.html'),
-    setHeaders: (res) => { res.setHeader('cache-control', 'public, max-age=31536000, immutable'); },
+    setHeaders: (res) => {
+      res.setHeader('cache-control', 'public, max-age=31536000, immutable');
+    },
   });
   for (const url of ['/console/', '/console/index.html']) {
-    app.get(url, { schema: { hide: true } }, async (_request, reply) => reply.header('cache-control', 'no-store').type('text/html; charset=utf-8').send(page));
+    app.get(url, { schema: { hide: true } }, async (_request, reply) =>
+      reply.header('cache-control', 'no-store').type('text/html; charset=utf-8').send(page),
+    );
   }
   app.get('/console', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/console/', 301));
 }

@@ -1,4 +1,12 @@
-import { createRemoteJWKSet, errors, jwtVerify, type JWTHeaderParameters, type JWTPayload, type JWTVerifyGetKey, type JWTVerifyResult } from 'jose';
+import {
+  createRemoteJWKSet,
+  errors,
+  jwtVerify,
+  type JWTHeaderParameters,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+  type JWTVerifyResult,
+} from 'jose';
 import { AppError } from '../../domain/errors.js';
 import { ACCOUNT_ID_PATTERN } from '../../domain/key.js';
 import { bearer, unauthenticated, type Admin, type AdminAuthenticator } from './auth.js';
@@ -32,7 +40,11 @@ export class JwtAdminAuth implements AdminAuthenticator {
   readonly #audience: string;
 
   constructor(opts: JwtAuthOptions) {
-    this.#keys = createRemoteJWKSet(new URL(opts.jwksUrl), { cooldownDuration: opts.cooldownMs ?? 30_000, cacheMaxAge: 600_000, timeoutDuration: 5000 });
+    this.#keys = createRemoteJWKSet(new URL(opts.jwksUrl), {
+      cooldownDuration: opts.cooldownMs ?? 30_000,
+      cacheMaxAge: 600_000,
+      timeoutDuration: 5000,
+    });
     this.#issuer = opts.issuer;
     this.#audience = opts.audience;
   }
@@ -41,8 +53,14 @@ export class JwtAdminAuth implements AdminAuthenticator {
     const token = bearer(header);
     let verified: JWTVerifyResult;
     try {
-      verified = await jwtVerify(token, this.#keys, { issuer: this.#issuer, audience: this.#audience, algorithms: ALGORITHMS,
-        requiredClaims: ['sub', 'exp', 'iat'], maxTokenAge: MAX_TOKEN_AGE, clockTolerance: 30 });
+      verified = await jwtVerify(token, this.#keys, {
+        issuer: this.#issuer,
+        audience: this.#audience,
+        algorithms: ALGORITHMS,
+        requiredClaims: ['sub', 'exp', 'iat'],
+        maxTokenAge: MAX_TOKEN_AGE,
+        clockTolerance: 30,
+      });
     } catch (err) {
       throw verificationFailure(err);
     }
@@ -63,15 +81,28 @@ function isAccessToken(header: JWTHeaderParameters, payload: JWTPayload): boolea
 
 /** A key set that cannot be fetched or read is the service's fault (503); anything else about the token is 401. */
 function verificationFailure(err: unknown): AppError {
-  const keySetDown = !(err instanceof errors.JOSEError) || err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid
-    || err.code === 'ERR_JOSE_GENERIC';
-  return keySetDown ? new AppError('STORAGE_UNAVAILABLE', 'the admin identity provider key set cannot be read') : unauthenticated();
+  const keySetDown =
+    !(err instanceof errors.JOSEError) ||
+    err instanceof errors.JWKSTimeout ||
+    err instanceof errors.JWKSInvalid ||
+    err.code === 'ERR_JOSE_GENERIC';
+  return keySetDown
+    ? new AppError('STORAGE_UNAVAILABLE', 'the admin identity provider key set cannot be read')
+    : unauthenticated();
 }
 
 function admin(payload: JWTPayload): Admin {
-  const { sub, otesse_accounts: accounts, otesse_role: role } = payload as JWTPayload & { otesse_accounts?: unknown; otesse_role?: unknown };
-  const valid = typeof sub === 'string' && SUBJECT.test(sub) && (role === 'admin' || role === 'viewer')
-    && Array.isArray(accounts) && accounts.every((a) => typeof a === 'string' && ACCOUNT.test(a));
+  const {
+    sub,
+    otesse_accounts: accounts,
+    otesse_role: role,
+  } = payload as JWTPayload & { otesse_accounts?: unknown; otesse_role?: unknown };
+  const valid =
+    typeof sub === 'string' &&
+    SUBJECT.test(sub) &&
+    (role === 'admin' || role === 'viewer') &&
+    Array.isArray(accounts) &&
+    accounts.every((a) => typeof a === 'string' && ACCOUNT.test(a));
   if (!valid) throw unauthenticated();
   return { name: `${JWT_ACTOR_PREFIX}${sub}`, role, accounts: new Set(accounts as string[]) };
 }

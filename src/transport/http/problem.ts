@@ -16,9 +16,18 @@ const STATUS: Record<ErrorCode, number> = {
 };
 
 const TITLES: Record<number, string> = {
-  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
-  406: 'Not Acceptable', 409: 'Conflict', 413: 'Content Too Large', 415: 'Unsupported Media Type',
-  429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable',
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  406: 'Not Acceptable',
+  409: 'Conflict',
+  413: 'Content Too Large',
+  415: 'Unsupported Media Type',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
 };
 
 /** RFC 9457 problem details. */
@@ -33,7 +42,12 @@ export interface ProblemBody {
 /** Send a problem+json answer. */
 export function sendProblem(reply: FastifyReply, status: number, detail: string, errors?: FieldError[]): FastifyReply {
   const title = TITLES[status] ?? 'Error';
-  const body: ProblemBody = { type: `https://docs.otesse.com/problems/${title.toLowerCase().replace(/ /g, '-')}`, title, status, detail };
+  const body: ProblemBody = {
+    type: `https://docs.otesse.com/problems/${title.toLowerCase().replace(/ /g, '-')}`,
+    title,
+    status,
+    detail,
+  };
   if (errors) body.errors = errors;
   return reply.code(status).type('application/problem+json').send(body);
 }
@@ -42,7 +56,9 @@ function validationErrors(err: FastifyError): FieldError[] {
   return (err.validation ?? []).map((v) => {
     const missing = (v.params as { missingProperty?: string }).missingProperty;
     const extra = (v.params as { additionalProperty?: string }).additionalProperty;
-    const path = [v.instancePath.replace(/^\//, ''), missing ?? extra].filter(Boolean).join('/') || (err.validationContext ?? 'body');
+    const path =
+      [v.instancePath.replace(/^\//, ''), missing ?? extra].filter(Boolean).join('/') ||
+      (err.validationContext ?? 'body');
     return { path, message: extra ? 'is not a known field' : (v.message ?? 'is invalid') };
   });
 }
@@ -53,10 +69,15 @@ export function errorHandler(err: FastifyError | AppError, request: FastifyReque
     const status = STATUS[err.code];
     if (status >= 500) request.log.warn({ code: err.code }, err.message);
     const safe = status < 500 || err.code === 'PROPAGATION_PENDING';
-    return sendProblem(reply, status, safe ? err.message : 'the service cannot answer right now; retry later',
-      err.errors.length > 0 ? err.errors : undefined);
+    return sendProblem(
+      reply,
+      status,
+      safe ? err.message : 'the service cannot answer right now; retry later',
+      err.errors.length > 0 ? err.errors : undefined,
+    );
   }
-  if (err.validation) return sendProblem(reply, 400, `invalid ${err.validationContext ?? 'request'}`, validationErrors(err));
+  if (err.validation)
+    return sendProblem(reply, 400, `invalid ${err.validationContext ?? 'request'}`, validationErrors(err));
   const status = err.statusCode ?? 500;
   if (status >= 500) {
     request.log.error({ err }, 'request failed');

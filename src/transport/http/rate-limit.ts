@@ -45,10 +45,21 @@ const limited = (request: FastifyRequest) => request.routeOptions.url?.startsWit
  * through (`skipOnError`).
  */
 async function adminRateLimit(app: FastifyInstance, opts: AdminRateLimitOptions): Promise<void> {
-  await app.register(rateLimit, { global: false, skipOnError: true, ...(opts.redis ? { redis: opts.redis, nameSpace: `${opts.prefix}rl:` } : {}) });
-  const perAddress = app.createRateLimit({ max: opts.perAddress, timeWindow: 60_000, keyGenerator: (req) => addressKey(req.ip) });
-  const perToken = app.createRateLimit({ max: opts.perToken, timeWindow: 60_000,
-    keyGenerator: (req) => `token:${tokenKey(req.headers.authorization ?? '')}` });
+  await app.register(rateLimit, {
+    global: false,
+    skipOnError: true,
+    ...(opts.redis ? { redis: opts.redis, nameSpace: `${opts.prefix}rl:` } : {}),
+  });
+  const perAddress = app.createRateLimit({
+    max: opts.perAddress,
+    timeWindow: 60_000,
+    keyGenerator: (req) => addressKey(req.ip),
+  });
+  const perToken = app.createRateLimit({
+    max: opts.perToken,
+    timeWindow: 60_000,
+    keyGenerator: (req) => `token:${tokenKey(req.headers.authorization ?? '')}`,
+  });
   app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
     if (!limited(request)) return undefined;
     const limits = request.headers.authorization === undefined ? [perAddress] : [perAddress, perToken];

@@ -12,102 +12,194 @@ const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union(
 export const Scope = StringEnum(SCOPES);
 const Environment = StringEnum(ENVIRONMENTS);
 
-export const AccountParams = Type.Object({
-  accountId: Type.String({ pattern: ACCOUNT_ID_PATTERN, description: 'the account that owns the keys' }),
-}, { additionalProperties: false });
-export const KeyParams = Type.Object({
-  accountId: AccountParams.properties.accountId,
-  keyId: Type.String({ pattern: KEY_ID_PATTERN, description: 'key_<public id>' }),
-}, { additionalProperties: false });
+export const AccountParams = Type.Object(
+  {
+    accountId: Type.String({ pattern: ACCOUNT_ID_PATTERN, description: 'the account that owns the keys' }),
+  },
+  { additionalProperties: false },
+);
+export const KeyParams = Type.Object(
+  {
+    accountId: AccountParams.properties.accountId,
+    keyId: Type.String({ pattern: KEY_ID_PATTERN, description: 'key_<public id>' }),
+  },
+  { additionalProperties: false },
+);
 
 /**
  * Text people give and others read: the pattern is generated from the domain's rule (domain/text.ts), so
  * the edge and the use case refuse the same strings (a test holds them to one table).
  */
-export const Readable = (max: number, description: string) => Type.String({ minLength: 1, maxLength: max, pattern: READABLE_PATTERN,
-  description: `${description}: 1 to ${max} characters, not only spaces, no control characters, bidirectional overrides or isolates` });
-const Label = Readable(TEXT_LIMITS.label, 'the key\'s name');
-const Scopes = Type.Array(Type.String({ maxLength: 64 }), { minItems: 1, maxItems: 32, uniqueItems: true, description: 'catalog scopes (GET /v1/scopes), each once' });
-const AllowedIps = Type.Array(Type.String({ maxLength: 64 }), { maxItems: KEY_BOUNDS.allowedIps, uniqueItems: true,
-  description: 'IPv4/IPv6 addresses and CIDRs (no zone ids, no host bits beyond the prefix), each once; empty = any' });
-const RateLimit = Type.Object({
-  name: Type.String({ minLength: 1, maxLength: LIMITS.rateLimitName, pattern: LIMITS.rateLimitNamePattern,
-    description: `1 to ${LIMITS.rateLimitName} characters of a-z, 0-9, _ . - ; unique within the key` }),
-  limit: Type.Integer({ minimum: 1, maximum: LIMITS.limitMax, description: 'allowed calls per window, for the key across every replica' }),
-  window_seconds: Type.Integer({ minimum: 1, maximum: LIMITS.windowMax, description: 'the window in seconds (fixed windows aligned to the epoch)' }),
-}, { additionalProperties: false });
-const RateLimits = Type.Array(RateLimit, { maxItems: LIMITS.rateLimits,
-  description: `at most ${LIMITS.rateLimits} named limits, each name once; a call is allowed only while every limit has room (RATE_LIMITED otherwise)` });
-const RemainingUses = Type.Integer({ minimum: 0, maximum: LIMITS.usesMax,
-  description: 'the usage quota: allowed calls left, exactly across replicas (USAGE_EXCEEDED at 0); absent = unlimited' });
-const Refill = Type.Object({
-  amount: Type.Integer({ minimum: 1, maximum: LIMITS.usesMax, description: 'remaining_uses is set back to this at the start of each period' }),
-  interval: StringEnum(REFILL_INTERVALS, { description: 'daily: each UTC midnight; monthly: the first of each UTC month' }),
-}, { additionalProperties: false, description: 'refills the quota; needs remaining_uses' });
-const Enabled = Type.Boolean({ description: 'false: Authenticate answers KEY_DISABLED on every replica until enabled again; revoking stays final' });
+export const Readable = (max: number, description: string) =>
+  Type.String({
+    minLength: 1,
+    maxLength: max,
+    pattern: READABLE_PATTERN,
+    description: `${description}: 1 to ${max} characters, not only spaces, no control characters, bidirectional overrides or isolates`,
+  });
+const Label = Readable(TEXT_LIMITS.label, "the key's name");
+const Scopes = Type.Array(Type.String({ maxLength: 64 }), {
+  minItems: 1,
+  maxItems: 32,
+  uniqueItems: true,
+  description: 'catalog scopes (GET /v1/scopes), each once',
+});
+const AllowedIps = Type.Array(Type.String({ maxLength: 64 }), {
+  maxItems: KEY_BOUNDS.allowedIps,
+  uniqueItems: true,
+  description: 'IPv4/IPv6 addresses and CIDRs (no zone ids, no host bits beyond the prefix), each once; empty = any',
+});
+const RateLimit = Type.Object(
+  {
+    name: Type.String({
+      minLength: 1,
+      maxLength: LIMITS.rateLimitName,
+      pattern: LIMITS.rateLimitNamePattern,
+      description: `1 to ${LIMITS.rateLimitName} characters of a-z, 0-9, _ . - ; unique within the key`,
+    }),
+    limit: Type.Integer({
+      minimum: 1,
+      maximum: LIMITS.limitMax,
+      description: 'allowed calls per window, for the key across every replica',
+    }),
+    window_seconds: Type.Integer({
+      minimum: 1,
+      maximum: LIMITS.windowMax,
+      description: 'the window in seconds (fixed windows aligned to the epoch)',
+    }),
+  },
+  { additionalProperties: false },
+);
+const RateLimits = Type.Array(RateLimit, {
+  maxItems: LIMITS.rateLimits,
+  description: `at most ${LIMITS.rateLimits} named limits, each name once; a call is allowed only while every limit has room (RATE_LIMITED otherwise)`,
+});
+const RemainingUses = Type.Integer({
+  minimum: 0,
+  maximum: LIMITS.usesMax,
+  description: 'the usage quota: allowed calls left, exactly across replicas (USAGE_EXCEEDED at 0); absent = unlimited',
+});
+const Refill = Type.Object(
+  {
+    amount: Type.Integer({
+      minimum: 1,
+      maximum: LIMITS.usesMax,
+      description: 'remaining_uses is set back to this at the start of each period',
+    }),
+    interval: StringEnum(REFILL_INTERVALS, {
+      description: 'daily: each UTC midnight; monthly: the first of each UTC month',
+    }),
+  },
+  { additionalProperties: false, description: 'refills the quota; needs remaining_uses' },
+);
+const Enabled = Type.Boolean({
+  description: 'false: Authenticate answers KEY_DISABLED on every replica until enabled again; revoking stays final',
+});
 /** Any JSON object: its bounds (size, depth, key length) are checked by the use case, whose errors never echo the content. */
-const Metadata = Type.Unsafe<Record<string, unknown>>({ type: 'object', additionalProperties: true,
-  description: `a JSON object returned by Authenticate (as a JSON string), never used for the decision: at most ${LIMITS.metadataBytes} bytes as `
-    + `compact UTF-8 JSON, at most ${LIMITS.metadataDepth} levels of nested objects and arrays (the object itself is 1), keys of at most `
-    + `${LIMITS.metadataKey} characters, no NUL or lone surrogate; key order is not kept` });
+const Metadata = Type.Unsafe<Record<string, unknown>>({
+  type: 'object',
+  additionalProperties: true,
+  description:
+    `a JSON object returned by Authenticate (as a JSON string), never used for the decision: at most ${LIMITS.metadataBytes} bytes as ` +
+    `compact UTF-8 JSON, at most ${LIMITS.metadataDepth} levels of nested objects and arrays (the object itself is 1), keys of at most ` +
+    `${LIMITS.metadataKey} characters, no NUL or lone surrogate; key order is not kept`,
+});
 const NullableOf = <T extends TSchema>(t: T, description: string) => Type.Union([t, Type.Null()], { description });
 
 const Reason = Readable(TEXT_LIMITS.reason, 'why (kept with the key and in the audit log)');
 
-export const CreateBody = Type.Object({
-  label: Label,
-  scopes: Scopes,
-  environment: Environment,
-  allowed_ips: Type.Optional(AllowedIps),
-  expires_at: Type.Optional(DateTime),
-  enabled: Type.Optional(Type.Boolean({ description: 'default true; false: issued disabled (KEY_DISABLED until enabled)' })),
-  rate_limits: Type.Optional(RateLimits),
-  remaining_uses: Type.Optional(RemainingUses),
-  refill: Type.Optional(Refill),
-  metadata: Type.Optional(Metadata),
-}, { additionalProperties: false });
+export const CreateBody = Type.Object(
+  {
+    label: Label,
+    scopes: Scopes,
+    environment: Environment,
+    allowed_ips: Type.Optional(AllowedIps),
+    expires_at: Type.Optional(DateTime),
+    enabled: Type.Optional(
+      Type.Boolean({ description: 'default true; false: issued disabled (KEY_DISABLED until enabled)' }),
+    ),
+    rate_limits: Type.Optional(RateLimits),
+    remaining_uses: Type.Optional(RemainingUses),
+    refill: Type.Optional(Refill),
+    metadata: Type.Optional(Metadata),
+  },
+  { additionalProperties: false },
+);
 export type CreateBody = Static<typeof CreateBody>;
 
-export const PatchBody = Type.Object({
-  label: Type.Optional(Label),
-  scopes: Type.Optional(Scopes),
-  allowed_ips: Type.Optional(AllowedIps),
-  expires_at: Type.Optional(Nullable(DateTime)),
-  enabled: Type.Optional(Enabled),
-  rate_limits: Type.Optional(Type.Array(RateLimit, { maxItems: LIMITS.rateLimits,
-    description: `${RateLimits.description}; replaces the whole list ([] removes every limit)` })),
-  remaining_uses: Type.Optional(NullableOf(RemainingUses, 'sets the balance (the current refill period counts as refilled); null removes the quota and its refill')),
-  refill: Type.Optional(NullableOf(Refill, 'sets the refill (the key must have a quota); null removes it')),
-  metadata: Type.Optional(NullableOf(Metadata, 'replaces the metadata as a whole; null clears it')),
-}, { additionalProperties: false, minProperties: 1 });
+export const PatchBody = Type.Object(
+  {
+    label: Type.Optional(Label),
+    scopes: Type.Optional(Scopes),
+    allowed_ips: Type.Optional(AllowedIps),
+    expires_at: Type.Optional(Nullable(DateTime)),
+    enabled: Type.Optional(Enabled),
+    rate_limits: Type.Optional(
+      Type.Array(RateLimit, {
+        maxItems: LIMITS.rateLimits,
+        description: `${RateLimits.description}; replaces the whole list ([] removes every limit)`,
+      }),
+    ),
+    remaining_uses: Type.Optional(
+      NullableOf(
+        RemainingUses,
+        'sets the balance (the current refill period counts as refilled); null removes the quota and its refill',
+      ),
+    ),
+    refill: Type.Optional(NullableOf(Refill, 'sets the refill (the key must have a quota); null removes it')),
+    metadata: Type.Optional(NullableOf(Metadata, 'replaces the metadata as a whole; null clears it')),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
 export type PatchBody = Static<typeof PatchBody>;
 
 export const RevokeBody = Type.Object({ reason: Type.Optional(Reason) }, { additionalProperties: false });
-export const RevokeAllBody = Type.Object({
-  environment: Type.Optional(Environment),
-  reason: Type.Optional(Reason),
-}, { additionalProperties: false });
-export const RotateBody = Type.Object({
-  expire_previous_in: Type.Optional(Type.Integer({ minimum: 0, maximum: KEY_BOUNDS.graceMaxSeconds,
-    description: `seconds the old key keeps working (default ${KEY_BOUNDS.graceDefaultSeconds})` })),
-}, { additionalProperties: false });
+export const RevokeAllBody = Type.Object(
+  {
+    environment: Type.Optional(Environment),
+    reason: Type.Optional(Reason),
+  },
+  { additionalProperties: false },
+);
+export const RotateBody = Type.Object(
+  {
+    expire_previous_in: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: KEY_BOUNDS.graceMaxSeconds,
+        description: `seconds the old key keeps working (default ${KEY_BOUNDS.graceDefaultSeconds})`,
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
 
 const Limit = Type.Integer({ minimum: 1, maximum: 100, default: 20 });
 const Cursor = Type.String({ minLength: 1, maxLength: 512 });
-export const ListQuery = Type.Object({
-  limit: Limit,
-  cursor: Type.Optional(Cursor),
-  environment: Type.Optional(Environment),
-  status: Type.Optional(StringEnum(KEY_STATUSES)),
-  rotation: Type.Optional(StringEnum(['due', 'overdue'] as const, { description: 'due: rotation date within 14 days or past; overdue: past' })),
-  in_grace: Type.Optional(Type.Boolean({ description: 'only rotated keys still working in their grace period' })),
-}, { additionalProperties: false });
+export const ListQuery = Type.Object(
+  {
+    limit: Limit,
+    cursor: Type.Optional(Cursor),
+    environment: Type.Optional(Environment),
+    status: Type.Optional(StringEnum(KEY_STATUSES)),
+    rotation: Type.Optional(
+      StringEnum(['due', 'overdue'] as const, {
+        description: 'due: rotation date within 14 days or past; overdue: past',
+      }),
+    ),
+    in_grace: Type.Optional(Type.Boolean({ description: 'only rotated keys still working in their grace period' })),
+  },
+  { additionalProperties: false },
+);
 export type ListQuery = Static<typeof ListQuery>;
 export const PageQuery = Type.Object({ limit: Limit, cursor: Type.Optional(Cursor) }, { additionalProperties: false });
-export const WindowQuery = Type.Object({
-  from: Type.Optional(DateTime),
-  to: Type.Optional(DateTime),
-}, { additionalProperties: false });
+export const WindowQuery = Type.Object(
+  {
+    from: Type.Optional(DateTime),
+    to: Type.Optional(DateTime),
+  },
+  { additionalProperties: false },
+);
 
 export const KeyResource = Type.Object({
   id: Type.String(),
@@ -130,36 +222,65 @@ export const KeyResource = Type.Object({
   enabled: Enabled,
   rate_limits: Type.Array(RateLimit, { description: 'the named limits; empty = none' }),
   remaining_uses: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()], {
-    description: 'the quota balance as stored; null = unlimited. Replicas lease shares of it to answer without a database round trip: '
-      + 'a share they hold and have not spent counts as used here until they return it (within seconds, or when the replica stops)' }),
-  refill: Type.Union([Type.Object({
-    amount: Type.Integer(), interval: StringEnum(REFILL_INTERVALS),
-    refilled_at: Nullable(DateTime),
-  }, { description: 'refilled_at: when the balance was last set back to amount (or the quota or refill was set)' }), Type.Null()], {
-    description: 'the quota refill; null = none' }),
-  metadata: Type.Union([Type.Unsafe<Record<string, unknown>>({ type: 'object', additionalProperties: true }), Type.Null()], {
-    description: 'the JSON object returned by Authenticate; null = none' }),
+    description:
+      'the quota balance as stored; null = unlimited. Replicas lease shares of it to answer without a database round trip: ' +
+      'a share they hold and have not spent counts as used here until they return it (within seconds, or when the replica stops)',
+  }),
+  refill: Type.Union(
+    [
+      Type.Object(
+        {
+          amount: Type.Integer(),
+          interval: StringEnum(REFILL_INTERVALS),
+          refilled_at: Nullable(DateTime),
+        },
+        { description: 'refilled_at: when the balance was last set back to amount (or the quota or refill was set)' },
+      ),
+      Type.Null(),
+    ],
+    {
+      description: 'the quota refill; null = none',
+    },
+  ),
+  metadata: Type.Union(
+    [Type.Unsafe<Record<string, unknown>>({ type: 'object', additionalProperties: true }), Type.Null()],
+    {
+      description: 'the JSON object returned by Authenticate; null = none',
+    },
+  ),
 });
 export type KeyResource = Static<typeof KeyResource>;
 
-export const Propagation = Type.Object({
-  replicas: Type.Integer({ description: 'replicas that may have been deciding from memory when the change was published' }),
-  confirmed: Type.Integer({ description: 'replicas that confirmed the eviction before the response' }),
-  outcome: Type.Union([Type.Literal('confirmed'), Type.Literal('lease_expired'), Type.Literal('single_replica')], {
-    description: '`confirmed`: every replica confirmed; `lease_expired`: the response waited until every replica that did not '
-      + 'confirm had provably stopped deciding from memory; `single_replica`: in-process bus (no other replica)',
-  }),
-  unconfirmed: Type.Array(Type.String(), { description: 'replicas whose lease ran out instead of confirming' }),
-  waited_ms: Type.Integer({ description: 'how long the response waited for the change to hold everywhere' }),
-  published: Type.Boolean(),
-}, { description: 'how the change reached every replica before the response was sent (design: revoke-holds)' });
+export const Propagation = Type.Object(
+  {
+    replicas: Type.Integer({
+      description: 'replicas that may have been deciding from memory when the change was published',
+    }),
+    confirmed: Type.Integer({ description: 'replicas that confirmed the eviction before the response' }),
+    outcome: Type.Union([Type.Literal('confirmed'), Type.Literal('lease_expired'), Type.Literal('single_replica')], {
+      description:
+        '`confirmed`: every replica confirmed; `lease_expired`: the response waited until every replica that did not ' +
+        'confirm had provably stopped deciding from memory; `single_replica`: in-process bus (no other replica)',
+    }),
+    unconfirmed: Type.Array(Type.String(), { description: 'replicas whose lease ran out instead of confirming' }),
+    waited_ms: Type.Integer({ description: 'how long the response waited for the change to hold everywhere' }),
+    published: Type.Boolean(),
+  },
+  { description: 'how the change reached every replica before the response was sent (design: revoke-holds)' },
+);
 
 export const KeyWithPropagation = Type.Intersect([KeyResource, Type.Object({ propagation: Propagation })]);
-export const IssuedKey = Type.Intersect([KeyResource, Type.Object({ secret: Type.String({ description: 'the full key: shown once, never again' }) })]);
-export const RotatedKey = Type.Intersect([IssuedKey, Type.Object({
-  previous: Type.Object({ id: Type.String(), expires_at: Nullable(DateTime) }),
-  propagation: Propagation,
-})]);
+export const IssuedKey = Type.Intersect([
+  KeyResource,
+  Type.Object({ secret: Type.String({ description: 'the full key: shown once, never again' }) }),
+]);
+export const RotatedKey = Type.Intersect([
+  IssuedKey,
+  Type.Object({
+    previous: Type.Object({ id: Type.String(), expires_at: Nullable(DateTime) }),
+    propagation: Propagation,
+  }),
+]);
 
 export const KeyPage = Type.Object({ data: Type.Array(KeyResource), next_cursor: Nullable(Type.String()) });
 
@@ -171,19 +292,29 @@ export const AuditEntry = Type.Object({
   key_id: Nullable(Type.String()),
   source_ip: Nullable(Type.String()),
   changes: Type.Record(Type.String(), Type.Unknown()),
-  count: Type.Integer({ minimum: 1, description: 'events this entry stands for: 1, or the refused attempts (admin.unauthenticated, '
-    + 'admin.forbidden) of one actor from one address folded into one entry per 10 minutes; `changes` describes the first' }),
-  last_at: Type.String({ format: 'date-time', description: 'the last of those events (equal to `at` for an ordinary entry)' }),
+  count: Type.Integer({
+    minimum: 1,
+    description:
+      'events this entry stands for: 1, or the refused attempts (admin.unauthenticated, ' +
+      'admin.forbidden) of one actor from one address folded into one entry per 10 minutes; `changes` describes the first',
+  }),
+  last_at: Type.String({
+    format: 'date-time',
+    description: 'the last of those events (equal to `at` for an ordinary entry)',
+  }),
 });
 export const AuditPage = Type.Object({ data: Type.Array(AuditEntry), next_cursor: Nullable(Type.String()) });
 
-export const Problem = Type.Object({
-  type: Type.String(),
-  title: Type.String(),
-  status: Type.Integer(),
-  detail: Type.String(),
-  errors: Type.Optional(Type.Array(Type.Object({ path: Type.String(), message: Type.String() }))),
-}, { description: 'RFC 9457 problem details (application/problem+json)' });
+export const Problem = Type.Object(
+  {
+    type: Type.String(),
+    title: Type.String(),
+    status: Type.Integer(),
+    detail: Type.String(),
+    errors: Type.Optional(Type.Array(Type.Object({ path: Type.String(), message: Type.String() }))),
+  },
+  { description: 'RFC 9457 problem details (application/problem+json)' },
+);
 
 const Count = Type.Integer({ minimum: 0 });
 export const ActivityBody = Type.Object({
@@ -192,16 +323,34 @@ export const ActivityBody = Type.Object({
   to: DateTime,
   last_used_at: Nullable(DateTime),
   last_used_ip: Nullable(Type.String()),
-  remaining_uses: Type.Union([Count, Type.Null()], { description: 'the quota balance, as on the key resource; null = unlimited' }),
-  refill: Type.Union([Type.Object({ amount: Type.Integer(), interval: StringEnum(REFILL_INTERVALS), refilled_at: Nullable(DateTime) }),
-    Type.Null()], { description: 'the quota refill, as on the key resource; null = none' }),
-  totals: Type.Object({ allowed: Count, denied: Type.Record(Type.String(), Count, {
-    description: 'denials per reason (KEY_REVOKED, IP_NOT_ALLOWED, RATE_LIMITED, USAGE_EXCEEDED, KEY_DISABLED, …): every reason recorded, no fixed list' }) }),
+  remaining_uses: Type.Union([Count, Type.Null()], {
+    description: 'the quota balance, as on the key resource; null = unlimited',
+  }),
+  refill: Type.Union(
+    [
+      Type.Object({ amount: Type.Integer(), interval: StringEnum(REFILL_INTERVALS), refilled_at: Nullable(DateTime) }),
+      Type.Null(),
+    ],
+    { description: 'the quota refill, as on the key resource; null = none' },
+  ),
+  totals: Type.Object({
+    allowed: Count,
+    denied: Type.Record(Type.String(), Count, {
+      description:
+        'denials per reason (KEY_REVOKED, IP_NOT_ALLOWED, RATE_LIMITED, USAGE_EXCEEDED, KEY_DISABLED, …): every reason recorded, no fixed list',
+    }),
+  }),
   series: Type.Array(Type.Object({ start: DateTime, allowed: Count, denied: Count })),
   addresses: Type.Array(Type.Object({ ip: Type.String(), first_seen: DateTime, last_seen: DateTime, count: Count }), {
-    description: 'addresses of allowed calls' }),
-  denied_addresses: Type.Array(Type.Object({ ip: Type.String(), reason: Type.String(), last_seen: DateTime, count: Count }), {
-    description: 'a bounded sample (the newest 50) of the addresses denied calls came from; denials are counted per reason in totals' }),
+    description: 'addresses of allowed calls',
+  }),
+  denied_addresses: Type.Array(
+    Type.Object({ ip: Type.String(), reason: Type.String(), last_seen: DateTime, count: Count }),
+    {
+      description:
+        'a bounded sample (the newest 50) of the addresses denied calls came from; denials are counted per reason in totals',
+    },
+  ),
   rotation: Type.Object({
     due_at: DateTime,
     replaces: Nullable(Type.String()),
@@ -210,9 +359,17 @@ export const ActivityBody = Type.Object({
     grace_ends_at: Nullable(DateTime),
     addresses_since_rotation: Type.Array(Type.String()),
   }),
-  alerts: Type.Array(Type.Object({ type: Type.String(), message: Type.String(), at: DateTime, ip: Type.Optional(Type.String()) })),
-  events: Type.Array(Type.Object({
-    id: Type.String(), at: DateTime, actor: Type.String(), action: Type.String(),
-    source_ip: Nullable(Type.String()), changes: Type.Record(Type.String(), Type.Unknown()),
-  })),
+  alerts: Type.Array(
+    Type.Object({ type: Type.String(), message: Type.String(), at: DateTime, ip: Type.Optional(Type.String()) }),
+  ),
+  events: Type.Array(
+    Type.Object({
+      id: Type.String(),
+      at: DateTime,
+      actor: Type.String(),
+      action: Type.String(),
+      source_ip: Nullable(Type.String()),
+      changes: Type.Record(Type.String(), Type.Unknown()),
+    }),
+  ),
 });

@@ -28,23 +28,47 @@ export function keyResource(key: Key, now = Date.now()): KeyResource {
     enabled: key.enabled,
     rate_limits: key.rate_limits.map((l) => ({ name: l.name, limit: l.limit, window_seconds: l.window_seconds })),
     remaining_uses: key.remaining_uses,
-    refill: key.refill_amount !== null && key.refill_interval !== null
-      ? { amount: key.refill_amount, interval: key.refill_interval, refilled_at: iso(key.refilled_at) } : null,
+    refill:
+      key.refill_amount !== null && key.refill_interval !== null
+        ? { amount: key.refill_amount, interval: key.refill_interval, refilled_at: iso(key.refilled_at) }
+        : null,
     metadata: key.metadata,
   };
 }
 
 /** An audit entry as the API shows it: `at` is its first event, `last_at` its last (they differ for folded refusals). */
-export function auditEntry(entry: { id: number; at: Date; actor: string; action: string; key_id: string | null; source_ip: string | null;
-  changes: Record<string, unknown>; count: number | string; last_at: Date | null }) {
+export function auditEntry(entry: {
+  id: number;
+  at: Date;
+  actor: string;
+  action: string;
+  key_id: string | null;
+  source_ip: string | null;
+  changes: Record<string, unknown>;
+  count: number | string;
+  last_at: Date | null;
+}) {
   return {
-    id: String(entry.id), at: entry.at.toISOString(), actor: entry.actor, action: entry.action,
-    key_id: entry.key_id, source_ip: entry.source_ip, changes: entry.changes,
-    count: Number(entry.count), last_at: (entry.last_at ?? entry.at).toISOString(),
+    id: String(entry.id),
+    at: entry.at.toISOString(),
+    actor: entry.actor,
+    action: entry.action,
+    key_id: entry.key_id,
+    source_ip: entry.source_ip,
+    changes: entry.changes,
+    count: Number(entry.count),
+    last_at: (entry.last_at ?? entry.at).toISOString(),
   };
 }
 
 /** How a change reached the replicas, as the API shows it. */
 export function propagationView(p: Propagation) {
-  return { replicas: p.replicas, confirmed: p.confirmed, outcome: p.outcome, unconfirmed: p.unconfirmed, waited_ms: p.waitedMs, published: p.published };
+  return {
+    replicas: p.replicas,
+    confirmed: p.confirmed,
+    outcome: p.outcome,
+    unconfirmed: p.unconfirmed,
+    waited_ms: p.waitedMs,
+    published: p.published,
+  };
 }

@@ -3,9 +3,18 @@ import { Type } from '@sinclair/typebox';
 import { checker } from '../../validation.js';
 
 /** GitHub's published list: `GET meta/public_keys/secret_scanning`. */
-const checkKeyList = checker(Type.Object({
-  public_keys: Type.Array(Type.Object({ key_identifier: Type.String({ minLength: 1 }), key: Type.String({ minLength: 1 }), is_current: Type.Optional(Type.Boolean()) })),
-}), 'json');
+const checkKeyList = checker(
+  Type.Object({
+    public_keys: Type.Array(
+      Type.Object({
+        key_identifier: Type.String({ minLength: 1 }),
+        key: Type.String({ minLength: 1 }),
+        is_current: Type.Optional(Type.Boolean()),
+      }),
+    ),
+  }),
+  'json',
+);
 
 /** The key list could not be read and no key is cached: the report cannot be checked now (503; GitHub retries). */
 export class KeysUnavailableError extends Error {
@@ -70,7 +79,9 @@ export class GithubPublicKeys {
     const now = this.#now();
     if (this.#inflight === undefined && now - this.#lastFetch >= (this.#o.minRefetchMs ?? 60_000)) {
       this.#lastFetch = now;
-      this.#inflight = this.#refresh().finally(() => { this.#inflight = undefined; });
+      this.#inflight = this.#refresh().finally(() => {
+        this.#inflight = undefined;
+      });
     }
     await this.#inflight;
     if (!this.#current()) throw new KeysUnavailableError('GitHub secret-scanning public keys could not be read');
@@ -89,7 +100,10 @@ export class GithubPublicKeys {
   async #refresh(): Promise<void> {
     this.#fetches++;
     try {
-      const res = await fetch(this.#o.url, { headers: { accept: 'application/json', 'user-agent': 'otesse-key-service' }, signal: AbortSignal.timeout(this.#o.timeoutMs ?? 5000) });
+      const res = await fetch(this.#o.url, {
+        headers: { accept: 'application/json', 'user-agent': 'otesse-key-service' },
+        signal: AbortSignal.timeout(this.#o.timeoutMs ?? 5000),
+      });
       if (!res.ok) throw new Error(`key list answered ${res.status}`);
       const list = checkKeyList(await res.json());
       if (!list.ok) throw new Error(`key list ${list.issue.path || 'body'}: ${list.issue.message}`);

@@ -1,12 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
-import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import type { LeakReportService } from '../../service/leak-report-service.js';
 import { checker } from '../../validation.js';
 import { errorHandler, sendProblem } from '../http/problem.js';
-import { GithubPublicKeys, KeysUnavailableError, verifyGithubSignature } from './github-keys.js';
+import type { GithubPublicKeys } from './github-keys.js';
+import { KeysUnavailableError, verifyGithubSignature } from './github-keys.js';
 
 /** The audit actor of revokes made on GitHub's word. */
 export const GITHUB_ACTOR = 'github-secret-scanning';
@@ -22,17 +29,28 @@ export const LEAK_BODY_LIMIT = 1_048_576;
  * real keys live. The use case makes that text readable (escaped and cut, domain/text.ts) before it
  * reaches a revoke reason, an alert or the audit log.
  */
-const Report = Type.Array(Type.Object({
-  token: Type.String(),
-  type: Type.String(),
-  url: Type.Optional(Type.String()),
-  // Older reports carry no source.
-  source: Type.String({ default: 'unknown' }),
-}), { maxItems: MAX_ENTRIES });
+const Report = Type.Array(
+  Type.Object({
+    token: Type.String(),
+    type: Type.String(),
+    url: Type.Optional(Type.String()),
+    // Older reports carry no source.
+    source: Type.String({ default: 'unknown' }),
+  }),
+  { maxItems: MAX_ENTRIES },
+);
 const checkReport = checker(Report, 'json');
 
-type Outcome = 'accepted' | 'missing_signature' | 'unknown_key' | 'bad_signature' | 'malformed' | 'too_large'
-  | 'unsupported_media_type' | 'keys_unavailable' | 'failed';
+type Outcome =
+  | 'accepted'
+  | 'missing_signature'
+  | 'unknown_key'
+  | 'bad_signature'
+  | 'malformed'
+  | 'too_large'
+  | 'unsupported_media_type'
+  | 'keys_unavailable'
+  | 'failed';
 
 export interface LeakServerOptions {
   logger: Logger;
@@ -46,12 +64,16 @@ export interface LeakServerOptions {
 function leakMetrics(registry: Registry) {
   return {
     reports: new Counter({
-      name: 'otesse_keys_leak_reports_total', help: 'GitHub secret-scanning requests by outcome (accepted, bad_signature, unknown_key, malformed, too_large, …)',
-      labelNames: ['outcome'] as const, registers: [registry],
+      name: 'otesse_keys_leak_reports_total',
+      help: 'GitHub secret-scanning requests by outcome (accepted, bad_signature, unknown_key, malformed, too_large, …)',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
     }),
     tokens: new Counter({
-      name: 'otesse_keys_leak_report_tokens_total', help: 'Tokens in accepted GitHub reports by label (true_positive: a real key; not_checked: past the report\'s argon2 budget)',
-      labelNames: ['label'] as const, registers: [registry],
+      name: 'otesse_keys_leak_report_tokens_total',
+      help: "Tokens in accepted GitHub reports by label (true_positive: a real key; not_checked: past the report's argon2 budget)",
+      labelNames: ['label'] as const,
+      registers: [registry],
     }),
   };
 }
@@ -80,10 +102,19 @@ export async function buildLeakServer(opts: LeakServerOptions): Promise<FastifyI
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
   app.setErrorHandler((err: FastifyError, request, reply) => {
-    const outcome: Outcome = err.statusCode === 413 ? 'too_large' : err.statusCode === 415 ? 'unsupported_media_type'
-      : err instanceof KeysUnavailableError ? 'keys_unavailable' : (err.statusCode ?? 500) < 500 ? 'malformed' : 'failed';
+    const outcome: Outcome =
+      err.statusCode === 413
+        ? 'too_large'
+        : err.statusCode === 415
+          ? 'unsupported_media_type'
+          : err instanceof KeysUnavailableError
+            ? 'keys_unavailable'
+            : (err.statusCode ?? 500) < 500
+              ? 'malformed'
+              : 'failed';
     metrics.reports.inc({ outcome });
-    if (err instanceof KeysUnavailableError) return sendProblem(reply, 503, 'the signing keys cannot be read right now; retry later');
+    if (err instanceof KeysUnavailableError)
+      return sendProblem(reply, 503, 'the signing keys cannot be read right now; retry later');
     return errorHandler(err, request, reply);
   });
   app.setNotFoundHandler((request, reply) => sendProblem(reply, 404, `this listener serves only POST ${GITHUB_PATH}`));
@@ -101,18 +132,35 @@ function reportHandler(opts: LeakServerOptions, metrics: ReturnType<typeof leakM
   return async (request: FastifyRequest, reply: FastifyReply) => {
     const identifier = header(request, 'github-public-key-identifier');
     const signature = header(request, 'github-public-key-signature');
-    if (!identifier || !signature) return refuse(reply, 'missing_signature', 400, 'Github-Public-Key-Identifier and Github-Public-Key-Signature are required');
+    if (!identifier || !signature)
+      return refuse(
+        reply,
+        'missing_signature',
+        400,
+        'Github-Public-Key-Identifier and Github-Public-Key-Signature are required',
+      );
     const key = await opts.publicKeys.get(identifier);
     if (!key) return refuse(reply, 'unknown_key', 401, 'the signing key identifier is not one GitHub publishes');
     const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
-    if (!verifyGithubSignature(raw, signature, key)) return refuse(reply, 'bad_signature', 401, 'the signature does not match the body');
+    if (!verifyGithubSignature(raw, signature, key))
+      return refuse(reply, 'bad_signature', 401, 'the signature does not match the body');
     const entries = parseReport(raw);
-    if (!entries) return refuse(reply, 'malformed', 400, `the body must be a JSON array of at most ${MAX_ENTRIES} {token, type, url, source}`);
-    const verdicts = await opts.leaks.report({ name: GITHUB_ACTOR, sourceIp: request.ip }, entries, { channel: 'github' });
+    if (!entries)
+      return refuse(
+        reply,
+        'malformed',
+        400,
+        `the body must be a JSON array of at most ${MAX_ENTRIES} {token, type, url, source}`,
+      );
+    const verdicts = await opts.leaks.report({ name: GITHUB_ACTOR, sourceIp: request.ip }, entries, {
+      channel: 'github',
+    });
     metrics.reports.inc({ outcome: 'accepted' });
     for (const v of verdicts) metrics.tokens.inc({ label: v.label ?? 'not_checked' });
     // Feedback is optional per token: a token left unchecked (the report's argon2 budget spent) gets none rather than a wrong label.
-    const feedback = verdicts.flatMap((v, i) => (v.label ? [{ token_hash: v.tokenHash, token_type: entries[i]?.type ?? '', label: v.label }] : []));
+    const feedback = verdicts.flatMap((v, i) =>
+      v.label ? [{ token_hash: v.tokenHash, token_type: entries[i]?.type ?? '', label: v.label }] : [],
+    );
     return reply.type('application/json').send(feedback);
   };
 }
@@ -123,6 +171,7 @@ function parseReport(raw: Buffer): Static<typeof Report> | undefined {
     const result = checkReport(JSON.parse(raw.toString('utf8')));
     return result.ok ? result.value : undefined;
   } catch {
+    // Not JSON: the caller answers 400 `malformed` and counts it; the parser's message may quote the body.
     return undefined;
   }
 }

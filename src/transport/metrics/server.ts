@@ -13,8 +13,13 @@ export interface MetricsServerOptions {
  * few seconds per scraper says nothing).
  */
 export async function buildMetricsServer(opts: MetricsServerOptions): Promise<FastifyInstance> {
-  const app = Fastify({ loggerInstance: opts.logger, logController: new LogController({ disableRequestLogging: true }) }) as unknown as FastifyInstance;
-  app.get('/metrics', async (_request, reply) => reply.type(opts.metrics.contentType).send(await opts.metrics.render()));
+  const app = Fastify({
+    loggerInstance: opts.logger,
+    logController: new LogController({ disableRequestLogging: true }),
+  }) as unknown as FastifyInstance;
+  app.get('/metrics', async (_request, reply) =>
+    reply.type(opts.metrics.contentType).send(await opts.metrics.render()),
+  );
   app.setNotFoundHandler((_request, reply) => sendProblem(reply, 404, 'this listener serves only GET /metrics'));
   return app;
 }

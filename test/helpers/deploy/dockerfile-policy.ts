@@ -17,7 +17,11 @@ export interface Finding {
 export function lintErrors(content: string): Finding[] {
   return validate(content)
     .filter((d) => d.severity === SEVERITY_ERROR)
-    .map((d) => ({ rule: 'lint', line: d.range.start.line + 1, message: typeof d.message === 'string' ? d.message : d.message.value }));
+    .map((d) => ({
+      rule: 'lint',
+      line: d.range.start.line + 1,
+      message: typeof d.message === 'string' ? d.message : d.message.value,
+    }));
 }
 
 interface Stage {
@@ -136,8 +140,11 @@ export function dockerfilePolicy(content: string): Finding[] {
   for (const stage of stages.slice(0, -1)) {
     const family = libcFamily(resolveExternal(stage));
     if (family !== finalFamily) {
-      add('same-libc', stage.from,
-        `stage ${stage.name ?? stage.image} is ${family ?? 'unknown'} but the runtime is ${finalFamily ?? 'unknown'}`);
+      add(
+        'same-libc',
+        stage.from,
+        `stage ${stage.name ?? stage.image} is ${family ?? 'unknown'} but the runtime is ${finalFamily ?? 'unknown'}`,
+      );
     }
   }
 
@@ -176,7 +183,10 @@ export function dockerfilePolicy(content: string): Finding[] {
     add('no-healthcheck', i, 'no HEALTHCHECK: Kubernetes probes check health');
   }
   for (const i of all.filter((x) => x.getKeyword() === 'ADD')) {
-    const args = i.getArguments().map((a) => a.getValue()).filter((a) => !a.startsWith('--'));
+    const args = i
+      .getArguments()
+      .map((a) => a.getValue())
+      .filter((a) => !a.startsWith('--'));
     if (args.slice(0, -1).some((a) => /^[a-z][a-z0-9+.-]*:\/\//i.test(a) || a.startsWith('git@'))) {
       add('no-add-url', i, 'ADD of a URL: fetch in a pinned, verified way instead');
     }

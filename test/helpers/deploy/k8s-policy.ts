@@ -6,7 +6,13 @@ import type { HorizontalPodAutoscaler } from 'kubernetes-types/autoscaling/v2.js
 import type { PodDisruptionBudget } from 'kubernetes-types/policy/v1.js';
 import type { NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyPeer } from 'kubernetes-types/networking/v1.js';
 import type {
-  ConfigMap, Container, PodSpec, PodTemplateSpec, Probe, Service, ServiceAccount,
+  ConfigMap,
+  Container,
+  PodSpec,
+  PodTemplateSpec,
+  Probe,
+  Service,
+  ServiceAccount,
 } from 'kubernetes-types/core/v1.js';
 import ipaddr from 'ipaddr.js';
 import type { K8sObject } from './render.js';
@@ -20,7 +26,11 @@ export const HEALTH_PORT_NAME = 'grpc-health';
 export const DASHBOARD_NAMESPACE = 'otesse-dashboard';
 export const INGRESS_NAMESPACE = 'ingress-nginx';
 /** containerPort names of the optional listeners. */
-export const PORT_NAMES = { FORWARD_AUTH_PORT: 'forward-auth', LEAK_REPORT_PORT: 'leak-report', METRICS_PORT: 'metrics' } as const;
+export const PORT_NAMES = {
+  FORWARD_AUTH_PORT: 'forward-auth',
+  LEAK_REPORT_PORT: 'leak-report',
+  METRICS_PORT: 'metrics',
+} as const;
 const READINESS_SERVICE = 'otesse.keys.v1.KeyService';
 const LIVENESS_SERVICE = 'liveness';
 const SECRET_ENV = ['DATABASE_URL', 'REDIS_URL', 'ADMIN_TOKENS', 'CACHE_SIGNING_KEY'] as const;
@@ -66,30 +76,45 @@ function checkSecurity(where: string, pod: PodSpec, out: string[]): number | und
     const tmp = c.volumeMounts?.find((m) => m.mountPath === '/tmp');
     const tmpVolume = pod.volumes?.find((v) => v.name === tmp?.name);
     if (!tmp || !tmpVolume?.emptyDir) out.push(`${at}: /tmp must be an emptyDir mount (read-only root filesystem)`);
-    if (!c.resources?.requests?.['cpu'] || !c.resources.requests['memory']) out.push(`${at}: needs cpu and memory requests`);
+    if (!c.resources?.requests?.['cpu'] || !c.resources.requests['memory'])
+      out.push(`${at}: needs cpu and memory requests`);
     if (!c.resources?.limits?.['cpu'] || !c.resources.limits['memory']) out.push(`${at}: needs cpu and memory limits`);
     const image = c.image ?? '';
     if (!/[:@]/.test(image.split('/').at(-1) ?? '') || image.endsWith(':latest')) {
       out.push(`${at}: image ${image} must carry a version tag or digest`);
     }
   }
-  if (typeof uid !== 'number' || !Number.isInteger(uid) || uid <= 0) out.push(`${where}: runAsUser must be a numeric non-zero uid`);
+  if (typeof uid !== 'number' || !Number.isInteger(uid) || uid <= 0)
+    out.push(`${where}: runAsUser must be a numeric non-zero uid`);
   return uid;
 }
 
 /** The optional listeners' ports, when their variables are set. */
-export interface ListenerPorts { forwardAuth?: number | undefined; leakReport?: number | undefined; metrics?: number | undefined }
+export interface ListenerPorts {
+  forwardAuth?: number | undefined;
+  leakReport?: number | undefined;
+  metrics?: number | undefined;
+}
 
 export function listenerPorts(c: Container, objects: readonly K8sObject[]): ListenerPorts {
   const port = (name: string) => {
     const text = envValue(c, objects, name);
     return text === undefined ? undefined : Number(text);
   };
-  return { forwardAuth: port('FORWARD_AUTH_PORT'), leakReport: port('LEAK_REPORT_PORT'), metrics: port('METRICS_PORT') };
+  return {
+    forwardAuth: port('FORWARD_AUTH_PORT'),
+    leakReport: port('LEAK_REPORT_PORT'),
+    metrics: port('METRICS_PORT'),
+  };
 }
 
 /** GRPC_HEALTH_PORT, when set: a port of its own, declared on the container; returns it. */
-function checkHealthPort(where: string, c: Container, objects: readonly K8sObject[], out: string[]): number | undefined {
+function checkHealthPort(
+  where: string,
+  c: Container,
+  objects: readonly K8sObject[],
+  out: string[],
+): number | undefined {
   const text = envValue(c, objects, 'GRPC_HEALTH_PORT');
   if (text === undefined) return undefined;
   const port = Number(text);
@@ -125,12 +150,17 @@ function checkProbes(where: string, c: Container, objects: readonly K8sObject[],
       out.push(`${where}: ${name} is missing`);
       continue;
     }
-    if (probe.httpGet || probe.tcpSocket || probe.exec) out.push(`${where}: ${name} must be a native grpc probe (grpc.health.v1), not httpGet/tcpSocket/exec`);
+    if (probe.httpGet || probe.tcpSocket || probe.exec)
+      out.push(`${where}: ${name} must be a native grpc probe (grpc.health.v1), not httpGet/tcpSocket/exec`);
     if (tls && probe.grpc?.port === GRPC_PORT) {
-      out.push(`${where}: ${name} probes ${GRPC_PORT}, but gRPC requires TLS there (kubelet probes plaintext): probe GRPC_HEALTH_PORT`);
+      out.push(
+        `${where}: ${name} probes ${GRPC_PORT}, but gRPC requires TLS there (kubelet probes plaintext): probe GRPC_HEALTH_PORT`,
+      );
     }
     if (!probe.grpc || !ports.includes(probe.grpc.port) || probe.grpc.service !== service) {
-      out.push(`${where}: ${name} must be a grpc probe on ${ports.join(' or ') || 'GRPC_HEALTH_PORT'} for service "${service}"`);
+      out.push(
+        `${where}: ${name} must be a grpc probe on ${ports.join(' or ') || 'GRPC_HEALTH_PORT'} for service "${service}"`,
+      );
     }
   }
 }
@@ -150,7 +180,8 @@ export function manifestPolicy(objects: readonly K8sObject[]): string[] {
     out.push('Secret objects must not be committed: reference Secrets created out of band');
   }
   for (const sa of ofKind<ServiceAccount>(objects, 'ServiceAccount')) {
-    if (sa.automountServiceAccountToken !== false) out.push(`ServiceAccount ${sa.metadata?.name}: automountServiceAccountToken must be false`);
+    if (sa.automountServiceAccountToken !== false)
+      out.push(`ServiceAccount ${sa.metadata?.name}: automountServiceAccountToken must be false`);
   }
 
   const deployments = ofKind<Deployment>(objects, 'Deployment').filter((d) => d.metadata?.name === APP);
@@ -183,7 +214,8 @@ export function manifestPolicy(objects: readonly K8sObject[]): string[] {
     if (!keys.includes(key)) out.push(`${w}: topologySpreadConstraints must spread over ${key}`);
   }
   for (const tsc of pod.topologySpreadConstraints ?? []) {
-    if (!selects(tsc.labelSelector?.matchLabels, podLabels)) out.push(`${w}: topology spread on ${tsc.topologyKey} does not select the pods`);
+    if (!selects(tsc.labelSelector?.matchLabels, podLabels))
+      out.push(`${w}: topology spread on ${tsc.topologyKey} does not select the pods`);
   }
 
   const main = pod.containers.find((c) => c.name === APP);
@@ -195,8 +227,11 @@ export function manifestPolicy(objects: readonly K8sObject[]): string[] {
   const ports = listenerPorts(main, objects);
   const scrapePort = ports.metrics ?? HTTP_PORT;
   const annotations = template.metadata?.annotations ?? {};
-  if (annotations['prometheus.io/scrape'] !== 'true' || annotations['prometheus.io/port'] !== String(scrapePort) ||
-    annotations['prometheus.io/path'] !== '/metrics') {
+  if (
+    annotations['prometheus.io/scrape'] !== 'true' ||
+    annotations['prometheus.io/port'] !== String(scrapePort) ||
+    annotations['prometheus.io/path'] !== '/metrics'
+  ) {
     out.push(`${w}: pod template needs prometheus.io/scrape, port ${scrapePort} and path /metrics annotations`);
   }
   if (main.command) out.push(`${w}: do not override the image's exec-form entrypoint`);
@@ -207,8 +242,13 @@ export function manifestPolicy(objects: readonly K8sObject[]): string[] {
     }
   }
   const declared = main.ports?.map((p) => p.containerPort) ?? [];
-  if (!declared.includes(GRPC_PORT) || !declared.includes(HTTP_PORT)) out.push(`${w}: container must expose ${GRPC_PORT} and ${HTTP_PORT}`);
-  for (const [variable, port] of [['FORWARD_AUTH_PORT', ports.forwardAuth], ['LEAK_REPORT_PORT', ports.leakReport], ['METRICS_PORT', ports.metrics]] as const) {
+  if (!declared.includes(GRPC_PORT) || !declared.includes(HTTP_PORT))
+    out.push(`${w}: container must expose ${GRPC_PORT} and ${HTTP_PORT}`);
+  for (const [variable, port] of [
+    ['FORWARD_AUTH_PORT', ports.forwardAuth],
+    ['LEAK_REPORT_PORT', ports.leakReport],
+    ['METRICS_PORT', ports.metrics],
+  ] as const) {
     const name = PORT_NAMES[variable];
     if (port !== undefined && !main.ports?.some((p) => p.containerPort === port && p.name === name)) {
       out.push(`${w}: ${variable} ${port} must be a declared containerPort named ${name}`);
@@ -219,48 +259,66 @@ export function manifestPolicy(objects: readonly K8sObject[]): string[] {
   if (tls) {
     for (const v of ['GRPC_TLS_CERT', 'GRPC_TLS_KEY', 'GRPC_TLS_CA']) {
       const path = envValue(main, objects, v);
-      const mounted = path !== undefined && (main.volumeMounts ?? []).some((m) => path.startsWith(`${m.mountPath}/`) &&
-        pod.volumes?.find((vol) => vol.name === m.name)?.secret?.secretName !== undefined);
+      const mounted =
+        path !== undefined &&
+        (main.volumeMounts ?? []).some(
+          (m) =>
+            path.startsWith(`${m.mountPath}/`) &&
+            pod.volumes?.find((vol) => vol.name === m.name)?.secret?.secretName !== undefined,
+        );
       if (!mounted) out.push(`${w}: ${v}=${path ?? '(unset)'} must point into a mounted Secret volume`);
     }
   }
   const cpuLimit = cpuCores(main.resources?.limits?.['cpu']);
   const argon2 = Number(envValue(main, objects, 'ARGON2_MAX_CONCURRENCY'));
   if (!Number.isInteger(argon2) || argon2 < 1 || cpuLimit === undefined || argon2 > Math.max(1, Math.ceil(cpuLimit))) {
-    out.push(`${w}: ARGON2_MAX_CONCURRENCY (${String(argon2)}) must be set, at most the CPU limit (${String(cpuLimit)})`);
+    out.push(
+      `${w}: ARGON2_MAX_CONCURRENCY (${String(argon2)}) must be set, at most the CPU limit (${String(cpuLimit)})`,
+    );
   }
   const sleep = main.lifecycle?.preStop?.sleep?.seconds;
-  if (typeof sleep !== 'number' || sleep <= 0) out.push(`${w}: preStop must be a native sleep action (no shell in the image)`);
+  if (typeof sleep !== 'number' || sleep <= 0)
+    out.push(`${w}: preStop must be a native sleep action (no shell in the image)`);
   const graceMs = Number(envValue(main, objects, 'SHUTDOWN_GRACE_MS') ?? '20000');
   const termination = pod.terminationGracePeriodSeconds ?? 30;
   if (!(termination > (sleep ?? 0) + graceMs / 1000)) {
-    out.push(`${w}: terminationGracePeriodSeconds (${termination}) must exceed preStop sleep (${sleep ?? 0}s) + SHUTDOWN_GRACE_MS (${graceMs} ms)`);
+    out.push(
+      `${w}: terminationGracePeriodSeconds (${termination}) must exceed preStop sleep (${sleep ?? 0}s) + SHUTDOWN_GRACE_MS (${graceMs} ms)`,
+    );
   }
 
   // Services: one ClusterIP with both ports, one headless with gRPC; both select the pods.
   const services = ofKind<Service>(objects, 'Service');
-  const clusterIp = services.filter((s) => s.spec?.clusterIP !== 'None' && (s.spec?.type ?? 'ClusterIP') === 'ClusterIP');
+  const clusterIp = services.filter(
+    (s) => s.spec?.clusterIP !== 'None' && (s.spec?.type ?? 'ClusterIP') === 'ClusterIP',
+  );
   const headless = services.filter((s) => s.spec?.clusterIP === 'None');
   if (!clusterIp.some((s) => [GRPC_PORT, HTTP_PORT].every((p) => s.spec?.ports?.some((sp) => sp.port === p)))) {
     out.push(`a ClusterIP Service must expose ${GRPC_PORT} and ${HTTP_PORT}`);
   }
-  if (!headless.some((s) => s.metadata?.name === `${APP}-headless` && s.spec?.ports?.some((sp) => sp.port === GRPC_PORT))) {
+  if (
+    !headless.some((s) => s.metadata?.name === `${APP}-headless` && s.spec?.ports?.some((sp) => sp.port === GRPC_PORT))
+  ) {
     out.push(`a headless Service ${APP}-headless (clusterIP: None) must expose ${GRPC_PORT}`);
   }
   for (const s of services) {
-    if (!selects(s.spec?.selector, podLabels)) out.push(`Service ${s.metadata?.name}: selector does not match the pods`);
+    if (!selects(s.spec?.selector, podLabels))
+      out.push(`Service ${s.metadata?.name}: selector does not match the pods`);
   }
 
   // Migration Job.
   const jobs = ofKind<Job>(objects, 'Job');
-  const migrate = jobs.find((j) => j.spec?.template.spec?.containers.some((c) => c.args?.includes('dist/src/migrate.js')));
+  const migrate = jobs.find((j) =>
+    j.spec?.template.spec?.containers.some((c) => c.args?.includes('dist/src/migrate.js')),
+  );
   if (!migrate?.spec?.template.spec) {
     out.push('a Job must run dist/src/migrate.js');
   } else {
     const jobPod = migrate.spec.template.spec;
     const jw = `Job ${migrate.metadata?.name}`;
     checkSecurity(jw, jobPod, out);
-    if (!['Never', 'OnFailure'].includes(jobPod.restartPolicy ?? '')) out.push(`${jw}: restartPolicy must be Never or OnFailure`);
+    if (!['Never', 'OnFailure'].includes(jobPod.restartPolicy ?? ''))
+      out.push(`${jw}: restartPolicy must be Never or OnFailure`);
     if (selects(spec.selector.matchLabels, migrate.spec.template.metadata?.labels)) {
       out.push(`${jw}: its pods must not match the Deployment/Service selector`);
     }
@@ -279,7 +337,8 @@ export function manifestPolicy(objects: readonly K8sObject[]): string[] {
     const min = hpa.spec.minReplicas ?? 1;
     if (min < 3) out.push(`HPA: minReplicas must be at least 3`);
     if (hpa.spec.maxReplicas < min) out.push(`HPA: maxReplicas below minReplicas`);
-    if ((spec.replicas ?? 1) < min) out.push(`HPA: Deployment replicas (${spec.replicas}) below HPA minReplicas (${min})`);
+    if ((spec.replicas ?? 1) < min)
+      out.push(`HPA: Deployment replicas (${spec.replicas}) below HPA minReplicas (${min})`);
   }
 
   const pdbs = ofKind<PodDisruptionBudget>(objects, 'PodDisruptionBudget');
@@ -303,19 +362,30 @@ function peerAllows(peer: NetworkPolicyPeer, podLabel: [string, string]): boolea
 
 /** A peer that is a whole namespace, by name. */
 function namespacePeer(peer: NetworkPolicyPeer, name: string): boolean {
-  return peer.podSelector === undefined && peer.ipBlock === undefined && peer.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name'] === name;
+  return (
+    peer.podSelector === undefined &&
+    peer.ipBlock === undefined &&
+    peer.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name'] === name
+  );
 }
 
 /** Who may reach each port (production narrows these further: production-posture.ts). */
-const PEER_RULES: Record<'grpc' | 'admin' | 'metrics' | 'leak', { test: (p: NetworkPolicyPeer) => boolean; says: string }> = {
+const PEER_RULES: Record<
+  'grpc' | 'admin' | 'metrics' | 'leak',
+  { test: (p: NetworkPolicyPeer) => boolean; says: string }
+> = {
   grpc: { test: (p) => peerAllows(p, ['otesse.io/workload', 'true']), says: 'pods labelled otesse.io/workload="true"' },
   admin: {
-    test: (p) => peerAllows(p, ['otesse.io/role', 'admin']) || namespacePeer(p, 'monitoring') || namespacePeer(p, DASHBOARD_NAMESPACE),
+    test: (p) =>
+      peerAllows(p, ['otesse.io/role', 'admin']) ||
+      namespacePeer(p, 'monitoring') ||
+      namespacePeer(p, DASHBOARD_NAMESPACE),
     says: `otesse.io/role=admin pods, the ${DASHBOARD_NAMESPACE} namespace and the monitoring namespace`,
   },
   metrics: { test: (p) => namespacePeer(p, 'monitoring'), says: 'the monitoring namespace' },
   leak: {
-    test: (p) => p.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name'] === INGRESS_NAMESPACE &&
+    test: (p) =>
+      p.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name'] === INGRESS_NAMESPACE &&
       p.podSelector?.matchLabels?.['app.kubernetes.io/name'] === INGRESS_NAMESPACE,
     says: `the ${INGRESS_NAMESPACE} controller pods`,
   },
@@ -323,7 +393,13 @@ const PEER_RULES: Record<'grpc' | 'admin' | 'metrics' | 'leak', { test: (p: Netw
 
 /** Which rule applies to a NetworkPolicy port (number or container port name). */
 function ruleOf(port: number | string | undefined, ports: ListenerPorts): keyof typeof PEER_RULES | undefined {
-  if (port === GRPC_PORT || port === 'grpc' || port === 'forward-auth' || (port !== undefined && port === ports.forwardAuth)) return 'grpc';
+  if (
+    port === GRPC_PORT ||
+    port === 'grpc' ||
+    port === 'forward-auth' ||
+    (port !== undefined && port === ports.forwardAuth)
+  )
+    return 'grpc';
   if (port === HTTP_PORT || port === 'http') return 'admin';
   if (port === 'metrics' || (port !== undefined && port === ports.metrics)) return 'metrics';
   if (port === 'leak-report' || (port !== undefined && port === ports.leakReport)) return 'leak';
@@ -331,13 +407,20 @@ function ruleOf(port: number | string | undefined, ports: ListenerPorts): keyof 
 }
 
 /** gRPC and forward auth only from Otesse workloads, admin port only from admins, metrics only from monitoring, leak reports only from the ingress controller. */
-function networkPolicyRules(objects: readonly K8sObject[], podLabels: Record<string, string> | undefined, ports: ListenerPorts): string[] {
+function networkPolicyRules(
+  objects: readonly K8sObject[],
+  podLabels: Record<string, string> | undefined,
+  ports: ListenerPorts,
+): string[] {
   const out: string[] = [];
-  const policies = ofKind<NetworkPolicy>(objects, 'NetworkPolicy').filter((p) => selects(p.spec?.podSelector.matchLabels, podLabels));
+  const policies = ofKind<NetworkPolicy>(objects, 'NetworkPolicy').filter((p) =>
+    selects(p.spec?.podSelector.matchLabels, podLabels),
+  );
   if (policies.length === 0) return ['a NetworkPolicy must select the server pods'];
   out.push(...egressRules(policies));
   const ingress = policies.flatMap((p) => {
-    if (!p.spec?.policyTypes?.includes('Ingress')) out.push(`NetworkPolicy ${p.metadata?.name}: policyTypes must include Ingress`);
+    if (!p.spec?.policyTypes?.includes('Ingress'))
+      out.push(`NetworkPolicy ${p.metadata?.name}: policyTypes must include Ingress`);
     return p.spec?.ingress ?? [];
   });
   for (const rule of ingress) {
@@ -349,14 +432,20 @@ function networkPolicyRules(objects: readonly K8sObject[], podLabels: Record<str
         out.push(`NetworkPolicy: unexpected ingress port ${String(port.port)}`);
         continue;
       }
-      if (!(rule.from ?? []).every(PEER_RULES[which].test)) out.push(`NetworkPolicy: port ${String(port.port)} may only admit ${PEER_RULES[which].says}`);
+      if (!(rule.from ?? []).every(PEER_RULES[which].test))
+        out.push(`NetworkPolicy: port ${String(port.port)} may only admit ${PEER_RULES[which].says}`);
     }
   }
   const admitted = ingress.flatMap((r) => r.ports ?? []).map((p) => p.port);
   if (!admitted.includes(GRPC_PORT)) out.push(`NetworkPolicy: no ingress rule for ${GRPC_PORT}`);
   if (!admitted.includes(HTTP_PORT)) out.push(`NetworkPolicy: no ingress rule for ${HTTP_PORT} (admin API)`);
-  for (const [what, port] of [['metrics scrape', ports.metrics ?? HTTP_PORT], ['forward auth', ports.forwardAuth], ['leak reports', ports.leakReport]] as const) {
-    if (port !== undefined && !admitted.includes(port)) out.push(`NetworkPolicy: no ingress rule for ${port} (${what})`);
+  for (const [what, port] of [
+    ['metrics scrape', ports.metrics ?? HTTP_PORT],
+    ['forward auth', ports.forwardAuth],
+    ['leak reports', ports.leakReport],
+  ] as const) {
+    if (port !== undefined && !admitted.includes(port))
+      out.push(`NetworkPolicy: no ingress rule for ${port} (${what})`);
   }
   return out;
 }
@@ -368,8 +457,14 @@ function networkPolicyRules(objects: readonly K8sObject[], podLabels: Record<str
  */
 export const EGRESS = {
   dns: { ports: ['UDP/53', 'TCP/53'], says: 'the cluster DNS (kube-dns pods in kube-system, or one resolver address)' },
-  stores: { ports: ['TCP/5432', 'TCP/6432', 'TCP/6379', 'TCP/26379'], says: 'private addresses or cluster pods (PostgreSQL, PgBouncer, Redis, Sentinel)' },
-  https: { ports: ['TCP/443'], says: 'public addresses only (the identity provider\'s JWKS, GitHub\'s API), every private, shared and link-local range excepted' },
+  stores: {
+    ports: ['TCP/5432', 'TCP/6432', 'TCP/6379', 'TCP/26379'],
+    says: 'private addresses or cluster pods (PostgreSQL, PgBouncer, Redis, Sentinel)',
+  },
+  https: {
+    ports: ['TCP/443'],
+    says: "public addresses only (the identity provider's JWKS, GitHub's API), every private, shared and link-local range excepted",
+  },
 } as const;
 type EgressClass = keyof typeof EGRESS;
 /** Without these the service cannot start or serve: DNS, PostgreSQL, Redis, and the two HTTPS fetches. */
@@ -410,9 +505,13 @@ function publicOnly(peer: NetworkPolicyPeer): boolean {
 }
 
 const EGRESS_PEERS: Record<EgressClass, (p: NetworkPolicyPeer) => boolean> = {
-  dns: (p) => (p.ipBlock === undefined && p.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name'] === 'kube-system' &&
-    p.podSelector?.matchLabels?.['k8s-app'] === 'kube-dns') || (p.ipBlock !== undefined && /\/(32|128)$/.test(p.ipBlock.cidr) && !p.ipBlock.except),
-  stores: (p) => (p.ipBlock === undefined && (p.namespaceSelector !== undefined || p.podSelector !== undefined)) ||
+  dns: (p) =>
+    (p.ipBlock === undefined &&
+      p.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name'] === 'kube-system' &&
+      p.podSelector?.matchLabels?.['k8s-app'] === 'kube-dns') ||
+    (p.ipBlock !== undefined && /\/(32|128)$/.test(p.ipBlock.cidr) && !p.ipBlock.except),
+  stores: (p) =>
+    (p.ipBlock === undefined && (p.namespaceSelector !== undefined || p.podSelector !== undefined)) ||
     (p.ipBlock !== undefined && !p.namespaceSelector && !p.podSelector && inAny(p.ipBlock.cidr, PRIVATE)),
   https: publicOnly,
 };
@@ -424,17 +523,22 @@ function egressClass(key: string): EgressClass | undefined {
 /** One egress rule: named ports from the list, named destinations, each destination fit for every port of the rule. */
 function checkEgressRule(rule: NetworkPolicyEgressRule, out: string[]): string[] {
   const keys: string[] = [];
-  if (!rule.ports?.length) out.push('NetworkPolicy: every egress rule must name its ports (without, it allows every port)');
-  if (!rule.to?.length) out.push('NetworkPolicy: every egress rule must name its destinations (without, it allows every address)');
+  if (!rule.ports?.length)
+    out.push('NetworkPolicy: every egress rule must name its ports (without, it allows every port)');
+  if (!rule.to?.length)
+    out.push('NetworkPolicy: every egress rule must name its destinations (without, it allows every address)');
   for (const port of rule.ports ?? []) {
     const key = `${port.protocol ?? 'TCP'}/${port.port === undefined ? 'every port' : String(port.port)}`;
     const which = port.endPort === undefined ? egressClass(key) : undefined;
     if (!which) {
-      out.push(`NetworkPolicy: egress to ${key}${port.endPort ? `-${port.endPort}` : ''} is not in the list (DNS 53, PostgreSQL 5432/6432, Redis 6379/26379, HTTPS 443)`);
+      out.push(
+        `NetworkPolicy: egress to ${key}${port.endPort ? `-${port.endPort}` : ''} is not in the list (DNS 53, PostgreSQL 5432/6432, Redis 6379/26379, HTTPS 443)`,
+      );
       continue;
     }
     keys.push(key);
-    if (!(rule.to ?? []).every(EGRESS_PEERS[which])) out.push(`NetworkPolicy: egress to ${key} may only reach ${EGRESS[which].says}`);
+    if (!(rule.to ?? []).every(EGRESS_PEERS[which]))
+      out.push(`NetworkPolicy: egress to ${key} may only reach ${EGRESS[which].says}`);
   }
   return keys;
 }
@@ -446,6 +550,7 @@ function egressRules(policies: readonly NetworkPolicy[]): string[] {
     out.push('NetworkPolicy: policyTypes must include Egress (otherwise the pods may connect anywhere)');
   }
   const allowed = policies.flatMap((p) => p.spec?.egress ?? []).flatMap((rule) => checkEgressRule(rule, out));
-  for (const key of EGRESS_REQUIRED) if (!allowed.includes(key)) out.push(`NetworkPolicy: no egress rule for ${key} (the service needs it)`);
+  for (const key of EGRESS_REQUIRED)
+    if (!allowed.includes(key)) out.push(`NetworkPolicy: no egress rule for ${key} (the service needs it)`);
   return out;
 }

@@ -117,8 +117,5 @@ export function typecheckObjects(objects: readonly K8sObject[]): TypeFinding[] {
 
 /** Both checks together: a flat list of messages (empty = valid). */
 export function schemaErrors(objects: readonly K8sObject[]): string[] {
-  return [
-    ...objects.flatMap(validateModel),
-    ...typecheckObjects(objects).map((f) => `${f.object}: ${f.message}`),
-  ];
+  return [...objects.flatMap(validateModel), ...typecheckObjects(objects).map((f) => `${f.object}: ${f.message}`)];
 }

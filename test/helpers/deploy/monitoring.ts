@@ -18,7 +18,10 @@ export interface Rule {
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
 }
-export interface RuleGroup { name: string; rules: Rule[] }
+export interface RuleGroup {
+  name: string;
+  rules: Rule[];
+}
 
 type Json = Record<string, any>;
 
@@ -36,15 +39,22 @@ export function panels(d: Json): Json[] {
   return (d['panels'] as Json[]).flatMap((p) => [p, ...((p['panels'] as Json[] | undefined) ?? [])]);
 }
 
-export interface Query { where: string; refs: PromqlRefs }
+export interface Query {
+  where: string;
+  refs: PromqlRefs;
+}
 
 /** Every query of the rules and the dashboard (panel targets and `label_values(...)` variables), parsed. */
 export function monitoringQueries(groups = ruleGroups(), d = dashboard()): Query[] {
   const out: Query[] = [];
-  for (const g of groups) for (const r of g.rules) out.push({ where: `rule ${r.alert ?? r.record}`, refs: promqlRefs(r.expr) });
+  for (const g of groups)
+    for (const r of g.rules) out.push({ where: `rule ${r.alert ?? r.record}`, refs: promqlRefs(r.expr) });
   for (const p of panels(d)) {
     for (const target of (p['targets'] as Json[] | undefined) ?? []) {
-      out.push({ where: `panel "${p['title']}" ${target['refId']}`, refs: promqlRefs(withoutGrafanaVariables(String(target['expr']))) });
+      out.push({
+        where: `panel "${p['title']}" ${target['refId']}`,
+        refs: promqlRefs(withoutGrafanaVariables(String(target['expr']))),
+      });
     }
   }
   for (const v of (d['templating']?.['list'] as Json[] | undefined) ?? []) {
@@ -59,6 +69,11 @@ function labelValues(query: string): PromqlRefs {
   const m = /^label_values\((.+),\s*([A-Za-z_]\w*)\s*\)$/.exec(query.trim());
   if (!m) throw new Error(`not a label_values() query: ${query}`);
   const refs = promqlRefs(withoutGrafanaVariables(m[1] as string));
-  refs.labels.push({ label: m[2] as string, metrics: [...refs.metrics], every: true, clause: `label_values(…, ${m[2]})` });
+  refs.labels.push({
+    label: m[2] as string,
+    metrics: [...refs.metrics],
+    every: true,
+    clause: `label_values(…, ${m[2]})`,
+  });
   return refs;
 }

@@ -57,8 +57,13 @@ export function isK8sObject(value: unknown): value is K8sObject {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
   const v = value as Record<string, unknown>;
   const meta = v['metadata'];
-  return typeof v['apiVersion'] === 'string' && typeof v['kind'] === 'string' &&
-    typeof meta === 'object' && meta !== null && typeof (meta as Record<string, unknown>)['name'] === 'string';
+  return (
+    typeof v['apiVersion'] === 'string' &&
+    typeof v['kind'] === 'string' &&
+    typeof meta === 'object' &&
+    meta !== null &&
+    typeof (meta as Record<string, unknown>)['name'] === 'string'
+  );
 }
 
 /** `kubectl kustomize k8s/<dir>` parsed into objects. */

@@ -2,7 +2,9 @@
 // benchmarks (bench/): created under a random name, dropped when their owner is done.
 import pg from 'pg';
 
-interface Owner { teardown(fn: () => unknown): void }
+interface Owner {
+  teardown(fn: () => unknown): void;
+}
 
 /** A name that is safe to splice into CREATE/DROP DATABASE (identifiers cannot be bound as parameters). */
 const PLAIN_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -17,7 +19,11 @@ export function databaseUrl(adminUrl: string, name: string): string {
 async function onAdmin(adminUrl: string, sql: string): Promise<void> {
   const c = new pg.Client({ connectionString: adminUrl });
   await c.connect();
-  try { await c.query(sql); } finally { await c.end(); }
+  try {
+    await c.query(sql);
+  } finally {
+    await c.end();
+  }
 }
 
 function checked(name: string): string {

@@ -5,14 +5,18 @@ import { fileURLToPath } from 'node:url';
 import { NODE_FLAGS } from '../../../src/node-flags.js';
 
 /** The compiled service, resolved from test/helpers/harness/ or dist/test/helpers/harness/. */
-export const SERVICE_MAIN = fileURLToPath(new URL(
-  import.meta.url.includes('/dist/') ? '../../../src/main.js' : '../../../dist/src/main.js', import.meta.url));
+export const SERVICE_MAIN = fileURLToPath(
+  new URL(import.meta.url.includes('/dist/') ? '../../../src/main.js' : '../../../dist/src/main.js', import.meta.url),
+);
 /** The service's node arguments as the image runs it: its flags, then its script. */
 export const SERVICE_ARGS: readonly string[] = [...NODE_FLAGS, SERVICE_MAIN];
 /** What the service logs (with its bound ports) once it listens. */
 export const SERVICE_STARTED = 'otesse key service started';
 
-export interface Ports { grpcPort: number; httpPort: number }
+export interface Ports {
+  grpcPort: number;
+  httpPort: number;
+}
 
 export interface SpawnOptions {
   /** Names the process in error messages. */
@@ -34,7 +38,10 @@ export interface SpawnOptions {
 export function spawnNode(o: SpawnOptions): { proc: ChildProcess; started: Promise<Ports> } {
   const proc = spawn(process.execPath, [...o.args], { env: o.env, stdio: ['ignore', 'pipe', 'pipe'] });
   const started = new Promise<Ports>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${o.name} did not start within ${o.timeoutMs} ms:\n${o.output()}`)), o.timeoutMs);
+    const timer = setTimeout(
+      () => reject(new Error(`${o.name} did not start within ${o.timeoutMs} ms:\n${o.output()}`)),
+      o.timeoutMs,
+    );
     proc.once('exit', (code, signal) => {
       clearTimeout(timer);
       reject(new Error(`${o.name} exited (${String(code ?? signal)}) before it started:\n${o.output()}`));
@@ -48,7 +55,10 @@ export function spawnNode(o: SpawnOptions): { proc: ChildProcess; started: Promi
         buffer = buffer.slice(nl + 1);
         o.onLine?.(line);
         const ports = line.includes(o.startedMessage) ? portsOf(line) : undefined;
-        if (ports) { clearTimeout(timer); resolve(ports); }
+        if (ports) {
+          clearTimeout(timer);
+          resolve(ports);
+        }
       }
     });
     proc.stderr?.on('data', (chunk: Buffer) => o.onStderr?.(String(chunk)));
@@ -66,7 +76,11 @@ function portsOf(line: string): Ports | undefined {
 }
 
 /** Poll `check` until it returns true or the time is up; resolves whether it did. */
-export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 10_000, stepMs = 25): Promise<boolean> {
+export async function waitFor(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 10_000,
+  stepMs = 25,
+): Promise<boolean> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
     if (await check()) return true;
@@ -77,16 +91,23 @@ export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs
 
 /** One GET /readyz of the service at `base`: its status (0 when unreachable) and body. */
 export async function probeReady(base: string): Promise<{ status: number; text: string }> {
-  return fetch(`${base}/readyz`).then(async (r) => ({ status: r.status, text: await r.text() }), (e: unknown) => ({ status: 0, text: String(e) }));
+  return fetch(`${base}/readyz`).then(
+    async (r) => ({ status: r.status, text: await r.text() }),
+    (e: unknown) => ({ status: 0, text: String(e) }),
+  );
 }
 
 /** Wait until /readyz at `base` answers 200; throws with its last answer (and `output()`) after `timeoutMs`. */
 export async function waitReady(base: string, name: string, timeoutMs = 30_000, output?: () => string): Promise<void> {
   let last = '';
-  const ready = await waitFor(async () => {
-    const res = await probeReady(base);
-    last = res.text;
-    return res.status === 200;
-  }, timeoutMs, 100);
+  const ready = await waitFor(
+    async () => {
+      const res = await probeReady(base);
+      last = res.text;
+      return res.status === 200;
+    },
+    timeoutMs,
+    100,
+  );
   if (!ready) throw new Error(`${name} not ready after ${timeoutMs} ms: ${last}${output ? `\n${output()}` : ''}`);
 }

@@ -3,7 +3,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-interface TestLike { teardown(fn: () => unknown): void }
+interface TestLike {
+  teardown(fn: () => unknown): void;
+}
 
 /** PEM files made at test time with the openssl CLI (paths, plus their contents). */
 export interface TestPki {
@@ -26,13 +28,47 @@ function issue(dir: string, name: string, subject: string, extensions: string, c
   openssl(dir, 'ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', `${name}.key`);
   writeFileSync(join(dir, `${name}.cnf`), `[req]\ndistinguished_name = dn\n[dn]\n[v3]\n${extensions}\n`);
   if (!caName) {
-    openssl(dir, 'req', '-x509', '-new', '-key', `${name}.key`, '-subj', subject, '-days', '2',
-      '-config', `${name}.cnf`, '-extensions', 'v3', '-out', `${name}.crt`);
+    openssl(
+      dir,
+      'req',
+      '-x509',
+      '-new',
+      '-key',
+      `${name}.key`,
+      '-subj',
+      subject,
+      '-days',
+      '2',
+      '-config',
+      `${name}.cnf`,
+      '-extensions',
+      'v3',
+      '-out',
+      `${name}.crt`,
+    );
     return;
   }
   openssl(dir, 'req', '-new', '-key', `${name}.key`, '-subj', subject, '-config', `${name}.cnf`, '-out', `${name}.csr`);
-  openssl(dir, 'x509', '-req', '-in', `${name}.csr`, '-CA', `${caName}.crt`, '-CAkey', `${caName}.key`, '-CAcreateserial',
-    '-days', '2', '-extfile', `${name}.cnf`, '-extensions', 'v3', '-out', `${name}.crt`);
+  openssl(
+    dir,
+    'x509',
+    '-req',
+    '-in',
+    `${name}.csr`,
+    '-CA',
+    `${caName}.crt`,
+    '-CAkey',
+    `${caName}.key`,
+    '-CAcreateserial',
+    '-days',
+    '2',
+    '-extfile',
+    `${name}.cnf`,
+    '-extensions',
+    'v3',
+    '-out',
+    `${name}.crt`,
+  );
 }
 
 const CA_EXT = 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign';
@@ -43,7 +79,13 @@ export function makePki(t: TestLike): TestPki {
   const dir = mkdtempSync(join(tmpdir(), 'otesse-pki-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   issue(dir, 'ca', '/CN=Otesse test CA', CA_EXT);
-  issue(dir, 'server', '/CN=localhost', `${LEAF}\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1`, 'ca');
+  issue(
+    dir,
+    'server',
+    '/CN=localhost',
+    `${LEAF}\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1`,
+    'ca',
+  );
   issue(dir, 'client', '/CN=gateway', `${LEAF}\nextendedKeyUsage=clientAuth`, 'ca');
   issue(dir, 'other-ca', '/CN=Some other CA', CA_EXT);
   issue(dir, 'stranger', '/CN=gateway', `${LEAF}\nextendedKeyUsage=clientAuth`, 'other-ca');

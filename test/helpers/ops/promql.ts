@@ -27,16 +27,18 @@ export const TARGET_LABELS: ReadonlySet<string> = new Set(['job', 'instance']);
 
 /** Grafana's variables replaced by values that parse (`$__rate_interval` is a duration, the others sit in strings). */
 export function withoutGrafanaVariables(expr: string): string {
-  return expr
-    .replace(/\$\{?__(rate_interval|interval|range)\}?/g, '5m')
-    .replace(/\$\{?[A-Za-z_]\w*(?::\w+)?\}?/g, 'v');
+  return expr.replace(/\$\{?__(rate_interval|interval|range)\}?/g, '5m').replace(/\$\{?[A-Za-z_]\w*(?::\w+)?\}?/g, 'v');
 }
 
 /** The metric names and label uses of one expression; throws when it does not parse. */
 export function promqlRefs(expr: string): PromqlRefs {
   const tree = parser.parse(expr);
   const errors: number[] = [];
-  tree.iterate({ enter: (n) => { if (n.type.isError) errors.push(n.from); } });
+  tree.iterate({
+    enter: (n) => {
+      if (n.type.isError) errors.push(n.from);
+    },
+  });
   if (errors.length > 0) throw new Error(`PromQL does not parse at ${errors[0]}: ${expr}`);
   const refs: PromqlRefs = { metrics: new Set(), labels: [] };
   visit(tree.topNode, expr, refs);
@@ -69,7 +71,8 @@ function selector(node: SyntaxNode, source: string, refs: PromqlRefs): string[] 
   if (!metric) throw new Error(`a selector without a metric name: ${text(node, source)}`);
   refs.metrics.add(metric);
   for (const [label] of pairs) {
-    if (label !== '__name__') refs.labels.push({ label, metrics: [metric], every: true, clause: `selector ${text(node, source)}` });
+    if (label !== '__name__')
+      refs.labels.push({ label, metrics: [metric], every: true, clause: `selector ${text(node, source)}` });
   }
   return [metric];
 }
@@ -78,10 +81,18 @@ function selector(node: SyntaxNode, source: string, refs: PromqlRefs): string[] 
 function grouping(clause: SyntaxNode | null, source: string, metrics: string[], refs: PromqlRefs): void {
   let keyword = '';
   for (let c = clause?.firstChild ?? null; c; c = c.nextSibling) {
-    if (c.name !== 'GroupingLabels') { keyword = c.name; continue; }
+    if (c.name !== 'GroupingLabels') {
+      keyword = c.name;
+      continue;
+    }
     const every = keyword === 'By' || keyword === 'On';
     for (const l of c.getChildren('LabelName')) {
-      refs.labels.push({ label: text(l, source), metrics: [...new Set(metrics)], every, clause: `${keyword.toLowerCase()} (${text(c, source)})` });
+      refs.labels.push({
+        label: text(l, source),
+        metrics: [...new Set(metrics)],
+        every,
+        clause: `${keyword.toLowerCase()} (${text(c, source)})`,
+      });
     }
   }
 }
@@ -99,7 +110,8 @@ export function parseExposition(body: string): Exposition {
     const type = /^# TYPE (\S+) (\S+)/.exec(line);
     if (type) {
       const [, name, kind] = type as unknown as [string, string, string];
-      const suffixes = kind === 'histogram' ? ['_bucket', '_sum', '_count'] : kind === 'summary' ? ['', '_sum', '_count'] : [''];
+      const suffixes =
+        kind === 'histogram' ? ['_bucket', '_sum', '_count'] : kind === 'summary' ? ['', '_sum', '_count'] : [''];
       for (const s of suffixes) out.names.add(`${name}${s}`);
       continue;
     }
@@ -124,7 +136,9 @@ export function unexposed(where: string, refs: PromqlRefs, exposed: Exposition):
     const ok = use.metrics.length > 0 && (use.every ? use.metrics.every(has) : use.metrics.some(has));
     if (!ok) {
       const lacking = use.metrics.filter((m) => !has(m));
-      problems.push(`${where}: label ${use.label} (${use.clause}) is not a label of ${lacking.join(', ') || 'any metric'}`);
+      problems.push(
+        `${where}: label ${use.label} (${use.clause}) is not a label of ${lacking.join(', ') || 'any metric'}`,
+      );
     }
   }
   return problems;
