@@ -27,12 +27,14 @@ export function signBody(body: string | Buffer, key: SigningKey): string {
   return sign('sha256', Buffer.from(body), { key: key.privateKey, dsaEncoding: 'der' }).toString('base64');
 }
 
-/** Serves `{public_keys: [...]}` for the keys published so far; counts the fetches. */
+/** Serves `{public_keys: [...]}` for the keys published so far; counts the fetches. Keys can be retired, and the endpoint made to fail (502). */
 export async function githubKeyServer(t: TestLike, initial: SigningKey[]) {
-  const published = [...initial];
+  let published = [...initial];
+  let failing = false;
   let fetches = 0;
   const server = createServer((req, res) => {
     fetches++;
+    if (failing) return res.writeHead(502).end();
     const body = JSON.stringify({
       public_keys: published.map((k, i) => ({
         key_identifier: k.identifier,
@@ -40,7 +42,7 @@ export async function githubKeyServer(t: TestLike, initial: SigningKey[]) {
         is_current: i === published.length - 1,
       })),
     });
-    res.writeHead(200, { 'content-type': 'application/json' }).end(body);
+    return res.writeHead(200, { 'content-type': 'application/json' }).end(body);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.teardown(
@@ -54,6 +56,12 @@ export async function githubKeyServer(t: TestLike, initial: SigningKey[]) {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/meta/public_keys/secret_scanning`,
     publish(key: SigningKey) {
       published.push(key);
+    },
+    retire(key: SigningKey) {
+      published = published.filter((k) => k !== key);
+    },
+    fail(on: boolean) {
+      failing = on;
     },
     get fetches() {
       return fetches;

@@ -1,7 +1,6 @@
 // GitHub's secret-scanning signing keys are trusted for at most an hour after they were read: a key
 // GitHub retires stops verifying reports, and a list that cannot be re-read is 503 (GitHub retries),
 // never a retired key trusted forever.
-import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import t from 'tap';
@@ -9,49 +8,13 @@ import { GithubPublicKeys, KeysUnavailableError } from '../../src/transport/leak
 import { buildLeakServer } from '../../src/transport/leak/server.js';
 import { createLogger } from '../../src/observability/logger.js';
 import type { LeakReportService } from '../../src/service/leak-report-service.js';
-import { entry, signedReport, signingKey, type SigningKey } from '../helpers/github.js';
+import { entry, githubKeyServer, signedReport, signingKey } from '../helpers/github.js';
 
 const HOUR = 3_600_000;
 
-/** GitHub's key list on 127.0.0.1: keys can be published and retired, and the endpoint can fail. */
-async function keyList(t: { teardown(fn: () => unknown): void }, initial: SigningKey[]) {
-  let published = [...initial];
-  let failing = false;
-  let fetches = 0;
-  const server = createServer((_req, res) => {
-    fetches++;
-    if (failing) return res.writeHead(502).end();
-    return res.writeHead(200, { 'content-type': 'application/json' }).end(
-      JSON.stringify({
-        public_keys: published.map((k) => ({ key_identifier: k.identifier, key: k.publicPem, is_current: true })),
-      }),
-    );
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(
-    () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  );
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/meta/public_keys/secret_scanning`,
-    retire(key: SigningKey) {
-      published = published.filter((k) => k !== key);
-    },
-    fail(on: boolean) {
-      failing = on;
-    },
-    get fetches() {
-      return fetches;
-    },
-  };
-}
-
 t.test('a key GitHub retired stops being trusted once the list is an hour old', async (t) => {
   const [old, current] = [signingKey(), signingKey()];
-  const list = await keyList(t, [old, current]);
+  const list = await githubKeyServer(t, [old, current]);
   let now = 1_000_000;
   const keys = new GithubPublicKeys({ url: list.url, now: () => now });
   t.ok(await keys.get(old.identifier), 'published: trusted');
@@ -71,7 +34,7 @@ t.test('a key GitHub retired stops being trusted once the list is an hour old', 
 
 t.test('a list past its age that cannot be re-read is 503 (GitHub retries), never trust in stale keys', async (t) => {
   const key = signingKey();
-  const list = await keyList(t, [key]);
+  const list = await githubKeyServer(t, [key]);
   let now = 1_000_000;
   const errors: unknown[] = [];
   const keys = new GithubPublicKeys({ url: list.url, now: () => now, onFetchError: (err) => errors.push(err) });
@@ -91,7 +54,7 @@ t.test('a list past its age that cannot be re-read is 503 (GitHub retries), neve
 
 t.test('the leak listener answers 503 for a report while the key list is stale and unreadable', async (t) => {
   const key = signingKey();
-  const list = await keyList(t, [key]);
+  const list = await githubKeyServer(t, [key]);
   let now = Date.now();
   const leaks = { report: async () => [] } as unknown as LeakReportService;
   const server = await buildLeakServer({
