@@ -75,9 +75,16 @@ const CERTIFICATE_ERROR = /^(UNABLE_TO_|SELF_SIGNED|DEPTH_ZERO|CERT_|ERR_TLS_CER
 
 type Probe<T> = { ok: T } | { fault: 'certificate' | 'password' | 'unreachable'; err: unknown };
 
-/** One connection, no retry, then `ask`: a refused certificate or password is told apart from an unreachable server. */
-async function probe<T>(options: Record<string, unknown>, ask: (c: Redis) => Promise<T>): Promise<Probe<T>> {
-  const client = new Redis({
+/**
+ * One connection, no retry, then `ask`: a refused certificate or password is told apart from an unreachable
+ * server. `url`: read by ioredis, as the service's own connections read it.
+ */
+async function probe<T>(
+  url: string | undefined,
+  options: Record<string, unknown>,
+  ask: (c: Redis) => Promise<T>,
+): Promise<Probe<T>> {
+  const once = {
     ...options,
     lazyConnect: true,
     retryStrategy: null,
@@ -85,7 +92,8 @@ async function probe<T>(options: Record<string, unknown>, ask: (c: Redis) => Pro
     enableReadyCheck: false,
     connectTimeout: 2000,
     commandTimeout: 2000,
-  });
+  };
+  const client = url === undefined ? new Redis(once) : new Redis(url, once);
   let first: unknown;
   client.on('error', (err: unknown) => {
     first ??= err;
@@ -137,8 +145,7 @@ export async function checkRedisSetup(target: RedisTarget, minDownAfterMs: numbe
     ...(tls ? { tls } : {}),
   });
   if ('url' in target) {
-    const options = optionsFor(target, {});
-    const p = await probe({ ...options, ...parseTarget(target.url) }, (c) => c.ping());
+    const p = await probe(target.url, optionsFor(target, {}), (c) => c.ping());
     refuse(p, 'the Redis server', target.password ? 'REDIS_PASSWORD' : 'REDIS_URL');
     return {
       warnings: 'fault' in p ? ['Redis unreachable at start-up: deciding from PostgreSQL until it answers'] : [],
@@ -147,6 +154,7 @@ export async function checkRedisSetup(target: RedisTarget, minDownAfterMs: numbe
   const asked = await Promise.all(
     target.sentinels.map(async (s) => {
       const p = await probe(
+        undefined,
         {
           host: s.host,
           port: s.port,
@@ -170,7 +178,7 @@ export async function checkRedisSetup(target: RedisTarget, minDownAfterMs: numbe
   const named = answers.find((a) => Array.isArray(a.addr));
   if (!named) throw new RedisSetupError(`REDIS_SENTINEL_NAME: no Sentinel watches a master group of that name`);
   const [host, port] = named.addr as [string, string];
-  const p = await probe(server(host, Number(port)), (c) => c.ping());
+  const p = await probe(undefined, server(host, Number(port)), (c) => c.ping());
   refuse(p, `the Redis primary ${host}:${port}`, 'REDIS_PASSWORD');
   const warnings =
     'fault' in p
@@ -183,17 +191,6 @@ export async function checkRedisSetup(target: RedisTarget, minDownAfterMs: numbe
     );
   }
   return { primary: `${host}:${port}`, warnings };
-}
-
-/** Host, port and credentials of a URL as ioredis reads them (the probe takes one options object). */
-function parseTarget(url: string): Record<string, unknown> {
-  const u = new URL(url);
-  return {
-    host: u.hostname.replace(/^\[|\]$/g, ''),
-    port: Number(u.port || 6379),
-    ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
-    ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
-  };
 }
 
 /** `down-after-milliseconds` from SENTINEL MASTER's flat field list (or map, under RESP3). */

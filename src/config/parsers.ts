@@ -5,6 +5,13 @@ import type { Variables } from './schema.js';
 /** A value the schema let through but its parser refuses: `message` names the rule, never the value. */
 export class InvalidValue extends Error {}
 
+/** The entries of a comma-separated list, trimmed, empty ones left out. */
+const commaList = (text: string): string[] =>
+  text
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean);
+
 const url =
   (protocols: string[]) =>
   (text: string): string => {
@@ -31,16 +38,12 @@ function pemCertificateFile(path: string): string {
 
 /** `host:port` entries, comma separated (IPv6 in brackets): the Sentinels. */
 function hostPorts(text: string): { host: string; port: number }[] {
-  const out = text
-    .split(',')
-    .map((e) => e.trim())
-    .filter(Boolean)
-    .map((entry) => {
-      const m = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(entry);
-      const port = Number(m?.[2]);
-      if (!m?.[1] || port < 1 || port > 65535) throw new InvalidValue('entries must be host:port, comma separated');
-      return { host: m[1].replace(/^\[|\]$/g, ''), port };
-    });
+  const out = commaList(text).map((entry) => {
+    const m = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(entry);
+    const port = Number(m?.[2]);
+    if (!m?.[1] || port < 1 || port > 65535) throw new InvalidValue('entries must be host:port, comma separated');
+    return { host: m[1].replace(/^\[|\]$/g, ''), port };
+  });
   if (out.length === 0) throw new InvalidValue('no host:port entry');
   return out;
 }
@@ -58,10 +61,7 @@ export interface AdminToken {
  */
 function adminTokens(text: string): AdminToken[] {
   const out: AdminToken[] = [];
-  for (const entry of text
-    .split(',')
-    .map((e) => e.trim())
-    .filter(Boolean)) {
+  for (const entry of commaList(text)) {
     const [name = '', token = '', accounts, ...rest] = entry.split(':');
     if (rest.length > 0 || !/^[A-Za-z0-9._-]{1,64}$/.test(name) || !/^[\x21-\x7e]{16,256}$/.test(token)) {
       throw new InvalidValue(
@@ -77,10 +77,7 @@ function adminTokens(text: string): AdminToken[] {
 /** Comma-separated addresses and CIDRs (v4 and v6), parsed by the domain's rules. */
 function cidrList(text: string): string[] {
   const out: string[] = [];
-  for (const entry of text
-    .split(',')
-    .map((e) => e.trim())
-    .filter(Boolean)) {
+  for (const entry of commaList(text)) {
     const rule = parseRule(entry);
     if (!rule) throw new InvalidValue('entries must be IP addresses or CIDRs, comma separated');
     out.push(normalizeRule(rule));

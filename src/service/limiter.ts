@@ -180,13 +180,15 @@ export class Limiter {
         b.tokens = 0;
         b.spent = false;
       }
-      // As for the quota: the window's budget being spent refuses only once this replica's tokens are.
-      if (b.tokens < 1 && b.spent) {
-        const retryAfterMs = (window + 1) * rule.windowMs - now;
-        if (!refusal || retryAfterMs > refusal.retryAfterMs) refusal = { reason: 'RATE_LIMITED', retryAfterMs };
-      } else if (b.tokens < 1) {
-        need = true;
-        this.#leaseRate(keyId, rule, b, want);
+      if (b.tokens < 1) {
+        // As for the quota: the window's budget being spent refuses only once this replica's tokens are.
+        if (b.spent) {
+          const retryAfterMs = (window + 1) * rule.windowMs - now;
+          if (!refusal || retryAfterMs > refusal.retryAfterMs) refusal = { reason: 'RATE_LIMITED', retryAfterMs };
+        } else {
+          need = true;
+          this.#leaseRate(keyId, rule, b, want);
+        }
       }
       available = Math.min(available, b.tokens);
     }

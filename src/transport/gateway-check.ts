@@ -10,6 +10,7 @@ import type { Identity } from '../domain/decision.js';
 import { AppError } from '../domain/errors.js';
 import { checkRequestTarget } from '../domain/request-target.js';
 import type { AuthResult } from '../service/authenticator.js';
+import { STATUS } from './http/problem.js';
 import type { RouteMap } from './route-map.js';
 
 /** The one Authenticate use case, as the transports call it. */
@@ -59,14 +60,12 @@ function scopeOf(
   req: GatewayRequest,
   routes: RouteMap | undefined,
 ): { scope: string | undefined } | { refused: GatewayOutcome } {
-  if (req.target !== undefined) {
-    const checked = checkRequestTarget(req.target);
-    if (!checked.ok) return { refused: badRequest('TARGET_NOT_CANONICAL', checked.detail, 'target-not-canonical') };
+  const checked = req.target === undefined ? undefined : checkRequestTarget(req.target);
+  if (checked && !checked.ok) {
+    return { refused: badRequest('TARGET_NOT_CANONICAL', checked.detail, 'target-not-canonical') };
   }
   if (req.fixedScope) return { scope: req.fixedScope };
-  const mapped =
-    req.method !== undefined && req.target !== undefined ? routes?.scopeFor(req.method, req.target) : undefined;
-  return { scope: mapped };
+  return { scope: checked && req.method !== undefined ? routes?.scopeFor(req.method, checked.path) : undefined };
 }
 
 /**
@@ -89,8 +88,8 @@ export async function checkGatewayRequest(
     result = await authenticate(key.key, req.ip, found.scope);
   } catch (err) {
     if (!(err instanceof AppError)) throw err;
-    if (err.code === 'STORAGE_UNAVAILABLE' || err.code === 'OVERLOADED' || err.code === 'HASHER_FAULT')
-      return refuse('SERVICE_UNAVAILABLE');
+    // The key cannot be checked now (storage, load, argon2): the same 503 the admin API answers for it.
+    if (STATUS[err.code] === 503) return refuse('SERVICE_UNAVAILABLE');
     // A gateway that sent a scope outside the catalog or an address that is none: its operator's bug.
     if (err.code === 'VALIDATION_FAILED') return badRequest('BAD_REQUEST', err.message);
     throw err;

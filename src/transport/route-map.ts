@@ -3,7 +3,6 @@ import FindMyWay, { type HTTPMethod } from 'find-my-way';
 import { parse } from 'yaml';
 import { Type, type Static } from '@sinclair/typebox';
 import { ConfigError } from '../config.js';
-import { checkRequestTarget } from '../domain/request-target.js';
 import { SCOPES } from '../domain/scopes.js';
 import { checker, StringEnum } from '../validation.js';
 
@@ -57,15 +56,14 @@ export class RouteMap {
   }
 
   /**
-   * The scope for a method and a request target (query string ignored), or undefined when no rule
-   * matches. A target not in its canonical form matches nothing (design: client-cannot-choose);
-   * the gateways refuse it with 400 before they get here.
+   * The scope for a method and a path, or undefined when no rule matches. `path` is the canonical path
+   * that checkRequestTarget gives (query string gone): the gateways check the target before they ask
+   * (design: client-cannot-choose), so a path the upstream could read differently never gets here.
    */
-  scopeFor(method: string, target: string): string | undefined {
-    const checked = checkRequestTarget(target);
+  scopeFor(method: string, path: string): string | undefined {
     const m = method.toUpperCase();
-    if (!checked.ok || !(METHODS as readonly string[]).includes(m)) return undefined;
-    const found = this.#router.find(m as HTTPMethod, checked.path);
+    if (!(METHODS as readonly string[]).includes(m)) return undefined;
+    const found = this.#router.find(m as HTTPMethod, path);
     return (found?.store as { scope?: string } | undefined)?.scope;
   }
 }

@@ -1,7 +1,8 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, type ErrorCode, type FieldError } from '../../domain/errors.js';
 
-const STATUS: Record<ErrorCode, number> = {
+/** The HTTP status of each error code: the admin API's answers and the gateways' alike. */
+export const STATUS: Record<ErrorCode, number> = {
   VALIDATION_FAILED: 400,
   UNAUTHENTICATED: 401,
   FORBIDDEN: 403,
