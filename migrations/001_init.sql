@@ -1,4 +1,4 @@
--- Keys, the change log (design invariant 2), the audit log and the activity counters.
+-- Keys, the change log (design: revoke-holds), the audit log and the activity counters.
 
 CREATE TABLE api_keys (
   id             text PRIMARY KEY,            -- key_<public id>: lookup by key id is the primary key

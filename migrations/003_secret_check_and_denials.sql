@@ -1,4 +1,4 @@
--- Issue 9: wrong secrets are refused without argon2, and denied calls no longer grow key_addresses.
+-- Wrong secrets are refused without argon2, and denied calls no longer grow key_addresses.
 
 -- The first 4 bytes of SHA-256 of the secret, hex: a wrong secret is refused without hashing, so
 -- wrong guesses cost the service nothing and need no lockout of the key (design invariant 13).

@@ -1,4 +1,4 @@
--- Issue 12: per-key rate limits, a usage quota with refill, disabling without revoking, and metadata.
+-- Per-key rate limits, a usage quota with refill, disabling without revoking, and metadata.
 
 -- Disabled keys are refused (KEY_DISABLED) until enabled again; revoking stays final.
 ALTER TABLE api_keys ADD COLUMN enabled boolean NOT NULL DEFAULT true;

@@ -1,4 +1,4 @@
--- Issue 12 (at scale): a list filter that few of a large account's keys match (status=revoked or
+-- At scale: a list filter that few of a large account's keys match (status=revoked or
 -- expired, in_grace=true) read every key of the account to fill one page: with 10,000 keys spread
 -- over a million-row table, up to 10,000 heap pages, 0.5 s. Each of these partial indexes holds only
 -- the keys such a filter can match, in the list's order, so a page reads about its own rows.

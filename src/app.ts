@@ -10,6 +10,7 @@ import { buildCore, buildLeakReports, buildUseCases, type Core, type UseCases } 
 import { migrateDatabase, openRedis, openServiceDatabase, type RedisParts } from './composition/storage.js';
 import {
   addLeakRoutes,
+  addWebhookRoutes,
   authenticateWith,
   buildAdminHttp,
   buildForwardAuthListener,
@@ -34,6 +35,7 @@ import type { KeyService } from './service/key-service.js';
 import { NO_TRACE, type Trace } from './service/trace.js';
 import type { UsageRecorder } from './service/usage.js';
 import type { Database } from './store/db.js';
+import type { Webhooks } from './composition/webhooks.js';
 import type { GrpcServer } from './transport/grpc/server.js';
 import { RouteMap } from './transport/route-map.js';
 
@@ -59,6 +61,8 @@ export interface App {
   invalidator: Invalidator;
   local: LocalCache;
   hasher: Hasher;
+  /** Webhook delivery, scheduled notices and the endpoints' use cases. */
+  webhooks: Webhooks;
   http: FastifyInstance;
   grpc: GrpcServer;
   /** Ready once started and caught up; shared faults show as `degraded`, not as unready (design: readiness-is-local). */
@@ -118,7 +122,7 @@ async function start(config: Config, log: Logger, opened: Disposers, trace: Trac
   );
   const close = closer(root, parts, listeners, stopTimers);
   const { authenticator, keys } = useCases;
-  const { usage, invalidator, local, hasher } = core;
+  const { usage, invalidator, local, hasher, webhooks } = core;
   const { http, grpc } = listeners;
   return {
     ...ports,
@@ -130,6 +134,7 @@ async function start(config: Config, log: Logger, opened: Disposers, trace: Trac
     invalidator,
     local,
     hasher,
+    webhooks,
     http,
     grpc,
     readiness,
@@ -163,6 +168,7 @@ async function startListeners(
   const adminParts = { keys, activity, auth, readiness: p.readiness, redis: p.redis, metrics: endpoint };
   const http = opened.add(await buildAdminHttp(root, adminParts), (h) => h.close());
   await addLeakRoutes(http, leaks, auth);
+  await addWebhookRoutes(root, http, p.core.webhooks.service, keys, auth);
   const leakServer =
     config.LEAK_REPORT_PORT === undefined
       ? undefined
@@ -193,6 +199,9 @@ function closer({ config, log }: Root, p: Parts, listeners: Listeners, stopTimer
       stopTimers();
       await closeListeners(listeners, config.SHUTDOWN_GRACE_MS);
       await finalFlush(p.core.usage, log);
+      // Attempts in flight are settled; what is still due is claimed by another replica.
+      await p.core.webhooks.delivery.stop();
+      p.core.webhooks.sender.close();
       await p.core.limiter.close();
       await p.core.invalidator.close();
       await p.redis.close();

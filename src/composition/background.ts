@@ -4,6 +4,7 @@ import type { Invalidator } from '../service/invalidator.js';
 import type { RetentionJob } from '../service/retention.js';
 import type { UsageRecorder } from '../service/usage.js';
 import type { GrpcServer } from '../transport/grpc/server.js';
+import type { Webhooks } from './webhooks.js';
 
 /** The parts the background timers drive. */
 export interface BackgroundParts {
@@ -11,11 +12,13 @@ export interface BackgroundParts {
   invalidator: Invalidator;
   usage: UsageRecorder;
   retention: RetentionJob;
+  webhooks: Webhooks;
 }
 
 /**
- * Readiness, usage flushes and retention on timers that never hold the process open; returns the
- * function that stops all three.
+ * Readiness, usage flushes, retention and the scheduled webhook notices on timers that never hold the
+ * process open, and the webhook delivery loop; returns the function that stops the timers (the loop
+ * is stopped by the closer, which waits for attempts in flight).
  */
 export function startTimers(config: Config, log: Logger, p: BackgroundParts): () => void {
   // Readiness follows this replica only: once caught up it stays SERVING through shared faults.
@@ -30,11 +33,24 @@ export function startTimers(config: Config, log: Logger, p: BackgroundParts): ()
   flushTimer.unref();
   const retentionTimer = setInterval(() => runRetention(p.retention, log), config.RETENTION_INTERVAL_MS);
   retentionTimer.unref();
+  const noticesTimer = setInterval(() => runNotices(p.webhooks, log), config.WEBHOOK_SCHEDULE_MS);
+  noticesTimer.unref();
+  p.webhooks.delivery.start();
   return () => {
     clearInterval(readyTimer);
     clearInterval(flushTimer);
     clearInterval(retentionTimer);
+    clearInterval(noticesTimer);
   };
+}
+
+function runNotices(webhooks: Webhooks, log: Logger): void {
+  webhooks.notices.runOnce().then(
+    (r) => {
+      if (r.events > 0) webhooks.delivery.nudge();
+    },
+    (err: unknown) => log.warn({ err }, 'scheduled webhook notices failed; retried at the next interval'),
+  );
 }
 
 function runRetention(retention: RetentionJob, log: Logger): void {

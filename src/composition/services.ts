@@ -12,6 +12,7 @@ import { UsageRecorder } from '../service/usage.js';
 import type { Database } from '../store/db.js';
 import type { Root } from './context.js';
 import type { RedisParts } from './storage.js';
+import { buildWebhooks, type Webhooks } from './webhooks.js';
 
 /** The parts the use cases share: caches, hashing, invalidation, usage, retention, limits. */
 export interface Core {
@@ -21,6 +22,7 @@ export interface Core {
   usage: UsageRecorder;
   retention: RetentionJob;
   limiter: Limiter;
+  webhooks: Webhooks;
 }
 
 /** The use cases the transports call. */
@@ -31,7 +33,7 @@ export interface UseCases {
 }
 
 /** `fn`, called at most once a minute whatever the rate of calls (for log lines about a lasting fault). */
-function oncePerMinute<A>(fn: (arg: A) => void): (arg: A) => void {
+export function oncePerMinute<A>(fn: (arg: A) => void): (arg: A) => void {
   let last = Number.NEGATIVE_INFINITY;
   return (arg) => {
     if (Date.now() - last < 60_000) return;
@@ -59,10 +61,11 @@ export function buildCore(root: Root, db: Database, redis: RedisParts): Core {
   });
   const hasher = buildHasher(root);
   const invalidator = buildInvalidator(root, db, redis, local, recentMs);
-  const usage = buildUsage(root, db);
+  const webhooks = buildWebhooks(root, db);
+  const usage = buildUsage(root, db, webhooks);
   const retention = buildRetention(config, db);
   const limiter = buildLimiter(root, db, redis);
-  return { local, hasher, invalidator, usage, retention, limiter };
+  return { local, hasher, invalidator, usage, retention, limiter, webhooks };
 }
 
 function buildHasher({ config, log }: Root): Hasher {
@@ -106,7 +109,7 @@ function buildInvalidator(
   });
 }
 
-function buildUsage({ config, log, metrics, replicaId }: Root, db: Database): UsageRecorder {
+function buildUsage({ config, log, metrics, replicaId }: Root, db: Database, webhooks: Webhooks): UsageRecorder {
   const dropLog = oncePerMinute((n: number) =>
     log.error(
       { dropped: n },
@@ -122,6 +125,10 @@ function buildUsage({ config, log, metrics, replicaId }: Root, db: Database): Us
       metrics.usageDropped.inc(n);
       dropLog(n);
     },
+    // key.new_address and the quota events, in the flush's transaction (never on Authenticate's path).
+    onApplied: async (tx, applied) => {
+      await webhooks.notices.fromUsage(tx, applied);
+    },
   });
 }
 
@@ -133,27 +140,38 @@ function buildRetention(config: Config, db: Database): RetentionJob {
       activityBatchesDays: config.RETENTION_ACTIVITY_BATCHES_DAYS,
       usageDays: config.RETENTION_USAGE_DAYS,
       auditDays: config.RETENTION_AUDIT_DAYS,
+      webhookDays: config.RETENTION_WEBHOOK_DAYS,
     },
   });
 }
 
-function buildLimiter({ log }: Root, db: Database, redis: RedisParts): Limiter {
+function buildLimiter({ log, metrics }: Root, db: Database, redis: RedisParts): Limiter {
+  const faultLog = oncePerMinute((err: unknown) =>
+    log.warn(
+      { err },
+      'rate limits: Redis unreachable, this replica counts each limit on its own meanwhile (logged once a minute)',
+    ),
+  );
   return new Limiter({
     db,
     budget: redis.budget,
-    onBudgetFault: oncePerMinute((err: unknown) =>
-      log.warn(
-        { err },
-        'rate limits: Redis unreachable, this replica counts each limit on its own meanwhile (logged once a minute)',
-      ),
-    ),
+    onBudgetFault: (err) => {
+      metrics.rateBudgetFaults.inc();
+      faultLog(err);
+    },
   });
 }
 
 /** Authenticate, key management and activity over the shared parts. */
 export function buildUseCases(root: Root, db: Database, redis: RedisParts, core: Core): UseCases {
   const authenticator = buildAuthenticator(root, db, redis, core);
-  const keys = new KeyService({ db, hasher: core.hasher, invalidator: core.invalidator, trace: root.trace });
+  const keys = new KeyService({
+    db,
+    hasher: core.hasher,
+    invalidator: core.invalidator,
+    trace: root.trace,
+    onEvents: () => core.webhooks.delivery.nudge(),
+  });
   const usage = core.usage;
   const activity = new ActivityService({ db, keys, flush: () => usage.flush() });
   return { authenticator, keys, activity };
@@ -199,5 +217,11 @@ function buildAuthenticator(root: Root, db: Database, redis: RedisParts, core: C
 
 /** Leak reports (GitHub's and the admin API's), built once the transports are being assembled. */
 export function buildLeakReports(root: Root, db: Database, core: Core, useCases: UseCases): LeakReportService {
-  return new LeakReportService({ db, hasher: core.hasher, keys: useCases.keys, trace: root.trace });
+  return new LeakReportService({
+    db,
+    hasher: core.hasher,
+    keys: useCases.keys,
+    trace: root.trace,
+    onEvents: () => core.webhooks.delivery.nudge(),
+  });
 }

@@ -4,6 +4,7 @@ import type { ActivityService } from '../service/activity-service.js';
 import type { Authenticator, CallLimits } from '../service/authenticator.js';
 import type { KeyService } from '../service/key-service.js';
 import type { LeakReportService } from '../service/leak-report-service.js';
+import type { WebhookService } from '../service/webhook-service.js';
 import { EnvoyCheck } from '../transport/envoy-check.js';
 import { buildForwardAuth } from '../transport/forward-auth.js';
 import type { GatewayOutcome } from '../transport/gateway-check.js';
@@ -12,6 +13,7 @@ import { buildHttpApp } from '../transport/http/app.js';
 import type { AdminAuthenticator } from '../transport/http/auth.js';
 import { consoleBundleDir } from '../transport/http/console.js';
 import { leakedKeyRoutes } from '../transport/http/routes/leaked.js';
+import { webhookRoutes } from '../transport/http/routes/webhooks.js';
 import { GithubPublicKeys } from '../transport/leak/github-keys.js';
 import { buildLeakServer } from '../transport/leak/server.js';
 import { buildMetricsServer } from '../transport/metrics/server.js';
@@ -63,7 +65,7 @@ export function authenticateWith(authenticator: Authenticator): Authenticate {
 
 /** gRPC: Authenticate and Envoy's Check on one server (not yet listening). */
 export function buildGrpc(
-  { config, log, metrics }: Root,
+  { config, log, metrics, trace }: Root,
   authenticate: Authenticate,
   routes: RouteMap | undefined,
   countGateway: CountGateway,
@@ -80,6 +82,7 @@ export function buildGrpc(
         ? { cert: config.GRPC_TLS_CERT, key: config.GRPC_TLS_KEY, ca: config.GRPC_TLS_CA }
         : undefined,
     onCall: grpcCallObserver(metrics),
+    trace,
   });
 }
 
@@ -138,6 +141,22 @@ export async function addLeakRoutes(
   auth: AdminAuthenticator,
 ): Promise<void> {
   await http.register(leakedKeyRoutes, { leaks, auth });
+}
+
+/** The admin API's webhook endpoint routes (account-scoped and audited as the keys' routes are). */
+export async function addWebhookRoutes(
+  { metrics }: Root,
+  http: FastifyInstance,
+  webhooks: WebhookService,
+  keys: KeyService,
+  auth: AdminAuthenticator,
+): Promise<void> {
+  await http.register(webhookRoutes, {
+    webhooks,
+    auth,
+    recordRefusal: (...a) => keys.recordRefusal(...a),
+    onRefused: (status) => metrics.adminRefused.inc({ status: String(status) }),
+  });
 }
 
 /** /metrics on a listener of its own (METRICS_PORT), not yet listening. */

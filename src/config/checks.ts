@@ -108,6 +108,10 @@ function checkModes(c: Config, migrateOnly: boolean): void {
         'REDIS_URL: required when NODE_ENV=production, or REDIS_SENTINELS (the in-process bus serves one replica only)',
       );
     if (!migrateOnly) checkProductionTrust(c);
+    if (c.WEBHOOK_ALLOW_PRIVATE === '1')
+      throw new ConfigError(
+        'WEBHOOK_ALLOW_PRIVATE: cannot be 1 when NODE_ENV=production (webhooks would reach internal addresses)',
+      );
   }
 }
 

@@ -80,6 +80,13 @@ export const schema = Type.Object({
   RETENTION_USAGE_DAYS: Int(1, 3650, 400),
   RETENTION_AUDIT_DAYS: Int(365, 36_500, 730),
   RETENTION_INTERVAL_MS: Int(1000, 86_400_000, 3_600_000),
+  /** Webhook events, their deliveries and attempts are kept this many days. */
+  RETENTION_WEBHOOK_DAYS: Int(1, 3650, 30),
+  /** Webhooks: due deliveries are looked for this often (an admin change is sent at once by its replica); the scheduled notices run this often. */
+  WEBHOOK_POLL_MS: Int(100, 60_000, 1000),
+  WEBHOOK_SCHEDULE_MS: Int(1000, 86_400_000, 60_000),
+  /** 1: webhook URLs may reach loopback, private and link-local addresses (development and tests only; refused in production). */
+  WEBHOOK_ALLOW_PRIVATE: StringEnum(['0', '1'] as const, { default: '0' }),
   GRPC_MAX_CONNECTION_AGE_MS: Int(1000, 86_400_000, 300_000),
   SHUTDOWN_GRACE_MS: Int(0, 600_000, 20_000),
   BODY_LIMIT_BYTES: Int(1024, 10_485_760, 65_536),

@@ -10,4 +10,13 @@ export const KEY_BOUNDS = Object.freeze({
   graceDefaultSeconds: 24 * 3600,
   /** The most seconds a rotated key may keep working. */
   graceMaxSeconds: 7 * 24 * 3600,
+  /** A key is due for rotation this many days after it was made. */
+  rotationDays: 90,
+  /** Rotation is "due" (listed, shown, told to webhooks) from this many days before that date. */
+  rotationNoticeDays: 14,
 });
+
+/** When a key made at `createdAt` is due for rotation. */
+export function rotationDueAt(createdAt: Date): Date {
+  return new Date(createdAt.getTime() + KEY_BOUNDS.rotationDays * 86_400_000);
+}

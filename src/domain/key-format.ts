@@ -35,7 +35,8 @@ export interface GeneratedKey extends ParsedKey {
   redacted: string;
 }
 
-function randomBase62(length: number): string {
+/** `length` characters of the base62 alphabet from the CSPRNG (key ids, secrets, and other ids). */
+export function randomBase62(length: number): string {
   let out = '';
   for (let i = 0; i < length; i++) out += ALPHABET[randomInt(ALPHABET.length)];
   return out;

@@ -12,6 +12,9 @@ export const TEXT_LIMITS = Object.freeze({
   leakSource: 100,
   /** Where a leaked key was seen. */
   leakUrl: 2048,
+  /** A webhook endpoint's URL and what its owner says it is for. */
+  webhookUrl: 2048,
+  webhookDescription: 500,
 });
 
 // C0 and C1 controls, DEL, and the bidirectional embeddings, overrides and isolates ("Trojan Source"):

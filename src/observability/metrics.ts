@@ -233,6 +233,31 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly rateBudgetFaults = new Counter({
+    name: 'otesse_keys_rate_budget_faults_total',
+    help: "Rate-limit leases the fleet's budget (Redis) could not answer: this replica counted the limit alone meanwhile",
+    registers: [this.registry],
+  });
+  readonly webhookAttempts = new Histogram({
+    name: 'otesse_keys_webhook_attempts_seconds',
+    help: 'Webhook delivery attempts by result (delivered, retry, failed, refused) and how long each took',
+    labelNames: ['result'] as const,
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  readonly webhookEndpointsDisabled = new Counter({
+    name: 'otesse_keys_webhook_endpoints_disabled_total',
+    help: 'Webhook endpoints the service turned off, by reason (gone: 410; failing: 3 days of failures)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly webhookRoundFailures = new Counter({
+    name: 'otesse_keys_webhook_round_failures_total',
+    help: 'Webhook delivery rounds and scheduled notice runs that failed (storage unreachable)',
+    labelNames: ['job'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     this.registry.registerMetric(new LatencyMetric(this.#answers) as unknown as Histogram);
     // Includes nodejs_eventloop_lag_seconds and the event-loop lag percentiles.

@@ -3,7 +3,18 @@
 // grpc-js, pg, ioredis and pino before those are loaded.
 import { readFileSync } from 'node:fs';
 import { register } from 'node:module';
-import { SpanStatusCode, trace, type Attributes } from '@opentelemetry/api';
+import {
+  context,
+  propagation,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Attributes,
+  type Span,
+  type TextMapGetter,
+  type Tracer,
+} from '@opentelemetry/api';
 import fastifyOtel from '@fastify/otel';
 import { GrpcInstrumentation } from '@opentelemetry/instrumentation-grpc';
 import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
@@ -15,7 +26,7 @@ import { defaultResource, envDetector, hostDetector, resourceFromAttributes } fr
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace';
 import { ConfigError } from '../config.js';
-import type { Trace, TraceAttributes } from '../service/trace.js';
+import type { Headers, ServerSpan, Trace, TraceAttributes } from '../service/trace.js';
 
 /** Modules the instrumentations patch when the app imports them (the loader hook intercepts nothing else). */
 const PATCHED = ['@grpc/grpc-js', 'pg', 'ioredis', 'pino', 'http', 'https', 'node:http', 'node:https'];
@@ -23,6 +34,15 @@ const PATCHED = ['@grpc/grpc-js', 'pg', 'ioredis', 'pino', 'http', 'https', 'nod
 const QUIET_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
 /** URL attributes whose query string is dropped (a client may put a credential in it). */
 const URL_ATTRIBUTES = ['url.full', 'url.path', 'http.url', 'http.target'];
+/**
+ * gRPC methods the transport traces itself through Trace.serve, left out of the gRPC instrumentation (which
+ * builds a context, a span and wrappers for every call, sampled or not). The instrumentation matches the
+ * method's name alone (the part after the last `/`), on the server and on clients; no other service here
+ * has a method of this name.
+ */
+const SERVED_METHODS = ['Authenticate'];
+/** Reads the headers the configured propagators ask for (traceparent, tracestate, baggage), and no others. */
+const HEADERS: TextMapGetter<Headers> = { get: (headers, name) => headers(name), keys: () => [] };
 
 export interface Tracing {
   trace: Trace;
@@ -60,6 +80,8 @@ export async function startTracing(replicaId: string): Promise<Tracing> {
   return {
     trace: {
       on: true,
+      recording: () => trace.getActiveSpan()?.isRecording() === true,
+      serve: (name, headers, attributes, fn) => serve(tracer, name, headers, attributes, fn),
       setAttributes: (attributes) => {
         trace.getActiveSpan()?.setAttributes(defined(attributes));
       },
@@ -81,6 +103,35 @@ export async function startTracing(replicaId: string): Promise<Tracing> {
   };
 }
 
+/**
+ * Trace.serve: the caller's context from its headers, and the span started with the sampler the SDK built
+ * from OTEL_TRACES_SAMPLER; only a recorded span is made active (as the gRPC instrumentation would: a
+ * SERVER span with its rpc.* attributes). An unsampled call pays for the sampling decision alone.
+ */
+function serve<T>(
+  tracer: Tracer,
+  name: string,
+  headers: Headers,
+  attributes: TraceAttributes,
+  fn: (span: ServerSpan | undefined) => T,
+): T {
+  const parent = propagation.extract(ROOT_CONTEXT, headers, HEADERS);
+  const span = tracer.startSpan(name, { kind: SpanKind.SERVER }, parent);
+  if (!span.isRecording()) return fn(undefined);
+  span.setAttributes(defined(attributes));
+  return context.with(trace.setSpan(parent, span), fn, undefined, ended(span));
+}
+
+function ended(span: Span): ServerSpan {
+  return {
+    end: (attributes, failure) => {
+      span.setAttributes(defined(attributes));
+      if (failure !== undefined) span.setStatus({ code: SpanStatusCode.ERROR, message: failure });
+      span.end();
+    },
+  };
+}
+
 function instrumentations() {
   return [
     new HttpInstrumentation({
@@ -91,7 +142,7 @@ function instrumentations() {
       instrumentHooks: false,
       ignorePaths: ({ url }) => QUIET_PATHS.has(url),
     }),
-    new GrpcInstrumentation(),
+    new GrpcInstrumentation({ ignoreGrpcMethods: SERVED_METHODS }),
     // Background work (the change-log poll, heartbeats) would be a trace each: only inside a request.
     new PgInstrumentation({ requireParentSpan: true }),
     // The command's name only: its arguments hold cache keys (a digest of the API key) and signed entries.

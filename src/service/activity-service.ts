@@ -1,3 +1,4 @@
+import { KEY_BOUNDS, rotationDueAt } from '../domain/key-bounds.js';
 import { invalid } from '../domain/errors.js';
 import type { Database } from '../store/db.js';
 import { activityRepository, type AddressRow, type HourRow } from '../store/activity-repository.js';
@@ -132,7 +133,7 @@ export class ActivityService {
         count: Number(d.count),
       })),
       rotation: {
-        due_at: new Date(key.created_at.getTime() + 90 * DAY).toISOString(),
+        due_at: rotationDueAt(key.created_at).toISOString(),
         replaces: key.replaces,
         replaced_by: key.replaced_by,
         rotated_at: rotatedAt?.toISOString() ?? null,
@@ -210,12 +211,15 @@ function alerts(key: KeyRow, hours: HourRow[], addresses: AddressRow[], rotatedA
       message: `still used after rotation to ${key.replaced_by}; it stops working at ${ends}`,
     });
   }
-  const due = key.created_at.getTime() + 90 * DAY;
-  if (!key.replaced_by && !key.revoked_at && due - now < 14 * DAY) {
+  const due = rotationDueAt(key.created_at).getTime();
+  if (!key.replaced_by && !key.revoked_at && due - now < KEY_BOUNDS.rotationNoticeDays * DAY) {
     out.push({
       type: due <= now ? 'rotation_overdue' : 'rotation_due',
       at: new Date(due).toISOString(),
-      message: due <= now ? 'rotation is overdue (keys are rotated every 90 days)' : 'rotation is due within 14 days',
+      message:
+        due <= now
+          ? `rotation is overdue (keys are rotated every ${KEY_BOUNDS.rotationDays} days)`
+          : `rotation is due within ${KEY_BOUNDS.rotationNoticeDays} days`,
     });
   }
   return out;

@@ -120,7 +120,10 @@ export class Authenticator {
     return this.#trace.on ? this.#traced(result, found.grant.keyId, 'memory', scope, uses) : result;
   }
 
-  /** The decision told to the caller's span: the key's id, never the key (design: secret-never-kept). */
+  /**
+   * The decision told to the caller's span: the key's id, never the key (design: secret-never-kept).
+   * Nothing is built when that span is not recorded (most calls are not sampled).
+   */
   #traced<R extends AuthResult | Promise<AuthResult>>(
     result: R,
     keyId: string | undefined,
@@ -128,6 +131,7 @@ export class Authenticator {
     scope: string,
     uses = 1,
   ): R {
+    if (!this.#trace.recording()) return result;
     if (result instanceof Promise) return result.then((r) => this.#traced(r, keyId, tier, scope, uses)) as R;
     const { decision, allowedUses } = result;
     this.#trace.setAttributes({

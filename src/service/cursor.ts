@@ -1,5 +1,6 @@
 import { invalid } from '../domain/errors.js';
 import { KEY_ID_PATTERN } from '../domain/key-format.js';
+import { WEBHOOK_DELIVERY_ID_PATTERN } from '../domain/webhook.js';
 
 /**
  * The page cursors of the admin lists: opaque to clients (base64url JSON), bound to one list and one
@@ -13,6 +14,7 @@ export interface Page<T> {
 
 const NOT_A_CURSOR = 'not a cursor returned by this list of this account';
 const KEY_ID = new RegExp(KEY_ID_PATTERN);
+const DELIVERY_ID = new RegExp(WEBHOOK_DELIVERY_ID_PATTERN);
 
 /** A page of at most `limit` rows from `rows` (asked for `limit + 1`), with the cursor after its last row when more follow. */
 export function pageOf<T>(rows: T[], limit: number, cursorAfter: (last: T) => string): Page<T> {
@@ -48,6 +50,22 @@ export function decodeAuditCursor(cursor: string, accountId: string): number {
   const v = decodeCursor(cursor, 'audit', accountId);
   if (typeof v.b !== 'number' || !Number.isSafeInteger(v.b) || v.b < 1) throw invalid('cursor', NOT_A_CURSOR);
   return v.b;
+}
+
+/** The cursor after a delivery of an endpoint's list (newest first: creation time, then id). */
+export function encodeDeliveryCursor(accountId: string, d: { created_at: Date; id: string }): string {
+  return encodeCursor({ k: 'deliveries', a: accountId, c: d.created_at.toISOString(), i: d.id });
+}
+
+/** Where a deliveries cursor points: before this creation time and id. */
+export function decodeDeliveryCursor(cursor: string, accountId: string): { createdAt: Date; id: string } {
+  const v = decodeCursor(cursor, 'deliveries', accountId);
+  const createdAt = new Date(String(v.c));
+  const year = createdAt.getUTCFullYear();
+  if (typeof v.i !== 'string' || !DELIVERY_ID.test(v.i) || Number.isNaN(year) || year < 2000 || year > 9999) {
+    throw invalid('cursor', NOT_A_CURSOR);
+  }
+  return { createdAt, id: v.i };
 }
 
 function encodeCursor(value: object): string {

@@ -6,6 +6,8 @@ import type { Database, Queryable } from '../store/db.js';
 import { auditRepository, type AuditRow, type NewAudit } from '../store/audit-repository.js';
 import { changesRepository } from '../store/changes-repository.js';
 import { keysRepository, type KeyLimits, type KeyRow, type ListFilter } from '../store/keys-repository.js';
+import { webhookRepository } from '../store/webhook-repository.js';
+import { keyEvent } from '../domain/webhook.js';
 import { decodeAuditCursor, decodeKeyCursor, encodeAuditCursor, encodeKeyCursor, pageOf, type Page } from './cursor.js';
 import type { Hasher } from './hasher.js';
 import type { Invalidator, Propagation } from './invalidator.js';
@@ -37,6 +39,8 @@ export interface KeyServiceOptions {
   invalidator: Invalidator;
   /** The key and account on the admin request's span, and the wait for the fleet's confirmations as a span (default: tracing off). */
   trace?: Trace;
+  /** Told after a commit that wrote to the webhook outbox: deliver now rather than at the next poll. */
+  onEvents?: () => void;
   now?: () => number;
 }
 
@@ -82,8 +86,10 @@ export class KeyService {
         expires_at: input.expires_at ?? null,
         ...limitsAudit(inserted),
       });
+      await webhookRepository.emit(tx, [keyEvent('key.created', inserted, { created_by: actor.name })]);
       return inserted;
     });
+    this.#o.onEvents?.();
     this.#trace.setAttributes({ 'otesse.key_id': row.id });
     return { row, key: generated.key };
   }
@@ -121,11 +127,15 @@ export class KeyService {
       if (Object.keys(diff).length === 0) return { row: before, changes: [] };
       const after = await keysRepository.update(tx, keyId, patch);
       await this.#audit(tx, actor, after, updateAction(diff, after), diff);
+      await webhookRepository.emit(tx, [
+        keyEvent('key.updated', after, { changed: Object.keys(diff), enabled: after.enabled, by: actor.name }),
+      ]);
       return {
         row: after,
         changes: await changesRepository.record(tx, [{ keyId, version: after.version, kind: 'updated' }]),
       };
     });
+    if (changes.length > 0) this.#o.onEvents?.();
     return { row, propagation: await this.#announce(changes) };
   }
 
@@ -146,11 +156,13 @@ export class KeyService {
         reason: reason ?? null,
         status: { from: statusOf(before), to: 'revoked' },
       });
+      await webhookRepository.emit(tx, [keyEvent('key.revoked', after, { reason: reason ?? null, by: actor.name })]);
       return {
         row: after,
         changes: await changesRepository.record(tx, [{ keyId, version: after.version, kind: 'revoked' }]),
       };
     });
+    if (changes.length > 0) this.#o.onEvents?.();
     return { row, propagation: await this.#announce(changes) };
   }
 
@@ -199,11 +211,17 @@ export class KeyService {
         environment: row.environment,
         ...limitsAudit(row),
       });
+      const grace = { previous_expires_at: previous.expires_at?.toISOString() ?? null };
+      await webhookRepository.emit(tx, [
+        keyEvent('key.rotated', previous, { replaced_by: row.id, ...grace, by: actor.name }),
+        keyEvent('key.created', row, { replaces: previous.id, created_by: actor.name }),
+      ]);
       const changes = await changesRepository.record(tx, [
         { keyId: old.id, version: previous.version, kind: 'rotated' },
       ]);
       return { row, previous, changes };
     });
+    this.#o.onEvents?.();
     return { row: out.row, key: generated.key, previous: out.previous, propagation: await this.#announce(out.changes) };
   }
 
@@ -230,11 +248,16 @@ export class KeyService {
         changes: { environment: environment ?? null, reason: reason ?? null, revoked: rows.length },
       });
       await auditRepository.insert(tx, entries);
+      await webhookRepository.emit(
+        tx,
+        rows.map((r) => keyEvent('key.revoked', r, { reason: reason ?? null, via: 'revoke-all', by: actor.name })),
+      );
       return changesRepository.record(
         tx,
         rows.map((r) => ({ keyId: r.id, version: r.version, kind: 'revoked' })),
       );
     });
+    if (changes.length > 0) this.#o.onEvents?.();
     return { revoked: changes.length, propagation: await this.#announce(changes) };
   }
 

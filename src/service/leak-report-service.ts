@@ -15,6 +15,8 @@ import { auditRepository, type NewAudit } from '../store/audit-repository.js';
 import type { Database } from '../store/db.js';
 import { keysRepository, type KeyRow } from '../store/keys-repository.js';
 import { leaksRepository, type NewLeak } from '../store/leaks-repository.js';
+import { webhookRepository } from '../store/webhook-repository.js';
+import { keyEvent } from '../domain/webhook.js';
 import type { Hasher } from './hasher.js';
 import type { Actor, KeyService } from './key-service.js';
 import { NO_TRACE, type Trace } from './trace.js';
@@ -65,6 +67,8 @@ export interface LeakReportServiceOptions {
   overloadWaitMs?: number;
   /** Each report as a span with its counts, never a token (default: tracing off). */
   trace?: Trace;
+  /** Told after a commit that wrote to the webhook outbox (key.leaked). */
+  onEvents?: () => void;
 }
 
 /** Places recorded per key and report: a token pasted in thousands of files is one incident. */
@@ -219,7 +223,14 @@ export class LeakReportService {
     await this.#o.db.transaction(async (tx) => {
       await leaksRepository.insert(tx, leaks);
       await auditRepository.insert(tx, audit);
+      await webhookRepository.emit(
+        tx,
+        c.places.map((p) =>
+          keyEvent('key.leaked', row, { source: p.source, url: p.url, outcome, reporter: actor.name }),
+        ),
+      );
     });
+    this.#o.onEvents?.();
     return outcome;
   }
 }

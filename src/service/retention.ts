@@ -6,6 +6,7 @@ export interface RetentionPolicy {
   activityBatchesDays: number;
   usageDays: number;
   auditDays: number;
+  webhookDays: number;
 }
 
 export interface RetentionOptions {
@@ -32,6 +33,8 @@ const TABLES: { table: string; column: string; days: (p: RetentionPolicy) => num
   { table: 'key_addresses', column: 'last_seen', days: (p) => p.usageDays },
   { table: 'key_denied_addresses', column: 'last_seen', days: (p) => p.usageDays },
   { table: 'audit_log', column: 'at', days: (p) => p.auditDays },
+  // Deliveries and attempts go with their event (ON DELETE CASCADE).
+  { table: 'webhook_events', column: 'created_at', days: (p) => p.webhookDays },
 ];
 
 /**

@@ -1,6 +1,6 @@
 import type { DenyReason } from '../domain/decision.js';
-import type { Database } from '../store/db.js';
-import { activityRepository, type UsageBatch } from '../store/activity-repository.js';
+import type { Database, Queryable } from '../store/db.js';
+import { activityRepository, type AppliedUsage, type UsageBatch } from '../store/activity-repository.js';
 import type { UsageSink } from './authenticator.js';
 
 const HOUR = 3_600_000;
@@ -13,6 +13,8 @@ export interface UsageRecorderOptions {
   maxEntries?: number;
   /** Told how many entries were dropped (metrics and a log line). */
   onDrop?: (dropped: number) => void;
+  /** Inside the flush's transaction, what the batch changed (webhook events of new addresses and quotas). */
+  onApplied?: (tx: Queryable, applied: AppliedUsage) => Promise<void>;
 }
 
 type HourlyEntry = UsageBatch['hourly'][number];
@@ -182,7 +184,10 @@ export class UsageRecorder implements UsageSink {
 
   async #apply(batch: UsageBatch): Promise<void> {
     try {
-      await this.#o.db.transaction((tx) => activityRepository.apply(tx, batch));
+      await this.#o.db.transaction(async (tx) => {
+        const applied = await activityRepository.apply(tx, batch);
+        if (applied) await this.#o.onApplied?.(tx, applied);
+      });
       this.#pending = undefined;
       this.#o.onFlush?.(true);
     } catch (err) {

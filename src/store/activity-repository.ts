@@ -10,6 +10,12 @@ export interface UsageBatch {
   denied?: { keyId: string; ip: string; reason: string; last: Date; count: number }[];
 }
 
+/** What a batch changed that webhooks tell of: addresses first seen for their key, and the keys allowed uses. */
+export interface AppliedUsage {
+  newAddresses: { keyId: string; ip: string; firstSeen: Date }[];
+  allowedKeys: string[];
+}
+
 /** Denied addresses kept per key in the database (the newest). */
 export const DENIED_KEPT = 50;
 export interface DeniedRow {
@@ -51,14 +57,15 @@ function inLockOrder(b: UsageBatch): UsageBatch {
 
 /** Usage counters: written by flushes, read by the activity route. */
 export const activityRepository = {
-  /** Apply a batch once: false when a batch with this id was applied before (a retried flush). */
-  async apply(tx: Queryable, batch: UsageBatch): Promise<boolean> {
+  /** Apply a batch once: undefined when a batch with this id was applied before (a retried flush). */
+  async apply(tx: Queryable, batch: UsageBatch): Promise<AppliedUsage | undefined> {
     const { rows } = await tx.query(
       'INSERT INTO activity_batches (id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING id',
       [batch.id],
     );
-    if (rows.length === 0) return false;
+    if (rows.length === 0) return undefined;
     const b = inLockOrder(batch);
+    const applied: AppliedUsage = { newAddresses: [], allowedKeys: [] };
     if (b.hourly.length > 0) {
       await tx.query(
         `INSERT INTO key_usage_hourly (key_id, hour, outcome, count)
@@ -73,11 +80,13 @@ export const activityRepository = {
       );
     }
     if (b.addresses.length > 0) {
-      await tx.query(
+      // xmax = 0 marks a row this statement inserted: an address never seen for the key (or not within the retention).
+      const { rows: upserted } = await tx.query<{ key_id: string; ip: string; first_seen: Date; inserted: boolean }>(
         `INSERT INTO key_addresses (key_id, ip, first_seen, last_seen, count)
          SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::bigint[])
          ON CONFLICT (key_id, ip) DO UPDATE SET first_seen = LEAST(key_addresses.first_seen, excluded.first_seen),
-           last_seen = GREATEST(key_addresses.last_seen, excluded.last_seen), count = key_addresses.count + excluded.count`,
+           last_seen = GREATEST(key_addresses.last_seen, excluded.last_seen), count = key_addresses.count + excluded.count
+         RETURNING key_id, ip, first_seen, (xmax = 0) AS inserted`,
         [
           b.addresses.map((a) => a.keyId),
           b.addresses.map((a) => a.ip),
@@ -86,6 +95,8 @@ export const activityRepository = {
           b.addresses.map((a) => a.count),
         ],
       );
+      for (const r of upserted)
+        if (r.inserted) applied.newAddresses.push({ keyId: r.key_id, ip: r.ip, firstSeen: r.first_seen });
     }
     const denied = b.denied ?? [];
     if (denied.length > 0) {
@@ -119,7 +130,8 @@ export const activityRepository = {
         [b.lastUsed.map((u) => u.keyId), b.lastUsed.map((u) => u.at), b.lastUsed.map((u) => u.ip)],
       );
     }
-    return true;
+    applied.allowedKeys = [...new Set(b.hourly.filter((h) => h.outcome === 'ALLOWED').map((h) => h.keyId))];
+    return applied;
   },
 
   async hours(q: Queryable, keyId: string, from: Date, to: Date): Promise<HourRow[]> {

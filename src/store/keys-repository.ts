@@ -1,3 +1,4 @@
+import { KEY_BOUNDS } from '../domain/key-bounds.js';
 import type { Environment } from '../domain/key-format.js';
 import { statusOf, type Key, type KeyStatus, type RateLimit, type RefillInterval } from '../domain/key.js';
 import type { Queryable } from './db.js';
@@ -73,8 +74,8 @@ const STATUS_SQL: Record<KeyStatus, string> = {
 // The bound is on created_at itself (not created_at + 90 days) so that it is a condition of the
 // account's index scan: a page of old keys starts where they start, not after every newer key.
 const ROTATION_SQL = {
-  due: `${STATUS_SQL.active} AND created_at <= now() + interval '14 days' - interval '90 days' AND replaced_by IS NULL`,
-  overdue: `${STATUS_SQL.active} AND created_at <= now() - interval '90 days' AND replaced_by IS NULL`,
+  due: `${STATUS_SQL.active} AND created_at <= now() + interval '${KEY_BOUNDS.rotationNoticeDays} days' - interval '${KEY_BOUNDS.rotationDays} days' AND replaced_by IS NULL`,
+  overdue: `${STATUS_SQL.active} AND created_at <= now() - interval '${KEY_BOUNDS.rotationDays} days' AND replaced_by IS NULL`,
 };
 
 /** Key rows: every method takes the connection or transaction to run on. */
@@ -82,9 +83,9 @@ export const keysRepository = {
   async insert(q: Queryable, k: NewKey): Promise<KeyRow> {
     const { rows } = await q.query<KeyRow>(
       `INSERT INTO api_keys (id, account_id, environment, label, scopes, allowed_ips, secret_hash, secret_check, redacted, created_by, expires_at, replaces,
-         enabled, rate_limits, remaining_uses, refill_amount, refill_interval, refilled_at, metadata)
+         enabled, rate_limits, remaining_uses, quota_basis, refill_amount, refill_interval, refilled_at, metadata)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
-         $13, $14::jsonb, $15::bigint, $16::bigint, $17, CASE WHEN $15::bigint IS NULL THEN NULL ELSE now() END, $18::jsonb) RETURNING *`,
+         $13, $14::jsonb, $15::bigint, $15::bigint, $16::bigint, $17, CASE WHEN $15::bigint IS NULL THEN NULL ELSE now() END, $18::jsonb) RETURNING *`,
       [
         k.id,
         k.account_id,
@@ -165,6 +166,8 @@ export const keysRepository = {
       const json = JSONB_COLUMNS.has(column);
       params.push(json ? jsonb(value) : value);
       sets.push(`${column} = $${params.length}${json ? '::jsonb' : ''}`);
+      // A balance set by hand is the reference key.quota_low measures against.
+      if (column === 'remaining_uses') sets.push(`quota_basis = $${params.length}`);
     }
     const { rows } = await q.query<KeyRow>(
       `UPDATE api_keys SET ${[...sets, 'version = version + 1'].join(', ')} WHERE id = $1 RETURNING *`,

@@ -35,12 +35,13 @@ export const quotaRepository = {
          SELECT id, remaining_uses, refill_amount, refilled_at, refill_interval, ${PERIOD} AS period
          FROM api_keys WHERE id = $1 AND remaining_uses IS NOT NULL FOR UPDATE
        ), base AS (
-         SELECT id, period, refill_interval,
+         SELECT id, period, refill_interval, refilled_at AS cur_refilled,
            CASE WHEN period IS NOT NULL AND (refilled_at IS NULL OR refilled_at < period) THEN refill_amount ELSE remaining_uses END AS balance,
            CASE WHEN period IS NOT NULL AND (refilled_at IS NULL OR refilled_at < period) THEN now() ELSE refilled_at END AS refilled
          FROM cur
        )
-       UPDATE api_keys k SET remaining_uses = base.balance - LEAST($2::bigint, base.balance), refilled_at = base.refilled
+       UPDATE api_keys k SET remaining_uses = base.balance - LEAST($2::bigint, base.balance), refilled_at = base.refilled,
+         quota_basis = CASE WHEN base.refilled IS DISTINCT FROM cur_refilled THEN base.balance ELSE k.quota_basis END
        FROM base WHERE k.id = base.id
        RETURNING LEAST($2::bigint, base.balance) AS granted, k.remaining_uses AS remaining, k.version, ${MICROS} AS refilled_us,
          CASE base.refill_interval WHEN 'daily' THEN base.period + interval '1 day' WHEN 'monthly' THEN base.period + interval '1 month' END AS next_refill`,

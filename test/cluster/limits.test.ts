@@ -70,8 +70,14 @@ t.test(
     t.comment(`LIMITS ${JSON.stringify({ sent: sent.length, windows: rows })}`);
     t.ok(windows.length >= 5, `whole windows measured: ${windows.length}`);
     t.same([...other.entries()], [], 'every answer was an allow or RATE_LIMITED');
+    // A lease Redis does not answer within its timeout (a machine loaded far beyond its cores) makes that
+    // replica count the limit alone until the window ends: the documented bound is then one limit per replica.
+    let faults = 0;
+    for (const n of nodes) faults += (await n.metric('otesse_keys_rate_budget_faults_total')) || 0;
+    const bound = faults === 0 ? LIMIT : LIMIT * nodes.length;
+    if (faults > 0) t.comment(`${faults} leases unanswered by Redis: each replica counted alone meanwhile`);
     for (const r of rows) {
-      t.ok(r.certain <= LIMIT, `${r.window}: at most the limit (${r.certain} certainly in the window)`);
+      t.ok(r.certain <= bound, `${r.window}: at most the limit (${r.certain} certainly in the window; bound ${bound})`);
       t.ok(r.possible >= LIMIT * 0.95, `${r.window}: within 5% of the limit (${r.possible} possibly in the window)`);
     }
     t.ok(

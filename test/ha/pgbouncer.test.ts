@@ -105,7 +105,7 @@ async function retentionLock(t: Test, pooled: string, direct: string): Promise<v
   t.teardown(() => db.close());
   const job = new RetentionJob({
     db,
-    policy: { changesDays: 1, activityBatchesDays: 1, usageDays: 1, auditDays: 365 },
+    policy: { changesDays: 1, activityBatchesDays: 1, usageDays: 1, auditDays: 365, webhookDays: 30 },
   });
   await query(
     direct,

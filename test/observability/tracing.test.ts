@@ -6,6 +6,7 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
 import t, { type Test } from 'tap';
 import { context, propagation, trace } from '@opentelemetry/api';
 import fastifyOtel from '@fastify/otel';
@@ -17,6 +18,7 @@ import { ADMIN_TOKEN, testEnv } from '../helpers/app.js';
 import { startBookings } from '../helpers/callers.js';
 import { partsOf } from '../helpers/keys.js';
 import { startReplica, waitFor } from '../helpers/replica.js';
+import { loadProto, type AuthenticateRequest } from '../../src/transport/grpc/server.js';
 
 interface ReceivedSpan {
   service: string;
@@ -106,6 +108,25 @@ function traceCallingApp(t: Test, receiver: string) {
     propagation.disable();
   });
   return provider;
+}
+
+type TracedClient = grpc.Client & {
+  Authenticate(req: AuthenticateRequest, metadata: grpc.Metadata, cb: (err: grpc.ServiceError | null) => void): void;
+};
+
+/** Authenticate calls sent with a `traceparent` of the test's own (as a caller's SDK would send it); resolve the gRPC status. */
+function tracedCalls(t: Test, port: number) {
+  const proto = grpc.loadPackageDefinition(loadProto()) as unknown as {
+    otesse: { keys: { v1: { KeyService: new (a: string, c: grpc.ChannelCredentials) => TracedClient } } };
+  };
+  const client = new proto.otesse.keys.v1.KeyService(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  t.teardown(() => client.close());
+  return (req: AuthenticateRequest, traceId: string, sampled: boolean) =>
+    new Promise<grpc.status>((resolve) => {
+      const metadata = new grpc.Metadata();
+      metadata.set('traceparent', `00-${traceId}-${randomBytes(8).toString('hex')}-${sampled ? '01' : '00'}`);
+      client.Authenticate(req, metadata, (err) => resolve(err ? err.code : grpc.status.OK));
+    });
 }
 
 /** The span's ancestors within its trace, nearest first. */
@@ -220,6 +241,39 @@ t.test(
     );
     const again = receiver.spans.filter(isAuthenticate).find((s) => s !== auth);
     t.equal(again?.attributes['otesse.tier'], 'memory', 'the second call was answered from memory');
+    t.match(
+      auth,
+      {
+        name: 'grpc.otesse.keys.v1.KeyService/Authenticate',
+        kind: 2,
+        parentSpanId: client?.spanId,
+        attributes: {
+          'rpc.system': 'grpc',
+          'rpc.service': 'otesse.keys.v1.KeyService',
+          'rpc.method': 'Authenticate',
+          'rpc.grpc.status_code': 0,
+        },
+      },
+      "a server span, the client span's child, with the gRPC instrumentation's attributes",
+    );
+
+    // Parent-based sampling (the default): a caller's unsampled trace makes no span here, a sampled one does.
+    const call = tracedCalls(t, replica.grpcPort);
+    const [unsampled, sampled, failed] = [1, 2, 3].map(() => randomBytes(16).toString('hex'));
+    t.equal(await call({ key, ip: '203.0.113.7', scope: 'bookings:read' }, unsampled!, false), grpc.status.OK);
+    t.equal(await call({ key, ip: '203.0.113.7', scope: 'bookings:read' }, sampled!, true), grpc.status.OK);
+    t.equal(
+      await call({ key, ip: 'not an address', scope: 'bookings:read' }, failed!, true),
+      grpc.status.INVALID_ARGUMENT,
+    );
+    const spanOf = (traceId: string) => receiver.spans.find((s) => s.traceId === traceId && s.kind === 2);
+    t.ok(await waitFor(() => Boolean(spanOf(sampled!) && spanOf(failed!)), 15_000), 'the sampled calls made spans');
+    t.match(spanOf(sampled!)?.attributes, { 'otesse.tier': 'memory', 'otesse.key_id': keyId });
+    t.match(spanOf(failed!)?.attributes, { 'rpc.grpc.status_code': grpc.status.INVALID_ARGUMENT });
+    t.notOk(
+      receiver.spans.some((s) => s.traceId === unsampled),
+      'the unsampled call made none (it was exported before the sampled one, had it been recorded)',
+    );
 
     const adminSpans = receiver.spans.filter((s) => s.traceId === adminTrace && s.service === 'otesse-keys');
     t.ok(

@@ -7,7 +7,7 @@ import { migrate } from '../../src/store/migrations.js';
 import { PgDatabase } from '../../src/store/pg-database.js';
 import { createDatabase } from '../helpers/db.js';
 
-const POLICY = { changesDays: 7, activityBatchesDays: 7, usageDays: 400, auditDays: 730 };
+const POLICY = { changesDays: 7, activityBatchesDays: 7, usageDays: 400, auditDays: 730, webhookDays: 30 };
 
 t.test('one run prunes what is past retention; a concurrent run on another replica skips', async (t) => {
   const url = await createDatabase(t, 'retention');
@@ -66,6 +66,7 @@ t.test('one run prunes what is past retention; a concurrent run on another repli
       key_addresses: 1,
       key_denied_addresses: 1,
       audit_log: 1,
+      webhook_events: 0,
     },
     'each table pruned by its own retention, in batches',
   );

@@ -7,6 +7,7 @@ import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import type { Decision } from '../../domain/decision.js';
 import { AppError } from '../../domain/errors.js';
 import type { AuthResult, CallLimits } from '../../service/authenticator.js';
+import { NO_TRACE, type ServerSpan, type Trace } from '../../service/trace.js';
 
 /** The proto of the contract, resolved from src/ or dist/src/. */
 export const PROTO_ROOT = fileURLToPath(
@@ -16,6 +17,13 @@ export const PROTO_FILE = 'otesse/keys/v1/keys.proto';
 export const SERVICE_NAME = 'otesse.keys.v1.KeyService';
 /** Health service name that reports liveness only (does not follow storage). */
 export const LIVENESS = 'liveness';
+/** Authenticate's server span: the name, kind and rpc.* attributes the gRPC instrumentation gives the other methods. */
+const AUTHENTICATE_SPAN = `grpc.${SERVICE_NAME}/Authenticate`;
+const AUTHENTICATE_ATTRIBUTES = Object.freeze({
+  'rpc.system': 'grpc',
+  'rpc.service': SERVICE_NAME,
+  'rpc.method': 'Authenticate',
+});
 
 /** Load the KeyService proto (once per server or client). */
 export function loadProto(): protoLoader.PackageDefinition {
@@ -71,6 +79,11 @@ export interface GrpcServerOptions {
   services?: { definition: protoLoader.PackageDefinition; addToServer(server: grpc.Server): void }[];
   /** Observes each call (metrics); `code` is the gRPC status. */
   onCall?: (result: AuthResult | undefined, code: grpc.status, seconds: number) => void;
+  /**
+   * Authenticate's server spans (the gRPC instrumentation is told to leave that method alone: see
+   * src/observability/tracing.ts); the other methods are traced by the instrumentation.
+   */
+  trace?: Trace;
 }
 
 const STATUS: Partial<Record<AppError['code'], grpc.status>> = {
@@ -122,6 +135,18 @@ export function toResponse(d: Decision, uses = 1, allowedUses?: number): Authent
   };
 }
 
+/** `callback`, ending the call's span first with its gRPC status (as the gRPC instrumentation does). */
+function ending(
+  span: ServerSpan,
+  callback: grpc.sendUnaryData<AuthenticateResponse>,
+): grpc.sendUnaryData<AuthenticateResponse> {
+  return (err, value) => {
+    const code = err?.code ?? grpc.status.OK;
+    span.end({ 'rpc.grpc.status_code': code }, code === grpc.status.OK ? undefined : grpc.status[code]);
+    callback(err, value);
+  };
+}
+
 /** The gRPC transport: KeyService, grpc.health.v1 and reflection on one server. */
 export class GrpcServer {
   readonly health = new HealthImplementation({
@@ -132,6 +157,7 @@ export class GrpcServer {
   #server: grpc.Server;
   #healthServer: grpc.Server | undefined;
   #o: GrpcServerOptions;
+  #trace: Trace;
   #inflight = 0;
   #encode: (value: AuthenticateResponse) => Buffer;
   /**
@@ -144,6 +170,7 @@ export class GrpcServer {
 
   constructor(opts: GrpcServerOptions) {
     this.#o = opts;
+    this.#trace = opts.trace ?? NO_TRACE;
     this.#server = new grpc.Server({
       'grpc.max_connection_age_ms': opts.maxConnectionAgeMs,
       'grpc.max_connection_age_grace_ms': 30_000,
@@ -187,7 +214,28 @@ export class GrpcServer {
     this.health.setStatus(SERVICE_NAME, status);
   }
 
+  /**
+   * Tracing on, a call is served in a server span only when the sampler records it; the others cost the
+   * sampling decision and nothing else (no context, span or wrapped call).
+   */
   #authenticate(
+    call: grpc.ServerUnaryCall<AuthenticateRequest, AuthenticateResponse>,
+    callback: grpc.sendUnaryData<AuthenticateResponse>,
+  ): void {
+    if (!this.#trace.on) {
+      this.#serve(call, callback);
+      return;
+    }
+    const headers = (name: string) => {
+      const values = call.metadata.get(name);
+      return values.length > 0 ? values.join(',') : undefined;
+    };
+    this.#trace.serve(AUTHENTICATE_SPAN, headers, AUTHENTICATE_ATTRIBUTES, (span) => {
+      this.#serve(call, span ? ending(span, callback) : callback);
+    });
+  }
+
+  #serve(
     call: grpc.ServerUnaryCall<AuthenticateRequest, AuthenticateResponse>,
     callback: grpc.sendUnaryData<AuthenticateResponse>,
   ): void {

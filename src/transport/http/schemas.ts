@@ -17,3 +17,14 @@ export {
 } from './schemas/keys.js';
 export { AuditEntry, AuditPage } from './schemas/audit.js';
 export { ActivityBody } from './schemas/activity.js';
+export {
+  DeliveryPage,
+  DeliveryParams,
+  Endpoint,
+  EndpointBody,
+  EndpointList,
+  EndpointParams,
+  EndpointPatchBody,
+  EndpointWithSecret,
+  TestSent,
+} from './schemas/webhooks.js';

@@ -1,8 +1,8 @@
 import type { Propagation } from '../../service/invalidator.js';
+import { rotationDueAt } from '../../domain/key-bounds.js';
 import { statusOf, type Key } from '../../domain/key.js';
 import type { KeyResource } from './schemas.js';
 
-const ROTATION_MS = 90 * 24 * 3600 * 1000;
 const iso = (d: Date | null) => d?.toISOString() ?? null;
 
 /** The public key resource (explicit fields: the hash never leaves). */
@@ -20,7 +20,7 @@ export function keyResource(key: Key, now = Date.now()): KeyResource {
     created_by: key.created_by,
     expires_at: iso(key.expires_at),
     revoked_at: iso(key.revoked_at),
-    rotation_due_at: new Date(key.created_at.getTime() + ROTATION_MS).toISOString(),
+    rotation_due_at: rotationDueAt(key.created_at).toISOString(),
     last_used_at: iso(key.last_used_at),
     last_used_ip: key.last_used_ip,
     replaces: key.replaces,

@@ -1,9 +1,9 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Static } from '@sinclair/typebox';
 import type { ActivityService } from '../../../service/activity-service.js';
-import { ACCOUNT_ID_PATTERN } from '../../../domain/key.js';
-import type { Actor, KeyService } from '../../../service/key-service.js';
-import { authorize, type Admin, type AdminAuthenticator } from '../auth.js';
+import type { KeyService } from '../../../service/key-service.js';
+import type { AdminAuthenticator } from '../auth.js';
+import { accountScope, who } from './account-scope.js';
 import * as S from '../schemas.js';
 import { auditEntry, keyResource, propagationView } from '../views.js';
 
@@ -18,51 +18,13 @@ export interface KeyRoutesOptions {
 type Params = Static<typeof S.KeyParams>;
 const problems = { 400: S.Problem, 401: S.Problem, 403: S.Problem, 404: S.Problem, 409: S.Problem, 503: S.Problem };
 
-const ACCOUNT_ID = new RegExp(ACCOUNT_ID_PATTERN);
-
-/**
- * Every /v1/accounts/:accountId route is admin-only and account-scoped: the token is checked first
- * (401), then the parameters are validated (400: a key pasted as an account id never comes back
- * in an error), then the account is authorized (403).
- */
+/** The keys of an account, their activity and the account's audit log (admin-only, account-scoped: see accountScope). */
 export async function keyRoutes(
   app: FastifyInstance,
   { keys, activity, auth, onRefused }: KeyRoutesOptions,
 ): Promise<void> {
   const base = '/v1/accounts/:accountId';
-  app.decorateRequest('actor', null);
-  app.decorateRequest('admin', null);
-  app.addHook('preValidation', async (request) => {
-    const admin = await auth.authenticate(request.headers.authorization);
-    (request as FastifyRequest & { admin: Admin }).admin = admin;
-    (request as FastifyRequest & { actor: Actor }).actor = { name: admin.name, sourceIp: request.ip };
-  });
-  // Anything but a read needs the `admin` role.
-  app.addHook('preHandler', async (request) => {
-    authorize(
-      (request as FastifyRequest & { admin: Admin }).admin,
-      (request.params as { accountId: string }).accountId,
-      request.method !== 'GET' && request.method !== 'HEAD',
-    );
-  });
-  // Refused attempts are counted and, when the account id is a valid one, written to its audit log
-  // (folded per window) before the answer leaves: whoever reads the log after a refusal sees it.
-  app.addHook('onSend', async (request, reply, payload) => {
-    if (reply.statusCode !== 401 && reply.statusCode !== 403) return payload;
-    onRefused?.(reply.statusCode);
-    const accountId = (request.params as { accountId?: string }).accountId;
-    if (!accountId || !ACCOUNT_ID.test(accountId)) return payload;
-    const actor = (request as FastifyRequest & { actor: Actor | null }).actor ?? undefined;
-    await keys
-      .recordRefusal(accountId, actor, request.ip, {
-        status: reply.statusCode,
-        method: request.method,
-        route: request.routeOptions.url ?? '',
-      })
-      .catch((err: unknown) => request.log.warn({ err }, 'refused attempt not written to the audit log'));
-    return payload;
-  });
-  const who = (r: FastifyRequest) => (r as FastifyRequest & { actor: Actor }).actor;
+  accountScope(app, { auth, recordRefusal: (...a) => keys.recordRefusal(...a), onRefused });
   // Every field of these bodies is optional: a POST with no body at all means `{}`.
   const optionalBody = async (request: FastifyRequest) => {
     request.body ??= {};
