@@ -45,7 +45,7 @@ export const MAX_ENDPOINTS = 20;
 export const DELIVERY = Object.freeze({
   timeoutMs: 10_000,
   responseBytes: 1024,
-  claimMs: 45_000,
+  claimMs: 30_000,
   /** An endpoint failing this long, every attempt, is disabled (and audited). */
   failingDisableMs: 3 * 86_400_000,
 });
