@@ -34,6 +34,15 @@ const create = (name: string, body: unknown, status: number, paths?: string[]): 
   ...(paths ? { paths } : {}),
 });
 const withField = (field: string, value: unknown) => ({ ...VALID, [field]: value });
+const hooks = `/v1/accounts/${ACCOUNT}/webhook-endpoints`;
+const hook = (name: string, body: unknown, paths: string[]): RestCase => ({
+  name,
+  method: 'POST',
+  path: hooks,
+  body,
+  status: 400,
+  paths,
+});
 const cursorOf = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
 const aFullKey = generateKey('live').key;
 
@@ -452,6 +461,74 @@ export const REST_CASES: RestCase[] = [
     path: keys,
     headers: { 'x-filler': 'x'.repeat(20_000) },
     status: 431,
+  },
+  // Webhook endpoints.
+  hook('webhook: no url', { events: ['key.revoked'] }, ['url']),
+  hook('webhook: url not a URL', { url: 'not a url', events: ['key.revoked'] }, ['url']),
+  hook('webhook: ftp url', { url: 'ftp://hooks.example.com/x', events: ['key.revoked'] }, ['url']),
+  hook('webhook: url with a password', { url: 'https://u:p@hooks.example.com/x', events: ['key.revoked'] }, ['url']),
+  hook('webhook: url to a loopback address', { url: 'http://127.0.0.1:9/x', events: ['key.revoked'] }, ['url']),
+  hook('webhook: url to the metadata address', { url: 'http://169.254.169.254/latest', events: ['key.revoked'] }, [
+    'url',
+  ]),
+  hook(
+    'webhook: url over 2048 characters',
+    { url: `https://h.example.com/${'a'.repeat(2048)}`, events: ['key.revoked'] },
+    ['url'],
+  ),
+  hook('webhook: no events', { url: 'https://hooks.example.com/x', events: [] }, ['events']),
+  hook('webhook: unknown event', { url: 'https://hooks.example.com/x', events: ['key.stolen'] }, ['events/0']),
+  hook('webhook: events repeated', { url: 'https://hooks.example.com/x', events: ['key.revoked', 'key.revoked'] }, [
+    'events',
+  ]),
+  hook(
+    'webhook: bidi override in description',
+    { url: 'https://hooks.example.com/x', events: ['key.revoked'], description: 'a\u202eb' },
+    ['description'],
+  ),
+  hook(
+    'webhook: description over 500 characters',
+    { url: 'https://hooks.example.com/x', events: ['key.revoked'], description: 'd'.repeat(501) },
+    ['description'],
+  ),
+  hook('webhook: unknown field', { url: 'https://hooks.example.com/x', events: ['key.revoked'], secret: 'mine' }, [
+    'secret',
+  ]),
+  {
+    name: 'webhook: PATCH with nothing to change',
+    method: 'PATCH',
+    path: `${hooks}/whe_${'A'.repeat(20)}`,
+    body: {},
+    status: 400,
+  },
+  {
+    name: 'webhook: malformed endpoint id',
+    method: 'GET',
+    path: `${hooks}/whe_../deliveries`,
+    status: 400,
+    paths: ['endpointId'],
+  },
+  {
+    name: 'webhook: malformed delivery id',
+    method: 'POST',
+    path: `${hooks}/whe_${'A'.repeat(20)}/deliveries/whd_x/retry`,
+    status: 400,
+    paths: ['deliveryId'],
+  },
+  {
+    name: 'webhook: forged deliveries cursor',
+    method: 'GET',
+    path: `${hooks}/whe_${'A'.repeat(20)}/deliveries?cursor=${cursorOf({ k: 'keys', a: ACCOUNT, c: '2026-01-01T00:00:00Z', i: 'key_x' })}`,
+    status: 400,
+    paths: ['cursor'],
+  },
+  {
+    name: 'webhook: token of another account',
+    method: 'POST',
+    path: hooks,
+    body: { url: 'https://hooks.example.com/x', events: ['key.revoked'] },
+    token: 'limited',
+    status: 403,
   },
   // Methods that no route has.
   { name: 'DELETE a key', method: 'DELETE', path: key, status: 404 },

@@ -28,6 +28,8 @@ async function snapshot() {
     revoked: await one('SELECT count(*) FROM api_keys WHERE revoked_at IS NOT NULL'),
     changes: await one('SELECT count(*) FROM key_changes'),
     audit: await one("SELECT count(*) FROM audit_log WHERE action NOT LIKE 'admin.%'"),
+    webhooks: await one('SELECT count(*) FROM webhook_endpoints'),
+    deliveries: await one('SELECT count(*) FROM webhook_deliveries'),
     redis: (await redis.keys(`${app.env.REDIS_PREFIX}[kv]:*`)).sort().join(','),
   };
 }
