@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { capturedLogs, startTestApp, type TestApp } from './helpers/app.js';
 import { leakedLogLines } from './helpers/secrets.js';
+import { startReceiver } from './helpers/webhook-receiver.js';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'otesse-embedded-'));
 t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
@@ -19,6 +20,8 @@ const env: Record<string, string> = {
   ARGON2_MEMORY_KIB: '1024',
   ARGON2_TIME_COST: '1',
   SHUTDOWN_GRACE_MS: '2000',
+  // The webhook receiver below listens on 127.0.0.1.
+  WEBHOOK_ALLOW_PRIVATE: '1',
 };
 const tokenPath = join(dataDir, 'admin-token');
 const logsSince = (from: number) => capturedLogs.slice(from).join('');
@@ -43,6 +46,17 @@ t.test('first start: PGlite, in-process cache, a development token', async (t) =
     401,
     'the test admin token is not configured here',
   );
+  // Webhooks on PGlite: the outbox, the SKIP LOCKED claim and the advisory locks run there too.
+  const receiver = await startReceiver(t);
+  const endpoint = await app.api(
+    'POST',
+    '/v1/accounts/acct_e/webhook-endpoints',
+    { url: receiver.url, events: ['key.created', 'key.revoked'] },
+    token,
+  );
+  t.equal(endpoint.status, 201, 'a webhook endpoint is created on the embedded database');
+  receiver.state.secrets.push(endpoint.body.secret);
+  t.same(await app.webhooks.notices.runOnce(), { ran: true, events: 0 }, 'the scheduled notices run (nothing due)');
   const created = await app.api(
     'POST',
     '/v1/accounts/acct_e/keys',
@@ -66,6 +80,16 @@ t.test('first start: PGlite, in-process cache, a development token', async (t) =
     (await app.authenticate({ key: revokeMe.body.secret, scope: 'services:read' })).reason,
     'KEY_REVOKED',
     'the in-process bus evicts on revoke',
+  );
+  const events = await receiver.until((r) => r.length >= 3);
+  t.ok(
+    events.every((r) => r.verified),
+    'each delivery verifies with standardwebhooks',
+  );
+  t.same(
+    events.map((r) => `${r.event?.type} ${r.event?.data.key.id}`).sort(),
+    [`key.created ${created.body.id}`, `key.created ${revokeMe.body.id}`, `key.revoked ${revokeMe.body.id}`].sort(),
+    'key.created twice and key.revoked, delivered from the embedded outbox',
   );
   await app.close();
 
