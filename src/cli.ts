@@ -1,8 +1,19 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { AdminApi, CliError, EXIT, keysPath } from './cli/admin-api.js';
-import { activityLines, keyLines, keyTable, type Activity, type Key, type KeyPage } from './cli/output.js';
+import { WEBHOOK_EVENT_TYPES } from './domain/webhook.js';
+import { AdminApi, CliError, EXIT, keysPath, webhooksPath } from './cli/admin-api.js';
+import {
+  activityLines,
+  endpointLines,
+  endpointTable,
+  keyLines,
+  keyTable,
+  type Activity,
+  type Endpoint,
+  type Key,
+  type KeyPage,
+} from './cli/output.js';
 
 const EXIT_CODES = `
 Exit codes:
@@ -190,6 +201,107 @@ function adminCommands(program: Command): void {
     });
 }
 
+/** The event types, for `webhooks create --help` (the API checks them). */
+const WEBHOOK_EVENT_LIST = WEBHOOK_EVENT_TYPES.join(', ');
+
+/**
+ * `webhooks list|create|delete|test`: an account's webhook endpoints (docs/webhooks.md). `create --url` is the
+ * endpoint's URL: there the admin API's own --url goes before the command (or OTESSE_ADMIN_URL); see endpointUrlArgs.
+ */
+function webhookCommands(program: Command): void {
+  const api = () => {
+    const g = program.opts<Globals>();
+    return { g, api: new AdminApi(g.url, adminToken(g)) };
+  };
+  const webhooks = program
+    .command('webhooks')
+    .description("manage an account's webhook endpoints: list, create, delete, test");
+
+  webhooks
+    .command('list')
+    .description("list an account's webhook endpoints")
+    .addOption(account())
+    .action(async (o: { account: string }) => {
+      const { g, api: a } = api();
+      const list = await a.call<{ data: Endpoint[] }>('GET', webhooksPath(o.account));
+      print(g, list, () => (list.data.length === 0 ? '(no webhook endpoints)' : endpointTable(list.data)));
+    });
+
+  webhooks
+    .command('create')
+    .description('create a webhook endpoint; prints its signing secret once')
+    .addOption(account())
+    .requiredOption(
+      '-u, --url <url>',
+      'where events are POSTed (https:); the admin API URL then goes before the command, or in OTESSE_ADMIN_URL',
+    )
+    .requiredOption('--events <types>', `event types (comma separate or repeat): ${WEBHOOK_EVENT_LIST}`, list)
+    .option('-d, --description <text>', 'what the endpoint is for')
+    .action(async (o: { account: string; url: string; events: string[]; description?: string }) => {
+      const { g, api: a } = api();
+      const body = { url: o.url, events: o.events, description: o.description };
+      const e = await a.call<Endpoint>('POST', webhooksPath(o.account), body);
+      print(
+        g,
+        e,
+        () =>
+          `${endpointLines(e)}\n\nsecret:          ${e.secret}\n(shown only now: give it to the receiver, which verifies every delivery with it)`,
+      );
+    });
+
+  webhooks
+    .command('delete')
+    .description('delete a webhook endpoint (its pending deliveries are dropped)')
+    .argument('<endpointId>', 'endpoint id (whe_...)')
+    .addOption(account())
+    .action(async (endpointId: string, o: { account: string }) => {
+      const { g, api: a } = api();
+      await a.call('DELETE', webhooksPath(o.account, endpointId));
+      print(g, { id: endpointId, deleted: true }, () => `deleted ${endpointId}`);
+    });
+
+  webhooks
+    .command('test')
+    .description('send a webhook.test event to an endpoint (see its deliveries in the console or the API)')
+    .argument('<endpointId>', 'endpoint id (whe_...)')
+    .addOption(account())
+    .action(async (endpointId: string, o: { account: string }) => {
+      const { g, api: a } = api();
+      const sent = await a.call<{ event_id: string }>('POST', webhooksPath(o.account, endpointId, '/test'));
+      print(g, sent, () => `sent webhook.test ${sent.event_id} to ${endpointId}`);
+    });
+}
+
+/** Options that take a value, of the program itself (for endpointUrlArgs). */
+const GLOBAL_VALUE_OPTIONS = new Set(['--url', '--token-file']);
+
+/**
+ * The program's --url (the admin API) is recognised anywhere on the line, so after `webhooks create` it would take
+ * the endpoint's URL: there `--url` is handed to the command as its `-u`. Elsewhere nothing changes.
+ */
+function endpointUrlArgs(argv: string[]): string[] {
+  const operands: number[] = [];
+  for (let i = 2; i < argv.length && operands.length < 2; i++) {
+    const a = argv[i]!;
+    if (a === '--') break;
+    if (GLOBAL_VALUE_OPTIONS.has(a)) i++;
+    else if (!a.startsWith('-')) operands.push(i);
+  }
+  const [group, command] = operands;
+  if (group === undefined || command === undefined || argv[group] !== 'webhooks' || argv[command] !== 'create')
+    return argv;
+  const rest = argv.slice(command + 1);
+  const end = rest.indexOf('--');
+  return [
+    ...argv.slice(0, command + 1),
+    ...rest.map((a, i) => {
+      if (end >= 0 && i >= end) return a;
+      if (a === '--url') return '-u';
+      return a.startsWith('--url=') ? `-u${a.slice('--url='.length)}` : a;
+    }),
+  ];
+}
+
 /** `authenticate`: the gRPC question every service asks, through @otesse/keys-client. */
 function authenticateCommand(program: Command): void {
   program
@@ -238,7 +350,7 @@ function authenticateCommand(program: Command): void {
     );
 }
 
-/** The program: global options, the seven commands, help with exit codes everywhere. */
+/** The program: global options, the seven key commands and `webhooks`, help with exit codes everywhere. */
 function buildProgram(): Command {
   const program = new Command('otesse-keys')
     .description('Manage Otesse API keys over the admin API, and check one over gRPC.')
@@ -249,8 +361,10 @@ function buildProgram(): Command {
     .exitOverride()
     .addHelpText('after', `${ENVIRONMENT}\n${EXIT_CODES}`);
   adminCommands(program);
+  webhookCommands(program);
   authenticateCommand(program);
-  for (const command of program.commands) command.exitOverride().addHelpText('after', EXIT_CODES);
+  const all = (c: Command): Command[] => c.commands.flatMap((sub) => [sub, ...all(sub)]);
+  for (const command of all(program)) command.exitOverride().addHelpText('after', EXIT_CODES);
   return program;
 }
 
@@ -261,7 +375,7 @@ async function main(argv: string[]): Promise<number> {
       program.outputHelp();
       return EXIT.USAGE;
     }
-    await program.parseAsync(argv);
+    await program.parseAsync(endpointUrlArgs(argv));
     return Number(process.exitCode ?? EXIT.OK);
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;

@@ -8,6 +8,7 @@ import t from 'tap';
 import { ADMIN_TOKEN, startTestApp } from './helpers/app.js';
 import { freePort } from './helpers/nginx.js';
 import { leaksIn } from './helpers/secrets.js';
+import { startReceiver } from './helpers/webhook-receiver.js';
 
 const CLI = fileURLToPath(new URL('../dist/src/cli.js', import.meta.url));
 
@@ -34,6 +35,7 @@ t.test('help and usage errors', async (t) => {
   const asked = [
     ['--help'],
     ...['create', 'list', 'get', 'revoke', 'rotate', 'activity', 'authenticate'].map((c) => [c, '--help']),
+    ...['list', 'create', 'delete', 'test'].map((c) => ['webhooks', c, '--help']),
   ];
   const answers = await Promise.all(asked.map((args) => cli(args)));
   for (const [i, args] of asked.entries()) {
@@ -157,4 +159,95 @@ t.test('every command against a running service', async (t) => {
   );
   t.equal(grpcDown.code, 3, 'key service unreachable: exit 3');
   t.same(leaksIn(grpcDown.stderr + badToken.stderr, [key.secret, next.secret]), [], 'no key in an error');
+});
+
+t.test('webhooks list, create, delete and test against a running service and a real receiver', async (t) => {
+  const app = await startTestApp(t, { WEBHOOK_ALLOW_PRIVATE: '1' });
+  const receiver = await startReceiver(t);
+  const env = { OTESSE_ADMIN_URL: app.url, OTESSE_ADMIN_TOKEN: ADMIN_TOKEN, OTESSE_ACCOUNT: 'acct_cli_hooks' };
+
+  // Human output; --url after `webhooks create` is the endpoint's, the admin API is OTESSE_ADMIN_URL.
+  const made = await cli(
+    ['webhooks', 'create', '--url', receiver.url, '--events', 'key.created, key.revoked', '-d', 'on-call'],
+    env,
+  );
+  t.equal(made.code, 0, `create: ${made.stderr}`);
+  const secret = /^secret: +(whsec_\S+)$/m.exec(made.stdout)?.[1] ?? '';
+  t.match(secret, /^whsec_[A-Za-z0-9+/]{43}=$/, 'the signing secret is printed');
+  t.equal(made.stdout.split(secret).length, 2, 'once');
+  const id = /^id: +(whe_\w+)$/m.exec(made.stdout)?.[1] ?? '';
+  t.match(made.stdout, new RegExp(`^url: +${receiver.url}$`, 'm'), 'the endpoint URL');
+  t.match(made.stdout, /^events: +key\.created,key\.revoked$/m, 'the events');
+  t.match(made.stdout, /^status: +enabled$/m);
+  receiver.state.secrets = [secret];
+
+  // --json; the admin API's --url before the command, the endpoint's as --url=; --events repeated.
+  const second = await cli(
+    [
+      '--url',
+      app.url,
+      '--json',
+      'webhooks',
+      'create',
+      '--account',
+      'acct_cli_hooks',
+      `--url=${receiver.url}?second`,
+      '--events',
+      'key.revoked',
+      '--events',
+      'key.leaked',
+    ],
+    { OTESSE_ADMIN_TOKEN: ADMIN_TOKEN },
+  );
+  t.equal(second.code, 0, `create --json: ${second.stderr}`);
+  const other = JSON.parse(second.stdout) as { id: string; url: string; events: string[]; secret: string };
+  t.match(other, { url: `${receiver.url}?second`, events: ['key.revoked', 'key.leaked'], secret: /^whsec_/ });
+
+  const [listed, listedJson, sent, sentJson] = await Promise.all([
+    cli(['webhooks', 'list'], env),
+    cli(['--json', 'webhooks', 'list'], env),
+    cli(['webhooks', 'test', id], env),
+    cli(['webhooks', 'test', id, '--json'], env),
+  ]);
+  t.equal(listed.code, 0, `list: ${listed.stderr}`);
+  t.match(listed.stdout, /^ID +URL +EVENTS +STATUS +FAILING_SINCE\n/, 'a table');
+  t.match(listed.stdout, new RegExp(`^${id} +${receiver.url} +key\\.created,key\\.revoked +enabled +-$`, 'm'));
+  t.match(listed.stdout, other.id);
+  const data = (JSON.parse(listedJson.stdout) as { data: Record<string, unknown>[] }).data;
+  t.same(data.map((e) => e.id).sort(), [id, other.id].sort(), '--json list');
+  t.same(leaksIn(listed.stdout + listedJson.stdout, [secret, other.secret]), [], 'list never shows a secret');
+  t.equal(sent.code, 0, `test: ${sent.stderr}`);
+  const eventId = new RegExp(`^sent webhook\\.test (evt_\\w+) to ${id}$`).exec(sent.stdout.trim())?.[1] ?? '';
+  t.match(eventId, /^evt_/, `test says what it sent (${sent.stdout.trim()})`);
+  const jsonEventId = (JSON.parse(sentJson.stdout) as { event_id: string }).event_id;
+  const got = await receiver.until((r) => [eventId, jsonEventId].every((e) => r.some((x) => x.id === e)));
+  t.ok(
+    got
+      .filter((x) => x.id === eventId || x.id === jsonEventId)
+      .every((x) => x.verified && x.event?.type === 'webhook.test'),
+    'the receiver gets both test events, verified with the secret create printed',
+  );
+
+  const deleted = await cli(['webhooks', 'delete', other.id], env);
+  t.same([deleted.code, deleted.stdout.trim()], [0, `deleted ${other.id}`], 'delete');
+  const after = await app.api('GET', '/v1/accounts/acct_cli_hooks/webhook-endpoints');
+  t.same(
+    after.body.data.map((e: { id: string }) => e.id),
+    [id],
+    'the other endpoint is gone',
+  );
+  const [again, badEvent, noUrl, empty] = await Promise.all([
+    cli(['webhooks', 'delete', other.id], env),
+    cli(['webhooks', 'create', '--url', receiver.url, '--events', 'key.exploded'], env),
+    cli(['webhooks', 'create', '--events', 'key.created'], env),
+    cli(['webhooks', 'list', '--account', 'acct_cli_nohooks'], env),
+  ]);
+  t.same([again.code, /^error: 404/.test(again.stderr)], [1, true], 'deleting it again: 404, exit 1');
+  t.same(
+    [badEvent.code, /events/.test(badEvent.stderr)],
+    [1, true],
+    `unknown event: exit 1 (${badEvent.stderr.trim()})`,
+  );
+  t.same([noUrl.code, /--url/.test(noUrl.stderr)], [2, true], 'no --url: usage, exit 2');
+  t.same([empty.code, empty.stdout.trim()], [0, '(no webhook endpoints)'], 'an account without endpoints');
 });

@@ -7,6 +7,7 @@ import { ErrorText } from './Dialog.js';
 import { KeyForm, type KeyFormValues } from './KeyForm.js';
 import { KeysTable } from './KeysTable.js';
 import { SecretDialog } from './SecretDialog.js';
+import { Webhooks } from './Webhooks.js';
 
 type Open =
   | { kind: 'create' }
@@ -195,6 +196,14 @@ export function App(props: {
         {selected && (
           <ActivityPanel label={selected.key.label} data={selected.data} onClose={() => setSelected(undefined)} />
         )}
+
+        <Webhooks
+          api={api}
+          account={account}
+          canWrite={canWrite}
+          onChange={() => setVersion((v) => v + 1)}
+          onSignOut={props.onSignOut}
+        />
 
         <AuditLog api={api} account={account} version={version} />
 

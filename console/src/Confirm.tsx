@@ -3,7 +3,7 @@ import { ApiError, type Key } from './api.js';
 import { Dialog, ErrorText } from './Dialog.js';
 
 /** Runs an API call from a dialog: shows its refusal in words under the form, keeps the dialog open. */
-function useAction() {
+export function useAction() {
   const [error, setError] = useState<ApiError | undefined>();
   const [busy, setBusy] = useState(false);
   const run = async (e: Event, action: () => Promise<void>) => {

@@ -1,8 +1,20 @@
 import { useState } from 'preact/hooks';
 import { Dialog } from './Dialog.js';
 
-/** The secret, once: kept in this dialog's props only, gone when it closes (never stored, logged or put in the URL). */
-export function SecretDialog(props: { secret: string; title: string; onClose: () => void }) {
+/**
+ * The secret, once: kept in this dialog's props only, gone when it closes (never stored, logged or put in the URL).
+ * An API key by default; `label` and `noun` name another secret (a webhook endpoint's signing secret).
+ */
+export function SecretDialog(props: {
+  secret: string;
+  title: string;
+  onClose: () => void;
+  label?: string;
+  noun?: string;
+  advice?: string;
+}) {
+  const label = props.label ?? 'API key';
+  const noun = props.noun ?? 'key';
   const [copied, setCopied] = useState<string>('');
   const copy = async () => {
     try {
@@ -10,15 +22,16 @@ export function SecretDialog(props: { secret: string; title: string; onClose: ()
       setCopied('Copied to the clipboard.');
     } catch {
       // Refused by the browser (no permission, no secure context): the person is told what to do instead.
-      setCopied('The browser did not allow copying: select the key and copy it by hand.');
+      setCopied(`The browser did not allow copying: select the ${noun} and copy it by hand.`);
     }
   };
   return (
     <Dialog id="secret" title={props.title} onClose={props.onClose}>
       <p class="warning" role="note">
-        <strong>Copy this key now. It will not be shown again.</strong> Store it in your secret manager.
+        <strong>Copy this {noun} now. It will not be shown again.</strong>{' '}
+        {props.advice ?? 'Store it in your secret manager.'}
       </p>
-      <label for="secret-value">API key</label>
+      <label for="secret-value">{label}</label>
       <input
         id="secret-value"
         class="secret"

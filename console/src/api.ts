@@ -84,6 +84,40 @@ export interface Activity {
   }[];
 }
 
+export interface WebhookEndpoint {
+  id: string;
+  url: string;
+  events: string[];
+  description: string | null;
+  enabled: boolean;
+  /** Why the service turned it off: the receiver answered 410 (`gone`), or every attempt failed for 3 days. */
+  disabled_reason: 'gone' | 'failing' | null;
+  failing_since: string | null;
+  previous_secret_until: string | null;
+  created_at: string;
+  updated_at: string;
+}
+export type WebhookEndpointWithSecret = WebhookEndpoint & { secret: string };
+export interface DeliveryAttempt {
+  n: number;
+  at: string;
+  status_code: number | null;
+  error: string | null;
+  duration_ms: number;
+  response: string | null;
+}
+export interface Delivery {
+  id: string;
+  event_id: string;
+  event_type: string;
+  state: 'pending' | 'delivered' | 'failed';
+  attempts: number;
+  next_attempt_at: string | null;
+  created_at: string;
+  /** Newest first. */
+  attempt_log: DeliveryAttempt[];
+}
+
 /** One signed-in client: the bearer token lives in this object only (memory), never in storage or the URL. */
 export class Api {
   readonly #token: string;
@@ -140,10 +174,29 @@ export class Api {
   activity = (account: string, id: string) => this.call<Activity>('GET', `${acct(account)}/keys/${enc(id)}/activity`);
   audit = (account: string, cursor?: string) =>
     this.call<Page<AuditEntry>>('GET', `${acct(account)}/audit-log?limit=20${cursor ? `&cursor=${enc(cursor)}` : ''}`);
+
+  endpoints = (account: string) => this.call<{ data: WebhookEndpoint[] }>('GET', hooks(account));
+  createEndpoint = (account: string, body: unknown) =>
+    this.call<WebhookEndpointWithSecret>('POST', hooks(account), body);
+  updateEndpoint = (account: string, id: string, body: unknown) =>
+    this.call<WebhookEndpoint>('PATCH', hooks(account, id), body);
+  deleteEndpoint = (account: string, id: string) => this.call<undefined>('DELETE', hooks(account, id));
+  rotateEndpointSecret = (account: string, id: string) =>
+    this.call<WebhookEndpointWithSecret>('POST', hooks(account, id, '/rotate-secret'));
+  testEndpoint = (account: string, id: string) => this.call<{ event_id: string }>('POST', hooks(account, id, '/test'));
+  deliveries = (account: string, id: string, cursor?: string) =>
+    this.call<Page<Delivery>>(
+      'GET',
+      hooks(account, id, `/deliveries?limit=20${cursor ? `&cursor=${enc(cursor)}` : ''}`),
+    );
+  retryDelivery = (account: string, id: string, deliveryId: string) =>
+    this.call<undefined>('POST', hooks(account, id, `/deliveries/${enc(deliveryId)}/retry`));
 }
 
 const enc = encodeURIComponent;
 const acct = (account: string) => `/v1/accounts/${enc(account)}`;
+const hooks = (account: string, id?: string, tail = '') =>
+  `${acct(account)}/webhook-endpoints${id === undefined ? '' : `/${enc(id)}`}${tail}`;
 
 function safeJson(text: string): unknown {
   try {

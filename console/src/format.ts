@@ -14,3 +14,7 @@ export function rotationState(
   if (due <= now) return 'overdue';
   return due - now <= 14 * DAY ? 'due' : undefined;
 }
+
+/** To the second (deliveries and their attempts are seconds apart). */
+export const whenExact = (iso: string | null): string =>
+  iso ? new Date(iso).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium' }) : '—';

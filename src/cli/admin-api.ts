@@ -72,3 +72,8 @@ export class AdminApi {
 export function keysPath(account: string, keyId?: string, tail = ''): string {
   return `/v1/accounts/${encodeURIComponent(account)}/keys${keyId === undefined ? '' : `/${encodeURIComponent(keyId)}`}${tail}`;
 }
+
+/** `/v1/accounts/<account>/webhook-endpoints[/<endpoint>]` with both ids escaped. */
+export function webhooksPath(account: string, endpointId?: string, tail = ''): string {
+  return `/v1/accounts/${encodeURIComponent(account)}/webhook-endpoints${endpointId === undefined ? '' : `/${encodeURIComponent(endpointId)}`}${tail}`;
+}

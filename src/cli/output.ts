@@ -79,8 +79,41 @@ function fieldText(field: string, v: unknown): string {
 /** Keys as an aligned table. */
 export function keyTable(keys: Key[]): string {
   const columns = ['id', 'label', 'environment', 'status', 'scopes', 'last_used_at'];
-  const rows = [columns.map((c) => c.toUpperCase()), ...keys.map((k) => columns.map((c) => text(k[c])))];
-  const widths = columns.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return aligned([columns.map((c) => c.toUpperCase()), ...keys.map((k) => columns.map((c) => text(k[c])))]);
+}
+
+/** A webhook endpoint of the admin API, as printed; `secret` only in the create answer. */
+export type Endpoint = Record<string, unknown> & {
+  id?: string;
+  secret?: string;
+  enabled?: boolean;
+  disabled_reason?: string | null;
+};
+
+/** `enabled`, `disabled`, or `disabled (gone)` / `disabled (failing)` when the service turned it off. */
+const endpointStatus = (e: Endpoint): string =>
+  e.enabled ? 'enabled' : e.disabled_reason ? `disabled (${e.disabled_reason})` : 'disabled';
+
+/** One endpoint as `field: value` lines (never a secret: the caller prints it apart, once). */
+export function endpointLines(e: Endpoint): string {
+  const fields = ['id', 'url', 'events', 'description', 'failing_since', 'previous_secret_until', 'created_at'];
+  return [
+    ...fields.filter((f) => f in e).map((f) => `${`${f}:`.padEnd(17)}${text(e[f])}`),
+    `${'status:'.padEnd(17)}${endpointStatus(e)}`,
+  ].join('\n');
+}
+
+/** Endpoints as an aligned table. */
+export function endpointTable(endpoints: Endpoint[]): string {
+  const columns = ['id', 'url', 'events', 'status', 'failing_since'];
+  return aligned([
+    columns.map((c) => c.toUpperCase()),
+    ...endpoints.map((e) => columns.map((c) => (c === 'status' ? endpointStatus(e) : text(e[c])))),
+  ]);
+}
+
+function aligned(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return rows
     .map((r) =>
       r

@@ -20,7 +20,10 @@ export function buildWebhooks({ config, log, metrics, replicaId, trace }: Root, 
     allowPrivate: config.WEBHOOK_ALLOW_PRIVATE === '1',
   });
   const roundFailed = oncePerMinute((err: unknown) =>
-    log.warn({ err }, 'webhook deliveries could not be claimed or settled; retried at the next round (logged once a minute)'),
+    log.warn(
+      { err },
+      'webhook deliveries could not be claimed or settled; retried at the next round (logged once a minute)',
+    ),
   );
   const delivery = new WebhookDelivery({
     db,

@@ -27,4 +27,3 @@ export interface WebhookSender {
   check(url: string): Promise<void>;
   send(request: WebhookRequest): Promise<WebhookResponse>;
 }
-
