@@ -151,7 +151,10 @@ export class Limiter {
               emptyUntil: 0,
               retryAt: 0,
               leasing: undefined,
-              share: 10,
+              // The balance is not known before the first lease: take one use (or what is waiting), not a share
+              // that could be all of a small balance; the next lease is 2 % of what is left. The balance in
+              // PostgreSQL then lags the uses by a token or two, and key.quota_low/exhausted are told on time.
+              share: 1,
               gone: false,
               waiting: 0,
             }

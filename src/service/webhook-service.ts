@@ -176,7 +176,9 @@ export class WebhookService {
   /** Attempt a delivery again now, under the same webhook-id. */
   async retry(actor: Actor, accountId: string, endpointId: string, deliveryId: string): Promise<void> {
     await this.#o.db.transaction(async (tx) => {
-      await this.#locked(tx, accountId, endpointId);
+      const endpoint = await this.#locked(tx, accountId, endpointId);
+      // As for a test event: nothing goes to a disabled endpoint, so a retry there would wait unseen.
+      if (!endpoint.enabled) throw new AppError('CONFLICT', `webhook endpoint ${endpointId} is disabled`);
       const found = await webhookRepository.retry(tx, endpointId, deliveryId);
       if (!found) throw new AppError('NOT_FOUND', `delivery ${deliveryId} not found`);
       await this.#audit(tx, actor, accountId, 'webhook_delivery.retried', {
