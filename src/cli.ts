@@ -204,10 +204,7 @@ function adminCommands(program: Command): void {
 /** The event types, for `webhooks create --help` (the API checks them). */
 const WEBHOOK_EVENT_LIST = WEBHOOK_EVENT_TYPES.join(', ');
 
-/**
- * `webhooks list|create|delete|test`: an account's webhook endpoints (docs/webhooks.md). `create --url` is the
- * endpoint's URL: there the admin API's own --url goes before the command (or OTESSE_ADMIN_URL); see endpointUrlArgs.
- */
+/** `webhooks list|create|delete|test`: an account's webhook endpoints (docs/webhooks.md). */
 function webhookCommands(program: Command): void {
   const api = () => {
     const g = program.opts<Globals>();
@@ -230,16 +227,13 @@ function webhookCommands(program: Command): void {
   webhooks
     .command('create')
     .description('create a webhook endpoint; prints its signing secret once')
+    .argument('<url>', 'where events are POSTed (https:)')
     .addOption(account())
-    .requiredOption(
-      '-u, --url <url>',
-      'where events are POSTed (https:); the admin API URL then goes before the command, or in OTESSE_ADMIN_URL',
-    )
     .requiredOption('--events <types>', `event types (comma separate or repeat): ${WEBHOOK_EVENT_LIST}`, list)
     .option('-d, --description <text>', 'what the endpoint is for')
-    .action(async (o: { account: string; url: string; events: string[]; description?: string }) => {
+    .action(async (url: string, o: { account: string; events: string[]; description?: string }) => {
       const { g, api: a } = api();
-      const body = { url: o.url, events: o.events, description: o.description };
+      const body = { url, events: o.events, description: o.description };
       const e = await a.call<Endpoint>('POST', webhooksPath(o.account), body);
       print(
         g,
@@ -270,36 +264,6 @@ function webhookCommands(program: Command): void {
       const sent = await a.call<{ event_id: string }>('POST', webhooksPath(o.account, endpointId, '/test'));
       print(g, sent, () => `sent webhook.test ${sent.event_id} to ${endpointId}`);
     });
-}
-
-/** Options that take a value, of the program itself (for endpointUrlArgs). */
-const GLOBAL_VALUE_OPTIONS = new Set(['--url', '--token-file']);
-
-/**
- * The program's --url (the admin API) is recognised anywhere on the line, so after `webhooks create` it would take
- * the endpoint's URL: there `--url` is handed to the command as its `-u`. Elsewhere nothing changes.
- */
-function endpointUrlArgs(argv: string[]): string[] {
-  const operands: number[] = [];
-  for (let i = 2; i < argv.length && operands.length < 2; i++) {
-    const a = argv[i]!;
-    if (a === '--') break;
-    if (GLOBAL_VALUE_OPTIONS.has(a)) i++;
-    else if (!a.startsWith('-')) operands.push(i);
-  }
-  const [group, command] = operands;
-  if (group === undefined || command === undefined || argv[group] !== 'webhooks' || argv[command] !== 'create')
-    return argv;
-  const rest = argv.slice(command + 1);
-  const end = rest.indexOf('--');
-  return [
-    ...argv.slice(0, command + 1),
-    ...rest.map((a, i) => {
-      if (end >= 0 && i >= end) return a;
-      if (a === '--url') return '-u';
-      return a.startsWith('--url=') ? `-u${a.slice('--url='.length)}` : a;
-    }),
-  ];
 }
 
 /** `authenticate`: the gRPC question every service asks, through @otesse/keys-client. */
@@ -375,7 +339,7 @@ async function main(argv: string[]): Promise<number> {
       program.outputHelp();
       return EXIT.USAGE;
     }
-    await program.parseAsync(endpointUrlArgs(argv));
+    await program.parseAsync(argv);
     return Number(process.exitCode ?? EXIT.OK);
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;

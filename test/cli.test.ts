@@ -166,9 +166,9 @@ t.test('webhooks list, create, delete and test against a running service and a r
   const receiver = await startReceiver(t);
   const env = { OTESSE_ADMIN_URL: app.url, OTESSE_ADMIN_TOKEN: ADMIN_TOKEN, OTESSE_ACCOUNT: 'acct_cli_hooks' };
 
-  // Human output; --url after `webhooks create` is the endpoint's, the admin API is OTESSE_ADMIN_URL.
+  // Human output; the endpoint's URL is the command's argument, the admin API is OTESSE_ADMIN_URL.
   const made = await cli(
-    ['webhooks', 'create', '--url', receiver.url, '--events', 'key.created, key.revoked', '-d', 'on-call'],
+    ['webhooks', 'create', receiver.url, '--events', 'key.created, key.revoked', '-d', 'on-call'],
     env,
   );
   t.equal(made.code, 0, `create: ${made.stderr}`);
@@ -181,7 +181,7 @@ t.test('webhooks list, create, delete and test against a running service and a r
   t.match(made.stdout, /^status: +enabled$/m);
   receiver.state.secrets = [secret];
 
-  // --json; the admin API's --url before the command, the endpoint's as --url=; --events repeated.
+  // --json; the admin API's --url anywhere on the line, beside the endpoint's URL; --events repeated.
   const second = await cli(
     [
       '--url',
@@ -191,7 +191,7 @@ t.test('webhooks list, create, delete and test against a running service and a r
       'create',
       '--account',
       'acct_cli_hooks',
-      `--url=${receiver.url}?second`,
+      `${receiver.url}?second`,
       '--events',
       'key.revoked',
       '--events',
@@ -238,7 +238,7 @@ t.test('webhooks list, create, delete and test against a running service and a r
   );
   const [again, badEvent, noUrl, empty] = await Promise.all([
     cli(['webhooks', 'delete', other.id], env),
-    cli(['webhooks', 'create', '--url', receiver.url, '--events', 'key.exploded'], env),
+    cli(['webhooks', 'create', receiver.url, '--events', 'key.exploded'], env),
     cli(['webhooks', 'create', '--events', 'key.created'], env),
     cli(['webhooks', 'list', '--account', 'acct_cli_nohooks'], env),
   ]);
@@ -248,6 +248,6 @@ t.test('webhooks list, create, delete and test against a running service and a r
     [1, true],
     `unknown event: exit 1 (${badEvent.stderr.trim()})`,
   );
-  t.same([noUrl.code, /--url/.test(noUrl.stderr)], [2, true], 'no --url: usage, exit 2');
+  t.same([noUrl.code, /url/.test(noUrl.stderr)], [2, true], `no URL: usage, exit 2 (${noUrl.stderr.trim()})`);
   t.same([empty.code, empty.stdout.trim()], [0, '(no webhook endpoints)'], 'an account without endpoints');
 });
