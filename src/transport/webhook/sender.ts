@@ -135,12 +135,8 @@ export class HttpWebhookSender implements WebhookSender {
   }
 
   #url(text: string): URL {
-    let url: URL;
-    try {
-      url = new URL(text);
-    } catch {
-      throw invalid('url', 'not a URL');
-    }
+    if (!URL.canParse(text)) throw invalid('url', 'not a URL');
+    const url = new URL(text);
     if (url.protocol !== 'https:' && !(url.protocol === 'http:' && this.#o.allowHttp))
       throw invalid('url', this.#o.allowHttp ? 'must be an http: or https: URL' : 'must be an https: URL');
     if (url.username || url.password) throw invalid('url', 'must not carry a user name or password');
