@@ -89,7 +89,8 @@ export async function startReceiver(t: TestLike, secrets: string[] = []) {
       const deadline = Date.now() + ms;
       while (!pred(received)) {
         const left = deadline - Date.now();
-        if (left <= 0) throw new Error(`the receiver did not get what was awaited within ${ms} ms (${received.length} received)`);
+        if (left <= 0)
+          throw new Error(`the receiver did not get what was awaited within ${ms} ms (${received.length} received)`);
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, Math.min(left, 200));
           waiters.push(() => {
