@@ -33,7 +33,7 @@ export function startTimers(config: Config, log: Logger, p: BackgroundParts): ()
   flushTimer.unref();
   const retentionTimer = setInterval(() => runRetention(p.retention, log), config.RETENTION_INTERVAL_MS);
   retentionTimer.unref();
-  const noticesTimer = setInterval(() => runNotices(p.webhooks, log), config.WEBHOOK_SCHEDULE_MS);
+  const noticesTimer = setInterval(() => void p.webhooks.scheduled(), config.WEBHOOK_SCHEDULE_MS);
   noticesTimer.unref();
   p.webhooks.delivery.start();
   return () => {
@@ -42,15 +42,6 @@ export function startTimers(config: Config, log: Logger, p: BackgroundParts): ()
     clearInterval(retentionTimer);
     clearInterval(noticesTimer);
   };
-}
-
-function runNotices(webhooks: Webhooks, log: Logger): void {
-  webhooks.notices.runOnce().then(
-    (r) => {
-      if (r.events > 0) webhooks.delivery.nudge();
-    },
-    (err: unknown) => log.warn({ err }, 'scheduled webhook notices failed; retried at the next interval'),
-  );
 }
 
 function runRetention(retention: RetentionJob, log: Logger): void {

@@ -12,6 +12,8 @@ export interface Webhooks {
   delivery: WebhookDelivery;
   notices: WebhookNotices;
   service: WebhookService;
+  /** One run of the scheduled notices (a timer calls it): what it wrote is sent at once; a failure is counted and logged. */
+  scheduled(): Promise<void>;
 }
 
 export function buildWebhooks({ config, log, metrics, replicaId, trace }: Root, db: Database): Webhooks {
@@ -43,5 +45,15 @@ export function buildWebhooks({ config, log, metrics, replicaId, trace }: Root, 
   });
   const notices = new WebhookNotices({ db });
   const service = new WebhookService({ db, sender, onEvents: () => delivery.nudge() });
-  return { sender, delivery, notices, service };
+  const scheduled = () =>
+    notices.runOnce().then(
+      (r) => {
+        if (r.events > 0) delivery.nudge();
+      },
+      (err: unknown) => {
+        metrics.webhookRoundFailures.inc({ job: 'notices' });
+        log.warn({ err }, 'scheduled webhook notices failed; retried at the next interval');
+      },
+    );
+  return { sender, delivery, notices, service, scheduled };
 }

@@ -259,6 +259,10 @@ export class Metrics {
   });
 
   constructor() {
+    // Every label value of the webhook metrics is exposed from the start: alerts and panels find 0, not nothing.
+    for (const result of ['delivered', 'retry', 'failed', 'refused']) this.webhookAttempts.zero({ result });
+    for (const reason of ['gone', 'failing']) this.webhookEndpointsDisabled.inc({ reason }, 0);
+    for (const job of ['delivery', 'notices']) this.webhookRoundFailures.inc({ job }, 0);
     this.registry.registerMetric(new LatencyMetric(this.#answers) as unknown as Histogram);
     // Includes nodejs_eventloop_lag_seconds and the event-loop lag percentiles.
     collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 10 });

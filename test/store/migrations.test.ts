@@ -19,6 +19,11 @@ const TABLES = [
   'key_leaks',
   'key_usage_hourly',
   'schema_migrations',
+  'webhook_attempts',
+  'webhook_deliveries',
+  'webhook_endpoints',
+  'webhook_events',
+  'webhook_notices',
 ];
 
 function open(t: { teardown(fn: () => unknown): void }, url: string): PgDatabase {
