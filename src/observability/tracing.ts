@@ -85,19 +85,23 @@ export async function startTracing(replicaId: string): Promise<Tracing> {
       setAttributes: (attributes) => {
         trace.getActiveSpan()?.setAttributes(defined(attributes));
       },
+      // Only beneath a recorded span: an unsampled Authenticate has none, and its argon2 verification must not
+      // start a trace of its own.
       span: (name, fn, attributes) =>
-        tracer.startActiveSpan(name, { attributes: defined(attributes ?? {}) }, async (span) => {
-          try {
-            return await fn();
-          } catch (err) {
-            // The error's code, not its message: messages may quote input.
-            const code = (err as { code?: unknown }).code;
-            span.setStatus({ code: SpanStatusCode.ERROR, message: typeof code === 'string' ? code : 'error' });
-            throw err;
-          } finally {
-            span.end();
-          }
-        }),
+        trace.getActiveSpan()?.isRecording() !== true
+          ? fn()
+          : tracer.startActiveSpan(name, { attributes: defined(attributes ?? {}) }, async (span) => {
+              try {
+                return await fn();
+              } catch (err) {
+                // The error's code, not its message: messages may quote input.
+                const code = (err as { code?: unknown }).code;
+                span.setStatus({ code: SpanStatusCode.ERROR, message: typeof code === 'string' ? code : 'error' });
+                throw err;
+              } finally {
+                span.end();
+              }
+            }),
     },
     shutdown: () => sdk.shutdown(),
   };

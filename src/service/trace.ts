@@ -24,7 +24,10 @@ export interface Trace {
   recording(): boolean;
   /** Attributes on the current span (the RPC, request or child span being served); nothing without one. */
   setAttributes(attributes: TraceAttributes): void;
-  /** `fn` in a child span of the current one, ended when its promise settles (a rejection marks it failed). */
+  /**
+   * `fn` in a child span of the current one, ended when its promise settles (a rejection marks it failed);
+   * without a recorded current span, `fn` runs as it is (no trace of its own).
+   */
   span<T>(name: string, fn: () => Promise<T>, attributes?: TraceAttributes): Promise<T>;
   /**
    * An incoming call's handler: when the sampler records a server span `name` continuing the caller's
