@@ -1,3 +1,4 @@
+import type { ComponentChildren } from 'preact';
 import { useState } from 'preact/hooks';
 import { ApiError, type WebhookEndpoint } from './api.js';
 import { useAction } from './Confirm.js';
@@ -107,24 +108,25 @@ export function EndpointForm(props: {
   );
 }
 
-/** Delete: confirmation naming the URL. */
-export function DeleteEndpointDialog(props: {
-  endpoint: WebhookEndpoint;
-  onDelete: () => Promise<void>;
+/** A yes-or-cancel question about one endpoint: `text` says what the button does. */
+function ConfirmEndpoint(props: {
+  id: string;
+  title: string;
+  text: ComponentChildren;
+  button: string;
+  danger?: boolean;
+  onConfirm: () => Promise<void>;
   onClose: () => void;
 }) {
   const { error, busy, run } = useAction();
   return (
-    <Dialog id="delete-endpoint" title="Delete this webhook endpoint?" onClose={props.onClose}>
-      <form onSubmit={(e) => void run(e, props.onDelete)}>
-        <p>
-          No more events go to <code class="url">{props.endpoint.url}</code>; its pending deliveries are dropped. This
-          cannot be undone.
-        </p>
+    <Dialog id={props.id} title={props.title} onClose={props.onClose}>
+      <form onSubmit={(e) => void run(e, props.onConfirm)}>
+        <p>{props.text}</p>
         <ErrorText messages={error?.message} />
         <div class="actions">
-          <button type="submit" class="danger" disabled={busy}>
-            Delete endpoint
+          <button type="submit" class={props.danger ? 'danger' : undefined} disabled={busy}>
+            {props.button}
           </button>
           <button type="button" class="secondary" onClick={props.onClose}>
             Cancel
@@ -135,30 +137,49 @@ export function DeleteEndpointDialog(props: {
   );
 }
 
+/** Delete: confirmation naming the URL. */
+export function DeleteEndpointDialog(props: {
+  endpoint: WebhookEndpoint;
+  onDelete: () => Promise<void>;
+  onClose: () => void;
+}) {
+  return (
+    <ConfirmEndpoint
+      id="delete-endpoint"
+      title="Delete this webhook endpoint?"
+      button="Delete endpoint"
+      danger
+      onConfirm={props.onDelete}
+      onClose={props.onClose}
+      text={
+        <>
+          No more events go to <code class="url">{props.endpoint.url}</code>; its pending deliveries are dropped. This
+          cannot be undone.
+        </>
+      }
+    />
+  );
+}
+
 /** Rotate the signing secret: the old one keeps signing beside the new one for 24 hours. */
 export function RotateSecretDialog(props: {
   endpoint: WebhookEndpoint;
   onRotate: () => Promise<void>;
   onClose: () => void;
 }) {
-  const { error, busy, run } = useAction();
   return (
-    <Dialog id="rotate-secret" title="Rotate the signing secret?" onClose={props.onClose}>
-      <form onSubmit={(e) => void run(e, props.onRotate)}>
-        <p>
+    <ConfirmEndpoint
+      id="rotate-secret"
+      title="Rotate the signing secret?"
+      button="Rotate secret"
+      onConfirm={props.onRotate}
+      onClose={props.onClose}
+      text={
+        <>
           A new secret signs every delivery to <code class="url">{props.endpoint.url}</code> from now on. The old one
           keeps signing beside it for 24 hours, so the receiver can switch over.
-        </p>
-        <ErrorText messages={error?.message} />
-        <div class="actions">
-          <button type="submit" disabled={busy}>
-            Rotate secret
-          </button>
-          <button type="button" class="secondary" onClick={props.onClose}>
-            Cancel
-          </button>
-        </div>
-      </form>
-    </Dialog>
+        </>
+      }
+    />
   );
 }

@@ -35,14 +35,7 @@ export function encodeAuditCursor(accountId: string, entryId: number): string {
 
 /** Where a keys list cursor points: after this creation time and id. */
 export function decodeKeyCursor(cursor: string, accountId: string): { createdAt: Date; id: string } {
-  const v = decodeCursor(cursor, 'keys', accountId);
-  const createdAt = new Date(String(v.c));
-  const year = createdAt.getUTCFullYear();
-  // Within what PostgreSQL stores (a forged "-100000-01-01" would be a 500 there).
-  if (typeof v.i !== 'string' || !KEY_ID.test(v.i) || Number.isNaN(year) || year < 2000 || year > 9999) {
-    throw invalid('cursor', NOT_A_CURSOR);
-  }
-  return { createdAt, id: v.i };
+  return decodeTimeAndId(cursor, 'keys', accountId, KEY_ID);
 }
 
 /** Where an audit log cursor points: before this entry id. */
@@ -59,10 +52,16 @@ export function encodeDeliveryCursor(accountId: string, d: { created_at: Date; i
 
 /** Where a deliveries cursor points: before this creation time and id. */
 export function decodeDeliveryCursor(cursor: string, accountId: string): { createdAt: Date; id: string } {
-  const v = decodeCursor(cursor, 'deliveries', accountId);
+  return decodeTimeAndId(cursor, 'deliveries', accountId, DELIVERY_ID);
+}
+
+/** A cursor of a list ordered by creation time, then an id that must match `id`. */
+function decodeTimeAndId(cursor: string, kind: string, accountId: string, id: RegExp): { createdAt: Date; id: string } {
+  const v = decodeCursor(cursor, kind, accountId);
   const createdAt = new Date(String(v.c));
   const year = createdAt.getUTCFullYear();
-  if (typeof v.i !== 'string' || !DELIVERY_ID.test(v.i) || Number.isNaN(year) || year < 2000 || year > 9999) {
+  // Within what PostgreSQL stores (a forged "-100000-01-01" would be a 500 there).
+  if (typeof v.i !== 'string' || !id.test(v.i) || Number.isNaN(year) || year < 2000 || year > 9999) {
     throw invalid('cursor', NOT_A_CURSOR);
   }
   return { createdAt, id: v.i };

@@ -80,26 +80,16 @@ export class WebhookDelivery {
   async #drain(): Promise<void> {
     const concurrency = this.#o.concurrency ?? 16;
     try {
-      for (;;) {
-        if (this.#stopped) return;
-        const batch = await webhookRepository.claim(this.#o.db, this.#o.replicaId, concurrency, DELIVERY.claimMs);
-        if (batch.length === 0) return;
-        await Promise.all(batch.map((d) => this.#attempt(d)));
-        if (batch.length < concurrency) return;
-      }
+      while (!this.#stopped && (await this.runOnce()) === concurrency);
     } catch (err) {
       this.#o.onError?.(err);
     }
   }
 
-  /** One round: claim what is due and attempt it; the number of attempts made. */
+  /** One round: claim what is due (at most `concurrency`) and attempt it; the number of attempts made. */
   async runOnce(): Promise<number> {
-    const batch = await webhookRepository.claim(
-      this.#o.db,
-      this.#o.replicaId,
-      this.#o.concurrency ?? 16,
-      DELIVERY.claimMs,
-    );
+    const { db, replicaId, concurrency = 16 } = this.#o;
+    const batch = await webhookRepository.claim(db, replicaId, concurrency, DELIVERY.claimMs);
     await Promise.all(batch.map((d) => this.#attempt(d)));
     return batch.length;
   }
@@ -139,7 +129,12 @@ export class WebhookDelivery {
     const delay = ok || gone ? undefined : retryDelaySeconds(d.attempts);
     const retryAt = delay === undefined ? null : new Date(Date.now() + delay * 1000);
     return this.#o.db.transaction(async (tx) => {
-      const { failingSince } = await webhookRepository.settle(tx, d, this.#o.replicaId, r, ok ? null : retryAt);
+      const next = ok
+        ? ({ state: 'delivered' } as const)
+        : retryAt
+          ? ({ state: 'pending', retryAt } as const)
+          : ({ state: 'failed' } as const);
+      const { failingSince } = await webhookRepository.settle(tx, d, this.#o.replicaId, r, next);
       const failingTooLong =
         !ok && failingSince !== null && Date.now() - failingSince.getTime() >= DELIVERY.failingDisableMs;
       if (gone || failingTooLong) {

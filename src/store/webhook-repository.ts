@@ -201,18 +201,19 @@ export const webhookRepository = {
   },
 
   /**
-   * Record an attempt and settle the delivery: delivered, due again at `retryAt`, or failed
-   * (`retryAt` null). Only the claim's holder settles it (a claim taken over after it ran out is the
-   * new holder's). Also keeps the endpoint's failing streak: cleared by a success, started by a failure.
+   * Record an attempt and settle the delivery as the delivery service decided: delivered, pending
+   * again at `retryAt`, or failed. Only the claim's holder settles it (a claim taken over after it ran
+   * out is the new holder's). Also keeps the endpoint's failing streak: cleared by a delivery, started
+   * by anything else.
    */
   async settle(
     tx: Queryable,
     d: Pick<ClaimedDelivery, 'id' | 'attempts' | 'endpoint_id'>,
     replica: string,
     outcome: AttemptOutcome,
-    retryAt: Date | null,
+    next: { state: 'delivered' | 'failed' } | { state: 'pending'; retryAt: Date },
   ): Promise<{ settled: boolean; failingSince: Date | null }> {
-    const delivered = outcome.error === null && outcome.statusCode !== null && outcome.statusCode < 300;
+    const delivered = next.state === 'delivered';
     await tx.query(
       `INSERT INTO webhook_attempts (delivery_id, n, replica, status_code, error, duration_ms, response)
        VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (delivery_id, n) DO NOTHING`,
@@ -222,7 +223,7 @@ export const webhookRepository = {
       `UPDATE webhook_deliveries SET state = $3, next_attempt_at = coalesce($4, next_attempt_at),
          claimed_until = NULL, claimed_by = NULL, updated_at = now()
        WHERE id = $1 AND claimed_by = $2 RETURNING id`,
-      [d.id, replica, delivered ? 'delivered' : retryAt ? 'pending' : 'failed', retryAt],
+      [d.id, replica, next.state, next.state === 'pending' ? next.retryAt : null],
     );
     const { rows: endpoint } = await tx.query<{ failing_since: Date | null }>(
       `UPDATE webhook_endpoints SET failing_since = CASE WHEN $2 THEN NULL ELSE coalesce(failing_since, now()) END

@@ -68,11 +68,8 @@ export class HttpWebhookSender implements WebhookSender {
       dnsLookup(host, { all: true }, (err, found) => resolve(err ? [] : found));
     });
     if (addresses.length === 0) throw invalid('url', `${host} does not resolve`);
-    if (this.#o.allowPrivate) return;
-    for (const a of addresses) {
-      const range = refusedRange(a.address);
-      if (range) throw invalid('url', refusal(host, a.address, range));
-    }
+    const refused = this.#refused(host, addresses);
+    if (refused) throw invalid('url', refused);
   }
 
   async send(request: WebhookRequest): Promise<WebhookResponse> {
@@ -143,16 +140,22 @@ export class HttpWebhookSender implements WebhookSender {
     return url;
   }
 
+  /** Why `host` must not be called, when any address it resolved to is refused (none with allowPrivate). */
+  #refused(host: string, addresses: readonly LookupAddress[]): string | undefined {
+    if (this.#o.allowPrivate) return undefined;
+    for (const a of addresses) {
+      const range = refusedRange(a.address);
+      if (range) return refusal(host, a.address, range);
+    }
+    return undefined;
+  }
+
   /** Resolve, refuse if any address is refused, and hand the connection the checked addresses. */
   #lookup: LookupFunction = (hostname, options, callback) => {
     dnsLookup(hostname, { all: true, family: options.family ?? 0, hints: options.hints }, (err, addresses) => {
       if (err) return callback(err, '', 0);
-      if (!this.#o.allowPrivate) {
-        for (const a of addresses) {
-          const range = refusedRange(a.address);
-          if (range) return callback(new RefusedAddress(refusal(hostname, a.address, range)), '', 0);
-        }
-      }
+      const refused = this.#refused(hostname, addresses);
+      if (refused) return callback(new RefusedAddress(refused), '', 0);
       const first = addresses[0];
       if (!first)
         return callback(Object.assign(new Error(`${hostname} does not resolve`), { code: 'ENOTFOUND' }), '', 0);
