@@ -156,7 +156,7 @@ function buildLimiter({ log, metrics }: Root, db: Database, redis: RedisParts): 
     db,
     budget: redis.budget,
     onBudgetFault: (err) => {
-      metrics.rateBudgetFaults.inc();
+      metrics.rateBudgetFaults.inc({ limits: 'keys' });
       faultLog(err);
     },
   });

@@ -21,6 +21,7 @@ import type { RouteMap } from '../transport/route-map.js';
 import type { Root } from './context.js';
 import { grpcCallObserver, type MetricsEndpoint } from './metrics-wiring.js';
 import type { Readiness } from './readiness.js';
+import { oncePerMinute } from './services.js';
 import type { RedisParts } from './storage.js';
 
 /** The one Authenticate use case, as every transport calls it. */
@@ -88,6 +89,16 @@ export function buildGrpc(
 
 /** The admin API (REST, console, docs, health), not yet listening. */
 export async function buildAdminHttp({ config, log, metrics }: Root, parts: AdminHttpParts): Promise<FastifyInstance> {
+  const faultLog = oncePerMinute((err: unknown) =>
+    log.warn(
+      { err },
+      'admin rate limits: Redis did not answer, this replica counts each limit on its own meanwhile (logged once a minute)',
+    ),
+  );
+  const adminLimitFault = (err: unknown) => {
+    metrics.rateBudgetFaults.inc({ limits: 'admin' });
+    faultLog(err);
+  };
   return buildHttpApp({
     // Swagger UI is a page of third-party script on the admin origin: off in production unless asked for.
     docs: config.ADMIN_API_DOCS === undefined ? config.NODE_ENV !== 'production' : config.ADMIN_API_DOCS === '1',
@@ -106,6 +117,7 @@ export async function buildAdminHttp({ config, log, metrics }: Root, parts: Admi
       perAddress: config.ADMIN_RATE_LIMIT_PER_ADDRESS,
       redis: parts.redis.client,
       prefix: config.REDIS_PREFIX,
+      onStoreFault: adminLimitFault,
     },
     // With METRICS_PORT, /metrics lives there only: the admin port (and whoever reaches it) does not serve it.
     metrics: config.METRICS_PORT === undefined ? parts.metrics : undefined,

@@ -235,7 +235,8 @@ export class Metrics {
 
   readonly rateBudgetFaults = new Counter({
     name: 'otesse_keys_rate_budget_faults_total',
-    help: "Rate-limit leases the fleet's budget (Redis) could not answer: this replica counted the limit alone meanwhile",
+    help: "Shared rate-limit counts Redis could not answer (key limits' leases, the admin API's counts): this replica counted the limit alone meanwhile",
+    labelNames: ['limits'] as const,
     registers: [this.registry],
   });
   readonly webhookAttempts = new Histogram({
@@ -263,6 +264,7 @@ export class Metrics {
     for (const result of ['delivered', 'retry', 'failed', 'refused']) this.webhookAttempts.zero({ result });
     for (const reason of ['gone', 'failing']) this.webhookEndpointsDisabled.inc({ reason }, 0);
     for (const job of ['delivery', 'notices']) this.webhookRoundFailures.inc({ job }, 0);
+    for (const limits of ['keys', 'admin']) this.rateBudgetFaults.inc({ limits }, 0);
     this.registry.registerMetric(new LatencyMetric(this.#answers) as unknown as Histogram);
     // Includes nodejs_eventloop_lag_seconds and the event-loop lag percentiles.
     collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 10 });

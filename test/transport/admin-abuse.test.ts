@@ -2,7 +2,9 @@
 // Retry-After), TRUST_PROXY for the audit source address, and edits that may not revive or widen.
 import t from 'tap';
 import { ADMIN_TOKEN, LIMITED_TOKEN, createKey, startTestApp } from '../helpers/app.js';
+import { REDIS_URL } from '../helpers/db.js';
 import { assertProblem, rawRequest } from '../helpers/http.js';
+import { startProxy } from '../helpers/proxy.js';
 import { waitFor } from '../helpers/replica.js';
 
 t.test(
@@ -17,7 +19,7 @@ t.test(
     t.ok(Number(limited.headers.get('retry-after')) > 0, `Retry-After: ${limited.headers.get('retry-after')} s`);
     // Another replica on the same Redis prefix sees the same budget.
     const twin = await startTestApp(t, {}, { ...app.env });
-    // Its Redis connection must be up (a store fault lets requests through: skipOnError).
+    // Its Redis connection must be up: it counts this token's requests only in Redis, not in its own memory.
     t.ok(await waitFor(() => twin.invalidator.healthy, 10_000), 'the other replica is connected');
     t.equal(
       (await twin.api('GET', '/v1/accounts/acct_rl/keys')).status,
@@ -33,6 +35,33 @@ t.test(
       );
     t.ok(wrong.includes(429), `guessing tokens from one address is limited: ${wrong.join(',')}`);
     t.equal((await fetch(`${app.url}/healthz`)).status, 200, 'health and metrics are not limited');
+  },
+);
+
+t.test(
+  'rate limits: with Redis cut, each replica still holds every limit on its own, and counts the faults',
+  async (t) => {
+    const proxy = await startProxy(t, Number(new URL(REDIS_URL).port || 6379), new URL(REDIS_URL).hostname);
+    const app = await startTestApp(t, {
+      REDIS_URL: proxy.url('redis'),
+      ADMIN_RATE_LIMIT_PER_TOKEN: '5',
+      ADMIN_RATE_LIMIT_PER_ADDRESS: '8',
+    });
+    t.ok(await waitFor(() => app.invalidator.healthy, 10_000), 'connected through the proxy');
+    proxy.cut();
+    t.ok(await waitFor(() => !app.invalidator.healthy, 10_000), 'the cut is seen');
+    const faults = async () => {
+      const text = await (await fetch(`${app.url}/metrics`)).text();
+      return Number(/^otesse_keys_rate_budget_faults_total\{limits="admin"\} (\d+)/m.exec(text)?.[1]);
+    };
+    const before = await faults();
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) statuses.push((await app.api('GET', '/v1/accounts/acct_rlcut/keys')).status);
+    t.same(statuses, [200, 200, 200, 200, 200, 429], 'the token still gets 5 a minute from this replica');
+    const counted = (await faults()) - before;
+    t.ok(counted >= 5, `every count Redis did not answer is a fault: ${counted}`);
+    const limited = await rawRequest(app, 'GET', '/v1/accounts/acct_rlcut/keys', undefined, {});
+    assertProblem(t, limited, 429);
   },
 );
 

@@ -14,6 +14,14 @@ export interface AdminRateLimitOptions {
   /** Shared by replicas when set (the limit is for the fleet, not per replica). */
   redis?: Redis | undefined;
   prefix: string;
+  /** A shared count Redis did not answer: this request was counted by this replica alone. */
+  onStoreFault?: ((err: unknown) => void) | undefined;
+}
+
+type Limit = ReturnType<FastifyInstance['createRateLimit']>;
+interface Limits {
+  perAddress: Limit;
+  perToken: Limit;
 }
 
 /** The token's digest, never the token, names its bucket (Redis keys are not secret). */
@@ -37,37 +45,62 @@ export function addressKey(ip: string): string {
  */
 const limited = (request: FastifyRequest) => request.routeOptions.url?.startsWith('/v1/') === true;
 
+/** The two limits over one store, made in a scope of their own (each store registers the plugin once). */
+async function limitsIn(app: FastifyInstance, opts: AdminRateLimitOptions, shared: boolean): Promise<Limits> {
+  let made: Limits | undefined;
+  await app.register(async (scope) => {
+    await scope.register(rateLimit, {
+      global: false,
+      // Faults of the shared store reach the hook below, which counts them and lets this replica's count decide.
+      skipOnError: false,
+      ...(shared && opts.redis ? { redis: opts.redis, nameSpace: `${opts.prefix}rl:` } : {}),
+    });
+    made = {
+      perAddress: scope.createRateLimit({
+        max: opts.perAddress,
+        timeWindow: 60_000,
+        keyGenerator: (req) => addressKey(req.ip),
+      }),
+      perToken: scope.createRateLimit({
+        max: opts.perToken,
+        timeWindow: 60_000,
+        keyGenerator: (req) => `token:${tokenKey(req.headers.authorization ?? '')}`,
+      }),
+    };
+  });
+  if (!made) throw new Error('the rate-limit scope did not load');
+  return made;
+}
+
 /**
  * Rate limits on the admin API, per token and per source address, with @fastify/rate-limit's
- * stores (Redis when configured). Its own hook runs both limits: the plugin's hook runs one per
- * request. A request without a token is limited by its address only (one shared "no token"
- * bucket would let one caller exhaust it for everybody). A fault of the store lets the request
- * through (`skipOnError`).
+ * stores. Each replica counts every limit in memory, and with Redis the fleet shares a second
+ * count: a request is refused by either. So one replica never serves more than the limit, and
+ * when Redis does not answer (a fault, or slower than its command timeout) the fleet allows at
+ * most replicas × limit, never an unlimited admin API, and never refuses because of Redis.
+ * A request without a token is limited by its address only (one shared "no token" bucket would
+ * let one caller exhaust it for everybody).
  */
 async function adminRateLimit(app: FastifyInstance, opts: AdminRateLimitOptions): Promise<void> {
-  await app.register(rateLimit, {
-    global: false,
-    skipOnError: true,
-    ...(opts.redis ? { redis: opts.redis, nameSpace: `${opts.prefix}rl:` } : {}),
-  });
-  const perAddress = app.createRateLimit({
-    max: opts.perAddress,
-    timeWindow: 60_000,
-    keyGenerator: (req) => addressKey(req.ip),
-  });
-  const perToken = app.createRateLimit({
-    max: opts.perToken,
-    timeWindow: 60_000,
-    keyGenerator: (req) => `token:${tokenKey(req.headers.authorization ?? '')}`,
-  });
+  const replica = await limitsIn(app, opts, false);
+  const fleet = opts.redis ? await limitsIn(app, opts, true) : undefined;
+  const refuse = (reply: FastifyReply, ttlInSeconds: number) => {
+    reply.header('retry-after', String(ttlInSeconds));
+    return sendProblem(reply, 429, `too many admin requests; retry in ${ttlInSeconds} s`);
+  };
   app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
     if (!limited(request)) return undefined;
-    const limits = request.headers.authorization === undefined ? [perAddress] : [perAddress, perToken];
-    for (const limit of limits) {
-      const r = await limit(request);
-      if (!r.isAllowed && r.isExceeded) {
-        reply.header('retry-after', String(r.ttlInSeconds));
-        return sendProblem(reply, 429, `too many admin requests; retry in ${r.ttlInSeconds} s`);
+    const names =
+      request.headers.authorization === undefined ? (['perAddress'] as const) : (['perAddress', 'perToken'] as const);
+    for (const name of names) {
+      const here = await replica[name](request);
+      if (!here.isAllowed && here.isExceeded) return refuse(reply, here.ttlInSeconds);
+      if (!fleet) continue;
+      try {
+        const shared = await fleet[name](request);
+        if (!shared.isAllowed && shared.isExceeded) return refuse(reply, shared.ttlInSeconds);
+      } catch (err) {
+        opts.onStoreFault?.(err);
       }
     }
     return undefined;
