@@ -158,10 +158,10 @@ async function startListeners(
   p: Parts,
 ): Promise<{ listeners: Listeners; ports: Ports & { forwardAuthPort: number | undefined } }> {
   const { config, metrics } = root;
-  const { authenticator, keys, activity } = p.useCases;
+  const { authenticator, keys, activity, callers } = p.useCases;
   const authenticate = authenticateWith(authenticator);
   const countGateway = gatewayCounter(metrics);
-  const grpc = buildGrpc(root, authenticate, p.routes, countGateway);
+  const grpc = buildGrpc(root, authenticate, p.routes, countGateway, callers);
   const endpoint = metricsEndpoint(metrics, { ...p.core, authenticator, bus: p.redis.bus });
   const auth = adminAuth(config, p.tokens);
   const leaks = buildLeakReports(root, p.db, p.core, p.useCases);

@@ -308,7 +308,7 @@ function authenticateCommand(program: Command): void {
             (err as Error).message,
           );
         } finally {
-          client.close();
+          await client.close();
         }
       },
     );

@@ -1,3 +1,5 @@
+import { performance } from 'node:perf_hooks';
+
 /** One published change: a key's new version at a change-log sequence number. */
 export interface Change {
   seq: number;
@@ -43,6 +45,29 @@ export interface PublishResult {
   waitedMs: number;
 }
 
+/** A caller's Watch stream as the bus sees it (design: callers-hold-leases). */
+export interface CallerSink {
+  /** A change message, after this replica applied it: pass it to the caller, who confirms it. */
+  change(msg: ChangeMessage): void;
+  /** The caller's beat `n` came back: every change published before its lease was registered went to `change` first. */
+  beat(n: number): void;
+  /** This replica may have missed a change (subscription lost, unreadable message): the caller must stop deciding. */
+  lost(): void;
+}
+
+/** What the replica holding a caller's stream does for it on the bus. */
+export interface CallerLease {
+  /** Register the caller's lease for beat `n`, then echo it through the bus (nothing when not subscribed). */
+  beat(n: number): void;
+  /** The caller applied the change `ackId` of `origin`: confirm it to that writer in the caller's name. */
+  confirm(origin: string, ackId: string): void;
+  /**
+   * Stop passing changes. `release`: the caller said it stopped deciding, so writers need not wait for its
+   * lease; otherwise (a cut, a reset) the lease stays registered until it runs out.
+   */
+  detach(release: boolean): void;
+}
+
 /**
  * Carries invalidations between replicas. Contract:
  * - `start` subscribes and calls `onUp` once subscribed; later losses call `onDown`, recoveries `onUp`;
@@ -62,18 +87,63 @@ export interface InvalidationBus {
   publish(changes: Change[]): Promise<PublishResult>;
   leaseValid(now: number): boolean;
   readonly subscribed: boolean;
+  /** A watching caller's lease, held by this replica for it (`id`: unique in the fleet). */
+  attachCaller(id: string, sink: CallerSink): CallerLease;
   close(): Promise<void>;
 }
 
-/** The in-process bus of the embedded default: one replica, delivery is a function call. */
+interface HeldLease {
+  sink: CallerSink;
+  until: number;
+}
+
+interface Waiting {
+  acked: Set<string>;
+  wake: () => void;
+}
+
+/**
+ * The in-process bus of the embedded default: one replica, delivery is a function call. Watching
+ * callers hold leases here as they would across Redis: a publish waits for each one's confirmation
+ * or for its lease to run out.
+ */
 export class MemoryBus implements InvalidationBus {
   readonly replicaId: string;
   readonly subscribed = true;
   #handlers: BusHandlers | undefined;
   #acks = 0;
+  #leaseMs: number;
+  #callers = new Map<string, HeldLease>();
+  #waiting = new Map<string, Waiting>();
 
-  constructor(opts: { replicaId: string }) {
+  constructor(opts: { replicaId: string; leaseMs?: number }) {
     this.replicaId = opts.replicaId;
+    this.#leaseMs = opts.leaseMs ?? 1000;
+  }
+
+  attachCaller(id: string, sink: CallerSink): CallerLease {
+    const held: HeldLease = { sink, until: 0 };
+    this.#callers.set(id, held);
+    return {
+      // Delivery is synchronous: every change published before this beat has reached the sink.
+      beat: (n) => {
+        if (this.#callers.get(id) !== held) return;
+        held.until = performance.now() + this.#leaseMs;
+        sink.beat(n);
+      },
+      confirm: (_origin, ackId) => {
+        const w = this.#waiting.get(ackId);
+        if (!w) return;
+        w.acked.add(id);
+        w.wake();
+      },
+      detach: (release) => {
+        if (this.#callers.get(id) !== held) return;
+        if (release) this.#callers.delete(id);
+        // Kept until its lease runs out, deaf: a publish waits for it as for a caller that did not answer.
+        else held.sink = DEAF;
+      },
+    };
   }
 
   async start(handlers: BusHandlers): Promise<void> {
@@ -86,11 +156,54 @@ export class MemoryBus implements InvalidationBus {
   }
 
   async publish(changes: Change[]): Promise<PublishResult> {
-    this.#handlers?.onMessage({ origin: this.replicaId, ackId: String(++this.#acks), sentAt: Date.now(), changes });
-    return { replicas: 1, confirmed: 1, outcome: 'single_replica', unconfirmed: [], waitedMs: 0 };
+    const msg = { origin: this.replicaId, ackId: String(++this.#acks), sentAt: Date.now(), changes };
+    this.#handlers?.onMessage(msg);
+    const started = performance.now();
+    const holders = new Map<string, number>();
+    for (const [id, held] of this.#callers) {
+      if (held.until > started) holders.set(id, held.until);
+      else if (held.sink === DEAF) this.#callers.delete(id);
+    }
+    if (holders.size === 0)
+      return { replicas: 1, confirmed: 1, outcome: 'single_replica', unconfirmed: [], waitedMs: 0 };
+    const waiting: Waiting = { acked: new Set(), wake: () => {} };
+    this.#waiting.set(msg.ackId, waiting);
+    try {
+      // Every attached caller hears it (one still waiting for its first echo keeps the version), holders are waited for.
+      for (const held of this.#callers.values()) held.sink.change(msg);
+      for (;;) {
+        const now = performance.now();
+        // Each caller either confirmed or its lease, by this same clock, has run out.
+        const open = [...holders].filter(([id, until]) => !waiting.acked.has(id) && until > now);
+        if (open.length === 0) break;
+        const left = Math.max(...open.map(([, until]) => until)) - now;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, left);
+          waiting.wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
+      const unconfirmed = [...holders.keys()].filter((id) => !waiting.acked.has(id));
+      return {
+        replicas: 1 + holders.size,
+        confirmed: 1 + holders.size - unconfirmed.length,
+        outcome: unconfirmed.length === 0 ? 'confirmed' : 'lease_expired',
+        unconfirmed,
+        waitedMs: Math.round(performance.now() - started),
+      };
+    } finally {
+      this.#waiting.delete(msg.ackId);
+    }
   }
 
   async close(): Promise<void> {
     this.#handlers = undefined;
+    for (const held of this.#callers.values()) held.sink.lost();
+    this.#callers.clear();
   }
 }
+
+/** A caller whose stream ended without giving up its lease: nothing reaches it any more. */
+const DEAF: CallerSink = { change: () => {}, beat: () => {}, lost: () => {} };

@@ -2,7 +2,15 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Redis } from 'ioredis';
 import { isKeyId } from '../domain/key-format.js';
-import type { BusHandlers, Change, ChangeMessage, InvalidationBus, PublishResult } from './bus.js';
+import type {
+  BusHandlers,
+  CallerLease,
+  CallerSink,
+  Change,
+  ChangeMessage,
+  InvalidationBus,
+  PublishResult,
+} from './bus.js';
 import { parseObject, type Signer } from './signer.js';
 
 /** What kind of input from Redis was dropped (metrics label). */
@@ -98,6 +106,8 @@ export class RedisBus implements InvalidationBus {
   #retry: NodeJS.Timeout | undefined;
   #retryMs = 100;
   #pending = new Map<string, Pending>();
+  /** Watching callers whose streams this replica holds (design: callers-hold-leases). */
+  #callers = new Map<string, CallerSink>();
   #channels: { changes: string; ack: string; beat: string; registry: string };
 
   constructor(opts: RedisBusOptions) {
@@ -159,6 +169,7 @@ export class RedisBus implements InvalidationBus {
 
   #down(): void {
     this.#leaseUntil = 0;
+    this.#loseCallers();
     if (!this.#subscribed) return;
     this.#subscribed = false;
     this.#handlers?.onDown();
@@ -198,6 +209,12 @@ export class RedisBus implements InvalidationBus {
   /** Our own heartbeat came back: every change published before it has been applied. */
   #heard(message: string): void {
     const beat = parseObject(this.#o.signer.open(this.#channels.beat, message) ?? '');
+    if (typeof beat?.c === 'string') {
+      // A caller's beat: every change published before its lease was registered has gone to its stream.
+      if (Number.isSafeInteger(beat.n)) this.#callers.get(beat.c)?.beat(beat.n as number);
+      else this.#o.onReject?.('beat');
+      return;
+    }
     const sent = typeof beat?.n === 'number' ? this.#beats.get(beat.n) : undefined;
     if (beat === undefined || sent === undefined || beat.s !== sent) {
       this.#o.onReject?.('beat');
@@ -215,13 +232,51 @@ export class RedisBus implements InvalidationBus {
     if (!msg) {
       this.#o.onReject?.('changes');
       this.#handlers?.onMissed();
+      this.#loseCallers();
       return;
     }
     this.#handlers?.onMessage(msg);
-    const ackChannel = `${this.#o.prefix}ack:${msg.origin}`;
-    const ack = this.#o.signer.sign(ackChannel, JSON.stringify({ a: msg.ackId, r: this.replicaId }));
-    // A lost confirmation costs the writer a wait until our lease runs out, never a stale allow.
+    this.#ack(msg.origin, msg.ackId, this.replicaId);
+    for (const sink of this.#callers.values()) sink.change(msg);
+  }
+
+  /** Confirm a change to its writer in the name of `holder` (this replica or a caller it holds). */
+  #ack(origin: string, ackId: string, holder: string): void {
+    const ackChannel = `${this.#o.prefix}ack:${origin}`;
+    const ack = this.#o.signer.sign(ackChannel, JSON.stringify({ a: ackId, r: holder }));
+    // A lost confirmation costs the writer a wait until the lease runs out, never a stale allow.
     this.#o.redis.publish(ackChannel, ack).catch(() => {});
+  }
+
+  /** What reaches this replica may have missed a change: no caller it holds may go on deciding. */
+  #loseCallers(): void {
+    const sinks = [...this.#callers.values()];
+    this.#callers.clear();
+    for (const sink of sinks) sink.lost();
+  }
+
+  attachCaller(id: string, sink: CallerSink): CallerLease {
+    this.#callers.set(id, sink);
+    const c = this.#channels;
+    return {
+      beat: (n) => {
+        // Unsubscribed, an echo could overtake a change: none is sent, and the caller's lease runs out.
+        if (!this.#subscribed || this.#callers.get(id) !== sink) return;
+        const now = Date.now();
+        const payload = this.#o.signer.sign(c.beat, JSON.stringify({ c: id, n }));
+        this.#o.redis
+          .eval(BEAT, 2, c.registry, c.beat, String(now + this.#o.leaseMs), id, payload, String(now - 60_000))
+          .catch((err: unknown) => this.#o.onError?.(err));
+      },
+      confirm: (origin, ackId) => {
+        if (REPLICA_ID.test(origin) && ackId.length <= 64) this.#ack(origin, ackId, id);
+      },
+      detach: (release) => {
+        if (this.#callers.get(id) === sink) this.#callers.delete(id);
+        // Only a caller that gave up its lease leaves the registry: after a cut it may still be deciding.
+        if (release) this.#o.redis.zrem(c.registry, id).catch(() => {});
+      },
+    };
   }
 
   #confirm(message: string): void {
@@ -295,6 +350,7 @@ export class RedisBus implements InvalidationBus {
     this.#leaseUntil = 0;
     this.#subscribed = false;
     this.#handlers = undefined;
+    this.#loseCallers();
     // Leave the registry so writers do not wait for a replica that has stopped deciding.
     await this.#o.redis.zrem(this.#channels.registry, this.replicaId).catch(() => {});
     this.#o.subscriber.disconnect(false);

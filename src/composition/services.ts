@@ -3,6 +3,7 @@ import { LocalCache } from '../cache/local-cache.js';
 import { ActivityService } from '../service/activity-service.js';
 import { Authenticator } from '../service/authenticator.js';
 import { Hasher } from '../service/hasher.js';
+import { CallerWatch } from '../service/caller-watch.js';
 import { Invalidator } from '../service/invalidator.js';
 import { KeyService } from '../service/key-service.js';
 import { LeakReportService } from '../service/leak-report-service.js';
@@ -28,6 +29,8 @@ export interface Core {
 /** The use cases the transports call. */
 export interface UseCases {
   authenticator: Authenticator;
+  /** Watching callers' streams (design: callers-hold-leases). */
+  callers: CallerWatch;
   keys: KeyService;
   activity: ActivityService;
 }
@@ -174,7 +177,18 @@ export function buildUseCases(root: Root, db: Database, redis: RedisParts, core:
   });
   const usage = core.usage;
   const activity = new ActivityService({ db, keys, flush: () => usage.flush() });
-  return { authenticator, keys, activity };
+  const { config, metrics, replicaId } = root;
+  const callers = new CallerWatch({
+    replicaId,
+    db,
+    bus: redis.bus,
+    usage,
+    leaseMs: config.LEASE_MS,
+    beatMs: config.HEARTBEAT_MS,
+    floorMs: cacheAges(config).recentMs,
+    onWatchers: (delta) => metrics.watchingCallers.inc(delta),
+  });
+  return { authenticator, keys, activity, callers };
 }
 
 function buildAuthenticator(root: Root, db: Database, redis: RedisParts, core: Core): Authenticator {

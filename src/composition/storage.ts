@@ -71,7 +71,7 @@ export async function openRedis(config: Config, replicaId: string, log: Logger, 
 function inProcessParts(config: Config, replicaId: string): RedisParts {
   return {
     shared: new NoSharedCache(),
-    bus: new MemoryBus({ replicaId }),
+    bus: new MemoryBus({ replicaId, leaseMs: config.LEASE_MS }),
     ping: async () => true,
     close: async () => {},
     failures: new MemoryFailureCounter({ windowMs: config.FAILED_ATTEMPTS_WINDOW_SECONDS * 1000 }),

@@ -9,6 +9,7 @@ import { EnvoyCheck } from '../transport/envoy-check.js';
 import { buildForwardAuth } from '../transport/forward-auth.js';
 import type { GatewayOutcome } from '../transport/gateway-check.js';
 import { GrpcServer, type GrpcServerOptions } from '../transport/grpc/server.js';
+import type { WatchOpener } from '../transport/grpc/watch.js';
 import { buildHttpApp } from '../transport/http/app.js';
 import type { AdminAuthenticator } from '../transport/http/auth.js';
 import { consoleBundleDir } from '../transport/http/console.js';
@@ -60,8 +61,8 @@ export interface AdminHttpParts {
 }
 
 export function authenticateWith(authenticator: Authenticator): Authenticate {
-  return (k: string, ip: string, scope: string, limits?: CallLimits, uses?: number) =>
-    authenticator.authenticate(k, ip, scope, limits, uses);
+  return (k: string, ip: string, scope: string, limits?: CallLimits, uses?: number, watching?: boolean) =>
+    authenticator.authenticate(k, ip, scope, limits, uses, watching);
 }
 
 /** gRPC: Authenticate and Envoy's Check on one server (not yet listening). */
@@ -70,9 +71,11 @@ export function buildGrpc(
   authenticate: Authenticate,
   routes: RouteMap | undefined,
   countGateway: CountGateway,
+  watch?: WatchOpener,
 ): GrpcServer {
   return new GrpcServer({
     authenticate,
+    watch,
     services: [
       new EnvoyCheck({ authenticate, routes, trustProxy: config.TRUST_PROXY, log, onOutcome: countGateway('envoy') }),
     ],

@@ -226,6 +226,11 @@ export class Metrics {
     help: 'Usage entries dropped from memory because flushes kept failing',
     registers: [this.registry],
   });
+  readonly watchingCallers = new Gauge({
+    name: 'otesse_keys_watching_callers',
+    help: 'Callers whose Watch stream this replica holds (they decide allowed calls in their own process)',
+    registers: [this.registry],
+  });
   readonly usageFlushes = new Counter({
     name: 'otesse_keys_usage_flushes_total',
     help: 'Usage counter flushes by result',

@@ -1,3 +1,4 @@
+import type { LocalGrant } from './caller-watch.js';
 import type { Decision } from '../domain/decision.js';
 
 /** Which tier answered: for metrics and tests. */
@@ -15,4 +16,6 @@ export interface AuthResult {
    * refuse the others (`decision` is then the refusal). Absent: all uses allowed, or all denied.
    */
   allowedUses?: number;
+  /** For a watching caller's allow: what it needs to decide this key, address and scope itself (design: callers-hold-leases). */
+  local?: LocalGrant | undefined;
 }

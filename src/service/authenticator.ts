@@ -6,6 +6,7 @@ import { partsOfWellFormed, secretCheck, secretOf, wellFormed } from '../domain/
 import { isScope } from '../domain/scopes.js';
 import type { CacheEntry, CachedGrant } from '../cache/entry.js';
 import { TIER, type AuthPath, type AuthResult, type Tier } from './auth-result.js';
+import { localGrant } from './caller-watch.js';
 import { KeyResolver, type Call, type CallLimits, type KeyResolverOptions } from './key-resolver.js';
 import type { Limiter, PartialAdmission, Refusal } from './limiter.js';
 import { NO_TRACE, type Trace } from './trace.js';
@@ -74,7 +75,8 @@ export class Authenticator {
    * once, without a promise (most calls: the transport then answers in the same tick); anything that
    * needs Redis, PostgreSQL or argon2 returns a promise. Validation errors are thrown, not rejected.
    * `uses`: how many of the caller's requests (same key, address and scope) this call decides; each
-   * is counted.
+   * is counted. `watching`: the caller holds a Watch lease; an allow then says whether and how it may
+   * decide the same call itself (`local`).
    */
   authenticate(
     key: string,
@@ -82,6 +84,7 @@ export class Authenticator {
     scope: string,
     limits: CallLimits = {},
     uses = 1,
+    watching = false,
   ): AuthResult | Promise<AuthResult> {
     const source = this.#address(ip);
     if (!isScope(scope)) throw invalid('scope', 'not a scope of the catalog');
@@ -107,6 +110,7 @@ export class Authenticator {
         scope,
         found,
         now,
+        watching,
       );
     }
     const result = this.#limited(
@@ -116,6 +120,7 @@ export class Authenticator {
       now,
       'memory',
       uses,
+      watching,
     );
     return this.#trace.on ? this.#traced(result, found.grant.keyId, 'memory', scope, uses) : result;
   }
@@ -155,11 +160,20 @@ export class Authenticator {
     now: number,
     path: AuthPath,
     uses: number,
+    watching: boolean,
   ): AuthResult | Promise<AuthResult> {
     const partial = decision.allowed ? this.#o.limiter?.admit(grant, now, uses) : undefined;
     if (partial instanceof Promise)
-      return partial.then((p) => this.#record(grant.keyId, ip, decision, now, path, uses, p));
-    return this.#record(grant.keyId, ip, decision, now, path, uses, partial);
+      return partial.then((p) =>
+        this.#local(this.#record(grant.keyId, ip, decision, now, path, uses, p), grant, watching),
+      );
+    return this.#local(this.#record(grant.keyId, ip, decision, now, path, uses, partial), grant, watching);
+  }
+
+  /** A watching caller's allow says whether it may decide the same call itself (design: callers-hold-leases). */
+  #local(result: AuthResult, grant: CachedGrant, watching: boolean): AuthResult {
+    if (watching && result.decision.allowed) result.local = localGrant(grant);
+    return result;
   }
 
   /** Record the decision's uses; `partial`: the limits admitted only the first ones (maybe none), the others are refused. */
@@ -206,6 +220,7 @@ export class Authenticator {
     scope: string,
     cached: CacheEntry | undefined,
     now: number,
+    watching: boolean,
   ): Promise<AuthResult> {
     let r = await this.#resolver.resolve(call, cached);
     // A shared resolution may have read the key before a change this call started after.
@@ -228,6 +243,7 @@ export class Authenticator {
       at,
       r.path,
       call.uses,
+      watching,
     );
     return this.#trace.on ? this.#traced(result, call.parsed.keyId, tier, scope, call.uses) : result;
   }

@@ -86,7 +86,12 @@ t.test('round robin over every replica; a replica stopping loses no call', async
   const a = await startTestApp(t, {}, env);
   const b = await startTestApp(t, {}, env);
   const key = await createKey(a);
-  const client = keysClient(t, { address: `ipv4:127.0.0.1:${a.grpcPort},127.0.0.1:${b.grpcPort}`, deadlineMs: 2000 });
+  // Every request asked (no local decisions), so each replica's share of the calls is seen.
+  const client = keysClient(t, {
+    address: `ipv4:127.0.0.1:${a.grpcPort},127.0.0.1:${b.grpcPort}`,
+    deadlineMs: 2000,
+    localDecisions: false,
+  });
   await client.waitForReady();
   const input = { key: key.secret, ip: '203.0.113.7', scope: 'bookings:read' };
   const before = [await allowedCount(a), await allowedCount(b)];

@@ -1,6 +1,8 @@
 // One call for several requests: the `uses` field of Authenticate (each use counted: usage, rate
 // limits, quota) and the client's coalescing: one call in flight per key, address, scope and
 // deadline, the requests made meanwhile asked together by the next one (each decided after it arrived).
+// Local decisions are off here: every request goes to the service (test/callers/local-decisions.test.ts
+// covers the other way).
 import t from 'tap';
 import { KeyServiceUnavailableError } from '@otesse/keys-client';
 import { createKey, startTestApp, type TestApp } from '../helpers/app.js';
@@ -75,7 +77,7 @@ t.test('uses: one call decides several requests, each counted', async (t) => {
 
 t.test('the client asks once for the requests made together', async (t) => {
   const app = await startTestApp(t);
-  const client = keysClient(t, { address: `127.0.0.1:${app.grpcPort}`, deadlineMs: 5000 });
+  const client = keysClient(t, { address: `127.0.0.1:${app.grpcPort}`, deadlineMs: 5000, localDecisions: false });
   await client.waitForReady();
   const key = await createKey(app);
   const input = { key: key.secret, ip: '203.0.113.7', scope: 'bookings:read' };
@@ -133,7 +135,7 @@ t.test('the client asks once for the requests made together', async (t) => {
 
 t.test('a revoke that has returned holds for every later request, though a call was in flight', async (t) => {
   const app = await startTestApp(t);
-  const client = keysClient(t, { address: `127.0.0.1:${app.grpcPort}`, deadlineMs: 5000 });
+  const client = keysClient(t, { address: `127.0.0.1:${app.grpcPort}`, deadlineMs: 5000, localDecisions: false });
   const key = await createKey(app);
   const input = { key: key.secret, ip: '203.0.113.7', scope: 'bookings:read' };
   t.equal((await client.authenticate(input)).allowed, true);
@@ -166,7 +168,7 @@ t.test('a revoke that has returned holds for every later request, though a call 
 t.test('a request made while a call is in flight waits for it, and is decided after it arrived', async (t) => {
   const app = await startTestApp(t);
   const proxy = await startProxy(t, app.grpcPort);
-  const client = keysClient(t, { address: `127.0.0.1:${proxy.port}`, deadlineMs: 5000 });
+  const client = keysClient(t, { address: `127.0.0.1:${proxy.port}`, deadlineMs: 5000, localDecisions: false });
   const key = await createKey(app);
   const input = { key: key.secret, ip: '203.0.113.7', scope: 'bookings:read' };
   t.equal((await client.authenticate(input)).allowed, true);
@@ -195,7 +197,7 @@ t.test('a request made while a call is in flight waits for it, and is decided af
 t.test('deadlines: a request with another deadline is asked apart; past its deadline it fails closed', async (t) => {
   const app = await startTestApp(t);
   const proxy = await startProxy(t, app.grpcPort);
-  const client = keysClient(t, { address: `127.0.0.1:${proxy.port}`, deadlineMs: 5000 });
+  const client = keysClient(t, { address: `127.0.0.1:${proxy.port}`, deadlineMs: 5000, localDecisions: false });
   await client.waitForReady();
   const key = await createKey(app);
   const input = { key: key.secret, ip: '203.0.113.7', scope: 'bookings:read' };

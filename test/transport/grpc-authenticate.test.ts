@@ -29,9 +29,13 @@ const NOBODY = {
   retry_after_ms: 0,
   metadata: '',
   allowed_uses: 0,
+  local: null,
 };
-/** The fields of an identified key's answer beyond who it is: no wait to suggest, no metadata. */
-const PLAIN = { retry_after_ms: 0, metadata: '' };
+/**
+ * The fields of an identified key's answer beyond who it is: no wait to suggest, no metadata, nothing
+ * for local decisions (the caller is not watching).
+ */
+const PLAIN = { retry_after_ms: 0, metadata: '', local: null };
 const DENIED = { ...PLAIN, allowed_uses: 0 };
 
 t.test('an allowed call says who the caller is', async (t) => {

@@ -1,7 +1,10 @@
+import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import type { DenyReason } from './denials.js';
 import { KeyServiceError, KeyServiceUnavailableError } from './errors.js';
+import { digestOf, LocalDecisions, type LocalDecisionLimits } from './local.js';
 import { loadKeysProto, SERVICE_NAME } from './proto.js';
+import { WatchLoop, type WatchCall } from './watch.js';
 import { callerContext, callSpan, type CallerContext } from './trace.js';
 
 /** Who the caller is, as the key service identified the key. */
@@ -58,6 +61,15 @@ export interface KeyServiceClientOptions {
    * by the service (usage, rate limits, quota).
    */
   coalesce?: boolean;
+  /**
+   * Decide in this process what the service allowed before (default true): a call the service allowed
+   * for a key, address and scope is allowed again from memory, counted and reported to the service in
+   * batches, while this client holds the service's lease; a revoke or a narrowing change returns only
+   * once this client has applied it or its lease has run out (the service's design:
+   * callers-hold-leases). Keys with rate limits or a quota are asked every time. `false` asks the
+   * service for every request; an object sets the cache's bounds.
+   */
+  localDecisions?: boolean | LocalDecisionLimits;
 }
 
 interface RawResponse {
@@ -70,11 +82,13 @@ interface RawResponse {
   retry_after_ms: number;
   metadata: string;
   allowed_uses: number;
+  local: { version: number; expires_at_ms: number } | null;
 }
 
 type RawClient = grpc.Client & {
+  Watch(): WatchCall;
   Authenticate(
-    req: AuthenticateInput & { uses: number },
+    req: AuthenticateInput & { uses: number; watching: boolean },
     meta: grpc.Metadata,
     opts: grpc.CallOptions,
     cb: (err: grpc.ServiceError | null, res?: RawResponse) => void,
@@ -171,6 +185,9 @@ interface Batch {
   context: CallerContext;
 }
 
+/** An allow, as the plugin and callers receive it. */
+type Allowed = AuthenticateResult & { allowed: true };
+
 function failure(err: grpc.ServiceError | null): KeyServiceError {
   const code = err?.code ?? grpc.status.UNKNOWN;
   const name = grpc.status[code] ?? 'UNKNOWN';
@@ -192,6 +209,9 @@ export class KeyServiceClient {
   /** Calls in flight by batch id: the next requests wait for them to return (more than one only when a batch filled up). */
   #inflight = new Map<string, number>();
   #scheduled = false;
+  /** Local decisions (undefined when off, or once the service turned out to have no Watch). */
+  #local: LocalDecisions | undefined;
+  #watch: WatchLoop | undefined;
 
   constructor(opts: KeyServiceClientOptions) {
     this.#deadlineMs = opts.deadlineMs ?? 250;
@@ -213,6 +233,26 @@ export class KeyServiceClient {
         : {}),
       ...opts.channelOptions,
     });
+    const local = opts.localDecisions ?? true;
+    if (local !== false) this.#local = new LocalDecisions(local === true ? {} : local);
+  }
+
+  /** The stream that holds the lease, opened with the first request. */
+  #watching(): LocalDecisions | undefined {
+    const local = this.#local;
+    if (local === undefined) return undefined;
+    if (this.#watch === undefined) this.#watch = new WatchLoop(() => this.#client.Watch(), local);
+    else if (!this.#watch.supported) this.#local = undefined;
+    return this.#local;
+  }
+
+  /**
+   * The answer from memory when this client may give one (local decisions on, the lease held, the same
+   * key, address and scope allowed before); undefined otherwise: then ask `authenticate`. The use is
+   * counted and reported to the service.
+   */
+  decideLocally(input: AuthenticateInput): Allowed | undefined {
+    return this.#local === undefined ? undefined : this.#watching()?.decide(input.key, input.ip, input.scope);
   }
 
   /**
@@ -220,6 +260,8 @@ export class KeyServiceClient {
    * KeyServiceUnavailableError (no decision: fail closed) or KeyServiceError (a bad ip or scope).
    */
   authenticate(input: AuthenticateInput, opts: { deadlineMs?: number } = {}): Promise<AuthenticateResult> {
+    const known = this.decideLocally(input);
+    if (known !== undefined) return Promise.resolve(known);
     const budget = opts.deadlineMs ?? this.#deadlineMs;
     const deadline = Date.now() + budget;
     const req = { key: input.key, ip: input.ip, scope: input.scope };
@@ -269,9 +311,13 @@ export class KeyServiceClient {
     if (id) this.#inflight.set(id, (this.#inflight.get(id) ?? 0) + 1);
     const metadata = new grpc.Metadata();
     const span = callSpan(batch.context, metadata, waiters.length);
+    const local = this.#watching();
+    const watching = local?.leaseValid() === true;
+    const epoch = local?.epoch ?? 0;
+    const sentAt = performance.now();
     const call = () =>
       this.#client.Authenticate(
-        { ...batch.req, uses: waiters.length },
+        { ...batch.req, uses: waiters.length, watching },
         metadata,
         { deadline: new Date(deadline) },
         (err, res) => {
@@ -288,6 +334,12 @@ export class KeyServiceClient {
           // A service older than `uses` answers 0 allowed uses for an allow: it counted one; ask one by one from now on.
           if (res.allowed && !res.allowed_uses && waiters.length > 1) this.#coalesce = false;
           const allowed = res.allowed ? res.allowed_uses || waiters.length : 0;
+          if (local && res.local && allowed === waiters.length) {
+            const { key, ip, scope } = batch.req;
+            const result = toResult(res, true) as Allowed;
+            const grant = { version: res.local.version, expiresAtMs: res.local.expires_at_ms };
+            local.learn(digestOf(key), ip, scope, result, grant, epoch, sentAt);
+          }
           for (let i = 0; i < waiters.length; i++) (waiters[i] as Waiter).resolve(toResult(res, i < allowed));
         },
       );
@@ -317,7 +369,11 @@ export class KeyServiceClient {
     });
   }
 
-  close(): void {
+  /** Give up the lease, report the last uses decided from memory (up to 2 s), then close the channel. */
+  async close(): Promise<void> {
+    const watch = this.#watch;
+    this.#local = undefined;
+    await watch?.close();
     this.#client.close();
   }
 }

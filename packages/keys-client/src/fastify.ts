@@ -66,7 +66,20 @@ const plugin: FastifyPluginAsync<OtesseKeysOptions> = async (fastify: FastifyIns
   // Only a client made here is closed here.
   const owned = opts.client ? undefined : client;
   fastify.decorateRequest('apiKey', null);
-  fastify.addHook('onRequest', (request, reply) => check(client, request, reply));
+  // A call this client may decide from memory is decided here, synchronously: no promise, no await.
+  fastify.addHook('onRequest', (request, reply, done) => {
+    const scope = request.routeOptions.config.scope;
+    if (scope === undefined) return done();
+    const found = keyFromHeaders(request.headers);
+    const known = found.kind === 'key' ? client.decideLocally({ key: found.key, ip: request.ip, scope }) : undefined;
+    if (known !== undefined) {
+      request.apiKey = known.identity;
+      return done();
+    }
+    // A reply sent by the check ends the request; `done` is called only to go on to the route.
+    check(client, request, reply).then((sent) => (sent === undefined ? done() : undefined), done);
+    return undefined;
+  });
   if (owned) fastify.addHook('onClose', async () => owned.close());
 };
 

@@ -7,7 +7,9 @@ import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import type { Decision } from '../../domain/decision.js';
 import { AppError } from '../../domain/errors.js';
 import type { AuthResult, CallLimits } from '../../service/authenticator.js';
+import type { LocalGrant } from '../../service/caller-watch.js';
 import { NO_TRACE, type ServerSpan, type Trace } from '../../service/trace.js';
+import { watchHandler, type WatchOpener } from './watch.js';
 
 /** The proto of the contract, resolved from src/ or dist/src/. */
 export const PROTO_ROOT = fileURLToPath(
@@ -42,6 +44,8 @@ export interface AuthenticateRequest {
   scope: string;
   /** 0 (unset) or 1: one request; more: a caller's coalesced requests. */
   uses?: number;
+  /** The caller holds a Watch lease (an allow then carries `local` when it may decide the call itself). */
+  watching?: boolean;
 }
 
 export interface AuthenticateResponse {
@@ -54,6 +58,7 @@ export interface AuthenticateResponse {
   retry_after_ms: number;
   metadata: string;
   allowed_uses: number;
+  local?: { version: number; expires_at_ms: number } | null;
 }
 
 export interface TlsFiles {
@@ -71,7 +76,10 @@ export interface GrpcServerOptions {
     scope: string,
     limits?: CallLimits,
     uses?: number,
+    watching?: boolean,
   ): AuthResult | Promise<AuthResult>;
+  /** Callers' Watch streams (design: callers-hold-leases); unset: Watch answers UNIMPLEMENTED. */
+  watch?: WatchOpener | undefined;
   log: { error(obj: object, msg: string): void };
   maxConnectionAgeMs: number;
   tls?: TlsFiles | undefined;
@@ -117,10 +125,11 @@ class CallEnd implements CallLimits {
 }
 
 /** Map a decision on `uses` uses to the contract's response. */
-export function toResponse(d: Decision, uses = 1, allowedUses?: number): AuthenticateResponse {
+export function toResponse(d: Decision, uses = 1, allowedUses?: number, local?: LocalGrant): AuthenticateResponse {
   const id = d.identity;
   const allowed = d.allowed ? uses : (allowedUses ?? 0);
   return {
+    ...(local ? { local: { version: local.version, expires_at_ms: local.expiresAt ?? 0 } } : {}),
     // Some uses allowed, the others refused by the key's limits: allowed, with the reason for the others.
     allowed: allowed > 0,
     reason: d.allowed ? 'DENY_REASON_UNSPECIFIED' : d.reason,
@@ -166,6 +175,8 @@ export class GrpcServer {
    * place), a deny of a key never identified per reason (nothing else is in it).
    */
   #allows = new WeakMap<object, Buffer>();
+  /** The same for a watching caller's allow that carries `local` (its version and expiry are the grant's). */
+  #localAllows = new WeakMap<object, Buffer>();
   #anonymousDenies = new Map<string, Buffer>();
 
   constructor(opts: GrpcServerOptions) {
@@ -190,7 +201,10 @@ export class GrpcServer {
       value instanceof Buffer ? value : encode(value as AuthenticateResponse);
     this.#server.addService(
       { ...service, Authenticate: { ...method, responseSerialize: serialize } },
-      { Authenticate: this.#authenticate.bind(this) },
+      {
+        Authenticate: this.#authenticate.bind(this),
+        ...(opts.watch ? { Watch: watchHandler(opts.watch, opts.log) } : {}),
+      },
     );
     this.health.addToServer(this.#server);
     for (const extra of opts.services ?? []) extra.addToServer(this.#server);
@@ -244,7 +258,7 @@ export class GrpcServer {
     const uses = call.request.uses || 1;
     let answer: AuthResult | Promise<AuthResult>;
     try {
-      answer = this.#o.authenticate(key, ip, scope, new CallEnd(call), uses);
+      answer = this.#o.authenticate(key, ip, scope, new CallEnd(call), uses, call.request.watching === true);
     } catch (err) {
       this.#fail(err, started, callback);
       return;
@@ -268,16 +282,17 @@ export class GrpcServer {
 
   #answer(result: AuthResult, uses: number, started: number, callback: grpc.sendUnaryData<AuthenticateResponse>): void {
     this.#o.onCall?.(result, grpc.status.OK, (performance.now() - started) / 1000);
-    const bytes = uses === 1 ? this.#bytes(result.decision) : undefined;
+    const bytes = uses === 1 ? this.#bytes(result.decision, result.local) : undefined;
     (callback as grpc.sendUnaryData<AuthenticateResponse | Buffer>)(
       null,
-      bytes ?? toResponse(result.decision, uses, result.allowedUses),
+      bytes ?? toResponse(result.decision, uses, result.allowedUses, result.local),
     );
   }
 
   /** The encoded answer to one use, when the same bytes answer every such call (see #allows). */
-  #bytes(d: Decision): Buffer | undefined {
-    if (d.allowed) return this.#once(this.#allows, d.identity, d);
+  #bytes(d: Decision, local: LocalGrant | undefined): Buffer | undefined {
+    if (d.allowed)
+      return local ? this.#once(this.#localAllows, d.identity, d, local) : this.#once(this.#allows, d.identity, d);
     return d.identity === undefined && d.retryAfterMs === undefined
       ? this.#once(this.#anonymousDenies, d.reason, d)
       : undefined;
@@ -288,9 +303,10 @@ export class GrpcServer {
     cache: { get(key: K): Buffer | undefined; set(key: K, bytes: Buffer): unknown },
     key: K,
     d: Decision,
+    local?: LocalGrant,
   ): Buffer {
     let bytes = cache.get(key);
-    if (bytes === undefined) cache.set(key, (bytes = this.#encode(toResponse(d))));
+    if (bytes === undefined) cache.set(key, (bytes = this.#encode(toResponse(d, 1, undefined, local))));
     return bytes;
   }
 
