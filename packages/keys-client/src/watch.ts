@@ -11,7 +11,7 @@ interface WatchEventIn {
 }
 
 export type WatchCall = grpc.ClientDuplexStream<
-  { beat?: number; confirm?: string; usage?: UsageReportOut },
+  { beat?: number; confirm?: string; usage?: UsageReportOut; release?: boolean },
   WatchEventIn
 >;
 
@@ -136,6 +136,9 @@ export class WatchLoop {
       });
     }
     this.#call = undefined;
-    call?.end();
+    if (call) {
+      call.write({ release: true });
+      call.end();
+    }
   }
 }

@@ -7,6 +7,7 @@ export interface WatchRequestMessage {
   beat: number;
   confirm: string;
   usage: { id: string; uses: { key_id: string; ip: string; count: number; last_at_ms: number }[] } | null;
+  release: boolean;
 }
 
 /** WatchEvent as the proto names it. */
@@ -59,6 +60,7 @@ export function watchHandler(
     let watch: Watch | undefined;
     let done = false;
     const queued: WatchRequestMessage[] = [];
+    let released = false;
     const fail = (err: unknown) => {
       if (done) return;
       done = true;
@@ -84,16 +86,18 @@ export function watchHandler(
         if (msg.beat) watch.beat(msg.beat);
         if (msg.confirm) watch.confirm(msg.confirm);
         if (msg.usage) watch.report(toReport(msg.usage));
+        if (msg.release) released = true;
       } catch (err) {
         fail(err);
       }
     };
     call.on('data', (msg: WatchRequestMessage) => (watch ? handle(msg) : queued.push(msg)));
-    // The caller ended its side: it stopped deciding first, so its lease may be given up.
+    // The caller ended its side. Only one that said it stopped deciding (release) gives up its lease:
+    // an end seen here may also come from a connection that failed.
     call.on('end', () => {
       if (done) return;
       done = true;
-      watch?.end(true);
+      watch?.end(released);
       call.end();
     });
     // A cut, a reset or a cancel: the lease stays until it runs out (the caller may not know yet).
