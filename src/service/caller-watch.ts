@@ -57,8 +57,8 @@ export interface CallerWatchOptions {
   onWatchers?: (delta: number) => void;
 }
 
-/** The most uses in one report, the most per entry. */
-export const REPORT_LIMITS = Object.freeze({ uses: 10_000, count: 1_000_000 });
+/** The most uses in one report (a gRPC message is at most 16 KiB anyway), the most per entry. */
+export const REPORT_LIMITS = Object.freeze({ uses: 1_000, count: 1_000_000 });
 /** Report ids remembered per replica, so a report sent again after a lost answer counts once. */
 const REMEMBERED_REPORTS = 100_000;
 /** Confirmations a caller may owe at once; past it the stream ends (a caller that does not read or confirm). */

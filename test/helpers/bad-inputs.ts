@@ -567,3 +567,45 @@ export const GRPC_CASES: GrpcCase[] = [
   { name: 'gRPC: IPv4-mapped IPv6 address', ip: '::ffff:203.0.113.7', expect: 'ALLOWED' },
   { name: 'gRPC: IPv4-compatible IPv6 address', ip: '::203.0.113.7', expect: 'IP_NOT_ALLOWED' },
 ];
+
+/** A Watch message that ends the stream with its status; `KEY` stands for a real key id. */
+export interface WatchCase {
+  name: string;
+  message: Record<string, unknown>;
+  expect: 'INVALID_ARGUMENT' | 'RESOURCE_EXHAUSTED';
+}
+
+const use = (u: Record<string, unknown> = {}) => ({ key_id: KEY, ip: '203.0.113.7', count: 1, last_at_ms: 0, ...u });
+const report = (uses: unknown[], id = 'report-0001') => ({ usage: { id, uses } });
+
+/** Bad Watch messages: the stream ends with the status and nothing of the report is counted. */
+export const WATCH_CASES: WatchCase[] = [
+  { name: 'Watch: usage report id too short', message: report([use()], 'r1'), expect: 'INVALID_ARGUMENT' },
+  { name: 'Watch: usage report id with a space', message: report([use()], 'report 0001'), expect: 'INVALID_ARGUMENT' },
+  {
+    name: 'Watch: usage of a key id that is not one',
+    message: report([use({ key_id: 'nope' })]),
+    expect: 'INVALID_ARGUMENT',
+  },
+  {
+    name: 'Watch: usage from an ip that is not one',
+    message: report([use({ ip: 'localhost' })]),
+    expect: 'INVALID_ARGUMENT',
+  },
+  { name: 'Watch: usage count 0', message: report([use({ count: 0 })]), expect: 'INVALID_ARGUMENT' },
+  {
+    name: 'Watch: usage count over 1,000,000',
+    message: report([use({ count: 1_000_001 })]),
+    expect: 'INVALID_ARGUMENT',
+  },
+  {
+    name: 'Watch: a good use, then a bad one (nothing counted)',
+    message: report([use({ count: 5 }), use({ ip: '203.0.113.0/24' })]),
+    expect: 'INVALID_ARGUMENT',
+  },
+  {
+    name: 'Watch: a report over the 16 KiB message limit',
+    message: report(Array.from({ length: 1_000 }, () => use())),
+    expect: 'RESOURCE_EXHAUSTED',
+  },
+];

@@ -6,7 +6,8 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import t from 'tap';
 import { createKey, grpcClient, LIMITED_TOKEN, startTestApp } from '../helpers/app.js';
-import { ACCOUNT, GRPC_CASES, KEY, OTHER_KEY, REST_CASES } from '../helpers/bad-inputs.js';
+import { ACCOUNT, GRPC_CASES, KEY, OTHER_KEY, REST_CASES, WATCH_CASES } from '../helpers/bad-inputs.js';
+import { openWatch } from '../helpers/watch.js';
 import { REDIS_URL } from '../helpers/db.js';
 import { assertProblem, rawRequest } from '../helpers/http.js';
 
@@ -105,8 +106,29 @@ t.test(
   },
 );
 
+t.test(
+  `${WATCH_CASES.length} bad Watch messages: the stream ends with one clear status, nothing counted`,
+  async (t) => {
+    const before = await snapshot();
+    await app.usage.flush();
+    const usageBefore = (await db.query('SELECT count(*)::int AS n FROM key_usage_hourly WHERE key_id = $1', [mine.id]))
+      .rows[0].n;
+    for (const c of WATCH_CASES) {
+      const watch = openWatch(t, app.grpcPort);
+      const message = JSON.parse(JSON.stringify(c.message).replaceAll(KEY, mine.id)) as Record<string, unknown>;
+      watch.call.write(message);
+      const status = await watch.ended;
+      t.equal(grpc.status[status.code], c.expect, c.name);
+    }
+    await app.usage.flush();
+    t.same({ ...(await snapshot()), redis: '' }, { ...before, redis: '' }, 'no row changed');
+    const counted = await db.query('SELECT count(*)::int AS n FROM key_usage_hourly WHERE key_id = $1', [mine.id]);
+    t.equal(counted.rows[0].n, usageBefore, 'no use of the reports counted');
+  },
+);
+
 t.test('docs/bad-input.md lists every case', async (t) => {
   const doc = readFileSync(new URL('../../docs/bad-input.md', import.meta.url), 'utf8');
-  for (const c of [...REST_CASES, ...GRPC_CASES]) t.ok(doc.includes(`| ${c.name} |`), c.name);
+  for (const c of [...REST_CASES, ...GRPC_CASES, ...WATCH_CASES]) t.ok(doc.includes(`| ${c.name} |`), c.name);
   t.ok(REST_CASES.length + GRPC_CASES.length >= 60, `${REST_CASES.length + GRPC_CASES.length} cases`);
 });

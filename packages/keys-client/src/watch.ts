@@ -19,6 +19,8 @@ export type OpenWatch = () => WatchCall;
 
 /** How often uses decided from memory are reported (at most). */
 const REPORT_MS = 1000;
+/** Uses per report: a message stays well under the service's 16 KiB. */
+const USES_PER_REPORT = 100;
 
 /**
  * The client's Watch stream (the key service's design: callers-hold-leases): holds the lease by
@@ -107,8 +109,8 @@ export class WatchLoop {
   /** Report the uses decided from memory since the last report (kept until counted). */
   #report(): void {
     const uses = this.#local.takeUses();
-    if (uses.length > 0) {
-      const report = { id: randomBytes(12).toString('base64url'), uses };
+    for (let i = 0; i < uses.length; i += USES_PER_REPORT) {
+      const report = { id: randomBytes(12).toString('base64url'), uses: uses.slice(i, i + USES_PER_REPORT) };
       this.#unacked.set(report.id, report);
       if (this.#ready) this.#call?.write({ usage: report });
     }
