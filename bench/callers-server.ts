@@ -1,6 +1,7 @@
 /**
- * A Fastify route for bench/callers.ts, in its own process: `plain` (no plugin) or `plugin`
- * (@otesse/keys-client/fastify with the route's config.scope, key service at KEY_SERVICE_ADDR).
+ * A Fastify route for bench/callers.ts, in its own process: `plain` (no plugin), `plugin`
+ * (@otesse/keys-client/fastify with the route's config.scope, key service at KEY_SERVICE_ADDR, local
+ * decisions on, as by default) or `plugin-remote` (the same with local decisions off: every request asked).
  * Prints one JSON line with its port, as the other bench servers do.
  */
 import fastify from 'fastify';
@@ -8,7 +9,11 @@ import otesseKeys from '@otesse/keys-client/fastify';
 
 const mode = process.argv[2];
 const app = fastify({ logger: false });
-if (mode === 'plugin') await app.register(otesseKeys, { address: process.env.KEY_SERVICE_ADDR ?? 'localhost:50051' });
+if (mode === 'plugin' || mode === 'plugin-remote')
+  await app.register(otesseKeys, {
+    address: process.env.KEY_SERVICE_ADDR ?? 'localhost:50051',
+    clientOptions: { localDecisions: mode === 'plugin' },
+  });
 const rows = [{ id: 'bk_1001', service: 'Deep clean', starts_at: '2026-12-01T09:00:00Z' }];
 app.get('/v1/bookings', { config: { scope: 'bookings:read' } }, async () => ({ data: rows }));
 await app.listen({ host: '127.0.0.1', port: 0 });

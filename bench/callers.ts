@@ -2,15 +2,20 @@
  * `npm run bench:callers` (also the last part of `npm run bench`): the two targets of the callers'
  * surfaces, each measured against its own baseline in the same run.
  *
- * 1. Plugin overhead: GET /v1/bookings on Fastify without the plugin, then with (twice, alternated)
- *    @otesse/keys-client/fastify (key cached in the key service), 64 requests in flight.
- *    Target: with / without >= 0.85 of the requests per second.
+ * 1. Plugin overhead: GET /v1/bookings on Fastify without the plugin, then behind
+ *    @otesse/keys-client/fastify deciding locally (the default), then behind it asking for every
+ *    request (localDecisions: false), alternated over rounds; 64 requests in flight over a hot set of
+ *    10 keys. Targets: local decisions >= 0.90 of the route's requests per second, the route process's
+ *    CPU per request at most 3 µs above the bare route's, >= 100 requests per Authenticate call.
+ * 3. Revoke response time with 20 watching callers (clients in this process, each holding a lease),
+ *    against none before and after. Target: p99 at most 1.5 × without.
  * 2. Forward auth through nginx: nginx proxying alone, then nginx with auth_request to the key
  *    service's FORWARD_AUTH_PORT, same upstream (the plain route). Target: p50 added <= 1 ms.
  *
  * Processes: the key service (dist/src/main.js on PostgreSQL and Redis, a fresh database and prefix),
  * the route servers (bench/callers-server.js), nginx, and this load generator (undici, closed loop).
- * Tunables: BENCH_DURATION_MS (5000), BENCH_WARMUP_MS (1000), BENCH_CONCURRENCY (64),
+ * Tunables: BENCH_DURATION_MS (5000), BENCH_WARMUP_MS (1000), BENCH_CONCURRENCY (64), BENCH_ROUNDS (3),
+ * BENCH_REVOKES (200 per case),
  * BENCH_NGINX_CONCURRENCY (8), BENCH_PG_URL, BENCH_REDIS_URL, BENCH_CALLERS_PROFILE (a directory: CPU profiles of the plugin server and the key service).
  */
 import { randomBytes } from 'node:crypto';
@@ -18,6 +23,7 @@ import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { KeyServiceClient } from '@otesse/keys-client';
 import { Pool } from 'undici';
 import { createDatabaseNamed, dropDatabaseNamed } from '../test/helpers/harness/database.js';
 import { SERVICE_ARGS, SERVICE_STARTED } from '../test/helpers/harness/process.js';
@@ -33,6 +39,10 @@ const DURATION_MS = num('BENCH_DURATION_MS', 5000);
 const WARMUP_MS = num('BENCH_WARMUP_MS', 1000);
 const CONCURRENCY = num('BENCH_CONCURRENCY', 64);
 const NGINX_CONCURRENCY = num('BENCH_NGINX_CONCURRENCY', 8);
+const ROUNDS = num('BENCH_ROUNDS', 3);
+const REVOKES = num('BENCH_REVOKES', 200);
+const HOT_KEYS = 10;
+const WATCHERS = 20;
 const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const HERE = fileURLToPath(new URL('.', import.meta.url)); // dist/bench/
@@ -50,10 +60,13 @@ interface Measure {
 }
 
 /** Closed loop: `concurrency` requests in flight for `ms`; latency of each in ms. */
+/** The request headers of worker `i` (a hot set of keys spreads over the workers), or one set for all. */
+type Headers = Record<string, string> | ((worker: number) => Record<string, string>);
+
 async function closedLoop(
   origin: string,
   path: string,
-  headers: Record<string, string>,
+  headers: Headers,
   concurrency: number,
   ms: number,
 ): Promise<Measure> {
@@ -62,11 +75,12 @@ async function closedLoop(
   const statuses: Record<number, number> = {};
   let errors = 0;
   const end = performance.now() + ms;
-  const worker = async () => {
+  const worker = async (_: unknown, i: number) => {
+    const mine = typeof headers === 'function' ? headers(i) : headers;
     while (performance.now() < end) {
       const started = performance.now();
       try {
-        const res = await pool.request({ method: 'GET', path, headers });
+        const res = await pool.request({ method: 'GET', path, headers: mine });
         await res.body.dump();
         statuses[res.statusCode] = (statuses[res.statusCode] ?? 0) + 1;
         latencies.push(performance.now() - started);
@@ -91,7 +105,7 @@ async function closedLoop(
 async function measure(
   origin: string,
   path: string,
-  headers: Record<string, string>,
+  headers: Headers,
   concurrency: number,
   watch: Record<string, Server> = {},
 ): Promise<Measure> {
@@ -146,14 +160,46 @@ async function startKeyService(db: string, prefix: string): Promise<{ server: Se
   return { server, forwardAuthPort: (JSON.parse(started) as { forwardAuthPort: number }).forwardAuthPort };
 }
 
-async function createKey(httpPort: number): Promise<string> {
+async function createKey(httpPort: number): Promise<{ id: string; secret: string }> {
   const res = await fetch(`http://127.0.0.1:${httpPort}/v1/accounts/acct_bench/keys`, {
     method: 'POST',
     headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
     body: JSON.stringify({ label: 'bench callers', scopes: ['bookings:read'], environment: 'live' }),
   });
   if (res.status !== 201) throw new Error(`create key: ${res.status}`);
-  return ((await res.json()) as { secret: string }).secret;
+  return (await res.json()) as { id: string; secret: string };
+}
+
+/** Revoke each key in turn: each response's time, ms, sorted. */
+async function revokeTimes(httpPort: number, keys: { id: string }[]): Promise<number[]> {
+  const times: number[] = [];
+  for (const key of keys) {
+    const started = performance.now();
+    const res = await fetch(`http://127.0.0.1:${httpPort}/v1/accounts/acct_bench/keys/${key.id}/revoke`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      body: '{}',
+    });
+    await res.text();
+    if (res.status !== 200) throw new Error(`revoke: ${res.status}`);
+    times.push(performance.now() - started);
+  }
+  return times.sort((a, b) => a - b);
+}
+
+/** `count` clients in this process, each holding a Watch lease (it decided a key once). */
+async function watchers(grpcPort: number, secret: string, count: number): Promise<KeyServiceClient[]> {
+  const clients = Array.from({ length: count }, () => new KeyServiceClient({ address: `127.0.0.1:${grpcPort}` }));
+  const input = { key: secret, ip: '127.0.0.1', scope: 'bookings:read' };
+  for (const c of clients) {
+    const until = performance.now() + 10_000;
+    while (!c.decideLocally(input)) {
+      if (performance.now() > until) throw new Error('a watching client got no lease in 10 s');
+      await c.authenticate(input);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  return clients;
 }
 
 const nginxConf = (upstream: number, auth: number) => (port: number) => `
@@ -192,7 +238,9 @@ async function main(): Promise<void> {
   const teardowns: (() => unknown)[] = [];
   try {
     const { server: keys, forwardAuthPort } = await startKeyService(db, prefix);
-    const key = await createKey(keys.httpPort);
+    const hot: string[] = [];
+    for (let i = 0; i < HOT_KEYS; i++) hot.push((await createKey(keys.httpPort)).secret);
+    const key = hot[0]!;
     const plain = await startServer(
       'plain route',
       [join(HERE, 'callers-server.js'), 'plain'],
@@ -208,7 +256,14 @@ async function main(): Promise<void> {
       { PATH: process.env.PATH ?? '', KEY_SERVICE_ADDR: `127.0.0.1:${keys.grpcPort}` },
       'bench server started',
     );
+    const remote = await startServer(
+      'plugin route, asking',
+      [join(HERE, 'callers-server.js'), 'plugin-remote'],
+      { PATH: process.env.PATH ?? '', KEY_SERVICE_ADDR: `127.0.0.1:${keys.grpcPort}` },
+      'bench server started',
+    );
     const auth = { authorization: `Bearer ${key}` };
+    const hotAuth = (worker: number) => ({ authorization: `Bearer ${hot[worker % hot.length]!}` });
 
     // The ceiling of any design that asks over gRPC per request: the same plugin against a server that answers at once.
     const noop = await startServer(
@@ -219,31 +274,44 @@ async function main(): Promise<void> {
     );
     const pluginNoop = await startServer(
       'plugin route, no-op service',
-      [join(HERE, 'callers-server.js'), 'plugin'],
+      [join(HERE, 'callers-server.js'), 'plugin-remote'],
       { PATH: process.env.PATH ?? '', KEY_SERVICE_ADDR: `127.0.0.1:${noop.grpcPort}` },
       'bench server started',
     );
 
-    // A, B, A, B: the machine's drift over the run falls on both sides of the ratio.
-    const pairs: { without: Measure; withPlugin: Measure }[] = [];
-    let perCall = 0;
-    for (let round = 0; round < 2; round++) {
-      const without = await measure(`http://127.0.0.1:${plain.httpPort}`, '/v1/bookings', auth, CONCURRENCY, {
+    // A, B, C, A, B, C...: the machine's drift over the run falls on every side of the ratios.
+    interface Round {
+      without: Measure;
+      local: Measure;
+      asking: Measure;
+      perCall: { local: number; asking: number };
+    }
+    const pairs: Round[] = [];
+    /** Requests the route served (warm-up and measured period) per Authenticate call it made meanwhile. */
+    const served = async (m: () => Promise<Measure>) => {
+      const before = await authenticateCalls(keys.httpPort);
+      const got = await m();
+      const calls = (await authenticateCalls(keys.httpPort)) - before;
+      return { m: got, perCall: (got.rps * (DURATION_MS + WARMUP_MS)) / 1000 / Math.max(1, calls) };
+    };
+    for (let round = 0; round < ROUNDS; round++) {
+      const without = await measure(`http://127.0.0.1:${plain.httpPort}`, '/v1/bookings', hotAuth, CONCURRENCY, {
         route: plain,
       });
-      const callsBefore = await authenticateCalls(keys.httpPort);
-      const withPlugin = await measure(`http://127.0.0.1:${plugin.httpPort}`, '/v1/bookings', auth, CONCURRENCY, {
-        route: plugin,
-        keys,
+      const local = await served(() =>
+        measure(`http://127.0.0.1:${plugin.httpPort}`, '/v1/bookings', hotAuth, CONCURRENCY, { route: plugin, keys }),
+      );
+      const asking = await served(() =>
+        measure(`http://127.0.0.1:${remote.httpPort}`, '/v1/bookings', hotAuth, CONCURRENCY, { route: remote, keys }),
+      );
+      pairs.push({
+        without,
+        local: local.m,
+        asking: asking.m,
+        perCall: { local: local.perCall, asking: asking.perCall },
       });
-      // Warm-up and measured period together: the requests the plugin route served against the calls it made.
-      perCall =
-        (withPlugin.rps * (DURATION_MS + WARMUP_MS)) /
-        1000 /
-        Math.max(1, (await authenticateCalls(keys.httpPort)) - callsBefore);
-      pairs.push({ without, withPlugin });
     }
-    const withNoop = await measure(`http://127.0.0.1:${pluginNoop.httpPort}`, '/v1/bookings', auth, CONCURRENCY, {
+    const withNoop = await measure(`http://127.0.0.1:${pluginNoop.httpPort}`, '/v1/bookings', hotAuth, CONCURRENCY, {
       route: pluginNoop,
       noop,
     });
@@ -256,32 +324,51 @@ async function main(): Promise<void> {
     const proxied = await measure(origin, '/plain/v1/bookings', auth, NGINX_CONCURRENCY);
     const checked = await measure(origin, '/auth/v1/bookings', auth, NGINX_CONCURRENCY);
 
-    const sum = (pick: (p: { without: Measure; withPlugin: Measure }) => Measure) =>
-      pairs.reduce((n, p) => n + pick(p).rps, 0);
-    const ratio = sum((p) => p.withPlugin) / sum((p) => p.without);
+    // Revokes: none watching, 20 watching, none again (A, B, A).
+    const toRevoke: { id: string }[] = [];
+    for (let i = 0; i < REVOKES * 3; i++) toRevoke.push(await createKey(keys.httpPort));
+    const alone1 = await revokeTimes(keys.httpPort, toRevoke.slice(0, REVOKES));
+    const watching = await watchers(keys.grpcPort, key, WATCHERS);
+    const withWatchers = await revokeTimes(keys.httpPort, toRevoke.slice(REVOKES, 2 * REVOKES));
+    await Promise.all(watching.map((c) => c.close()));
+    const alone2 = await revokeTimes(keys.httpPort, toRevoke.slice(2 * REVOKES));
+    const alone = [...alone1, ...alone2].sort((a, b) => a - b);
+    const revokeRow = (name: string, times: number[]) =>
+      `| ${name} | ${times.length} | ${percentile(times, 50).toFixed(2)} | ${percentile(times, 99).toFixed(2)} |`;
+    const revokeRatio = percentile(withWatchers, 99) / percentile(alone, 99);
+
+    const sum = (pick: (p: Round) => Measure) => pairs.reduce((n, p) => n + pick(p).rps, 0);
+    const mean = (pick: (p: Round) => number) => pairs.reduce((n, p) => n + pick(p), 0) / pairs.length;
+    const ratio = sum((p) => p.local) / sum((p) => p.without);
+    const askingRatio = sum((p) => p.asking) / sum((p) => p.without);
+    const cpuAbove = mean((p) => (p.local.cpu?.route ?? 0) - (p.without.cpu?.route ?? 0));
+    const cpuAboveAsking = mean((p) => (p.asking.cpu?.route ?? 0) - (p.without.cpu?.route ?? 0));
+    const perCall = Math.min(...pairs.map((p) => p.perCall.local));
     const added = checked.p50 - proxied.p50;
     const out = [
-      `Callers' surfaces (${new Date().toISOString()}): ${DURATION_MS} ms per case after ${WARMUP_MS} ms warm-up; load average at start ${loadAtStart}`,
+      `Callers' surfaces (${new Date().toISOString()}, Node ${process.version}): ${DURATION_MS} ms per case after ${WARMUP_MS} ms warm-up; load average at start ${loadAtStart}`,
       '',
       '| case | requests/s | p50 ms | p99 ms | CPU µs per request | answers |',
       '| --- | ---: | ---: | ---: | --- | --- |',
       ...pairs.flatMap((p, i) => [
-        line(`Fastify route, no plugin, ${CONCURRENCY} in flight (round ${i + 1})`, p.without),
-        line(
-          `same route behind @otesse/keys-client/fastify (key cached), ${CONCURRENCY} in flight (round ${i + 1})`,
-          p.withPlugin,
-        ),
+        line(`Fastify route, no plugin, ${CONCURRENCY} in flight, ${HOT_KEYS} keys (round ${i + 1})`, p.without),
+        line(`same route behind @otesse/keys-client/fastify, local decisions (round ${i + 1})`, p.local),
+        line(`same route behind the plugin, localDecisions: false (round ${i + 1})`, p.asking),
       ]),
-      line(
-        `same route behind the plugin, pointed at the no-op gRPC server (answers at once), ${CONCURRENCY} in flight`,
-        withNoop,
-      ),
+      line(`the plugin asking the no-op gRPC server (answers at once), ${CONCURRENCY} in flight`, withNoop),
       line(`nginx proxying alone, ${NGINX_CONCURRENCY} in flight`, proxied),
       line(`nginx + auth_request to forward auth, ${NGINX_CONCURRENCY} in flight`, checked),
       '',
-      `plugin: ${ratio.toFixed(2)} of the route without it, both rounds (${pairs.map((p) => (p.withPlugin.rps / p.without.rps).toFixed(2)).join(', ')}; ` +
-        `target >= 0.85: ${ratio >= 0.85 ? 'met' : 'NOT met'}); against the no-op server: ${(withNoop.rps / (sum((p) => p.without) / 2)).toFixed(2)}`,
-      `plugin: about ${perCall.toFixed(1)} requests per Authenticate call (coalesced: same key, address, scope)`,
+      '| revokes | n | p50 ms | p99 ms |',
+      '| --- | ---: | ---: | ---: |',
+      revokeRow('no watching caller (before and after)', alone),
+      revokeRow(`${WATCHERS} watching callers`, withWatchers),
+      '',
+      `plugin, local decisions: ${ratio.toFixed(2)} of the route without it over ${ROUNDS} rounds (${pairs.map((p) => (p.local.rps / p.without.rps).toFixed(2)).join(', ')}; target >= 0.90: ${ratio >= 0.9 ? 'met' : 'NOT met'})`,
+      `plugin, local decisions: route CPU ${cpuAbove.toFixed(1)} µs per request above the bare route's (target <= 3: ${cpuAbove <= 3 ? 'met' : 'NOT met'})`,
+      `plugin, local decisions: at least ${perCall.toFixed(0)} requests per Authenticate call (target >= 100: ${perCall >= 100 ? 'met' : 'NOT met'})`,
+      `plugin, asking every request: ${askingRatio.toFixed(2)} of the route, route CPU +${cpuAboveAsking.toFixed(1)} µs per request, ${mean((p) => p.perCall.asking).toFixed(1)} requests per call; against the no-op server: ${(withNoop.rps / (sum((p) => p.without) / ROUNDS)).toFixed(2)}`,
+      `revoke p99 with ${WATCHERS} watching callers: ${revokeRatio.toFixed(2)} × without (target <= 1.5: ${revokeRatio <= 1.5 ? 'met' : 'NOT met'})`,
       `forward auth through nginx: +${added.toFixed(3)} ms p50 over nginx alone (target <= 1 ms: ${added <= 1 ? 'met' : 'NOT met'})`,
     ].join('\n');
     process.stdout.write(`${out}\n`);

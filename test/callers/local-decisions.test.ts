@@ -4,7 +4,7 @@
 import t from 'tap';
 import type { KeyServiceClient } from '@otesse/keys-client';
 import { createKey, startTestApp, testEnv, type TestApp } from '../helpers/app.js';
-import { keysClient } from '../helpers/callers.js';
+import { keysClient, startBookings } from '../helpers/callers.js';
 import { metric, scrape } from '../helpers/ops/prom.js';
 import { waitFor } from '../helpers/replica.js';
 
@@ -72,3 +72,28 @@ for (const embedded of [false, true]) {
     );
   });
 }
+
+t.test('the Fastify plugin answers from memory: the same identity, no call, and a revoke holds', async (t) => {
+  const app = await startTestApp(t);
+  const api = await startBookings(t, `127.0.0.1:${app.grpcPort}`);
+  const key = await createKey(app);
+  const get = () => api.get('/v1/bookings', { authorization: `Bearer ${key.secret}` });
+  const first = await get();
+  t.equal(first.status, 200);
+  let calls0 = 0;
+  t.ok(
+    await waitFor(async () => {
+      calls0 = await calls(app);
+      await get();
+      return (await calls(app)) === calls0;
+    }, 5000),
+    'a request served without an Authenticate call once learnt',
+  );
+  for (let i = 0; i < 50; i++) {
+    const res = await get();
+    if (res.status !== 200 || res.body.account_id !== 'acct_1') t.fail(`answer ${res.status}`);
+  }
+  t.equal((await calls(app)) - calls0, 0, '50 more requests, no call; the identity on request.apiKey each time');
+  t.equal((await app.api('POST', `/v1/accounts/acct_1/keys/${key.id}/revoke`, {})).status, 200);
+  t.equal((await get()).status, 401, 'revoked: refused at once');
+});

@@ -170,15 +170,19 @@ export type KeyResource = Static<typeof KeyResource>;
 export const Propagation = Type.Object(
   {
     replicas: Type.Integer({
-      description: 'replicas that may have been deciding from memory when the change was published',
+      description:
+        'lease holders (replicas, and callers watching with local decisions) that may have been deciding from memory when the change was published',
     }),
-    confirmed: Type.Integer({ description: 'replicas that confirmed the eviction before the response' }),
+    confirmed: Type.Integer({ description: 'lease holders that confirmed the eviction before the response' }),
     outcome: Type.Union([Type.Literal('confirmed'), Type.Literal('lease_expired'), Type.Literal('single_replica')], {
       description:
         '`confirmed`: every replica confirmed; `lease_expired`: the response waited until every replica that did not ' +
         'confirm had provably stopped deciding from memory; `single_replica`: in-process bus (no other replica)',
     }),
-    unconfirmed: Type.Array(Type.String(), { description: 'replicas whose lease ran out instead of confirming' }),
+    unconfirmed: Type.Array(Type.String(), {
+      description:
+        "lease holders (replica ids, or a watching caller's stream id) whose lease ran out instead of confirming",
+    }),
     waited_ms: Type.Integer({ description: 'how long the response waited for the change to hold everywhere' }),
     published: Type.Boolean(),
   },
