@@ -144,6 +144,8 @@ async function startKeyService(db: string, prefix: string): Promise<{ server: Se
     ADMIN_TOKENS: `bench:${ADMIN_TOKEN}`,
     LOG_LEVEL: 'info',
     TRUST_PROXY: '127.0.0.1',
+    // The nginx below sets X-Otesse-Scope itself (proxy_set_header replaces the client's), as docs/gateways.md says.
+    FORWARD_AUTH_TRUST_SCOPE_HEADER: '1',
     CACHE_SIGNING_KEY: 'bench-signing-key-0123456789abcdef-0123456789',
     ADMIN_RATE_LIMIT_PER_TOKEN: '1000000',
     ADMIN_RATE_LIMIT_PER_ADDRESS: '1000000',
@@ -262,6 +264,12 @@ async function main(): Promise<void> {
       { PATH: process.env.PATH ?? '', KEY_SERVICE_ADDR: `127.0.0.1:${keys.grpcPort}` },
       'bench server started',
     );
+    const both = await startServer(
+      'bare and protected routes in one process',
+      [join(HERE, 'callers-server.js'), 'both'],
+      { PATH: process.env.PATH ?? '', KEY_SERVICE_ADDR: `127.0.0.1:${keys.grpcPort}` },
+      'bench server started',
+    );
     const auth = { authorization: `Bearer ${key}` };
     const hotAuth = (worker: number) => ({ authorization: `Bearer ${hot[worker % hot.length]!}` });
 
@@ -284,6 +292,9 @@ async function main(): Promise<void> {
       without: Measure;
       local: Measure;
       asking: Measure;
+      /** The one process with both routes: unprotected, then protected (local decisions). */
+      sameBare: Measure;
+      sameLocal: Measure;
       perCall: { local: number; asking: number };
     }
     const pairs: Round[] = [];
@@ -304,10 +315,18 @@ async function main(): Promise<void> {
       const asking = await served(() =>
         measure(`http://127.0.0.1:${remote.httpPort}`, '/v1/bookings', hotAuth, CONCURRENCY, { route: remote, keys }),
       );
+      const sameBare = await measure(`http://127.0.0.1:${both.httpPort}`, '/bare/v1/bookings', hotAuth, CONCURRENCY, {
+        route: both,
+      });
+      const sameLocal = await measure(`http://127.0.0.1:${both.httpPort}`, '/v1/bookings', hotAuth, CONCURRENCY, {
+        route: both,
+      });
       pairs.push({
         without,
         local: local.m,
         asking: asking.m,
+        sameBare,
+        sameLocal,
         perCall: { local: local.perCall, asking: asking.perCall },
       });
     }
@@ -342,6 +361,8 @@ async function main(): Promise<void> {
     const ratio = sum((p) => p.local) / sum((p) => p.without);
     const askingRatio = sum((p) => p.asking) / sum((p) => p.without);
     const cpuAbove = mean((p) => (p.local.cpu?.route ?? 0) - (p.without.cpu?.route ?? 0));
+    const sameRatio = sum((p) => p.sameLocal) / sum((p) => p.sameBare);
+    const sameCpuAbove = mean((p) => (p.sameLocal.cpu?.route ?? 0) - (p.sameBare.cpu?.route ?? 0));
     const cpuAboveAsking = mean((p) => (p.asking.cpu?.route ?? 0) - (p.without.cpu?.route ?? 0));
     const perCall = Math.min(...pairs.map((p) => p.perCall.local));
     const added = checked.p50 - proxied.p50;
@@ -354,6 +375,8 @@ async function main(): Promise<void> {
         line(`Fastify route, no plugin, ${CONCURRENCY} in flight, ${HOT_KEYS} keys (round ${i + 1})`, p.without),
         line(`same route behind @otesse/keys-client/fastify, local decisions (round ${i + 1})`, p.local),
         line(`same route behind the plugin, localDecisions: false (round ${i + 1})`, p.asking),
+        line(`one process with both: the route unprotected (round ${i + 1})`, p.sameBare),
+        line(`one process with both: the route behind the plugin, local decisions (round ${i + 1})`, p.sameLocal),
       ]),
       line(`the plugin asking the no-op gRPC server (answers at once), ${CONCURRENCY} in flight`, withNoop),
       line(`nginx proxying alone, ${NGINX_CONCURRENCY} in flight`, proxied),
@@ -366,6 +389,7 @@ async function main(): Promise<void> {
       '',
       `plugin, local decisions: ${ratio.toFixed(2)} of the route without it over ${ROUNDS} rounds (${pairs.map((p) => (p.local.rps / p.without.rps).toFixed(2)).join(', ')}; target >= 0.90: ${ratio >= 0.9 ? 'met' : 'NOT met'})`,
       `plugin, local decisions: route CPU ${cpuAbove.toFixed(1)} µs per request above the bare route's (target <= 3: ${cpuAbove <= 3 ? 'met' : 'NOT met'})`,
+      `plugin, local decisions, inside one process (protected against unprotected route): ${sameRatio.toFixed(2)} of the requests per second (${pairs.map((p) => (p.sameLocal.rps / p.sameBare.rps).toFixed(2)).join(', ')}), route CPU ${sameCpuAbove.toFixed(1)} µs per request above`,
       `plugin, local decisions: at least ${perCall.toFixed(0)} requests per Authenticate call (target >= 100: ${perCall >= 100 ? 'met' : 'NOT met'})`,
       `plugin, asking every request: ${askingRatio.toFixed(2)} of the route, route CPU +${cpuAboveAsking.toFixed(1)} µs per request, ${mean((p) => p.perCall.asking).toFixed(1)} requests per call; against the no-op server: ${(withNoop.rps / (sum((p) => p.without) / ROUNDS)).toFixed(2)}`,
       `revoke p99 with ${WATCHERS} watching callers: ${revokeRatio.toFixed(2)} × without (target <= 1.5: ${revokeRatio <= 1.5 ? 'met' : 'NOT met'})`,

@@ -286,7 +286,8 @@ function authenticateCommand(program: Command): void {
         if (key === undefined) throw new CliError(EXIT.USAGE, 'no key: set OTESSE_KEY or pass --key-file <path>');
         // Loaded here: the admin commands need no gRPC.
         const { KeyServiceClient, KeyServiceUnavailableError } = await import('@otesse/keys-client');
-        const client = new KeyServiceClient({ address: o.addr, deadlineMs: o.deadlineMs });
+        // One question: nothing to decide again later, so no Watch stream.
+        const client = new KeyServiceClient({ address: o.addr, deadlineMs: o.deadlineMs, localDecisions: false });
         try {
           const r = await client.authenticate({ key, ip: o.ip, scope: o.scope });
           const id = r.identity;

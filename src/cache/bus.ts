@@ -122,6 +122,9 @@ export class MemoryBus implements InvalidationBus {
   }
 
   attachCaller(id: string, sink: CallerSink): CallerLease {
+    const now = performance.now();
+    // Streams that ended without a release are kept only while their lease may still run.
+    for (const [other, h] of this.#callers) if (h.sink === DEAF && h.until <= now) this.#callers.delete(other);
     const held: HeldLease = { sink, until: 0 };
     this.#callers.set(id, held);
     return {

@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { waitFor } from './replica.js';
+import { waitFor } from './harness/process.js';
 
 interface TestLike {
   teardown(fn: () => unknown): void;
