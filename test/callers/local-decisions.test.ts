@@ -39,7 +39,7 @@ for (const embedded of [false, true]) {
     const env = await testEnv(t);
     if (embedded) delete env.REDIS_URL;
     const app = await startTestApp(t, {}, env);
-    const client = keysClient(t, { address: `127.0.0.1:${app.grpcPort}` });
+    const client = keysClient(t, { address: `127.0.0.1:${app.grpcPort}`, deadlineMs: 5000 });
     const key = await createKey(app);
     const learning = await learn(client, key.secret);
     t.ok(learning > 0, `the client decides the call from memory once allowed (${learning} uses to learn it)`);

@@ -36,7 +36,7 @@ async function loop(): Promise<void> {
       }
     }
     // Timers and the stream's events run between rounds.
-    await new Promise((r) => setTimeout(r, 1));
+    await new Promise((r) => setTimeout(r, 5));
   }
 }
 
