@@ -3,7 +3,8 @@
  * (@otesse/keys-client/fastify with the route's config.scope, key service at KEY_SERVICE_ADDR, local
  * decisions on, as by default), `plugin-remote` (the same with local decisions off: every request asked) or
  * `both` (the plugin with local decisions, and the same route unprotected under /bare: the plugin's cost
- * measured inside one process, where nothing else differs).
+ * measured inside one process, where nothing else differs) or `hook` (no plugin: an onRequest hook that
+ * only calls done(), the floor of any check Fastify runs before the handler).
  * Prints one JSON line with its port, as the other bench servers do.
  */
 import fastify from 'fastify';
@@ -16,6 +17,7 @@ if (mode === 'plugin' || mode === 'plugin-remote' || mode === 'both')
     address: process.env.KEY_SERVICE_ADDR ?? 'localhost:50051',
     clientOptions: { localDecisions: mode !== 'plugin-remote' },
   });
+if (mode === 'hook') app.addHook('onRequest', (_request, _reply, done) => done());
 const rows = [{ id: 'bk_1001', service: 'Deep clean', starts_at: '2026-12-01T09:00:00Z' }];
 app.get('/v1/bookings', { config: { scope: 'bookings:read' } }, async () => ({ data: rows }));
 if (mode === 'both') app.get('/bare/v1/bookings', async () => ({ data: rows }));

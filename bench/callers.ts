@@ -15,7 +15,7 @@
  * Processes: the key service (dist/src/main.js on PostgreSQL and Redis, a fresh database and prefix),
  * the route servers (bench/callers-server.js), nginx, and this load generator (undici, closed loop).
  * Tunables: BENCH_DURATION_MS (5000), BENCH_WARMUP_MS (1000), BENCH_CONCURRENCY (64), BENCH_ROUNDS (3),
- * BENCH_REVOKES (200 per case),
+ * BENCH_REVOKES (200 per case), BENCH_ROUTE_NODE_ARGS (node flags of the route servers),
  * BENCH_NGINX_CONCURRENCY (8), BENCH_PG_URL, BENCH_REDIS_URL, BENCH_CALLERS_PROFILE (a directory: CPU profiles of the plugin server and the key service).
  */
 import { randomBytes } from 'node:crypto';
@@ -42,6 +42,8 @@ const NGINX_CONCURRENCY = num('BENCH_NGINX_CONCURRENCY', 8);
 const ROUNDS = num('BENCH_ROUNDS', 3);
 const REVOKES = num('BENCH_REVOKES', 200);
 const HOT_KEYS = 10;
+/** More node flags for every route server (BENCH_ROUTE_NODE_ARGS, space separated), e.g. --single-threaded-gc. */
+const ROUTE_ARGS = (process.env.BENCH_ROUTE_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const WATCHERS = 20;
 const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -243,31 +245,40 @@ async function main(): Promise<void> {
     const hot: string[] = [];
     for (let i = 0; i < HOT_KEYS; i++) hot.push((await createKey(keys.httpPort)).secret);
     const key = hot[0]!;
+    const plainProfile = process.env.BENCH_CALLERS_PROFILE
+      ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CALLERS_PROFILE}`, '--cpu-prof-name=plain-route.cpuprofile']
+      : [];
     const plain = await startServer(
       'plain route',
-      [join(HERE, 'callers-server.js'), 'plain'],
+      [...ROUTE_ARGS, ...plainProfile, join(HERE, 'callers-server.js'), 'plain'],
       { PATH: process.env.PATH ?? '' },
       'bench server started',
     );
     const profile = process.env.BENCH_CALLERS_PROFILE
-      ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CALLERS_PROFILE}`]
+      ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CALLERS_PROFILE}`, '--cpu-prof-name=plugin-route.cpuprofile']
       : [];
     const plugin = await startServer(
       'plugin route',
-      [...profile, join(HERE, 'callers-server.js'), 'plugin'],
+      [...ROUTE_ARGS, ...profile, join(HERE, 'callers-server.js'), 'plugin'],
       { PATH: process.env.PATH ?? '', KEY_SERVICE_ADDR: `127.0.0.1:${keys.grpcPort}` },
       'bench server started',
     );
     const remote = await startServer(
       'plugin route, asking',
-      [join(HERE, 'callers-server.js'), 'plugin-remote'],
+      [...ROUTE_ARGS, join(HERE, 'callers-server.js'), 'plugin-remote'],
       { PATH: process.env.PATH ?? '', KEY_SERVICE_ADDR: `127.0.0.1:${keys.grpcPort}` },
       'bench server started',
     );
     const both = await startServer(
       'bare and protected routes in one process',
-      [join(HERE, 'callers-server.js'), 'both'],
+      [...ROUTE_ARGS, join(HERE, 'callers-server.js'), 'both'],
       { PATH: process.env.PATH ?? '', KEY_SERVICE_ADDR: `127.0.0.1:${keys.grpcPort}` },
+      'bench server started',
+    );
+    const hooked = await startServer(
+      'route with an empty onRequest hook',
+      [...ROUTE_ARGS, join(HERE, 'callers-server.js'), 'hook'],
+      { PATH: process.env.PATH ?? '' },
       'bench server started',
     );
     const auth = { authorization: `Bearer ${key}` };
@@ -282,7 +293,7 @@ async function main(): Promise<void> {
     );
     const pluginNoop = await startServer(
       'plugin route, no-op service',
-      [join(HERE, 'callers-server.js'), 'plugin-remote'],
+      [...ROUTE_ARGS, join(HERE, 'callers-server.js'), 'plugin-remote'],
       { PATH: process.env.PATH ?? '', KEY_SERVICE_ADDR: `127.0.0.1:${noop.grpcPort}` },
       'bench server started',
     );
@@ -295,6 +306,8 @@ async function main(): Promise<void> {
       /** The one process with both routes: unprotected, then protected (local decisions). */
       sameBare: Measure;
       sameLocal: Measure;
+      /** The route with an onRequest hook that does nothing: the floor of a check before the handler. */
+      emptyHook: Measure;
       perCall: { local: number; asking: number };
     }
     const pairs: Round[] = [];
@@ -321,12 +334,16 @@ async function main(): Promise<void> {
       const sameLocal = await measure(`http://127.0.0.1:${both.httpPort}`, '/v1/bookings', hotAuth, CONCURRENCY, {
         route: both,
       });
+      const emptyHook = await measure(`http://127.0.0.1:${hooked.httpPort}`, '/v1/bookings', hotAuth, CONCURRENCY, {
+        route: hooked,
+      });
       pairs.push({
         without,
         local: local.m,
         asking: asking.m,
         sameBare,
         sameLocal,
+        emptyHook,
         perCall: { local: local.perCall, asking: asking.perCall },
       });
     }
@@ -363,6 +380,8 @@ async function main(): Promise<void> {
     const cpuAbove = mean((p) => (p.local.cpu?.route ?? 0) - (p.without.cpu?.route ?? 0));
     const sameRatio = sum((p) => p.sameLocal) / sum((p) => p.sameBare);
     const sameCpuAbove = mean((p) => (p.sameLocal.cpu?.route ?? 0) - (p.sameBare.cpu?.route ?? 0));
+    const hookRatio = sum((p) => p.emptyHook) / sum((p) => p.without);
+    const hookCpu = mean((p) => (p.emptyHook.cpu?.route ?? 0) - (p.without.cpu?.route ?? 0));
     const cpuAboveAsking = mean((p) => (p.asking.cpu?.route ?? 0) - (p.without.cpu?.route ?? 0));
     const perCall = Math.min(...pairs.map((p) => p.perCall.local));
     const added = checked.p50 - proxied.p50;
@@ -375,6 +394,7 @@ async function main(): Promise<void> {
         line(`Fastify route, no plugin, ${CONCURRENCY} in flight, ${HOT_KEYS} keys (round ${i + 1})`, p.without),
         line(`same route behind @otesse/keys-client/fastify, local decisions (round ${i + 1})`, p.local),
         line(`same route behind the plugin, localDecisions: false (round ${i + 1})`, p.asking),
+        line(`the route with an empty onRequest hook, no plugin (round ${i + 1})`, p.emptyHook),
         line(`one process with both: the route unprotected (round ${i + 1})`, p.sameBare),
         line(`one process with both: the route behind the plugin, local decisions (round ${i + 1})`, p.sameLocal),
       ]),
@@ -390,6 +410,7 @@ async function main(): Promise<void> {
       `plugin, local decisions: ${ratio.toFixed(2)} of the route without it over ${ROUNDS} rounds (${pairs.map((p) => (p.local.rps / p.without.rps).toFixed(2)).join(', ')}; target >= 0.90: ${ratio >= 0.9 ? 'met' : 'NOT met'})`,
       `plugin, local decisions: route CPU ${cpuAbove.toFixed(1)} µs per request above the bare route's (target <= 3: ${cpuAbove <= 3 ? 'met' : 'NOT met'})`,
       `plugin, local decisions, inside one process (protected against unprotected route): ${sameRatio.toFixed(2)} of the requests per second (${pairs.map((p) => (p.sameLocal.rps / p.sameBare.rps).toFixed(2)).join(', ')}), route CPU ${sameCpuAbove.toFixed(1)} µs per request above`,
+      `an empty onRequest hook (no plugin): ${hookRatio.toFixed(2)} of the route, route CPU ${hookCpu.toFixed(1)} µs per request above (the floor of any check before the handler)`,
       `plugin, local decisions: at least ${perCall.toFixed(0)} requests per Authenticate call (target >= 100: ${perCall >= 100 ? 'met' : 'NOT met'})`,
       `plugin, asking every request: ${askingRatio.toFixed(2)} of the route, route CPU +${cpuAboveAsking.toFixed(1)} µs per request, ${mean((p) => p.perCall.asking).toFixed(1)} requests per call; against the no-op server: ${(withNoop.rps / (sum((p) => p.without) / ROUNDS)).toFixed(2)}`,
       `revoke p99 with ${WATCHERS} watching callers: ${revokeRatio.toFixed(2)} × without (target <= 1.5: ${revokeRatio <= 1.5 ? 'met' : 'NOT met'})`,
