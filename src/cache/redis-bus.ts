@@ -269,7 +269,10 @@ export class RedisBus implements InvalidationBus {
           .catch((err: unknown) => this.#o.onError?.(err));
       },
       confirm: (origin, ackId) => {
-        if (REPLICA_ID.test(origin) && ackId.length <= 64) this.#ack(origin, ackId, id);
+        if (!REPLICA_ID.test(origin) || ackId.length > 64) return;
+        // A change this replica published: the confirmation is counted here, without a trip through Redis.
+        if (origin === this.replicaId) this.#confirmed(ackId, id);
+        else this.#ack(origin, ackId, id);
       },
       detach: (release) => {
         if (this.#callers.get(id) === sink) this.#callers.delete(id);
@@ -285,9 +288,14 @@ export class RedisBus implements InvalidationBus {
       this.#o.onReject?.('ack');
       return;
     }
-    const p = this.#pending.get(ack.a);
+    this.#confirmed(ack.a, ack.r);
+  }
+
+  /** `holder` confirmed the change `ackId` this replica is waiting for. */
+  #confirmed(ackId: string, holder: string): void {
+    const p = this.#pending.get(ackId);
     if (!p) return;
-    p.acked.add(ack.r);
+    p.acked.add(holder);
     p.wake();
   }
 
