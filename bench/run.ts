@@ -21,12 +21,10 @@
  * The light-load section (2 calls in flight over 2 channels, 8 over 4) pairs the cache hit and the malformed key each
  * with its own no-op run at the same load; the profile section profiles the cache hit at 64 and at 2 in flight.
  */
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -48,11 +46,11 @@ import {
   targetsTable,
   type BenchReport,
   type CaseReport,
-  type Machine,
   type RevokeReport,
   type TargetCheck,
 } from './lib/report.js';
-import { machineCpu, pidsNamed } from './lib/stats.js';
+import { commitOf, describeMachine } from './lib/machine.js';
+import { pidsNamed } from './lib/stats.js';
 import { num } from './lib/env.js';
 import { clearPrefix } from './lib/redis-prefix.js';
 import { tracingEnv } from './lib/otlp-sink.js';
@@ -100,24 +98,6 @@ const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOStri
 /** Delete every Redis key under the prefix. */
 const clearRedis = (prefix: string): Promise<number> => clearPrefix(REDIS_URL, prefix);
 
-async function machine(): Promise<Machine> {
-  const info = readFileSync('/proc/cpuinfo', 'utf8');
-  const model = /^model name\s*:\s*(.+)$/m.exec(info)?.[1]?.trim() ?? cpus()[0]?.model ?? 'unknown';
-  const before = machineCpu();
-  await sleep(1000);
-  const after = machineCpu();
-  const dt = after.total - before.total;
-  return {
-    cpu: model,
-    cores: cpus().length,
-    node: process.version,
-    kernel: release(),
-    memoryGiB: Math.round(totalmem() / 2 ** 30),
-    loadavgAtStart: loadavg().map((n) => Math.round(n * 100) / 100),
-    idleBusyPercent: dt > 0 ? Math.round(((after.busy - before.busy) / dt) * 1000) / 10 : Number.NaN,
-  };
-}
-
 /** Counters of the shared backends: Redis commands by name, PostgreSQL transactions of the bench database. */
 class BackendProbe {
   #redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
@@ -155,26 +135,6 @@ class BackendProbe {
     this.#redis.disconnect();
     // At the end of the run, the figures taken: a pool that fails to close holds nothing the exit does not end.
     await this.#pg.end().catch(() => {});
-  }
-}
-
-function commit(): string {
-  try {
-    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
-      cwd: ROOT,
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-    }).trim();
-    const dirty =
-      execFileSync('git', ['status', '--porcelain', '--', 'src'], {
-        cwd: ROOT,
-        encoding: 'utf8',
-        stdio: ['ignore', 'pipe', 'ignore'],
-      }).trim() !== '';
-    return dirty ? `${head} (src/ modified)` : head;
-  } catch {
-    // Not a git checkout (an unpacked release) or no git: the report says so; nothing else depends on it.
-    return 'unknown';
   }
 }
 
@@ -374,7 +334,7 @@ async function main(): Promise<number> {
 
   try {
     log('measuring the machine (1 s idle sample)');
-    const mach = await machine();
+    const mach = await describeMachine();
     log(machineLine(mach));
     if (mach.idleBusyPercent > 10)
       log(
@@ -948,7 +908,7 @@ async function main(): Promise<number> {
       startedAt: startedAt.toISOString(),
       finishedAt: finishedAt.toISOString(),
       durationS: (performance.now() - t0) / 1000,
-      commit: commit(),
+      commit: commitOf(ROOT),
       machine: mach,
       config: {
         concurrency: CONCURRENCY,

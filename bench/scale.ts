@@ -17,8 +17,8 @@
  * SCALE_HIT_MS (5000), BENCH_PG_URL, BENCH_REDIS_URL, BENCH_STRICT=1 (exit 1 when a target is missed).
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg } from 'node:os';
+import { writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeRequest, outcomeOf } from './lib/client.js';
@@ -35,6 +35,7 @@ import {
   writeResult,
 } from './lib/fleet.js';
 import { percentiles } from '../test/helpers/harness/stats.js';
+import { commitOf, cpuModel, loadNow } from './lib/machine.js';
 import { LoadGenerator } from './lib/procs.js';
 import type { RunResult } from './lib/protocol.js';
 import { clearPrefix } from './lib/redis-prefix.js';
@@ -226,19 +227,6 @@ function cacheMemory(): ScaleReport['cacheMemory'] {
   return JSON.parse(out) as ScaleReport['cacheMemory'];
 }
 
-function commit(): string {
-  try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
-      cwd: ROOT,
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-    }).trim();
-  } catch {
-    // Not a git checkout (an unpacked release) or no git: the report says so; nothing else depends on it.
-    return 'unknown';
-  }
-}
-
 async function main(): Promise<number> {
   const td = new Teardown();
   guard(td, 'scale', 30 * 60_000);
@@ -268,15 +256,12 @@ async function main(): Promise<number> {
     const partial: Omit<ScaleReport, 'targets'> = {
       startedAt: startedAt.toISOString(),
       durationS: (performance.now() - t0) / 1000,
-      commit: commit(),
+      commit: commitOf(ROOT),
       machine: {
-        cpu:
-          /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ??
-          cpus()[0]?.model ??
-          'unknown',
+        cpu: cpuModel(),
         cores: cpus().length,
         node: process.version,
-        loadavgAtStart: loadavg().map((n) => Math.round(n * 100) / 100),
+        loadavgAtStart: loadNow(),
       },
       seeding: [small, large].map((s) => ({
         keys: s.keys,

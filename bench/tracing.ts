@@ -23,9 +23,6 @@
  * BENCH_CHANNELS (4), BENCH_PG_URL, BENCH_STRICT=1 (exit 1 when the target is missed).
  * On the image's runtime: `npm run build && npx -y -p node@24 -- node dist/bench/tracing.js`.
  */
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startRedis } from '../test/helpers/redis-server.js';
@@ -39,15 +36,14 @@ import {
   Replica,
   ROOT,
   seedKeys,
-  sleep,
   Teardown,
   writeResult,
 } from './lib/fleet.js';
 import { tracingEnv } from './lib/otlp-sink.js';
 import { LoadGenerator, stopAll } from './lib/procs.js';
 import type { RunResult, RunSpec } from './lib/protocol.js';
-import { cpuPerCall, machineLine, type Machine } from './lib/report.js';
-import { machineCpu } from './lib/stats.js';
+import { cpuPerCall, machineLine } from './lib/report.js';
+import { commitOf, describeMachine, loadNow } from './lib/machine.js';
 
 const ROUNDS = Math.round(num('BENCH_ROUNDS', 10));
 const BLOCK_S = num('BENCH_BLOCK_S', 5);
@@ -64,7 +60,6 @@ const TARGET = 1.1;
 const QUIET_OTHER_PERCENT = 25;
 const HERE = fileURLToPath(new URL('.', import.meta.url)); // dist/bench/
 const log = (msg: string) => logAs('tracing', msg);
-const loadNow = () => loadavg().map((n) => Math.round(n * 100) / 100);
 
 type VariantId = 'off' | '1%' | '100%' | 'always_off';
 interface Variant {
@@ -121,49 +116,12 @@ const f3 = (n: number) => (Number.isFinite(n) ? n.toFixed(3) : '–');
 const pct = (ratio: number) =>
   Number.isFinite(ratio) ? `${ratio >= 1 ? '+' : ''}${((ratio - 1) * 100).toFixed(1)} %` : '–';
 
-/** The machine as the other benches describe it, with its busy share over 1 s before anything starts. */
-async function machine(): Promise<Machine> {
-  let model = cpus()[0]?.model ?? 'unknown';
-  try {
-    model = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? model;
-  } catch {
-    // No /proc/cpuinfo (not Linux): os.cpus()'s model is as good.
-  }
-  const loadAtStart = loadNow();
-  const before = machineCpu();
-  await sleep(1000);
-  const after = machineCpu();
-  const dt = after.total - before.total;
-  return {
-    cpu: model,
-    cores: cpus().length,
-    node: process.version,
-    kernel: release(),
-    memoryGiB: Math.round(totalmem() / 2 ** 30),
-    loadavgAtStart: loadAtStart,
-    idleBusyPercent: dt > 0 ? Math.round(((after.busy - before.busy) / dt) * 1000) / 10 : Number.NaN,
-  };
-}
-
-function commit(): string {
-  try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
-      cwd: ROOT,
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-    }).trim();
-  } catch {
-    // Not a git checkout, or no git: the report says so; nothing depends on it.
-    return 'unknown';
-  }
-}
-
 async function main(td: Teardown): Promise<number> {
   const startedAt = new Date();
   // Registered first, so it runs last: any child left running (one that failed to start, say) is stopped.
   td.teardown(() => stopAll(5000));
   log('measuring the machine (1 s idle sample)');
-  const mach = await machine();
+  const mach = await describeMachine();
   log(machineLine(mach));
 
   const db = await createDatabase(td, 'tracing');
@@ -299,7 +257,7 @@ async function main(td: Teardown): Promise<number> {
     kind: 'tracing',
     startedAt: startedAt.toISOString(),
     finishedAt: new Date().toISOString(),
-    commit: commit(),
+    commit: commitOf(ROOT),
     machine: mach,
     loadavgAtEnd: loadNow(),
     config,
@@ -317,7 +275,7 @@ async function main(td: Teardown): Promise<number> {
   const out = [
     '',
     `${machineLine(mach)}; node binary ${process.execPath}.`,
-    `Commit ${commit()}. ${ROUNDS} rounds; each: the 4 replicas in turn (order rotated each round), ${CONCURRENCY} calls in flight over ` +
+    `Commit ${commitOf(ROOT)}. ${ROUNDS} rounds; each: the 4 replicas in turn (order rotated each round), ${CONCURRENCY} calls in flight over ` +
       `${CHANNELS} connections to ${HIT_KEYS} hot keys, ${WARMUP_MS} ms unrecorded then ${BLOCK_S} s measured. ` +
       `Load average at the end ${loadNow().join(' ')}.`,
     '',

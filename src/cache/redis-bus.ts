@@ -188,10 +188,15 @@ export class RedisBus implements InvalidationBus {
     const n = ++this.#beatSeq;
     this.#beats.set(n, now);
     for (const [k, sent] of this.#beats) if (now - sent > this.#o.leaseMs) this.#beats.delete(k);
+    this.#register(this.replicaId, { n, s: now }, now);
+  }
+
+  /** Register `holder`'s lease from `now`, then publish `beat` on this replica's heartbeat channel (the BEAT script). */
+  #register(holder: string, beat: Record<string, unknown>, now: number): void {
     const c = this.#channels;
-    const payload = this.#o.signer.sign(c.beat, JSON.stringify({ n, s: now }));
+    const payload = this.#o.signer.sign(c.beat, JSON.stringify(beat));
     this.#o.redis
-      .eval(BEAT, 2, c.registry, c.beat, String(now + this.#o.leaseMs), this.replicaId, payload, String(now - 60_000))
+      .eval(BEAT, 2, c.registry, c.beat, String(now + this.#o.leaseMs), holder, payload, String(now - 60_000))
       .catch((err: unknown) => this.#o.onError?.(err));
   }
 
@@ -262,11 +267,7 @@ export class RedisBus implements InvalidationBus {
       beat: (n) => {
         // Unsubscribed, an echo could overtake a change: none is sent, and the caller's lease runs out.
         if (!this.#subscribed || this.#callers.get(id) !== sink) return;
-        const now = Date.now();
-        const payload = this.#o.signer.sign(c.beat, JSON.stringify({ c: id, n }));
-        this.#o.redis
-          .eval(BEAT, 2, c.registry, c.beat, String(now + this.#o.leaseMs), id, payload, String(now - 60_000))
-          .catch((err: unknown) => this.#o.onError?.(err));
+        this.#register(id, { c: id, n }, Date.now());
       },
       confirm: (origin, ackId) => {
         if (!REPLICA_ID.test(origin) || ackId.length > 64) return;

@@ -148,21 +148,25 @@ function buildRetention(config: Config, db: Database): RetentionJob {
   });
 }
 
-function buildLimiter({ log, metrics }: Root, db: Database, redis: RedisParts): Limiter {
+/**
+ * A shared rate-limit count Redis did not answer (`limits`: the keys' leases or the admin API's counts):
+ * counted, and logged once a minute; the replica counts that limit on its own meanwhile.
+ */
+export function rateLimitFaults({ log, metrics }: Root, limits: 'keys' | 'admin'): (err: unknown) => void {
   const faultLog = oncePerMinute((err: unknown) =>
     log.warn(
-      { err },
-      'rate limits: Redis unreachable, this replica counts each limit on its own meanwhile (logged once a minute)',
+      { err, limits },
+      'rate limits: Redis did not answer, this replica counts each limit on its own meanwhile (logged once a minute)',
     ),
   );
-  return new Limiter({
-    db,
-    budget: redis.budget,
-    onBudgetFault: (err) => {
-      metrics.rateBudgetFaults.inc({ limits: 'keys' });
-      faultLog(err);
-    },
-  });
+  return (err) => {
+    metrics.rateBudgetFaults.inc({ limits });
+    faultLog(err);
+  };
+}
+
+function buildLimiter(root: Root, db: Database, redis: RedisParts): Limiter {
+  return new Limiter({ db, budget: redis.budget, onBudgetFault: rateLimitFaults(root, 'keys') });
 }
 
 /** Authenticate, key management and activity over the shared parts. */

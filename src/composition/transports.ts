@@ -22,7 +22,7 @@ import type { RouteMap } from '../transport/route-map.js';
 import type { Root } from './context.js';
 import { grpcCallObserver, type MetricsEndpoint } from './metrics-wiring.js';
 import type { Readiness } from './readiness.js';
-import { oncePerMinute } from './services.js';
+import { rateLimitFaults } from './services.js';
 import type { RedisParts } from './storage.js';
 
 /** The one Authenticate use case, as every transport calls it. */
@@ -91,17 +91,8 @@ export function buildGrpc(
 }
 
 /** The admin API (REST, console, docs, health), not yet listening. */
-export async function buildAdminHttp({ config, log, metrics }: Root, parts: AdminHttpParts): Promise<FastifyInstance> {
-  const faultLog = oncePerMinute((err: unknown) =>
-    log.warn(
-      { err },
-      'admin rate limits: Redis did not answer, this replica counts each limit on its own meanwhile (logged once a minute)',
-    ),
-  );
-  const adminLimitFault = (err: unknown) => {
-    metrics.rateBudgetFaults.inc({ limits: 'admin' });
-    faultLog(err);
-  };
+export async function buildAdminHttp(root: Root, parts: AdminHttpParts): Promise<FastifyInstance> {
+  const { config, log, metrics } = root;
   return buildHttpApp({
     // Swagger UI is a page of third-party script on the admin origin: off in production unless asked for.
     docs: config.ADMIN_API_DOCS === undefined ? config.NODE_ENV !== 'production' : config.ADMIN_API_DOCS === '1',
@@ -120,7 +111,7 @@ export async function buildAdminHttp({ config, log, metrics }: Root, parts: Admi
       perAddress: config.ADMIN_RATE_LIMIT_PER_ADDRESS,
       redis: parts.redis.client,
       prefix: config.REDIS_PREFIX,
-      onStoreFault: adminLimitFault,
+      onStoreFault: rateLimitFaults(root, 'admin'),
     },
     // With METRICS_PORT, /metrics lives there only: the admin port (and whoever reaches it) does not serve it.
     metrics: config.METRICS_PORT === undefined ? parts.metrics : undefined,

@@ -103,6 +103,8 @@ let endpointId = '';
 let testEventId = '';
 
 t.test('Add endpoint: every event type offered, a refused URL shown at its field, the secret once', async (t) => {
+  // The list loads after the page: wait for its answer (a count alone does not wait).
+  await section().getByText('No webhook endpoints yet.').waitFor();
   t.equal(await section().getByText('No webhook endpoints yet.').count(), 1, 'empty at first');
   await section().getByRole('button', { name: 'Add endpoint' }).click();
   const form = page.getByRole('dialog', { name: 'Add webhook endpoint' });

@@ -1,5 +1,5 @@
-import * as grpc from '@grpc/grpc-js';
-import { loadProto } from '../../src/transport/grpc/server.js';
+import type * as grpc from '@grpc/grpc-js';
+import { grpcClient } from './app.js';
 
 interface TestLike {
   teardown(fn: () => unknown): void;
@@ -27,11 +27,8 @@ export interface RawWatch {
 
 /** A raw Watch stream (no client library) to a replica's gRPC port; cancelled at teardown. */
 export function openWatch(t: TestLike, port: number): RawWatch {
-  const proto = grpc.loadPackageDefinition(loadProto()) as unknown as {
-    otesse: { keys: { v1: { KeyService: new (a: string, c: grpc.ChannelCredentials) => WatchClient } } };
-  };
-  const client = new proto.otesse.keys.v1.KeyService(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
-  const call = client.Watch();
+  // The tests' KeyService client (closed at teardown), asked for the other method.
+  const call = (grpcClient(t, port).client as unknown as WatchClient).Watch();
   const events: WatchEvent[] = [];
   const waiters: { match: (e: WatchEvent) => boolean; resolve: (e: WatchEvent) => void }[] = [];
   call.on('data', (e: WatchEvent) => {
@@ -47,10 +44,7 @@ export function openWatch(t: TestLike, port: number): RawWatch {
     // The status event follows; errors are the status here.
     call.on('error', () => {});
   });
-  t.teardown(() => {
-    call.cancel();
-    client.close();
-  });
+  t.teardown(() => call.cancel());
   return {
     call,
     events,

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest 
 import { KeyServiceClient, type ApiKeyIdentity, type KeyServiceClientOptions } from './client.js';
 import { denialResponse, type DenialResponse } from './denials.js';
 import { KeyServiceUnavailableError } from './errors.js';
-import { keyFromHeaders } from './headers.js';
+import { keyFromHeaders, type KeyFromHeaders } from './headers.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -31,15 +31,17 @@ function send(reply: FastifyReply, answer: DenialResponse): FastifyReply {
   return reply.code(answer.status).headers(answer.headers).send(answer.body);
 }
 
-/** The check run before a route with `config.scope`: the key's identity on request.apiKey, or a problem+json answer. */
+/**
+ * The check of a route with `config.scope` that memory could not decide: the key's identity on
+ * request.apiKey, or a problem+json answer.
+ */
 async function check(
   client: KeyServiceClient,
   request: FastifyRequest,
   reply: FastifyReply,
+  scope: string,
+  found: KeyFromHeaders,
 ): Promise<FastifyReply | undefined> {
-  const scope = request.routeOptions.config.scope;
-  if (scope === undefined) return undefined;
-  const found = keyFromHeaders(request.headers);
   if (found.kind === 'conflict') return send(reply, denialResponse('KEY_CONFLICT'));
   if (found.kind === 'missing') return send(reply, denialResponse('KEY_MISSING'));
   let result;
@@ -77,7 +79,7 @@ const plugin: FastifyPluginAsync<OtesseKeysOptions> = async (fastify: FastifyIns
       return done();
     }
     // A reply sent by the check ends the request; `done` is called only to go on to the route.
-    check(client, request, reply).then((sent) => (sent === undefined ? done() : undefined), done);
+    check(client, request, reply, scope, found).then((sent) => (sent === undefined ? done() : undefined), done);
     return undefined;
   });
   if (owned) fastify.addHook('onClose', async () => owned.close());

@@ -5,10 +5,10 @@ import * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import type { Decision } from '../../domain/decision.js';
-import { AppError } from '../../domain/errors.js';
 import type { AuthResult, CallLimits } from '../../service/authenticator.js';
 import type { LocalGrant } from '../../service/caller-watch.js';
 import { NO_TRACE, type ServerSpan, type Trace } from '../../service/trace.js';
+import { statusOf } from './status.js';
 import { watchHandler, type WatchOpener } from './watch.js';
 
 /** The proto of the contract, resolved from src/ or dist/src/. */
@@ -93,15 +93,6 @@ export interface GrpcServerOptions {
    */
   trace?: Trace;
 }
-
-const STATUS: Partial<Record<AppError['code'], grpc.status>> = {
-  VALIDATION_FAILED: grpc.status.INVALID_ARGUMENT,
-  STORAGE_UNAVAILABLE: grpc.status.UNAVAILABLE,
-  // The key cannot be checked here: fail closed, and a caller's retry may reach a replica whose argon2 works.
-  HASHER_FAULT: grpc.status.UNAVAILABLE,
-  OVERLOADED: grpc.status.RESOURCE_EXHAUSTED,
-  DEADLINE_EXCEEDED: grpc.status.DEADLINE_EXCEEDED,
-};
 
 /**
  * The caller's deadline and cancellation, so no verification starts for a call that has ended; read only
@@ -311,11 +302,9 @@ export class GrpcServer {
   }
 
   #fail(err: unknown, started: number, callback: grpc.sendUnaryData<AuthenticateResponse>): void {
-    const code = err instanceof AppError ? (STATUS[err.code] ?? grpc.status.INTERNAL) : grpc.status.INTERNAL;
-    if (code === grpc.status.INTERNAL) this.#o.log.error({ err }, 'Authenticate failed');
-    this.#o.onCall?.(undefined, code, (performance.now() - started) / 1000);
-    const details = code === grpc.status.INTERNAL ? 'internal error' : (err as AppError).message;
-    callback({ code, details });
+    const status = statusOf(err, (e) => this.#o.log.error({ err: e }, 'Authenticate failed'));
+    this.#o.onCall?.(undefined, status.code, (performance.now() - started) / 1000);
+    callback(status);
   }
 
   #credentials(): grpc.ServerCredentials {

@@ -1,6 +1,7 @@
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import { AppError } from '../../domain/errors.js';
 import type { UsageReport, Watch, WatchEvent, WatchStream } from '../../service/caller-watch.js';
+import { statusOf } from './status.js';
 
 /** WatchRequest as proto-loader decodes it (defaults on: unset fields are 0, '' or null). */
 export interface WatchRequestMessage {
@@ -24,12 +25,6 @@ export interface WatchOpener {
 
 /** Events a caller has not read yet, in bytes, past which its stream ends (it reads too slowly to be told in time). */
 const MAX_UNREAD_BYTES = 4 * 1024 * 1024;
-
-const STATUS: Partial<Record<AppError['code'], grpc.status>> = {
-  VALIDATION_FAILED: grpc.status.INVALID_ARGUMENT,
-  STORAGE_UNAVAILABLE: grpc.status.UNAVAILABLE,
-  OVERLOADED: grpc.status.RESOURCE_EXHAUSTED,
-};
 
 function toMessage(e: WatchEvent): WatchEventMessage {
   if ('terms' in e) return { terms: { lease_ms: e.terms.leaseMs, beat_ms: e.terms.beatMs, floor_ms: e.terms.floorMs } };
@@ -65,9 +60,10 @@ export function watchHandler(
       if (done) return;
       done = true;
       watch?.end(false);
-      const code = err instanceof AppError ? (STATUS[err.code] ?? grpc.status.INTERNAL) : grpc.status.INTERNAL;
-      if (code === grpc.status.INTERNAL) log.error({ err }, 'Watch failed');
-      call.emit('error', { code, details: code === grpc.status.INTERNAL ? 'internal error' : (err as Error).message });
+      call.emit(
+        'error',
+        statusOf(err, (e) => log.error({ err: e }, 'Watch failed')),
+      );
     };
     const stream: WatchStream = {
       send: (event) => {
