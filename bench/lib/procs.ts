@@ -49,7 +49,7 @@ async function stopProcess(proc: ChildProcess, exited: Promise<string>, graceMs:
 }
 
 /**
- * Spawn `node <args>` and wait for the JSON line containing `startedMessage` (it must hold grpcPort,
+ * Spawn `node <args>` (under `wrapper`, e.g. valgrind, if given) and wait for the JSON line containing `startedMessage` (it must hold grpcPort,
  * and httpPort for the service). Output is drained continuously; the last lines are kept.
  */
 export async function startServer(
@@ -58,6 +58,7 @@ export async function startServer(
   env: Record<string, string>,
   startedMessage: string,
   timeoutMs = 30_000,
+  wrapper: readonly string[] = [],
 ): Promise<Server> {
   const lines: string[] = [];
   const keep = (line: string) => {
@@ -75,6 +76,7 @@ export async function startServer(
       for (const l of chunk.split('\n')) if (l) keep(l);
     },
     output: () => lines.join('\n'),
+    wrapper,
   });
   children.add(proc);
   const exited = exitOf(proc);

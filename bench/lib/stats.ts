@@ -35,6 +35,29 @@ export function processCpuMs(pid: number): number | undefined {
 
 const CLOCK_TICKS = 100; // USER_HZ: 100 on Linux x86-64/arm64 (getconf CLK_TCK)
 
+/**
+ * CPU time (ms) of a process's main thread and of all its other threads (V8's garbage collection and
+ * compiler workers, libuv's pool), from /proc/<pid>/task/<tid>/stat; undefined when gone. Threads that
+ * exited meanwhile are missing from `helpers`: compare over windows in which none does.
+ */
+export function threadsCpuMs(pid: number): { main: number; helpers: number } | undefined {
+  try {
+    let helpers = 0;
+    let main = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const text = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+      const ms = ((Number(rest[11]) + Number(rest[12])) * 1000) / CLOCK_TICKS;
+      if (Number(tid) === pid) main = ms;
+      else helpers += ms;
+    }
+    return { main, helpers };
+  } catch {
+    // The process has exited (or a thread did between the listing and the read): undefined, as documented.
+    return undefined;
+  }
+}
+
 /** Machine-wide CPU counters (jiffies) from /proc/stat: busy and total. */
 export function machineCpu(): { busy: number; total: number } {
   try {

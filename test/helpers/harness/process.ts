@@ -32,11 +32,14 @@ export interface SpawnOptions {
   onStderr?(chunk: string): void;
   /** The output so far, appended to a start failure. */
   output(): string;
+  /** A command node runs under, with its arguments (e.g. valgrind's): it must exec node in the same process. */
+  wrapper?: readonly string[];
 }
 
-/** Spawn `node <args>`; `started` resolves the ports of the first JSON line containing `startedMessage`. */
+/** Spawn `node <args>` (under `wrapper` if given); `started` resolves the ports of the first JSON line containing `startedMessage`. */
 export function spawnNode(o: SpawnOptions): { proc: ChildProcess; started: Promise<Ports> } {
-  const proc = spawn(process.execPath, [...o.args], { env: o.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const [command, ...prefix] = [...(o.wrapper ?? []), process.execPath];
+  const proc = spawn(command, [...prefix, ...o.args], { env: o.env, stdio: ['ignore', 'pipe', 'pipe'] });
   const started = new Promise<Ports>((resolve, reject) => {
     const timer = setTimeout(
       () => reject(new Error(`${o.name} did not start within ${o.timeoutMs} ms:\n${o.output()}`)),
