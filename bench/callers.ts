@@ -25,7 +25,7 @@
  */
 import { hash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KeyServiceClient } from '@otesse/keys-client';
@@ -34,7 +34,8 @@ import { createDatabaseNamed, dropDatabaseNamed } from '../test/helpers/harness/
 import { SERVICE_ARGS, SERVICE_STARTED } from '../test/helpers/harness/process.js';
 import { percentile } from '../test/helpers/harness/stats.js';
 import { startServer, stopAll, type Server } from './lib/procs.js';
-import { processCpuMs, threadsCpuMs } from './lib/stats.js';
+import { helperThreadsCpuMs, processCpuMs } from './lib/stats.js';
+import { loadNow } from './lib/machine.js';
 import { callgrindWrapper, haveCallgrind, InstructionCounter, instructionsPerIteration } from './lib/callgrind.js';
 import { num } from './lib/env.js';
 import { clearPrefix } from './lib/redis-prefix.js';
@@ -128,7 +129,7 @@ async function measure(
 ): Promise<Measure> {
   await closedLoop(origin, path, headers, concurrency, { ms: WARMUP_MS });
   const before = Object.entries(watch).map(
-    ([name, s]) => [name, s.pid, processCpuMs(s.pid) ?? 0, threadsCpuMs(s.pid)?.helpers ?? 0] as const,
+    ([name, s]) => [name, s.pid, processCpuMs(s.pid) ?? 0, helperThreadsCpuMs(s.pid) ?? 0] as const,
   );
   const self = process.cpuUsage();
   const m = await closedLoop(origin, path, headers, concurrency, { ms: DURATION_MS });
@@ -138,7 +139,7 @@ async function measure(
   for (const [name, pid, ms, helpers] of before) {
     cpu[name] = (((processCpuMs(pid) ?? ms) - ms) * 1000) / requests;
     // Of which threads other than the main one (garbage collection, compilation, libuv's pool).
-    cpu[`${name} off main`] = (((threadsCpuMs(pid)?.helpers ?? helpers) - helpers) * 1000) / requests;
+    cpu[`${name} off main`] = (((helperThreadsCpuMs(pid) ?? helpers) - helpers) * 1000) / requests;
   }
   cpu.load = (used.user + used.system) / requests;
   return { ...m, cpu };
@@ -149,6 +150,31 @@ const line = (name: string, m: Measure) =>
   `${Object.entries(m.cpu ?? {})
     .map(([n, us]) => `${n} ${Math.round(us)}`)
     .join(', ')} | ${JSON.stringify(m.statuses)}${m.errors ? `, ${m.errors} errors` : ''} |`;
+
+/**
+ * A route server (`callers-server.js <mode>`, with BENCH_ROUTE_NODE_ARGS), its plugin pointed at
+ * `keyService`; `nodeArgs` before the script, `wrapper` around node (callgrind).
+ */
+function startRoute(
+  name: string,
+  mode: string,
+  o: { keyService?: string; nodeArgs?: string[]; wrapper?: string[] } = {},
+): Promise<Server> {
+  return startServer(
+    name,
+    [...ROUTE_ARGS, ...(o.nodeArgs ?? []), join(HERE, 'callers-server.js'), mode],
+    { PATH: process.env.PATH ?? '', ...(o.keyService ? { KEY_SERVICE_ADDR: o.keyService } : {}) },
+    'bench server started',
+    o.wrapper ? 300_000 : 30_000,
+    o.wrapper,
+  );
+}
+
+/** `--cpu-prof` into BENCH_CALLERS_PROFILE as `<name>.cpuprofile`, when set. */
+const profileArgs = (name: string): string[] =>
+  process.env.BENCH_CALLERS_PROFILE
+    ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CALLERS_PROFILE}`, `--cpu-prof-name=${name}.cpuprofile`]
+    : [];
 
 /**
  * Instructions per request of a route server (`callers-server.js <mode>`) under callgrind, every thread:
@@ -162,14 +188,10 @@ async function instructionsPerRequest(
   requests: number,
   headers: Headers,
 ): Promise<{ windows: number[]; least: number; idlePerSecond: number; other: number }> {
-  const server = await startServer(
-    `${mode} route under callgrind`,
-    [...ROUTE_ARGS, join(HERE, 'callers-server.js'), mode],
-    { PATH: process.env.PATH ?? '', KEY_SERVICE_ADDR: keyService },
-    'bench server started',
-    300_000,
-    callgrindWrapper(dir, mode),
-  );
+  const server = await startRoute(`${mode} route under callgrind`, mode, {
+    keyService,
+    wrapper: callgrindWrapper(dir, mode),
+  });
   try {
     const origin = `http://127.0.0.1:${server.httpPort}`;
     const counter = new InstructionCounter(server.pid, dir, mode);
@@ -290,10 +312,12 @@ async function startKeyService(db: string, prefix: string): Promise<{ server: Se
     ADMIN_RATE_LIMIT_PER_TOKEN: '1000000',
     ADMIN_RATE_LIMIT_PER_ADDRESS: '1000000',
   };
-  const profile = process.env.BENCH_CALLERS_PROFILE
-    ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CALLERS_PROFILE}`, '--cpu-prof-name=key-service.cpuprofile']
-    : [];
-  const server = await startServer('key service', [...profile, ...SERVICE_ARGS], env, SERVICE_STARTED);
+  const server = await startServer(
+    'key service',
+    [...profileArgs('key-service'), ...SERVICE_ARGS],
+    env,
+    SERVICE_STARTED,
+  );
   const started =
     server
       .tail()
@@ -371,9 +395,7 @@ const nginxConf = (upstream: number, auth: number) => (port: number) => `
 `;
 
 async function main(): Promise<void> {
-  const loadAtStart = loadavg()
-    .map((l) => l.toFixed(2))
-    .join(' ');
+  const loadAtStart = loadNow().join(' ');
   const dbName = `bench_callers_${randomBytes(4).toString('hex')}`;
   const db = await createDatabaseNamed(PG_URL, dbName);
   const prefix = `bench:${randomBytes(4).toString('hex')}:`;
@@ -383,42 +405,12 @@ async function main(): Promise<void> {
     const hot: string[] = [];
     for (let i = 0; i < HOT_KEYS; i++) hot.push((await createKey(keys.httpPort)).secret);
     const key = hot[0]!;
-    const plainProfile = process.env.BENCH_CALLERS_PROFILE
-      ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CALLERS_PROFILE}`, '--cpu-prof-name=plain-route.cpuprofile']
-      : [];
-    const plain = await startServer(
-      'plain route',
-      [...ROUTE_ARGS, ...plainProfile, join(HERE, 'callers-server.js'), 'plain'],
-      { PATH: process.env.PATH ?? '' },
-      'bench server started',
-    );
-    const profile = process.env.BENCH_CALLERS_PROFILE
-      ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CALLERS_PROFILE}`, '--cpu-prof-name=plugin-route.cpuprofile']
-      : [];
-    const plugin = await startServer(
-      'plugin route',
-      [...ROUTE_ARGS, ...profile, join(HERE, 'callers-server.js'), 'plugin'],
-      { PATH: process.env.PATH ?? '', KEY_SERVICE_ADDR: `127.0.0.1:${keys.grpcPort}` },
-      'bench server started',
-    );
-    const remote = await startServer(
-      'plugin route, asking',
-      [...ROUTE_ARGS, join(HERE, 'callers-server.js'), 'plugin-remote'],
-      { PATH: process.env.PATH ?? '', KEY_SERVICE_ADDR: `127.0.0.1:${keys.grpcPort}` },
-      'bench server started',
-    );
-    const both = await startServer(
-      'bare and protected routes in one process',
-      [...ROUTE_ARGS, join(HERE, 'callers-server.js'), 'both'],
-      { PATH: process.env.PATH ?? '', KEY_SERVICE_ADDR: `127.0.0.1:${keys.grpcPort}` },
-      'bench server started',
-    );
-    const hooked = await startServer(
-      'route with an empty onRequest hook',
-      [...ROUTE_ARGS, join(HERE, 'callers-server.js'), 'hook'],
-      { PATH: process.env.PATH ?? '' },
-      'bench server started',
-    );
+    const keyService = `127.0.0.1:${keys.grpcPort}`;
+    const plain = await startRoute('plain route', 'plain', { nodeArgs: profileArgs('plain-route') });
+    const plugin = await startRoute('plugin route', 'plugin', { keyService, nodeArgs: profileArgs('plugin-route') });
+    const remote = await startRoute('plugin route, asking', 'plugin-remote', { keyService });
+    const both = await startRoute('bare and protected routes in one process', 'both', { keyService });
+    const hooked = await startRoute('route with an empty onRequest hook', 'hook');
     const auth = { authorization: `Bearer ${key}` };
     const hotAuth = (worker: number) => ({ authorization: `Bearer ${hot[worker % hot.length]!}` });
 
@@ -429,14 +421,11 @@ async function main(): Promise<void> {
       { PATH: process.env.PATH ?? '' },
       'noop server started',
     );
-    const pluginNoop = await startServer(
-      'plugin route, no-op service',
-      [...ROUTE_ARGS, join(HERE, 'callers-server.js'), 'plugin-remote'],
-      { PATH: process.env.PATH ?? '', KEY_SERVICE_ADDR: `127.0.0.1:${noop.grpcPort}` },
-      'bench server started',
-    );
+    const pluginNoop = await startRoute('plugin route, no-op service', 'plugin-remote', {
+      keyService: `127.0.0.1:${noop.grpcPort}`,
+    });
 
-    // A, B, C, A, B, C...: the machine's drift over the run falls on every side of the ratios.
+    // Round after round, each pair back to back in alternate orders: the machine's drift falls on every side of the ratios.
     interface Round {
       without: Measure;
       local: Measure;
@@ -494,7 +483,7 @@ async function main(): Promise<void> {
             teardowns.push(() => rmSync(dir, { recursive: true, force: true }));
             const got = await Promise.all(
               INSTRUCTION_MODES.map((mode) =>
-                instructionsPerRequest(mode, `127.0.0.1:${keys.grpcPort}`, dir, INSTRUCTION_REQUESTS, hotAuth),
+                instructionsPerRequest(mode, keyService, dir, INSTRUCTION_REQUESTS, hotAuth),
               ),
             );
             const modes = new Map(INSTRUCTION_MODES.map((mode, i) => [mode, got[i]!]));
@@ -527,7 +516,6 @@ async function main(): Promise<void> {
       `| ${name} | ${times.length} | ${percentile(times, 50).toFixed(2)} | ${percentile(times, 99).toFixed(2)} |`;
     const revokeRatio = percentile(withWatchers, 99) / percentile(alone, 99);
 
-    const sum = (pick: (p: Round) => Measure) => pairs.reduce((n, p) => n + pick(p).rps, 0);
     const mean = (pick: (p: Round) => number) => pairs.reduce((n, p) => n + pick(p), 0) / pairs.length;
     /** Per round, then the median: a round's two blocks are seconds apart, the rounds minutes (the VM drifts). */
     const perRound = (pick: (p: Round) => number) => {
@@ -540,42 +528,17 @@ async function main(): Promise<void> {
         values,
       };
     };
-    const rpsRatio = (a: (p: Round) => Measure, b: (p: Round) => Measure) => perRound((p) => a(p).rps / b(p).rps);
-    const cpuDiff = (a: (p: Round) => Measure, b: (p: Round) => Measure) =>
-      perRound((p) => (a(p).cpu?.route ?? 0) - (b(p).cpu?.route ?? 0));
+    type Case = Exclude<keyof Round, 'perCall'>;
+    /** Case `a` against case `b`, round by round: the ratio of requests per second, the route CPU µs above. */
+    const against = (a: Case, b: Case) => ({
+      rps: perRound((p) => p[a].rps / p[b].rps),
+      cpu: perRound((p) => (p[a].cpu?.route ?? 0) - (p[b].cpu?.route ?? 0)),
+    });
     const list = (r: { values: number[] }, digits: number) => r.values.map((v) => v.toFixed(digits)).join(', ');
-    const ratio = rpsRatio(
-      (p) => p.local,
-      (p) => p.without,
-    );
-    const cpuAbove = cpuDiff(
-      (p) => p.local,
-      (p) => p.without,
-    );
-    const sameRatio = rpsRatio(
-      (p) => p.sameLocal,
-      (p) => p.sameBare,
-    );
-    const sameCpuAbove = cpuDiff(
-      (p) => p.sameLocal,
-      (p) => p.sameBare,
-    );
-    const hookRatio = rpsRatio(
-      (p) => p.emptyHook,
-      (p) => p.without,
-    );
-    const hookCpu = cpuDiff(
-      (p) => p.emptyHook,
-      (p) => p.without,
-    );
-    const askingRatio = rpsRatio(
-      (p) => p.asking,
-      (p) => p.without,
-    );
-    const cpuAboveAsking = cpuDiff(
-      (p) => p.asking,
-      (p) => p.without,
-    );
+    const { rps: ratio, cpu: cpuAbove } = against('local', 'without');
+    const { rps: sameRatio, cpu: sameCpuAbove } = against('sameLocal', 'sameBare');
+    const { rps: hookRatio, cpu: hookCpu } = against('emptyHook', 'without');
+    const { rps: askingRatio, cpu: cpuAboveAsking } = against('asking', 'without');
     const perCall = Math.min(...pairs.map((p) => p.perCall.local));
     const added = checked.p50 - proxied.p50;
     const out = [
@@ -607,7 +570,7 @@ async function main(): Promise<void> {
       `plugin, local decisions, inside one process (protected against unprotected route): ${sameRatio.median.toFixed(2)} of the requests per second (${list(sameRatio, 2)}), route CPU ${sameCpuAbove.median.toFixed(1)} µs per request above (${list(sameCpuAbove, 1)})`,
       `an empty onRequest hook (no plugin): ${hookRatio.median.toFixed(2)} of the route (${list(hookRatio, 2)}), route CPU ${hookCpu.median.toFixed(1)} µs per request above (${list(hookCpu, 1)}; the floor of any check before the handler)`,
       `plugin, local decisions: at least ${perCall.toFixed(0)} requests per Authenticate call (target >= 100: ${perCall >= 100 ? 'met' : 'NOT met'})`,
-      `plugin, asking every request: ${askingRatio.median.toFixed(2)} of the route, route CPU +${cpuAboveAsking.median.toFixed(1)} µs per request, ${mean((p) => p.perCall.asking).toFixed(1)} requests per call; against the no-op server: ${(withNoop.rps / (sum((p) => p.without) / ROUNDS)).toFixed(2)}`,
+      `plugin, asking every request: ${askingRatio.median.toFixed(2)} of the route, route CPU +${cpuAboveAsking.median.toFixed(1)} µs per request, ${mean((p) => p.perCall.asking).toFixed(1)} requests per call; against the no-op server: ${(withNoop.rps / mean((p) => p.without.rps)).toFixed(2)}`,
       `revoke p99 with ${WATCHERS} watching callers: ${revokeRatio.toFixed(2)} × without (target <= 1.5: ${revokeRatio <= 1.5 ? 'met' : 'NOT met'})`,
       `forward auth through nginx: +${added.toFixed(3)} ms p50 over nginx alone (target <= 1 ms: ${added <= 1 ? 'met' : 'NOT met'})`,
     ].join('\n');

@@ -19,13 +19,11 @@ export function haveCallgrind(): boolean {
   }
 }
 
-/** The wrapper that runs node under callgrind, every thread counted, its dumps `<dir>/<name>.<pid>.<n>`. */
-export const callgrindWrapper = (dir: string, name: string): string[] => [
-  'valgrind',
-  '--tool=callgrind',
-  '-q',
-  `--callgrind-out-file=${join(dir, name)}.%p`,
-];
+/** valgrind's callgrind, every thread counted, its profile written to `outFile`. */
+const callgrind = (outFile: string): string[] => ['valgrind', '--tool=callgrind', `--callgrind-out-file=${outFile}`];
+
+/** The wrapper that runs node under callgrind, quietly, its dumps `<dir>/<name>.<pid>.<n>`. */
+export const callgrindWrapper = (dir: string, name: string): string[] => [...callgrind(`${join(dir, name)}.%p`), '-q'];
 
 /** Counts of one process under callgrindWrapper: zero, then the instructions since, at each dump. */
 export class InstructionCounter {
@@ -59,14 +57,9 @@ export class InstructionCounter {
 /** Instructions node runs for `script` (CommonJS, given `n` as process.argv[1]) with n = `count`, less with n = 0, per unit. */
 export async function instructionsPerIteration(script: string, count: number): Promise<number> {
   const total = async (n: number) => {
-    const { stderr } = await run('valgrind', [
-      '--tool=callgrind',
-      '--callgrind-out-file=/dev/null',
-      process.execPath,
-      '-e',
-      script,
-      String(n),
-    ]);
+    // Not quiet: the total is valgrind's closing summary on stderr.
+    const [command, ...args] = callgrind('/dev/null');
+    const { stderr } = await run(command!, [...args, process.execPath, '-e', script, String(n)]);
     const refs = /refs:\s+([\d,]+)/.exec(stderr);
     if (!refs) throw new Error(`callgrind printed no total:\n${stderr}`);
     return Number(refs[1]!.replaceAll(',', ''));

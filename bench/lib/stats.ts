@@ -19,14 +19,18 @@ export function summarize(values: number[]): LatencySummary {
   };
 }
 
-/** CPU time (ms) a process has used so far, from /proc/<pid>/stat (user + system, every thread); undefined when gone. */
+/** CPU time (ms), user + system, of a /proc/<pid>/stat or /proc/<pid>/task/<tid>/stat file. */
+function statCpuMs(path: string): number {
+  const text = readFileSync(path, 'utf8');
+  // Fields after "pid (comm) ": state is field 3, utime 14, stime 15.
+  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return ((Number(rest[11]) + Number(rest[12])) * 1000) / CLOCK_TICKS;
+}
+
+/** CPU time (ms) a process has used so far (every thread); undefined when gone. */
 export function processCpuMs(pid: number): number | undefined {
   try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after "pid (comm) ": state is field 3, utime 14, stime 15.
-    const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(rest[11]) + Number(rest[12]);
-    return (ticks * 1000) / CLOCK_TICKS;
+    return statCpuMs(`/proc/${pid}/stat`);
   } catch {
     // The process has exited: undefined is the documented answer.
     return undefined;
@@ -36,22 +40,16 @@ export function processCpuMs(pid: number): number | undefined {
 const CLOCK_TICKS = 100; // USER_HZ: 100 on Linux x86-64/arm64 (getconf CLK_TCK)
 
 /**
- * CPU time (ms) of a process's main thread and of all its other threads (V8's garbage collection and
- * compiler workers, libuv's pool), from /proc/<pid>/task/<tid>/stat; undefined when gone. Threads that
- * exited meanwhile are missing from `helpers`: compare over windows in which none does.
+ * CPU time (ms) of a process's threads other than the main one (V8's garbage collection and compiler
+ * workers, libuv's pool); undefined when gone. Threads that exited meanwhile are missing: compare over
+ * windows in which none does.
  */
-export function threadsCpuMs(pid: number): { main: number; helpers: number } | undefined {
+export function helperThreadsCpuMs(pid: number): number | undefined {
   try {
-    let helpers = 0;
-    let main = 0;
-    for (const tid of readdirSync(`/proc/${pid}/task`)) {
-      const text = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
-      const ms = ((Number(rest[11]) + Number(rest[12])) * 1000) / CLOCK_TICKS;
-      if (Number(tid) === pid) main = ms;
-      else helpers += ms;
-    }
-    return { main, helpers };
+    let ms = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`))
+      if (Number(tid) !== pid) ms += statCpuMs(`/proc/${pid}/task/${tid}/stat`);
+    return ms;
   } catch {
     // The process has exited (or a thread did between the listing and the read): undefined, as documented.
     return undefined;
